@@ -1,0 +1,103 @@
+//! Mailroom's IMAP + SMTP connector, a `wasm32-wasip2` component of the
+//! `mailroom:connector@0.1.0` world.
+//!
+//! It speaks the protocols; the host does everything else. Connections are opened by the
+//! host (`net`), which also does TLS; logins are run by the host (`auth`), so no password ever
+//! reaches this code. The connector keeps no state between jobs.
+
+mod error;
+mod imap;
+mod smtp;
+mod transport;
+
+wit_bindgen::generate!({
+    world: "mail-connector",
+    path: "../../wit/0.1.0",
+});
+
+use error::{Failure, fail};
+use exports::mailroom::connector::connector::{AuthKind, Guest, GuestSession, Info};
+use mailroom::connector::types::{Account, Error, ErrorKind, Folder, Server};
+use std::cell::RefCell;
+use transport::HostConnection;
+
+struct Connector;
+
+impl Guest for Connector {
+    type Session = Session;
+
+    fn describe() -> Info {
+        Info {
+            id: "imap".into(),
+            name: "IMAP and SMTP".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            auth: AuthKind::Password,
+            servers: vec!["imap".into(), "smtp".into()],
+        }
+    }
+}
+
+/// One job's work for one account. The IMAP connection made by `check` is reused by the
+/// calls that follow it in the same job.
+struct Session {
+    account: Account,
+    imap: RefCell<Option<imap::Client<HostConnection>>>,
+}
+
+impl Session {
+    fn server(&self, role: &str) -> Result<&Server, Error> {
+        self.account
+            .servers
+            .iter()
+            .find(|s| s.role == role)
+            .ok_or_else(|| {
+                fail(
+                    ErrorKind::Unsupported,
+                    role,
+                    format!("the account has no {role} server"),
+                )
+            })
+    }
+
+    /// The logged-in IMAP client, connecting first when this job has none yet.
+    fn with_imap<T>(
+        &self,
+        f: impl FnOnce(&mut imap::Client<HostConnection>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut slot = self.imap.borrow_mut();
+        if slot.is_none() {
+            let server = self.server("imap")?;
+            let connection = HostConnection::connect(server)?;
+            *slot = Some(imap::Client::login(connection, server.encryption).at("imap")?);
+        }
+        let client = slot.as_mut().expect("connected above");
+        let result = f(client);
+        if result.is_err() {
+            // A failed exchange may leave the connection in an unknown state.
+            *slot = None;
+        }
+        result
+    }
+}
+
+impl GuestSession for Session {
+    fn new(account: Account) -> Self {
+        Self {
+            account,
+            imap: RefCell::new(None),
+        }
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        self.with_imap(|_| Ok(()))?;
+        let server = self.server("smtp")?;
+        let connection = HostConnection::connect(server)?;
+        smtp::check(connection, server.encryption).at("smtp")
+    }
+
+    fn list_folders(&self) -> Result<Vec<Folder>, Error> {
+        self.with_imap(|client| client.list_folders().at("imap"))
+    }
+}
+
+export!(Connector);

@@ -1,0 +1,64 @@
+//! A sliding-window limit per caller, for expensive requests such as connection tests.
+
+use super::auth::TokenHash;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub struct RateLimiter {
+    per_window: usize,
+    window: Duration,
+    recent: Mutex<HashMap<TokenHash, VecDeque<Instant>>>,
+}
+
+impl RateLimiter {
+    pub fn per_minute(per_window: u32) -> Self {
+        Self {
+            per_window: per_window as usize,
+            window: Duration::from_secs(60),
+            recent: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one request, or says in how many seconds the caller may try again.
+    pub fn check(&self, caller: TokenHash) -> Result<(), u64> {
+        let now = Instant::now();
+        let mut recent = self.recent.lock().expect("rate limiter poisoned");
+        // Forget callers whose window has passed, so the map does not grow without bound.
+        recent.retain(|_, times| {
+            times
+                .back()
+                .is_some_and(|t| now.duration_since(*t) < self.window)
+        });
+        let times = recent.entry(caller).or_default();
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            times.pop_front();
+        }
+        if times.len() >= self.per_window {
+            let oldest = times.front().copied().unwrap_or(now);
+            let wait = self.window.saturating_sub(now.duration_since(oldest));
+            return Err(wait.as_secs().max(1));
+        }
+        times.push_back(now);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_applies_per_caller() {
+        let limiter = RateLimiter::per_minute(2);
+        let (a, b) = (TokenHash::of("a"), TokenHash::of("b"));
+        assert!(limiter.check(a).is_ok());
+        assert!(limiter.check(a).is_ok());
+        let retry = limiter.check(a).unwrap_err();
+        assert!((1..=60).contains(&retry));
+        assert!(limiter.check(b).is_ok());
+    }
+}

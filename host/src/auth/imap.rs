@@ -1,0 +1,161 @@
+//! IMAP login run by the host: `AUTHENTICATE PLAIN` (RFC 4616), `AUTHENTICATE LOGIN`, or the
+//! `LOGIN` command when the server offers no SASL mechanism we speak (RFC 9051 §6.2.3).
+
+use super::{
+    Credentials, Exchange, MAX_REPLY_LINE, base64_line, has_mechanism, plain_message, reply_text,
+};
+use crate::connector::{ConnectorError, ErrorKind};
+use crate::net::Connection;
+use secrecy::zeroize::Zeroizing;
+use std::collections::VecDeque;
+
+/// The host's own tag; a connector's tags are never answered by the host.
+const TAG: &str = "MRAUTH";
+
+pub async fn authenticate(
+    conn: &mut Connection,
+    mechanisms: &[String],
+    credentials: &Credentials,
+) -> Result<String, ConnectorError> {
+    let mut exchange = exchange(mechanisms, credentials);
+    conn.write_all(&exchange.first).await?;
+    loop {
+        let line = conn.read_line(MAX_REPLY_LINE).await?;
+        if line.starts_with(b"+") {
+            // A challenge: answer it, or cancel the exchange when we have nothing to say.
+            match exchange.next_answer() {
+                Some(answer) => conn.write_all(&answer).await?,
+                None => conn.write_all(b"*\r\n").await?,
+            }
+        } else if let Some(status) = line.strip_prefix(format!("{TAG} ").as_bytes()) {
+            return outcome(status, &line);
+        } else if line.starts_with(b"* BYE") {
+            return Err(ConnectorError::new(
+                ErrorKind::Connect,
+                format!("the server closed the session: {}", reply_text(&line)),
+            ));
+        }
+        // Untagged data and the completion of the connector's earlier commands are not ours.
+    }
+}
+
+fn exchange(mechanisms: &[String], credentials: &Credentials) -> Exchange {
+    if has_mechanism(mechanisms, "PLAIN") {
+        return Exchange {
+            first: Zeroizing::new(format!("{TAG} AUTHENTICATE PLAIN\r\n").into_bytes()),
+            answers: VecDeque::from([base64_line(&plain_message(credentials))]),
+        };
+    }
+    if has_mechanism(mechanisms, "LOGIN") {
+        return Exchange {
+            first: Zeroizing::new(format!("{TAG} AUTHENTICATE LOGIN\r\n").into_bytes()),
+            answers: VecDeque::from([
+                base64_line(credentials.login.as_bytes()),
+                base64_line(credentials.password.expose().as_bytes()),
+            ]),
+        };
+    }
+    login_command(credentials)
+}
+
+/// `LOGIN user password`, each as a quoted string when it can be one, else as a literal whose
+/// bytes are sent once the server asks for them.
+fn login_command(credentials: &Credentials) -> Exchange {
+    // Each segment is sent after the server's go-ahead for the literal that ends the previous.
+    let mut segments = vec![Zeroizing::new(format!("{TAG} LOGIN").into_bytes())];
+    for value in [
+        credentials.login.as_bytes(),
+        credentials.password.expose().as_bytes(),
+    ] {
+        let last = segments.last_mut().expect("never empty");
+        last.push(b' ');
+        if value.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+            last.push(b'"');
+            for &b in value {
+                if b == b'"' || b == b'\\' {
+                    last.push(b'\\');
+                }
+                last.push(b);
+            }
+            last.push(b'"');
+        } else {
+            last.extend_from_slice(format!("{{{}}}\r\n", value.len()).as_bytes());
+            segments.push(Zeroizing::new(value.to_vec()));
+        }
+    }
+    segments
+        .last_mut()
+        .expect("never empty")
+        .extend_from_slice(b"\r\n");
+    let mut segments = VecDeque::from(segments);
+    Exchange {
+        first: segments.pop_front().expect("never empty"),
+        answers: segments,
+    }
+}
+
+fn outcome(status: &[u8], line: &[u8]) -> Result<String, ConnectorError> {
+    let text = reply_text(line);
+    let status = String::from_utf8_lossy(status).to_ascii_uppercase();
+    if status.starts_with("OK") {
+        Ok(text)
+    } else if status.starts_with("NO [UNAVAILABLE]") {
+        Err(ConnectorError::new(
+            ErrorKind::Connect,
+            format!("the server cannot log in now: {text}"),
+        ))
+    } else if status.starts_with("NO") {
+        Err(ConnectorError::new(
+            ErrorKind::AuthFailed,
+            format!("the server refused the login: {text}"),
+        ))
+    } else {
+        Err(ConnectorError::new(
+            ErrorKind::Protocol,
+            format!("the server rejected the login command: {text}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn credentials(password: &str) -> Credentials {
+        Credentials {
+            login: "alice".into(),
+            password: Secret::new(password),
+        }
+    }
+
+    #[test]
+    fn plain_is_preferred() {
+        let e = exchange(&["LOGIN".into(), "plain".into()], &credentials("pw"));
+        assert_eq!(e.first.as_slice(), b"MRAUTH AUTHENTICATE PLAIN\r\n");
+        assert_eq!(e.answers[0].as_slice(), b"AGFsaWNlAHB3\r\n");
+    }
+
+    #[test]
+    fn login_command_quotes_or_uses_literals() {
+        let e = exchange(&[], &credentials("p\"w"));
+        assert_eq!(e.first.as_slice(), b"MRAUTH LOGIN \"alice\" \"p\\\"w\"\r\n");
+        assert!(e.answers.is_empty());
+        let e = exchange(&[], &credentials("pässword"));
+        assert_eq!(e.first.as_slice(), b"MRAUTH LOGIN \"alice\" {9}\r\n");
+        assert_eq!(e.answers[0].as_slice(), "pässword\r\n".as_bytes());
+    }
+
+    #[test]
+    fn outcomes_are_classified() {
+        assert!(outcome(b"OK done", b"MRAUTH OK done").is_ok());
+        let no = outcome(b"NO [AUTHENTICATIONFAILED] x", b"").unwrap_err();
+        assert_eq!(no.kind, ErrorKind::AuthFailed);
+        let busy = outcome(b"NO [UNAVAILABLE] x", b"").unwrap_err();
+        assert_eq!(busy.kind, ErrorKind::Connect);
+        assert_eq!(
+            outcome(b"BAD x", b"").unwrap_err().kind,
+            ErrorKind::Protocol
+        );
+    }
+}

@@ -1,0 +1,136 @@
+//! Server configuration: a TOML file (`--config`), overridden by flags and environment
+//! variables for the settings API.md names (`--listen`, `--data`, `--ca-file`).
+//!
+//! Every tunable is documented where it is defined, with its default.
+
+use crate::net::NetPolicy;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the HTTP API listens.
+    pub listen: SocketAddr,
+    /// The data directory (database, compiled-connector cache, key file).
+    pub data: PathBuf,
+    /// Extra trusted certificates (PEM) for mail and API servers; a certificate listed here is
+    /// also accepted when a server presents it as its own.
+    pub ca_file: Option<PathBuf>,
+    pub sandbox: SandboxConfig,
+    pub net: NetConfig,
+    pub api: ApiConfig,
+    pub connectors: ConnectorsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
+            data: PathBuf::from("./mailroom-data"),
+            ca_file: None,
+            sandbox: SandboxConfig::default(),
+            net: NetConfig::default(),
+            api: ApiConfig::default(),
+            connectors: ConnectorsConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))
+    }
+}
+
+/// Limits of one connector job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Linear memory a connector instance may grow to, in MiB. Default 128.
+    pub memory_mib: u64,
+    /// CPU time a job may spend running guest code, in milliseconds (waiting on the network
+    /// does not count). Default 20,000.
+    pub cpu_ms: u64,
+    /// Wall-clock time a job may take in all, in milliseconds. Default 300,000.
+    pub job_timeout_ms: u64,
+    /// What a job may write to the log (its `log` calls, stdout and stderr), in bytes.
+    /// Default 64 KiB.
+    pub log_bytes: usize,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            memory_mib: 128,
+            cpu_ms: 20_000,
+            job_timeout_ms: 300_000,
+            log_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// How connectors reach servers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetConfig {
+    /// Whether account servers may be on loopback or private networks. Default true (mail
+    /// servers often are); link-local and metadata addresses are refused either way.
+    pub allow_private_networks: bool,
+    /// DNS lookup, TCP connect and TLS handshake, each, in milliseconds. Default 15,000.
+    pub connect_timeout_ms: u64,
+    /// One read or write on a server connection, in milliseconds. Default 60,000.
+    pub io_timeout_ms: u64,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_networks: true,
+            connect_timeout_ms: 15_000,
+            io_timeout_ms: 60_000,
+        }
+    }
+}
+
+impl NetConfig {
+    pub fn policy(&self) -> NetPolicy {
+        NetPolicy {
+            allow_private_networks: self.allow_private_networks,
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            io_timeout: Duration::from_millis(self.io_timeout_ms),
+        }
+    }
+}
+
+/// The HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// The largest request body accepted, in bytes. Default 1 MiB.
+    pub max_body_bytes: u64,
+    /// Connection tests one caller may start per minute. Default 20.
+    pub connection_tests_per_minute: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            connection_tests_per_minute: 20,
+        }
+    }
+}
+
+/// Connectors beyond the built-in ones.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectorsConfig {
+    /// Component files (`.wasm`) loaded at start, validated like an upload.
+    pub files: Vec<PathBuf>,
+}

@@ -1,0 +1,104 @@
+//! What the host knows about connectors, in its own terms: their description and the errors
+//! they report. Free of wasmtime types; the runtime converts at its edge.
+
+use serde::Serialize;
+use std::fmt;
+
+/// How an account of a connector authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    Password,
+    Oauth2,
+}
+
+/// A loaded connector, as `GET /v1/connectors` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectorInfo {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub wit_version: String,
+    pub auth: AuthKind,
+    pub servers: Vec<String>,
+    pub builtin: bool,
+    /// `sha256:` and the hex digest of the component's bytes.
+    pub digest: String,
+}
+
+/// What went wrong in a connector job, in terms the caller can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    AuthFailed,
+    Tls,
+    Dns,
+    Connect,
+    Timeout,
+    Protocol,
+    RateLimited,
+    NotFound,
+    Unsupported,
+    /// The host refused what the connector asked for.
+    Denied,
+    /// The connector itself failed: it trapped, ran out of memory or CPU, or broke the contract.
+    Connector,
+}
+
+impl ErrorKind {
+    /// The API's snake_case code for this kind.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::AuthFailed => "auth_failed",
+            Self::Tls => "tls",
+            Self::Dns => "dns",
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::Protocol => "protocol",
+            Self::RateLimited => "rate_limited",
+            Self::NotFound => "not_found",
+            Self::Unsupported => "unsupported",
+            Self::Denied => "denied",
+            Self::Connector => "connector",
+        }
+    }
+}
+
+/// An error from a connector job: reported by the connector, raised by a host import on its
+/// behalf, or the sandbox stopping it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// The role of the server concerned (`imap`, `smtp`, ...), when known.
+    pub server: Option<String>,
+    pub retry_after_secs: Option<u32>,
+}
+
+impl ConnectorError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            server: None,
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn on_server(mut self, role: impl Into<String>) -> Self {
+        if self.server.is_none() {
+            self.server = Some(role.into());
+        }
+        self
+    }
+}
+
+impl fmt::Display for ConnectorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.server {
+            Some(server) => write!(f, "{} ({server}): {}", self.kind.code(), self.message),
+            None => write!(f, "{}: {}", self.kind.code(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConnectorError {}

@@ -1,0 +1,19 @@
+//! Mailroom: the email back end of a CRM, and a WebAssembly plugin host for mail connectors.
+//!
+//! The folders follow the architecture: [`runtime`] runs connector components in a sandbox;
+//! [`net`] and [`auth`] are what the sandbox lets them reach; [`api`] is the HTTP contract;
+//! [`account`], [`folder`] and [`connector`] are the domain types the rest speak.
+
+pub mod account;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod connector;
+pub mod folder;
+pub mod net;
+pub mod runtime;
+pub mod secret;
+pub mod server;
+
+pub use config::Config;
+pub use server::Server;

@@ -1,0 +1,407 @@
+//! The WebAssembly runtime: loads connector components and runs their jobs in a sandbox.
+//!
+//! One `Engine` (component model, async, epoch interruption driven by a ticker thread) serves
+//! every job. A connector is compiled once when it is loaded (compiled code is cached on disk
+//! by the digest of the component and the engine's settings) and instantiated per job through
+//! an `InstancePre`, which costs microseconds. Each job runs in a fresh `Store` (see
+//! [`sandbox`]) under a wall-clock timeout; a connector that traps, runs out of memory or CPU,
+//! or overruns its time fails its own job with a clear error and nothing else.
+//!
+//! Never gives a connector a secret, a file, an environment variable or a socket of its own.
+
+mod bindings;
+mod builtin;
+mod imports;
+pub mod sandbox;
+
+use crate::account::ConnectionSpec;
+use crate::auth::Credentials;
+use crate::config::{NetConfig, SandboxConfig};
+use crate::connector::{AuthKind, ConnectorError, ConnectorInfo, ErrorKind};
+use crate::folder::{Folder, FolderRole};
+use crate::net::policy::AllowList;
+use crate::net::{NetPolicy, TlsPolicy};
+use anyhow::{Context, anyhow, bail};
+use bindings::v0_1_0 as v1;
+use sandbox::{CpuBudgetExceeded, JobAccount, JobLimits, JobState, MemoryLimitExceeded, TICK};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Cache, CacheConfig, Config, Engine, Store};
+
+/// The largest component accepted.
+pub const MAX_COMPONENT_BYTES: usize = 32 * 1024 * 1024;
+
+/// A connector ready to run.
+pub struct LoadedConnector {
+    pub info: ConnectorInfo,
+    pre: v1::MailConnectorPre<JobState>,
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<JobState>,
+    connectors: RwLock<BTreeMap<String, Arc<LoadedConnector>>>,
+    limits: JobLimits,
+    job_timeout: Duration,
+    net: NetPolicy,
+    tls: TlsPolicy,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+type JobFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+
+impl Runtime {
+    /// Builds the engine, starts the epoch ticker and loads the built-in connectors.
+    /// `cache_dir` holds compiled code between runs.
+    pub async fn new(
+        sandbox: &SandboxConfig,
+        net: &NetConfig,
+        tls: TlsPolicy,
+        cache_dir: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        if let Some(dir) = cache_dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create cache directory {}", dir.display()))?;
+            let mut cache = CacheConfig::new();
+            cache.with_directory(dir);
+            config.cache(Some(Cache::new(cache)?));
+        }
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        v1::MailConnector::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |state| state)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = ticker_stop.clone();
+            std::thread::Builder::new()
+                .name("wasm-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(TICK);
+                        engine.increment_epoch();
+                    }
+                })?;
+        }
+
+        let runtime = Self {
+            engine,
+            linker,
+            connectors: RwLock::new(BTreeMap::new()),
+            limits: JobLimits {
+                memory_bytes: (sandbox.memory_mib as usize) << 20,
+                cpu_ticks: (sandbox.cpu_ms / TICK.as_millis() as u64).max(1),
+                log_bytes: sandbox.log_bytes,
+            },
+            job_timeout: Duration::from_millis(sandbox.job_timeout_ms),
+            net: net.policy(),
+            tls,
+            ticker_stop,
+        };
+        for (name, bytes) in builtin::CONNECTORS {
+            runtime
+                .load(bytes, true)
+                .await
+                .with_context(|| format!("built-in connector `{name}` failed to load"))?;
+        }
+        Ok(runtime)
+    }
+
+    /// Validates, compiles and registers a connector. Refuses a component that is too large,
+    /// not a component, imports what the host does not provide, describes itself wrongly, or
+    /// whose id is already taken.
+    pub async fn load(&self, bytes: &[u8], builtin: bool) -> anyhow::Result<ConnectorInfo> {
+        if bytes.len() > MAX_COMPONENT_BYTES {
+            bail!(
+                "the component is {} bytes; at most {MAX_COMPONENT_BYTES} are accepted",
+                bytes.len()
+            );
+        }
+        if !bytes.starts_with(b"\0asm") {
+            bail!("not a WebAssembly file");
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| anyhow!("not a valid WebAssembly component: {e}"))?;
+        self.audit_imports(&component)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow!("the component does not fit the connector world: {e}"))?;
+        let pre = v1::MailConnectorPre::new(pre).map_err(|e| {
+            anyhow!(
+                "the component does not export the connector world mailroom:connector@0.1.0: {e}"
+            )
+        })?;
+        let described = self.describe(&pre).await?;
+        let info = ConnectorInfo {
+            id: described.id,
+            name: described.name,
+            version: described.version,
+            wit_version: bindings::WIT_VERSION.to_owned(),
+            auth: match described.auth {
+                v1::exports::mailroom::connector::connector::AuthKind::Password => {
+                    AuthKind::Password
+                }
+                v1::exports::mailroom::connector::connector::AuthKind::Oauth2 => AuthKind::Oauth2,
+            },
+            servers: described.servers,
+            builtin,
+            digest: format!("sha256:{}", hex::encode(Sha256::digest(bytes))),
+        };
+        validate_info(&info)?;
+        let mut connectors = self
+            .connectors
+            .write()
+            .expect("connector registry poisoned");
+        if connectors.contains_key(&info.id) {
+            bail!("a connector with id `{}` is already loaded", info.id);
+        }
+        connectors.insert(
+            info.id.clone(),
+            Arc::new(LoadedConnector {
+                info: info.clone(),
+                pre,
+            }),
+        );
+        Ok(info)
+    }
+
+    /// The loaded connectors, by id.
+    pub fn connectors(&self) -> Vec<ConnectorInfo> {
+        let connectors = self.connectors.read().expect("connector registry poisoned");
+        connectors.values().map(|c| c.info.clone()).collect()
+    }
+
+    pub fn connector(&self, id: &str) -> Option<Arc<LoadedConnector>> {
+        let connectors = self.connectors.read().expect("connector registry poisoned");
+        connectors.get(id).cloned()
+    }
+
+    /// Connects to every server of the account and lists its folders.
+    pub async fn test_connection(
+        &self,
+        spec: &ConnectionSpec,
+    ) -> Result<Vec<Folder>, ConnectorError> {
+        let connector = self.connector(&spec.connector).ok_or_else(|| {
+            ConnectorError::new(
+                ErrorKind::NotFound,
+                format!("unknown connector `{}`", spec.connector),
+            )
+        })?;
+        let account = account_record(spec);
+        let job = JobAccount {
+            allow: AllowList::new(spec.servers.clone()),
+            credentials: spec.password.clone().map(|password| Credentials {
+                login: spec.login().to_owned(),
+                password,
+            }),
+            allow_insecure_certificate: spec.allow_insecure_certificate,
+        };
+        let folders = self
+            .run(&connector, Some(job), move |store, guest| {
+                Box::pin(async move {
+                    let sessions = guest.mailroom_connector_connector().session();
+                    let session = sessions.call_constructor(&mut *store, &account).await?;
+                    let result = match sessions.call_check(&mut *store, session).await? {
+                        Ok(()) => sessions.call_list_folders(&mut *store, session).await?,
+                        Err(error) => Err(error),
+                    };
+                    session.resource_drop_async(&mut *store).await?;
+                    Ok(result.map_err(ConnectorError::from))
+                })
+            })
+            .await??;
+        Ok(folders
+            .into_iter()
+            .map(|f| {
+                let role = f.role.map(|r| {
+                    use v1::mailroom::connector::types::FolderRole as R;
+                    match r {
+                        R::Inbox => FolderRole::Inbox,
+                        R::Sent => FolderRole::Sent,
+                        R::Drafts => FolderRole::Drafts,
+                        R::Trash => FolderRole::Trash,
+                        R::Spam => FolderRole::Spam,
+                        R::Archive => FolderRole::Archive,
+                        R::All => FolderRole::All,
+                    }
+                });
+                Folder::new(f.path, f.name, role, f.selectable)
+            })
+            .collect())
+    }
+
+    async fn describe(
+        &self,
+        pre: &v1::MailConnectorPre<JobState>,
+    ) -> anyhow::Result<v1::exports::mailroom::connector::connector::Info> {
+        let mut store = self.store("(loading)", None);
+        let guest = pre.instantiate_async(&mut store).await?;
+        let call = guest
+            .mailroom_connector_connector()
+            .call_describe(&mut store);
+        tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .map_err(|_| anyhow!("describe() did not return within 10 s"))?
+            .map_err(|e| anyhow!("describe() failed: {}", trap_message(&e, &store)))
+    }
+
+    fn store(&self, connector_id: &str, account: Option<JobAccount>) -> Store<JobState> {
+        JobState::store(
+            &self.engine,
+            connector_id,
+            account,
+            &self.limits,
+            self.net.clone(),
+            self.tls.clone(),
+        )
+    }
+
+    /// Runs one job: a fresh instance in a fresh store, `body` driving it, the whole under
+    /// the job timeout. A trap or a timeout becomes a [`ConnectorError`] naming the server the
+    /// connector was last talking to.
+    async fn run<R: Send>(
+        &self,
+        connector: &LoadedConnector,
+        account: Option<JobAccount>,
+        body: impl for<'a> FnOnce(&'a mut Store<JobState>, v1::MailConnector) -> JobFuture<'a, R>,
+    ) -> Result<R, ConnectorError> {
+        let id = connector.info.id.as_str();
+        let mut store = self.store(id, account);
+        let outcome = tokio::time::timeout(self.job_timeout, async {
+            let guest = connector.pre.instantiate_async(&mut store).await?;
+            body(&mut store, guest).await
+        })
+        .await;
+        if let Some(output) = store.data().take_output() {
+            tracing::info!(target: "mailroom::connector", connector = id, "output: {output}");
+        }
+        let stage = store.data().last_server.clone();
+        let error = match outcome {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(trap)) => {
+                let message = trap_message(&trap, &store);
+                tracing::warn!(connector = id, "connector job failed: {message}");
+                ConnectorError::new(ErrorKind::Connector, message)
+            }
+            Err(_) => ConnectorError::new(
+                ErrorKind::Timeout,
+                format!("the connector did not finish within {:?}", self.job_timeout),
+            ),
+        };
+        Err(match stage {
+            Some(stage) => error.on_server(stage),
+            None => error,
+        })
+    }
+
+    fn audit_imports(&self, component: &Component) -> anyhow::Result<()> {
+        const ALLOWED: &[&str] = &[
+            "mailroom:connector/",
+            "wasi:cli/",
+            "wasi:io/",
+            "wasi:clocks/",
+            "wasi:random/",
+            "wasi:filesystem/",
+            "wasi:sockets/",
+        ];
+        for (name, _) in component.component_type().imports(&self.engine) {
+            if !ALLOWED.iter().any(|prefix| name.starts_with(prefix)) {
+                bail!("the component imports `{name}`, which connectors may not use");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A trap's message: the sandbox's own reasons first, then the guest's.
+fn trap_message(trap: &wasmtime::Error, store: &Store<JobState>) -> String {
+    if let Some(cpu) = trap.downcast_ref::<CpuBudgetExceeded>() {
+        return cpu.to_string();
+    }
+    if let Some(memory) = trap.downcast_ref::<MemoryLimitExceeded>() {
+        return memory.to_string();
+    }
+    if store.data().memory.exceeded {
+        return "the connector ran out of memory".to_owned();
+    }
+    let root = trap.root_cause().to_string();
+    format!("the connector failed: {root}")
+}
+
+fn account_record(spec: &ConnectionSpec) -> v1::mailroom::connector::types::Account {
+    use v1::mailroom::connector::types::{Account, Server};
+    Account {
+        email: spec.email.clone(),
+        username: spec.username.clone(),
+        servers: spec
+            .servers
+            .iter()
+            .map(|s| Server {
+                role: s.role.clone(),
+                host: s.host.clone(),
+                port: s.port,
+                encryption: s.encryption.into(),
+            })
+            .collect(),
+        settings: spec.settings.clone(),
+    }
+}
+
+fn validate_info(info: &ConnectorInfo) -> anyhow::Result<()> {
+    let is_slug = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    };
+    if !is_slug(&info.id, 32) {
+        bail!(
+            "connector id `{}` must be 1-32 of a-z, 0-9, - and _",
+            info.id
+        );
+    }
+    if info.name.trim().is_empty() || info.name.len() > 100 {
+        bail!("connector name must be 1-100 characters");
+    }
+    if info.version.is_empty() || info.version.len() > 64 {
+        bail!("connector version must be 1-64 characters");
+    }
+    if info.servers.is_empty() || info.servers.len() > 8 {
+        bail!("a connector declares 1-8 servers");
+    }
+    for role in &info.servers {
+        if !is_slug(role, 32) || crate::account::is_connection_field(role) {
+            bail!("server role `{role}` is not a valid name");
+        }
+    }
+    Ok(())
+}
+
+/// Reads a component file for [`Runtime::load`].
+pub fn read_component(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read connector {}", path.display()))?;
+    if meta.len() as usize > MAX_COMPONENT_BYTES {
+        bail!(
+            "connector {} is larger than {MAX_COMPONENT_BYTES} bytes",
+            path.display()
+        );
+    }
+    std::fs::read(path).with_context(|| format!("cannot read connector {}", path.display()))
+}

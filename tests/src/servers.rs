@@ -1,0 +1,464 @@
+//! Real mail servers for end-to-end tests: a private Dovecot (IMAP, IMAPS and
+//! LMTP) and a small SMTP submission server (`fixtures/smtp_server.py`) that
+//! delivers into that Dovecot over LMTP.
+//!
+//! Every [`MailServers`] gets its own temporary directory and its own loopback
+//! ports, so tests and test binaries can start as many as they like side by
+//! side. Dovecot needs root (it switches to the `mail` user for mailboxes);
+//! `fixtures/install.sh` installs what is needed.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, ErrorKind};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Local parts of the test accounts; all are in [`DOMAIN`].
+const USERS: [&str; 3] = ["alice", "bob", "carol"];
+const DOMAIN: &str = "example.test";
+
+const DOVECOT_CONF_TEMPLATE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/dovecot.conf.template"
+));
+const SMTP_SERVER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/smtp_server.py");
+
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// Free ports are found by binding port 0 and letting go of it, so another
+/// process can take one before our server binds it. Such a clash is retried
+/// with new ports this many times in all.
+const START_ATTEMPTS: u32 = 3;
+/// Lines of each log shown when a server fails to start.
+const LOG_TAIL_LINES: usize = 40;
+
+/// A test account on the servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub email: String,
+    pub password: String,
+}
+
+/// A running private Dovecot and SMTP server. Dropping it stops both servers
+/// and deletes all their files.
+#[derive(Debug)]
+pub struct MailServers {
+    ports: Ports,
+    cert_path: PathBuf,
+    dovecot: Option<Child>,
+    smtp: Option<Child>,
+    // Declared last so it is removed only after `Drop::drop` has stopped
+    // the servers that use it.
+    dir: tempfile::TempDir,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    imap: u16,
+    imaps: u16,
+    lmtp: u16,
+    smtp_starttls: u16,
+    smtps: u16,
+    smtp_plain: u16,
+}
+
+/// Why one start attempt failed.
+struct StartError {
+    message: String,
+    /// A port was taken by someone else: worth another attempt.
+    port_clash: bool,
+}
+
+impl MailServers {
+    /// Starts a private Dovecot and SMTP server on free loopback ports with
+    /// users alice@example.test, bob@example.test and carol@example.test
+    /// (password = "pw-" + local part).
+    ///
+    /// Panics with the servers' log output if they fail to start.
+    pub fn start() -> MailServers {
+        let mut attempt = 1;
+        loop {
+            match MailServers::try_start() {
+                Ok(servers) => return servers,
+                Err(e) if e.port_clash && attempt < START_ATTEMPTS => attempt += 1,
+                Err(e) => panic!(
+                    "starting the test mail servers failed (attempt {attempt}): {}",
+                    e.message
+                ),
+            }
+        }
+    }
+
+    /// IMAP without TLS; STARTTLS is offered.
+    pub fn imap_port(&self) -> u16 {
+        self.ports.imap
+    }
+
+    /// IMAP over implicit TLS.
+    pub fn imaps_port(&self) -> u16 {
+        self.ports.imaps
+    }
+
+    /// SMTP submission with STARTTLS, which is required before AUTH.
+    pub fn smtp_starttls_port(&self) -> u16 {
+        self.ports.smtp_starttls
+    }
+
+    /// SMTP submission over implicit TLS.
+    pub fn smtps_port(&self) -> u16 {
+        self.ports.smtps
+    }
+
+    /// SMTP submission without TLS; AUTH is allowed in clear.
+    pub fn smtp_plain_port(&self) -> u16 {
+        self.ports.smtp_plain
+    }
+
+    /// The servers' self-signed certificate (PEM), for clients to trust.
+    /// It is valid for `localhost` and `127.0.0.1`.
+    pub fn cert_path(&self) -> &Path {
+        &self.cert_path
+    }
+
+    /// The test account with this local part ("alice", "bob" or "carol").
+    pub fn user(&self, local: &str) -> User {
+        assert!(
+            USERS.contains(&local),
+            "there is no test user {local:?}; the test users are {USERS:?}"
+        );
+        User {
+            email: format!("{local}@{DOMAIN}"),
+            password: format!("pw-{local}"),
+        }
+    }
+
+    /// One attempt at starting both servers. On failure the partly started
+    /// servers are stopped (by dropping `servers`) before returning.
+    fn try_start() -> Result<MailServers, StartError> {
+        // UNIX socket paths are limited to ~108 bytes and Dovecot puts its
+        // sockets in this directory, so keep it short and out of $TMPDIR.
+        let dir = tempfile::Builder::new()
+            .prefix("mr-")
+            .tempdir_in("/tmp")
+            .expect("cannot create a temporary directory in /tmp");
+        let [imap, imaps, lmtp, smtp_starttls, smtps, smtp_plain] = free_ports();
+        let ports = Ports {
+            imap,
+            imaps,
+            lmtp,
+            smtp_starttls,
+            smtps,
+            smtp_plain,
+        };
+        let cert_path = dir.path().join("cert.pem");
+        let mut servers = MailServers {
+            ports,
+            cert_path,
+            dovecot: None,
+            smtp: None,
+            dir,
+        };
+
+        servers.write_files();
+        servers.start_dovecot()?;
+        servers.start_smtp()?;
+        Ok(servers)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Creates the certificate, the user lists and the Dovecot config.
+    fn write_files(&self) {
+        let dir = self.dir.path();
+        // Dovecot's unprivileged processes (users dovecot, dovenull, mail)
+        // must reach files in here; tempfile creates it as 0700.
+        set_mode(dir, 0o755);
+
+        // Mailboxes and homes are created by Dovecot as the mail user.
+        for sub in ["mail", "home"] {
+            fs::create_dir(dir.join(sub))
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.join(sub).display()));
+        }
+        run(
+            Command::new("chown")
+                .arg("mail:mail")
+                .arg(dir.join("mail"))
+                .arg(dir.join("home")),
+            "chown mail:mail (the test mail servers must run as root)",
+        );
+
+        // Self-signed, so CA:TRUE like the certificates of many small mail
+        // servers that clients are told to trust directly.
+        run(
+            Command::new("openssl")
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
+                ])
+                .args(["-subj", "/CN=localhost"])
+                .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+                .arg("-keyout")
+                .arg(self.path("key.pem"))
+                .arg("-out")
+                .arg(&self.cert_path),
+            "openssl req (creating the test certificate)",
+        );
+
+        let users: Vec<User> = USERS.iter().map(|local| self.user(local)).collect();
+
+        // Read by Dovecot's auth process, which runs as the dovecot user.
+        let passwd: String = users
+            .iter()
+            .map(|u| format!("{}:{{PLAIN}}{}\n", u.email, u.password))
+            .collect();
+        write_file(&self.path("passwd"), &passwd, 0o644);
+
+        // The test user names and passwords need no JSON escaping.
+        let entries: Vec<String> = users
+            .iter()
+            .map(|u| format!("  \"{}\": \"{}\"", u.email, u.password))
+            .collect();
+        write_file(
+            &self.path("users.json"),
+            &format!("{{\n{}\n}}\n", entries.join(",\n")),
+            0o600,
+        );
+
+        let dir_str = dir
+            .to_str()
+            .expect("the temporary directory path is not UTF-8");
+        let conf = DOVECOT_CONF_TEMPLATE
+            .replace("{dir}", dir_str)
+            .replace("{imap_port}", &self.ports.imap.to_string())
+            .replace("{imaps_port}", &self.ports.imaps.to_string())
+            .replace("{lmtp_port}", &self.ports.lmtp.to_string());
+        write_file(&self.path("dovecot.conf"), &conf, 0o644);
+    }
+
+    fn start_dovecot(&mut self) -> Result<(), StartError> {
+        // -F keeps the master in the foreground as our child, so it can be
+        // stopped through its pid no matter what happens to its pid file.
+        let mut command = Command::new(dovecot_binary());
+        command.arg("-F").arg("-c").arg(self.path("dovecot.conf"));
+        self.dovecot = Some(self.spawn(command, "dovecot.stderr", "dovecot")?);
+
+        // The master binds every listener before it starts any service, so
+        // once IMAP answers, IMAPS and LMTP are up too.
+        let imap = SocketAddr::from((Ipv4Addr::LOCALHOST, self.ports.imap));
+        self.wait_until("Dovecot", || imap_greets(imap))
+    }
+
+    fn start_smtp(&mut self) -> Result<(), StartError> {
+        let ready_file = self.path("smtp.ready");
+        let mut command = Command::new("python3");
+        command
+            .arg(SMTP_SERVER_SCRIPT)
+            .args(["--host", "127.0.0.1"])
+            .args(["--port-starttls", &self.ports.smtp_starttls.to_string()])
+            .args(["--port-ssl", &self.ports.smtps.to_string()])
+            .args(["--port-plain", &self.ports.smtp_plain.to_string()])
+            .arg("--cert")
+            .arg(&self.cert_path)
+            .arg("--key")
+            .arg(self.path("key.pem"))
+            .arg("--users")
+            .arg(self.path("users.json"))
+            .args(["--lmtp-host", "127.0.0.1"])
+            .args(["--lmtp-port", &self.ports.lmtp.to_string()])
+            .arg("--ready-file")
+            .arg(&ready_file);
+        self.smtp = Some(self.spawn(command, "smtp.log", "the SMTP server")?);
+        self.wait_until("the SMTP server", || ready_file.exists())
+    }
+
+    /// Starts `command` with stdout and stderr going to `log_name` in the
+    /// temporary directory.
+    fn spawn(&self, mut command: Command, log_name: &str, what: &str) -> Result<Child, StartError> {
+        let log_path = self.path(log_name);
+        let log = fs::File::create(&log_path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
+        let log_err = log.try_clone().expect("cannot duplicate a log file handle");
+        command.stdin(Stdio::null()).stdout(log).stderr(log_err);
+        command.spawn().map_err(|e| StartError {
+            message: format!("cannot run {what} ({command:?}): {e}"),
+            port_clash: false,
+        })
+    }
+
+    /// Polls `ready` until it returns true, failing early if a server
+    /// process exits and after [`STARTUP_TIMEOUT`].
+    fn wait_until(
+        &mut self,
+        what: &str,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<(), StartError> {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let problem = loop {
+            // Checked before `ready`: if our server died, whatever answers on
+            // its port is not ours.
+            if let Some(exited) = self.exited_server() {
+                break exited;
+            }
+            if ready() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                break format!("{what} was not ready after {} s", STARTUP_TIMEOUT.as_secs());
+            }
+            thread::sleep(POLL_INTERVAL);
+        };
+        let logs = self.log_tails();
+        Err(StartError {
+            port_clash: logs.to_ascii_lowercase().contains("address already in use"),
+            message: format!("{problem}\n{logs}"),
+        })
+    }
+
+    /// Describes the first started server that is no longer running.
+    fn exited_server(&mut self) -> Option<String> {
+        [
+            ("dovecot", &mut self.dovecot),
+            ("the SMTP server", &mut self.smtp),
+        ]
+        .into_iter()
+        .find_map(|(name, child)| match child.as_mut()?.try_wait() {
+            Ok(Some(status)) => Some(format!("{name} exited ({status})")),
+            Ok(None) => None,
+            Err(e) => Some(format!("cannot check on {name}: {e}")),
+        })
+    }
+
+    /// The last lines of every server log, for error messages.
+    fn log_tails(&self) -> String {
+        let mut out = String::new();
+        for name in ["dovecot.stderr", "dovecot.log", "smtp.log"] {
+            let Ok(text) = fs::read_to_string(self.path(name)) else {
+                continue;
+            };
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            let _ = writeln!(out, "--- {name} (last {} lines) ---", tail.len());
+            for line in tail {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        out
+    }
+}
+
+impl Drop for MailServers {
+    fn drop(&mut self) {
+        // SMTP first: it delivers into Dovecot.
+        if let Some(child) = self.smtp.take() {
+            stop(child, "the SMTP server");
+        }
+        if let Some(child) = self.dovecot.take() {
+            stop(child, "dovecot");
+        }
+        // The temporary directory is removed when `self.dir` is dropped.
+    }
+}
+
+/// Stops a server: SIGTERM so it can shut down its own children (Dovecot's
+/// master stops its service processes), then SIGKILL if it takes too long.
+fn stop(mut child: Child, what: &str) {
+    // std can only send SIGKILL. The pid cannot have been reused: the child
+    // has not been reaped yet. Uses the shell's builtin kill, which exists
+    // even where procps is not installed.
+    let pid = child.id().to_string();
+    let _ = Command::new("sh")
+        .args(["-c", "kill -TERM \"$1\" 2>/dev/null", "sh", &pid])
+        .status();
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while Instant::now() < deadline {
+        match child.try_wait() {
+            Ok(Some(_)) => return,
+            Ok(None) => thread::sleep(POLL_INTERVAL),
+            Err(_) => break,
+        }
+    }
+    eprintln!("{what} (pid {pid}) did not stop on SIGTERM; killing it");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Distinct ports that were free a moment ago: all are held at once so the
+/// kernel cannot hand out one twice.
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| {
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .expect("cannot bind a free port on 127.0.0.1")
+        })
+        .collect();
+    std::array::from_fn(|i| {
+        listeners[i]
+            .local_addr()
+            .expect("cannot read the address of a bound socket")
+            .port()
+    })
+}
+
+/// True once an IMAP server at `addr` sends its `* OK` greeting, which needs
+/// Dovecot's imap-login processes to be working, not just the listener.
+fn imap_greets(addr: SocketAddr) -> bool {
+    let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    if stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .is_err()
+    {
+        return false;
+    }
+    let mut greeting = String::new();
+    match BufReader::new(stream).read_line(&mut greeting) {
+        Ok(_) => greeting.starts_with("* OK"),
+        Err(_) => false,
+    }
+}
+
+/// The dovecot binary; /usr/sbin is often missing from a non-login PATH.
+fn dovecot_binary() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join("dovecot"))
+        .find(|candidate| candidate.is_file())
+        .expect("dovecot is not installed (see tests/fixtures/install.sh)")
+}
+
+/// Runs a setup command to completion, panicking with its output on failure.
+fn run(command: &mut Command, what: &str) {
+    let output = match command.output() {
+        Ok(output) => output,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            panic!("{what}: program not found (see tests/fixtures/install.sh): {command:?}")
+        }
+        Err(e) => panic!("{what}: cannot run {command:?}: {e}"),
+    };
+    assert!(
+        output.status.success(),
+        "{what} failed ({}): {command:?}\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+}
+
+fn write_file(path: &Path, contents: &str, mode: u32) {
+    fs::write(path, contents).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    // Set explicitly: the umask may be stricter than the servers need.
+    set_mode(path, mode);
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", path.display()));
+}
