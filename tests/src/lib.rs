@@ -1,1 +1,6 @@
+//! Support for Mailroom's end-to-end tests: real mail servers ([`servers`]) and a Mailroom
+//! server with an API client ([`mailroom`]).
 
+pub mod fakes;
+pub mod mailroom;
+pub mod servers;

@@ -52,8 +52,8 @@ pub struct MailServers {
     cert_path: PathBuf,
     dovecot: Option<Child>,
     smtp: Option<Child>,
-    // Declared last so it is removed only after `Drop::drop` has stopped
-    // the servers that use it.
+    // Removed when the fields are dropped, which is after `Drop::drop` has
+    // stopped the servers that use it.
     dir: tempfile::TempDir,
 }
 

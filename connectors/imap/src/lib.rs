@@ -100,4 +100,6 @@ impl GuestSession for Session {
     }
 }
 
+// Native builds (unit tests of the protocol code) have no component to export from.
+#[cfg(target_arch = "wasm32")]
 export!(Connector);

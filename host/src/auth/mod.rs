@@ -57,7 +57,12 @@ pub async fn authenticate(
         Protocol::Imap => imap::authenticate(conn, mechanisms, credentials).await,
         Protocol::Smtp => smtp::authenticate(conn, mechanisms, credentials).await,
     };
-    result.map(|line| redact(&line, credentials))
+    result
+        .map(|line| redact(&line, credentials))
+        .map_err(|mut error| {
+            error.message = redact(&error.message, credentials);
+            error
+        })
 }
 
 /// The steps of a SASL exchange: a first command line, then one answer per server challenge.

@@ -1,0 +1,78 @@
+//! `mailroom serve` as an operator runs it: flags and environment, health, clean exit.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+/// A bare HTTP/1.1 GET; returns the whole response, or None while nothing listens.
+fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Option<String> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+#[test]
+fn serve_listens_where_told_and_exits_cleanly_on_sigterm() {
+    let data = std::env::temp_dir().join(format!("mailroom-serve-test-{}", std::process::id()));
+    let addr = free_addr();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args(["serve", "--data"])
+        .arg(&data)
+        .env("MAILROOM_LISTEN", addr.to_string())
+        .env("MAILROOM_ADMIN_TOKEN", "mr_serve_test")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mailroom starts");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let health = loop {
+        if let Some(response) = get(addr, "/healthz", None) {
+            break response;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mailroom did not start listening on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let connectors = get(addr, "/v1/connectors", Some("mr_serve_test")).expect("an answer");
+    assert!(connectors.contains(r#""id":"imap""#), "{connectors}");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait works") {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mailroom did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "exit status {exit}");
+    assert!(data.join("cache").exists(), "the data directory was used");
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every check and test of Mailroom, on a fresh machine too: installs what the
+# end-to-end tests start (Dovecot, an aiosmtpd SMTP server, openssl) and the wasm target,
+# then checks formatting and lints and runs the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -eq 0 ]; then
+    tests/fixtures/install.sh
+else
+    sudo tests/fixtures/install.sh
+fi
+rustup target add wasm32-wasip2
+rustup component add rustfmt clippy
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --target wasm32-wasip2 -p mailroom-connector-imap -p mailroom-test-hostile -- -D warnings
+cargo test --workspace

@@ -1,0 +1,23 @@
+//! Builds the test components (`tests/components/*`) for wasm32-wasip2, the same way the
+//! host builds its connectors, and tells the tests where they are.
+
+#[path = "../host/build/guests.rs"]
+mod guests;
+
+use guests::Guest;
+use std::path::Path;
+
+const COMPONENTS: &[Guest] = &[Guest {
+    package: "mailroom-test-hostile",
+    lib: "mailroom_test_hostile",
+    dir: "tests/components/hostile",
+}];
+
+fn main() {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let workspace = Path::new(&manifest)
+        .parent()
+        .expect("the tests crate lives in the workspace");
+    let built = guests::build(workspace, COMPONENTS);
+    println!("cargo:rustc-env=HOSTILE_CONNECTOR={}", built[0].display());
+}
