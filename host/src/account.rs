@@ -4,15 +4,16 @@
 //! (API.md, "Accounts"). It is parsed by hand from JSON rather than derived so that every
 //! mistake is reported with the path of the offending field (`imap.port`, `email`, ...).
 
+use crate::folder::{Folder, FolderId, FolderRole};
 use crate::net::policy::refused_address_reason;
 use crate::secret::Secret;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::net::IpAddr;
 
 /// How a connection to a server is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Encryption {
     /// Implicit TLS from the first byte.
@@ -35,9 +36,8 @@ impl Encryption {
 }
 
 /// One server of an account, named by its role (`imap`, `smtp`, or what a connector declares).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerSpec {
-    #[serde(skip)]
     pub role: String,
     pub host: String,
     pub port: u16,
@@ -64,6 +64,143 @@ impl ConnectionSpec {
 
     pub fn server(&self, role: &str) -> Option<&ServerSpec> {
         self.servers.iter().find(|s| s.role == role)
+    }
+}
+
+/// Who works an account: shared ones (sales@) by admins and members with the shared-inbox
+/// permission, personal ones by their owner alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    Shared,
+    Personal,
+}
+
+/// How far back the first sync reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncFrom {
+    #[serde(rename = "now")]
+    Now,
+    #[serde(rename = "1_month")]
+    OneMonth,
+    #[serde(rename = "3_months")]
+    ThreeMonths,
+    #[serde(rename = "6_months")]
+    SixMonths,
+}
+
+impl SyncFrom {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "now" => Some(Self::Now),
+            "1_month" => Some(Self::OneMonth),
+            "3_months" => Some(Self::ThreeMonths),
+            "6_months" => Some(Self::SixMonths),
+            _ => None,
+        }
+    }
+
+    /// The absolute date: `now` minus whole calendar months, the day clamped to the
+    /// target month's length (31 March minus one month is 28 or 29 February).
+    pub fn date_from(self, now: time::OffsetDateTime) -> time::OffsetDateTime {
+        let months = match self {
+            Self::Now => 0,
+            Self::OneMonth => 1,
+            Self::ThreeMonths => 3,
+            Self::SixMonths => 6,
+        };
+        let index = now.year() * 12 + (now.month() as i32 - 1) - months;
+        let (year, month0) = (index.div_euclid(12), index.rem_euclid(12));
+        let month = time::Month::try_from(month0 as u8 + 1).unwrap_or(time::Month::January);
+        let day = now.day().min(time::util::days_in_month(month, year));
+        time::Date::from_calendar_date(year, month, day)
+            .map(|date| now.replace_date(date))
+            .unwrap_or(now)
+    }
+}
+
+/// Where an account stands, as API.md defines the states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountState {
+    Connecting,
+    Syncing,
+    Active,
+    AuthRequired,
+    Error,
+    Disabled,
+}
+
+/// A folder of an account, and whether the user chose to sync it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountFolder {
+    pub id: FolderId,
+    pub path: String,
+    pub name: String,
+    pub role: Option<FolderRole>,
+    pub selectable: bool,
+    pub active: bool,
+}
+
+impl AccountFolder {
+    pub fn from_listing(folder: Folder, active: bool) -> Self {
+        Self {
+            id: folder.id,
+            path: folder.path,
+            name: folder.name,
+            role: folder.role,
+            selectable: folder.selectable,
+            active,
+        }
+    }
+}
+
+/// A connected mailbox, as stored. Its password is stored apart, encrypted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: String,
+    pub kind: AccountKind,
+    /// The user who connected it (for a shared account, the admin who did).
+    pub owner_id: String,
+    pub connector: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub username: Option<String>,
+    pub sync_from: SyncFrom,
+    pub sync_from_date: String,
+    pub create_contact: bool,
+    pub enabled: bool,
+    pub state: AccountState,
+    pub state_reason: Option<String>,
+    pub state_since: String,
+    pub last_sync_at: Option<String>,
+    pub servers: Vec<ServerSpec>,
+    pub allow_insecure_certificate: bool,
+    pub settings: Vec<(String, String)>,
+    pub folders: Vec<AccountFolder>,
+    pub created_at: String,
+}
+
+impl Account {
+    /// The connection settings, with the password the caller decrypted.
+    pub fn connection(&self, password: Option<crate::secret::Secret>) -> ConnectionSpec {
+        ConnectionSpec {
+            connector: self.connector.clone(),
+            email: self.email.clone(),
+            username: self.username.clone(),
+            password,
+            servers: self.servers.clone(),
+            allow_insecure_certificate: self.allow_insecure_certificate,
+            settings: self.settings.clone(),
+        }
+    }
+
+    pub fn set_state(&mut self, state: AccountState, reason: Option<String>) {
+        if self.state != state || self.state_reason != reason {
+            self.state = state;
+            self.state_reason = reason;
+            self.state_since = crate::user::now_rfc3339();
+        }
     }
 }
 

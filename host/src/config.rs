@@ -19,6 +19,7 @@ pub struct Config {
     /// Extra trusted certificates (PEM) for mail and API servers; a certificate listed here is
     /// also accepted when a server presents it as its own.
     pub ca_file: Option<PathBuf>,
+    pub store: StoreConfig,
     pub sandbox: SandboxConfig,
     pub net: NetConfig,
     pub api: ApiConfig,
@@ -31,6 +32,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8025)),
             data: PathBuf::from("./mailroom-data"),
             ca_file: None,
+            store: StoreConfig::default(),
             sandbox: SandboxConfig::default(),
             net: NetConfig::default(),
             api: ApiConfig::default(),
@@ -45,6 +47,20 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
         toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))
+    }
+}
+
+/// The embedded database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// redb's page cache, in MiB. Default 64 (redb's own default would be 1 GiB).
+    pub cache_mib: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { cache_mib: 64 }
     }
 }
 

@@ -1,10 +1,10 @@
 //! Folders of a mailbox, as Mailroom shows them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// What a folder is for. Serialised as API.md names the roles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FolderRole {
     Inbox,
@@ -51,7 +51,7 @@ impl Folder {
 
 /// A folder's id: derived from the server's name for it alone, so the same mailbox has the
 /// same id in a connection test, at account creation and after a re-connect.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct FolderId(String);
 

@@ -4,6 +4,9 @@
 //! [`net`] and [`auth`] are what the sandbox lets them reach; [`api`] is the HTTP contract;
 //! [`account`], [`folder`] and [`connector`] are the domain types the rest speak.
 
+// The OpenAPI document is one large `json!` literal.
+#![recursion_limit = "256"]
+
 pub mod account;
 pub mod api;
 pub mod auth;
@@ -14,6 +17,10 @@ pub mod net;
 pub mod runtime;
 pub mod secret;
 pub mod server;
+pub mod signature;
+pub mod store;
+pub mod user;
+pub mod vault;
 
 pub use config::Config;
-pub use server::Server;
+pub use server::{Bootstrap, Server};

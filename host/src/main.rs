@@ -1,10 +1,16 @@
-//! The `mailroom` command.
+//! The `mailroom` command: the server, and the operator's tools that work on its database.
 
-use clap::{Parser, Subcommand};
-use mailroom::{Config, Server};
+use clap::{Args, Parser, Subcommand};
+use mailroom::api::auth::{TokenHash, new_token};
+use mailroom::server::open_state;
+use mailroom::store::{RedbStore, Store};
+use mailroom::user::{Role, Token, TokenOwner, User, new_id, now_rfc3339};
+use mailroom::vault::Vault;
+use mailroom::{Bootstrap, Config, Server};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(name = "mailroom", version, about = "The email back end of a CRM")]
@@ -17,9 +23,87 @@ struct Cli {
 enum Command {
     /// Runs the server.
     Serve(ServeArgs),
+    /// Adds or lists users (the server must not be running on the same data directory).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Creates or revokes API tokens, for users or for services such as the CRM.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Manages the key that seals stored passwords.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+        #[command(flatten)]
+        state: StateArgs,
+    },
 }
 
-#[derive(clap::Args)]
+#[derive(Args)]
+struct StateArgs {
+    /// Data directory [default: ./mailroom-data].
+    #[arg(long, env = "MAILROOM_DATA", global = true)]
+    data: Option<PathBuf>,
+    /// Configuration file (TOML).
+    #[arg(long, env = "MAILROOM_CONFIG", global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Adds a user and prints its id.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+        /// `admin` or `member`.
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// May work shared accounts.
+        #[arg(long)]
+        shared_inbox: bool,
+        /// The CRM's id for the user.
+        #[arg(long)]
+        external_id: Option<String>,
+    },
+    /// Lists users.
+    List,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Creates a token and prints it once.
+    Create {
+        /// The user the token is for.
+        #[arg(long, conflicts_with = "service", required_unless_present = "service")]
+        user: Option<String>,
+        /// A service identity (e.g. `crm`) that may act as any user with X-Mailroom-User.
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// Revokes a token by its id.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Seals every stored secret under a new key. With a key file, a new key is generated and
+    /// the old one removed afterwards; with MAILROOM_SECRET_KEY, put the new key first
+    /// (`new,old`) and drop the old one once this has run.
+    Rotate,
+}
+
+#[derive(Args)]
 struct ServeArgs {
     /// Address the HTTP API listens on [default: 127.0.0.1:8025].
     #[arg(long, env = "MAILROOM_LISTEN")]
@@ -51,9 +135,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
-    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::User { command, state } => user(command, state).await,
+            Command::Token { command, state } => token(command, state).await,
+            Command::Secrets { command, state } => secrets(command, state).await,
+        }
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -63,34 +152,187 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = match &args.config {
+fn env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn load_config(path: Option<&PathBuf>, data: Option<PathBuf>) -> anyhow::Result<Config> {
+    let mut config = match path {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
+    if let Some(data) = data {
+        config.data = data;
+    }
+    Ok(config)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = load_config(args.config.as_ref(), args.data)?;
     if let Some(listen) = args.listen {
         config.listen = listen;
-    }
-    if let Some(data) = args.data {
-        config.data = data;
     }
     if let Some(ca_file) = args.ca_file {
         config.ca_file = Some(ca_file);
     }
-    let admin_token = match std::env::var("MAILROOM_ADMIN_TOKEN") {
-        Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
-        _ => {
-            let token = mailroom::api::auth::new_token();
-            eprintln!(
-                "Admin token (shown once; set MAILROOM_ADMIN_TOKEN to choose your own): {token}"
-            );
-            token
-        }
+    let setup = Bootstrap {
+        admin_token: env("MAILROOM_ADMIN_TOKEN"),
+        service_token: env("MAILROOM_SERVICE_TOKEN"),
+        secret_key: env("MAILROOM_SECRET_KEY"),
     };
-    let server = Server::start(&config, &admin_token).await?;
+    let server = Server::start(&config, &setup).await?;
+    if let Some(token) = server.first_admin_token()
+        && setup.admin_token.is_none()
+    {
+        eprintln!("First start: the admin's token (shown once) is {token}");
+    }
     shutdown_signal().await?;
     tracing::info!("shutting down");
     server.stop().await;
+    Ok(())
+}
+
+/// The database of a data directory that no server is running on.
+async fn open(state: &StateArgs) -> anyhow::Result<Arc<RedbStore>> {
+    let config = load_config(state.config.as_ref(), state.data.clone())?;
+    let (store, _) = open_state(&config, env("MAILROOM_SECRET_KEY").as_deref()).await?;
+    Ok(store)
+}
+
+async fn user(command: UserCommand, state: StateArgs) -> anyhow::Result<()> {
+    let store = open(&state).await?;
+    match command {
+        UserCommand::Add {
+            name,
+            email,
+            role,
+            shared_inbox,
+            external_id,
+        } => {
+            let role = match role.as_str() {
+                "admin" => Role::Admin,
+                "member" => Role::Member,
+                other => anyhow::bail!("--role must be admin or member, not {other}"),
+            };
+            mailroom::account::validate_email(&email)
+                .map_err(|m| anyhow::anyhow!("--email {m}"))?;
+            let user = User {
+                id: new_id("usr"),
+                name,
+                email,
+                role,
+                shared_inbox,
+                external_id,
+                signature: None,
+                created_at: now_rfc3339(),
+            };
+            store.insert_user(user.clone()).await?;
+            println!("{}", user.id);
+        }
+        UserCommand::List => {
+            for user in store.users().await? {
+                let role = match user.role {
+                    Role::Admin => "admin",
+                    Role::Member => "member",
+                };
+                println!(
+                    "{}\t{}\t{}\t{role}{}",
+                    user.id,
+                    user.email,
+                    user.name,
+                    if user.shared_inbox {
+                        "\tshared_inbox"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn token(command: TokenCommand, state: StateArgs) -> anyhow::Result<()> {
+    let store = open(&state).await?;
+    match command {
+        TokenCommand::Create {
+            user,
+            service,
+            name,
+        } => {
+            let owner = match (user, service) {
+                (Some(user), None) => {
+                    store
+                        .user(&user)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no user {user}"))?;
+                    TokenOwner::User(user)
+                }
+                (None, Some(service)) => TokenOwner::Service(service),
+                _ => anyhow::bail!("give --user or --service"),
+            };
+            let secret = new_token();
+            let token = Token {
+                id: new_id("tok"),
+                owner,
+                name,
+                created_at: now_rfc3339(),
+            };
+            store
+                .insert_token(TokenHash::of(&secret), token.clone())
+                .await?;
+            eprintln!("token {} (shown once):", token.id);
+            println!("{secret}");
+        }
+        TokenCommand::Revoke { id } => match store.delete_token(&id).await? {
+            Some(_) => eprintln!("revoked {id}"),
+            None => anyhow::bail!("no token {id}"),
+        },
+    }
+    Ok(())
+}
+
+async fn secrets(command: SecretsCommand, state: StateArgs) -> anyhow::Result<()> {
+    match command {
+        SecretsCommand::Rotate => {
+            let from_env = env("MAILROOM_SECRET_KEY");
+            let config = load_config(state.config.as_ref(), state.data.clone())?;
+            // Opening checks the current key, so a wrong one fails before anything changes.
+            let (store, _) = open_state(&config, from_env.as_deref()).await?;
+            if from_env.is_none() {
+                mailroom::vault::add_key_to_file(&config.data)?;
+            }
+            let vault = Vault::load(&config.data, from_env.as_deref())?;
+            let mut resealed = Vec::new();
+            for (id, sealed) in store.secrets().await? {
+                let secret = vault
+                    .open(&id, &sealed)
+                    .map_err(|e| anyhow::anyhow!("account {id}: {e}"))?;
+                resealed.push((id.clone(), vault.seal(&id, &secret)));
+            }
+            let count = resealed.len();
+            let check = vault.seal(
+                mailroom::vault::KEY_CHECK_CONTEXT,
+                &mailroom::secret::Secret::new("mailroom"),
+            );
+            store.replace_secrets(resealed, check).await?;
+            if from_env.is_none() {
+                mailroom::vault::drop_old_keys_from_file(&config.data)?;
+            }
+            eprintln!(
+                "sealed {count} secret(s) under key {}{}",
+                vault.current_key_id(),
+                if from_env.is_some() {
+                    "; MAILROOM_SECRET_KEY may now hold the new key alone"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
     Ok(())
 }
 

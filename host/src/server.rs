@@ -1,30 +1,146 @@
 //! Starting and stopping a Mailroom server: configuration in, a listening API out.
 
+use crate::api::auth::{TokenHash, new_token};
 use crate::api::{self, App};
 use crate::config::Config;
 use crate::net::TlsPolicy;
 use crate::runtime::{Runtime, read_component};
-use anyhow::Context;
+use crate::secret::Secret;
+use crate::store::{RedbStore, Store};
+use crate::user::{Role, Token, TokenOwner, User, new_id, now_rfc3339};
+use crate::vault::{KEY_CHECK_CONTEXT, Vault};
+use anyhow::{Context, bail};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// What the operator hands a starting server besides its configuration (from the
+/// environment: `MAILROOM_ADMIN_TOKEN`, `MAILROOM_SERVICE_TOKEN`, `MAILROOM_SECRET_KEY`).
+#[derive(Default)]
+pub struct Bootstrap {
+    /// The first admin's token when the database has no user yet; generated when absent.
+    pub admin_token: Option<String>,
+    /// Registered as the `crm` service's token.
+    pub service_token: Option<String>,
+    /// The secret key list; the data directory's key file when absent.
+    pub secret_key: Option<String>,
+}
+
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
     runtime: Arc<Runtime>,
+    first_admin_token: Option<String>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
 
+/// Opens the database and the vault, and checks that the key fits what is stored.
+pub async fn open_state(
+    config: &Config,
+    secret_key: Option<&str>,
+) -> anyhow::Result<(Arc<RedbStore>, Arc<Vault>)> {
+    std::fs::create_dir_all(&config.data)
+        .with_context(|| format!("cannot create the data directory {}", config.data.display()))?;
+    let store = Arc::new(RedbStore::open(&config.data, config.store.cache_mib << 20)?);
+    let vault = Arc::new(Vault::load(&config.data, secret_key)?);
+    check_key(store.as_ref(), &vault).await?;
+    Ok((store, vault))
+}
+
+/// Refuses to start with a key that cannot open what the database holds.
+async fn check_key(store: &dyn Store, vault: &Vault) -> anyhow::Result<()> {
+    let known = vault.key_ids();
+    let check = store.key_check().await?;
+    let sealed_under = store
+        .secrets()
+        .await?
+        .into_iter()
+        .map(|(_, sealed)| sealed.key_id)
+        .chain(check.iter().map(|c| c.key_id.clone()));
+    for key_id in sealed_under {
+        if !known.contains(&key_id) {
+            bail!(
+                "the secret key does not fit this database: it holds secrets sealed under key {key_id}, \
+                 but {} provides only key(s) {}",
+                vault.source(),
+                known.join(", ")
+            );
+        }
+    }
+    if let Some(check) = &check
+        && vault.open(KEY_CHECK_CONTEXT, check).is_err()
+    {
+        bail!("the secret key does not fit this database: its check value does not decrypt");
+    }
+    if check.is_none_or(|c| c.key_id != vault.current_key_id()) {
+        store
+            .set_key_check(vault.seal(KEY_CHECK_CONTEXT, &Secret::new("mailroom")))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Creates the first admin when there is no user, and registers the service token.
+/// Returns the first admin's token when one was created.
+async fn bootstrap(store: &dyn Store, bootstrap: &Bootstrap) -> anyhow::Result<Option<String>> {
+    let mut created = None;
+    if store.user_count().await? == 0 {
+        let admin = User {
+            id: new_id("usr"),
+            name: "Administrator".into(),
+            email: "admin@localhost".into(),
+            role: Role::Admin,
+            shared_inbox: true,
+            external_id: None,
+            signature: None,
+            created_at: now_rfc3339(),
+        };
+        let token = bootstrap.admin_token.clone().unwrap_or_else(new_token);
+        store.insert_user(admin.clone()).await?;
+        store
+            .insert_token(
+                TokenHash::of(&token),
+                Token {
+                    id: new_id("tok"),
+                    owner: TokenOwner::User(admin.id.clone()),
+                    name: "first start".into(),
+                    created_at: now_rfc3339(),
+                },
+            )
+            .await?;
+        tracing::info!(user = %admin.id, "created the first admin");
+        created = Some(token);
+    } else if bootstrap.admin_token.is_some() {
+        tracing::info!("MAILROOM_ADMIN_TOKEN is ignored: the database has users already");
+    }
+    if let Some(token) = &bootstrap.service_token {
+        let hash = TokenHash::of(token);
+        if store.token(&hash).await?.is_none() {
+            store
+                .insert_token(
+                    hash,
+                    Token {
+                        id: new_id("tok"),
+                        owner: TokenOwner::Service("crm".into()),
+                        name: "MAILROOM_SERVICE_TOKEN".into(),
+                        created_at: now_rfc3339(),
+                    },
+                )
+                .await?;
+            tracing::info!("registered MAILROOM_SERVICE_TOKEN as the `crm` service");
+        }
+    }
+    Ok(created)
+}
+
 impl Server {
-    /// Builds the runtime (compiling the connectors), binds the listener and starts serving.
-    /// `admin_token` is the token that authenticates the administrator.
-    pub async fn start(config: &Config, admin_token: &str) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data).with_context(|| {
-            format!("cannot create the data directory {}", config.data.display())
-        })?;
+    /// Opens the state, builds the runtime (compiling the connectors), binds the listener and
+    /// starts serving.
+    pub async fn start(config: &Config, setup: &Bootstrap) -> anyhow::Result<Self> {
+        let (store, vault) = open_state(config, setup.secret_key.as_deref()).await?;
+        let first_admin_token = bootstrap(store.as_ref(), setup).await?;
         let tls = TlsPolicy::new(config.ca_file.as_deref())?;
         let runtime = Arc::new(
             Runtime::new(
@@ -47,7 +163,7 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let app = Arc::new(App::new(runtime.clone(), admin_token, &config.api));
+        let app = Arc::new(App::new(runtime.clone(), store, vault, &config.api));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(
             warp::serve(api::routes(app))
@@ -61,6 +177,7 @@ impl Server {
         Ok(Self {
             addr,
             runtime,
+            first_admin_token,
             shutdown,
             task,
         })
@@ -72,6 +189,11 @@ impl Server {
 
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
+    }
+
+    /// The first admin's token, when this start created the first admin.
+    pub fn first_admin_token(&self) -> Option<&str> {
+        self.first_admin_token.as_deref()
     }
 
     /// Stops accepting requests and waits for those under way.

@@ -1,6 +1,6 @@
 //! A Mailroom server for a test, in-process, with its own data directory and an API client.
 
-use mailroom::{Config, Server};
+use mailroom::{Bootstrap, Config, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -40,7 +40,11 @@ impl Mailroom {
         config.net.connect_timeout_ms = 5_000;
         config.net.io_timeout_ms = 10_000;
         configure(&mut config);
-        let server = Server::start(&config, ADMIN_TOKEN)
+        let setup = Bootstrap {
+            admin_token: Some(ADMIN_TOKEN.to_owned()),
+            ..Bootstrap::default()
+        };
+        let server = Server::start(&config, &setup)
             .await
             .expect("the server starts");
         Self {

@@ -82,7 +82,7 @@ async fn unknown_paths_and_wrong_methods_get_json_errors() {
     let wrong_method = mailroom.call(Method::DELETE, "/v1/connectors", None).await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_error(&wrong_method.body, "method_not_allowed");
-    let get_test = mailroom.get("/v1/accounts/test").await;
+    let get_test = mailroom.call(Method::PUT, "/v1/accounts/test", None).await;
     assert_eq!(get_test.status, StatusCode::METHOD_NOT_ALLOWED);
     mailroom.stop().await;
 }

@@ -1,24 +1,36 @@
-//! `/v1/accounts`: connection tests (and, with the store, the accounts themselves).
+//! `/v1/accounts`: connection tests, and the accounts themselves.
+//!
+//! Who may do what (API.md): a personal account is its owner's alone, for everything; a
+//! shared account is read and worked by admins and members with the shared-inbox permission
+//! and managed (created, changed, deleted, re-connected) by admins only. Anyone else is told
+//! the account does not exist.
 
 use super::auth::Caller;
+use super::body::Fields;
 use super::error::ApiError;
+use super::paging::PageRequest;
 use super::{App, json};
-use crate::account::parse_connection;
+use crate::account::{
+    Account, AccountFolder, AccountKind, AccountState, ConnectionSpec, SyncFrom, parse_connection,
+};
 use crate::connector::ConnectorError;
 use crate::folder::Folder;
+use crate::user::{User, new_id, rfc3339};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use warp::http::StatusCode;
 use warp::reply::Response;
 
-/// Fields of the create and re-connect bodies that a test accepts and ignores, so a client
-/// can test with the very body it will create with.
-const ACCOUNT_FIELDS: &[&str] = &[
+/// Fields of the create and re-connect bodies besides the connection.
+const CREATE_FIELDS: &[&str] = &[
     "kind",
     "sync_from",
     "create_contact",
     "active_folders",
     "display_name",
 ];
+const RECONNECT_FIELDS: &[&str] = &["active_folders"];
 
 #[derive(Serialize)]
 #[serde(untagged)]
@@ -40,39 +52,423 @@ struct TestError {
     message: String,
 }
 
-/// `POST /v1/accounts/test`.
-pub async fn test(app: &App, caller: &Caller, body: &Value) -> Result<Response, ApiError> {
+fn parse(app: &App, body: &Value, other_fields: &[&str]) -> Result<ConnectionSpec, ApiError> {
     let spec = parse_connection(
         body,
         |id| app.runtime.connector(id).map(|c| c.info.servers.clone()),
-        ACCOUNT_FIELDS,
+        other_fields,
     )?;
     if spec.password.is_none() {
         return Err(ApiError::invalid("password", "is required"));
     }
+    Ok(spec)
+}
+
+/// Runs a connection test under the caller's rate limit.
+async fn run_test(
+    app: &App,
+    caller: &Caller,
+    spec: &ConnectionSpec,
+) -> Result<Result<Vec<Folder>, ConnectorError>, ApiError> {
     app.connection_tests
         .check(caller.token)
         .map_err(ApiError::too_many_requests)?;
-    let first_role = spec
-        .servers
-        .first()
-        .map(|s| s.role.clone())
-        .unwrap_or_default();
-    let outcome = match app.runtime.test_connection(&spec).await {
+    Ok(app.runtime.test_connection(spec).await.map_err(|error| {
+        let stage = error
+            .server
+            .clone()
+            .or_else(|| spec.servers.first().map(|s| s.role.clone()))
+            .unwrap_or_default();
+        ConnectorError {
+            server: Some(stage),
+            ..error
+        }
+    }))
+}
+
+/// A failed re-test, as the 422 API.md asks for: the test's code, the failing server as field.
+fn failed_test(error: ConnectorError) -> ApiError {
+    ApiError {
+        field: error.server.clone(),
+        ..ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            error.kind.code(),
+            format!("the connection test failed: {}", error.message),
+        )
+    }
+}
+
+/// `POST /v1/accounts/test`
+pub async fn test(app: &App, caller: &Caller, body: &Value) -> Result<Response, ApiError> {
+    let spec = parse(app, body, CREATE_FIELDS)?;
+    let outcome = match run_test(app, caller, &spec).await? {
         Ok(folders) => TestOutcome::Passed { ok: true, folders },
-        Err(ConnectorError {
-            kind,
-            message,
-            server,
-            ..
-        }) => TestOutcome::Failed {
+        Err(error) => TestOutcome::Failed {
             ok: false,
-            stage: server.unwrap_or(first_role),
+            stage: error.server.unwrap_or_default(),
             error: TestError {
-                code: kind.code(),
-                message,
+                code: error.kind.code(),
+                message: error.message,
             },
         },
     };
     Ok(json(&outcome))
+}
+
+fn can_see(user: &User, account: &Account) -> bool {
+    match account.kind {
+        AccountKind::Personal => account.owner_id == user.id,
+        AccountKind::Shared => user.works_shared_accounts(),
+    }
+}
+
+fn can_manage(user: &User, account: &Account) -> bool {
+    match account.kind {
+        AccountKind::Personal => account.owner_id == user.id,
+        AccountKind::Shared => user.is_admin(),
+    }
+}
+
+/// The account, if the caller may see it; 404 otherwise.
+async fn visible(app: &App, user: &User, id: &str) -> Result<Account, ApiError> {
+    app.store
+        .account(id)
+        .await?
+        .filter(|account| can_see(user, account))
+        .ok_or_else(|| ApiError::not_found("account"))
+}
+
+/// The account, if the caller may manage it; 404 when they may not see it, 403 when they may
+/// see but not manage it.
+async fn managed(app: &App, user: &User, id: &str) -> Result<Account, ApiError> {
+    let account = visible(app, user, id).await?;
+    if !can_manage(user, &account) {
+        return Err(ApiError::forbidden(
+            "only an admin may manage a shared account",
+        ));
+    }
+    Ok(account)
+}
+
+pub fn view(account: &Account, primary: bool) -> Value {
+    let mut body = json!({
+        "id": account.id,
+        "kind": account.kind,
+        "owner_id": account.owner_id,
+        "connector": account.connector,
+        "email": account.email,
+        "display_name": account.display_name,
+        "username": account.username,
+        "sync_from": account.sync_from,
+        "sync_from_date": account.sync_from_date,
+        "create_contact": account.create_contact,
+        "primary": primary,
+        "enabled": account.enabled,
+        "state": account.state,
+        "state_reason": account.state_reason,
+        "state_since": account.state_since,
+        "last_sync_at": account.last_sync_at,
+        "allow_insecure_certificate": account.allow_insecure_certificate,
+        "settings": account
+            .settings
+            .iter()
+            .map(|(key, value)| (key.clone(), json!(value)))
+            .collect::<serde_json::Map<String, Value>>(),
+        "folders": account.folders.iter().map(|f| json!({
+            "id": f.id,
+            "name": f.name,
+            "role": f.role,
+            "selectable": f.selectable,
+            "active": f.active,
+        })).collect::<Vec<_>>(),
+        "created_at": account.created_at,
+    });
+    for server in &account.servers {
+        body[server.role.as_str()] = json!({
+            "host": server.host,
+            "port": server.port,
+            "encryption": server.encryption,
+        });
+    }
+    body
+}
+
+/// Marks the folders the caller chose active; without a choice, the default ones.
+fn choose_folders(
+    listing: Vec<Folder>,
+    chosen: Option<Vec<&str>>,
+) -> Result<Vec<AccountFolder>, ApiError> {
+    if let Some(chosen) = &chosen {
+        for id in chosen {
+            if !listing.iter().any(|f| f.id.as_str() == *id && f.selectable) {
+                return Err(ApiError::invalid(
+                    "active_folders",
+                    format!("names `{id}`, which is not a selectable folder of this mailbox"),
+                ));
+            }
+        }
+    }
+    Ok(listing
+        .into_iter()
+        .map(|folder| {
+            let active = match &chosen {
+                Some(chosen) => chosen.contains(&folder.id.as_str()),
+                None => folder.default_active,
+            };
+            AccountFolder::from_listing(folder, active)
+        })
+        .collect())
+}
+
+/// `POST /v1/accounts`
+pub async fn create(
+    app: &App,
+    caller: &Caller,
+    body: &Value,
+) -> Result<(StatusCode, Value), ApiError> {
+    let user = caller.user()?;
+    let spec = parse(app, body, CREATE_FIELDS)?;
+    // parse_connection has refused unknown fields already.
+    let fields = Fields::lenient(body)?;
+    let kind = match fields.required_text("kind", 16)? {
+        "shared" => AccountKind::Shared,
+        "personal" => AccountKind::Personal,
+        _ => return Err(ApiError::invalid("kind", "must be `shared` or `personal`")),
+    };
+    if kind == AccountKind::Shared && !user.is_admin() {
+        return Err(ApiError::forbidden(
+            "only an admin may connect a shared account",
+        ));
+    }
+    let sync_from = SyncFrom::parse(fields.required_text("sync_from", 16)?).ok_or_else(|| {
+        ApiError::invalid(
+            "sync_from",
+            "must be one of `now`, `1_month`, `3_months`, `6_months`",
+        )
+    })?;
+    let create_contact = fields.bool("create_contact")?.unwrap_or(false);
+    let display_name = fields.text("display_name", 200)?.map(str::to_owned);
+    let chosen = fields.strings("active_folders", 1000)?;
+
+    let folders = run_test(app, caller, &spec).await?.map_err(failed_test)?;
+    let folders = choose_folders(folders, chosen)?;
+    let now = time::OffsetDateTime::now_utc();
+    let id = new_id("acc");
+    let secret = spec
+        .password
+        .as_ref()
+        .map(|password| app.vault.seal(&id, password));
+    let account = Account {
+        id,
+        kind,
+        owner_id: user.id.clone(),
+        connector: spec.connector,
+        email: spec.email,
+        display_name,
+        username: spec.username,
+        sync_from,
+        sync_from_date: rfc3339(sync_from.date_from(now)),
+        create_contact,
+        enabled: true,
+        state: AccountState::Connecting,
+        state_reason: None,
+        state_since: rfc3339(now),
+        last_sync_at: None,
+        servers: spec.servers,
+        allow_insecure_certificate: spec.allow_insecure_certificate,
+        settings: spec.settings,
+        folders,
+        created_at: rfc3339(now),
+    };
+    app.store.insert_account(account.clone(), secret).await?;
+    Ok((StatusCode::CREATED, view(&account, false)))
+}
+
+/// `GET /v1/accounts`: what the caller may see, the caller's primary first.
+pub async fn list(
+    app: &App,
+    caller: &Caller,
+    query: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let user = caller.user()?;
+    let page = PageRequest::from_query(query)?;
+    let primary = app.store.primary(&user.id).await?;
+    let accounts: Vec<(String, Value)> = app
+        .store
+        .accounts()
+        .await?
+        .into_iter()
+        .filter(|a| can_see(user, a))
+        .map(|a| {
+            let is_primary = primary.as_deref() == Some(a.id.as_str());
+            let key = format!("{}{}", if is_primary { 0 } else { 1 }, a.id);
+            (key, view(&a, is_primary))
+        })
+        .collect();
+    let mut accounts = accounts;
+    accounts.sort_by(|a, b| a.0.cmp(&b.0));
+    let paged = page.page(accounts, |(key, _)| key.clone());
+    Ok(json(&json!({
+        "items": paged.items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        "next_cursor": paged.next_cursor,
+    })))
+}
+
+async fn respond(app: &App, user: &User, account: &Account) -> Result<Value, ApiError> {
+    let primary = app.store.primary(&user.id).await?;
+    Ok(view(
+        account,
+        primary.as_deref() == Some(account.id.as_str()),
+    ))
+}
+
+/// `GET /v1/accounts/{id}`
+pub async fn get(app: &App, caller: &Caller, id: &str) -> Result<Response, ApiError> {
+    let user = caller.user()?;
+    let account = visible(app, user, id).await?;
+    Ok(json(&respond(app, user, &account).await?))
+}
+
+/// `PATCH /v1/accounts/{id}`
+pub async fn update(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    body: &Value,
+) -> Result<Response, ApiError> {
+    let user = caller.user()?;
+    let mut account = managed(app, user, id).await?;
+    let fields = Fields::new(
+        body,
+        &[
+            "display_name",
+            "create_contact",
+            "active_folders",
+            "enabled",
+        ],
+    )?;
+    if fields.has("display_name") {
+        account.display_name = fields.text("display_name", 200)?.map(str::to_owned);
+    }
+    if let Some(create_contact) = fields.bool("create_contact")? {
+        account.create_contact = create_contact;
+    }
+    if let Some(chosen) = fields.strings("active_folders", 1000)? {
+        for id in &chosen {
+            if !account
+                .folders
+                .iter()
+                .any(|f| f.id.as_str() == *id && f.selectable)
+            {
+                return Err(ApiError::invalid(
+                    "active_folders",
+                    format!("names `{id}`, which is not a selectable folder of this account"),
+                ));
+            }
+        }
+        for folder in &mut account.folders {
+            folder.active = chosen.contains(&folder.id.as_str());
+        }
+    }
+    if let Some(enabled) = fields.bool("enabled")? {
+        account.enabled = enabled;
+        if !enabled {
+            account.set_state(AccountState::Disabled, Some("disabled by a user".into()));
+        } else if account.state == AccountState::Disabled {
+            account.set_state(AccountState::Connecting, None);
+        }
+    }
+    app.store.update_account(account.clone(), None).await?;
+    Ok(json(&respond(app, user, &account).await?))
+}
+
+/// `DELETE /v1/accounts/{id}`
+pub async fn delete(app: &App, caller: &Caller, id: &str) -> Result<Response, ApiError> {
+    let user = caller.user()?;
+    let account = managed(app, user, id).await?;
+    app.store.delete_account(&account.id).await?;
+    Ok(super::no_content())
+}
+
+/// `PUT /v1/accounts/{id}/primary`
+pub async fn set_primary(app: &App, caller: &Caller, id: &str) -> Result<Response, ApiError> {
+    let user = caller.user()?;
+    let account = visible(app, user, id).await?;
+    app.store.set_primary(&user.id, Some(&account.id)).await?;
+    Ok(json(&view(&account, true)))
+}
+
+/// `DELETE /v1/accounts/{id}/primary`
+pub async fn unset_primary(app: &App, caller: &Caller, id: &str) -> Result<Response, ApiError> {
+    let user = caller.user()?;
+    let account = visible(app, user, id).await?;
+    if app.store.primary(&user.id).await?.as_deref() == Some(account.id.as_str()) {
+        app.store.set_primary(&user.id, None).await?;
+    }
+    Ok(super::no_content())
+}
+
+/// `POST /v1/accounts/{id}/reconnect`: re-tests with the new settings and re-enables the same
+/// account, keeping its id and everything Mailroom holds for it.
+pub async fn reconnect(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    body: &Value,
+) -> Result<Response, ApiError> {
+    let user = caller.user()?;
+    let mut account = managed(app, user, id).await?;
+    let spec = parse(app, body, RECONNECT_FIELDS)?;
+    if spec.connector != account.connector {
+        return Err(ApiError::invalid(
+            "connector",
+            format!("must stay `{}` for this account", account.connector),
+        ));
+    }
+    let fields = Fields::lenient(body)?;
+    let chosen = fields.strings("active_folders", 1000)?;
+    let listing = run_test(app, caller, &spec).await?.map_err(failed_test)?;
+    // Without a new choice, the folders active before stay active where they still exist.
+    let previous: Vec<&str> = account
+        .folders
+        .iter()
+        .filter(|f| f.active && listing.iter().any(|l| l.id == f.id))
+        .map(|f| f.id.as_str())
+        .collect();
+    let folders = choose_folders(listing, Some(chosen.unwrap_or(previous)))?;
+    let secret = spec
+        .password
+        .as_ref()
+        .map(|p| app.vault.seal(&account.id, p));
+    account.email = spec.email;
+    account.username = spec.username;
+    account.servers = spec.servers;
+    account.allow_insecure_certificate = spec.allow_insecure_certificate;
+    account.settings = spec.settings;
+    account.folders = folders;
+    account.enabled = true;
+    account.set_state(AccountState::Connecting, None);
+    app.store.update_account(account.clone(), secret).await?;
+    Ok(json(&respond(app, user, &account).await?))
+}
+
+/// `GET /v1/accounts/{id}/folders`
+pub async fn folders(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    query: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    let user = caller.user()?;
+    let account = visible(app, user, id).await?;
+    let page = PageRequest::from_query(query)?;
+    // Counts are of what Mailroom holds; messages arrive with sync.
+    let items: Vec<Value> = account
+        .folders
+        .iter()
+        .map(|f| json!({"id": f.id, "name": f.name, "role": f.role, "active": f.active, "unread": 0, "total": 0}))
+        .collect();
+    Ok(json(&page.page(items, |f| {
+        f["id"].as_str().unwrap_or_default().to_owned()
+    })))
 }

@@ -1,11 +1,12 @@
-//! Who is calling: the bearer token, checked by its SHA-256 hash.
-//!
-//! Until users are stored, the one identity is the operator's admin token
-//! (`MAILROOM_ADMIN_TOKEN`, or one generated and printed at start).
+//! Who is calling: a bearer token, looked up by its SHA-256 hash, and for service tokens the
+//! user named in `X-Mailroom-User`, whose permissions the service then has.
 
 use super::error::ApiError;
+use crate::store::Store;
+use crate::user::{TokenOwner, User};
 use base64::Engine;
 use sha2::{Digest, Sha256};
+use warp::http::StatusCode;
 
 /// A token's hash; tokens themselves are never kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,13 +16,10 @@ impl TokenHash {
     pub fn of(token: &str) -> Self {
         Self(Sha256::digest(token.as_bytes()).into())
     }
-}
 
-/// An authenticated caller.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// Identifies the caller for per-caller limits.
-    pub token: TokenHash,
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
 }
 
 /// A new token: 256 random bits behind a readable prefix.
@@ -33,28 +31,89 @@ pub fn new_token() -> String {
     )
 }
 
-pub struct Authenticator {
-    admin: TokenHash,
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token: TokenHash,
+    /// The user whose permissions apply: the token's owner, or the user a service acts as.
+    pub user: Option<User>,
+    /// The service, when the token is a service's.
+    pub service: Option<String>,
 }
 
-impl Authenticator {
-    pub fn new(admin_token: &str) -> Self {
-        Self {
-            admin: TokenHash::of(admin_token),
+impl Caller {
+    /// The user the request acts as; a service must name one.
+    pub fn user(&self) -> Result<&User, ApiError> {
+        self.user.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "a service must act as a user (X-Mailroom-User) for this request",
+            )
+        })
+    }
+
+    pub fn admin(&self) -> Result<&User, ApiError> {
+        let user = self.user()?;
+        if user.is_admin() {
+            Ok(user)
+        } else {
+            Err(ApiError::forbidden("only an admin may do this"))
         }
     }
 
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
-        let token = authorization
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(ApiError::unauthorized)?;
-        let hash = TokenHash::of(token);
-        if hash == self.admin {
-            Ok(Caller { token: hash })
-        } else {
-            Err(ApiError::unauthorized())
+    /// Identifies the caller for idempotency keys and limits.
+    pub fn key(&self) -> String {
+        match (&self.user, &self.service) {
+            (Some(user), Some(service)) => format!("{service}/{}", user.id),
+            (Some(user), None) => user.id.clone(),
+            (None, Some(service)) => service.clone(),
+            (None, None) => hex::encode(self.token.as_bytes()),
+        }
+    }
+}
+
+pub async fn authenticate(
+    store: &dyn Store,
+    authorization: Option<&str>,
+    act_as: Option<&str>,
+) -> Result<Caller, ApiError> {
+    let token = authorization
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(ApiError::unauthorized)?;
+    let hash = TokenHash::of(token);
+    let stored = store
+        .token(&hash)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    match stored.owner {
+        TokenOwner::User(id) => {
+            if act_as.is_some() {
+                return Err(ApiError::forbidden(
+                    "only a service token may act as another user",
+                ));
+            }
+            let user = store.user(&id).await?.ok_or_else(ApiError::unauthorized)?;
+            Ok(Caller {
+                token: hash,
+                user: Some(user),
+                service: None,
+            })
+        }
+        TokenOwner::Service(name) => {
+            let user = match act_as {
+                None => None,
+                Some(id) => Some(store.user(id.trim()).await?.ok_or_else(|| {
+                    ApiError::forbidden("X-Mailroom-User names no user of this server")
+                })?),
+            };
+            Ok(Caller {
+                token: hash,
+                user,
+                service: Some(name),
+            })
         }
     }
 }

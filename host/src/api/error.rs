@@ -52,8 +52,26 @@ impl ApiError {
         )
     }
 
-    pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    /// The path names no endpoint.
+    pub fn no_endpoint() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    }
+
+    /// The object does not exist, or the caller may not know that it does.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such {what}"),
+        )
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
     }
 
     pub fn too_many_requests(retry_after: u64) -> Self {
@@ -81,6 +99,18 @@ impl From<crate::account::Invalid> for ApiError {
     }
 }
 
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        match error {
+            crate::store::StoreError::Conflict(message) => Self::conflict(message),
+            other => {
+                tracing::error!("store: {other}");
+                Self::internal("the server could not read or write its database")
+            }
+        }
+    }
+}
+
 impl Reply for ApiError {
     fn into_response(self) -> Response {
         let mut error = json!({"code": self.code, "message": self.message});
@@ -101,7 +131,7 @@ impl Reply for ApiError {
 /// Turns every rejection warp produces into the API's error shape.
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let error = if rejection.is_not_found() {
-        ApiError::not_found()
+        ApiError::no_endpoint()
     } else if rejection.find::<MethodNotAllowed>().is_some() {
         ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,

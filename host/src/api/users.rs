@@ -1,0 +1,240 @@
+//! `/v1/users`, `/v1/me` and tokens.
+//!
+//! Admins create and manage users and may revoke any token, but never mint one for someone
+//! else: a token opens its owner's personal mailboxes. Service identities come only from the
+//! operator (`MAILROOM_SERVICE_TOKEN`, `mailroom token create --service`), never from here.
+
+use super::auth::{Caller, TokenHash, new_token};
+use super::body::Fields;
+use super::error::ApiError;
+use super::paging::PageRequest;
+use super::{App, json, json_status};
+use crate::account::{AccountKind, validate_email};
+use crate::signature;
+use crate::user::{Role, Token, TokenOwner, User, new_id, now_rfc3339};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+/// A user as admins see them.
+pub fn view(user: &User) -> Value {
+    json!({
+        "id": user.id,
+        "name": user.name,
+        "email": user.email,
+        "role": user.role,
+        "shared_inbox": user.shared_inbox,
+        "external_id": user.external_id,
+        "created_at": user.created_at,
+    })
+}
+
+fn parse_role(fields: &Fields<'_>) -> Result<Option<Role>, ApiError> {
+    match fields.text("role", 16)? {
+        None => Ok(None),
+        Some("admin") => Ok(Some(Role::Admin)),
+        Some("member") => Ok(Some(Role::Member)),
+        Some(_) => Err(ApiError::invalid("role", "must be `admin` or `member`")),
+    }
+}
+
+fn parse_email(fields: &Fields<'_>) -> Result<Option<String>, ApiError> {
+    fields
+        .text("email", 254)?
+        .map(|email| {
+            validate_email(email)
+                .map(|()| email.to_owned())
+                .map_err(|m| ApiError::invalid("email", m))
+        })
+        .transpose()
+}
+
+fn parse_external_id(fields: &Fields<'_>) -> Result<Option<String>, ApiError> {
+    let id = fields.text("external_id", 128)?;
+    if let Some(id) = id
+        && !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
+    {
+        return Err(ApiError::invalid(
+            "external_id",
+            "may hold only A-Z a-z 0-9 . _ : -",
+        ));
+    }
+    Ok(id.map(str::to_owned))
+}
+
+/// `POST /v1/users`
+pub async fn create(app: &App, caller: &Caller, body: &Value) -> Result<Response, ApiError> {
+    caller.admin()?;
+    let fields = Fields::new(
+        body,
+        &["name", "email", "role", "shared_inbox", "external_id"],
+    )?;
+    let user = User {
+        id: new_id("usr"),
+        name: fields.required_text("name", 200)?.to_owned(),
+        email: parse_email(&fields)?.ok_or_else(|| ApiError::invalid("email", "is required"))?,
+        role: parse_role(&fields)?.ok_or_else(|| ApiError::invalid("role", "is required"))?,
+        shared_inbox: fields.bool("shared_inbox")?.unwrap_or(false),
+        external_id: parse_external_id(&fields)?,
+        signature: None,
+        created_at: now_rfc3339(),
+    };
+    app.store.insert_user(user.clone()).await?;
+    Ok(json_status(&view(&user), StatusCode::CREATED))
+}
+
+/// `GET /v1/users`
+pub async fn list(
+    app: &App,
+    caller: &Caller,
+    query: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    caller.admin()?;
+    let page = PageRequest::from_query(query)?;
+    let users: Vec<Value> = app.store.users().await?.iter().map(view).collect();
+    Ok(json(&page.page(users, |u| {
+        u["id"].as_str().unwrap_or_default().to_owned()
+    })))
+}
+
+/// `GET /v1/users/{id}`
+pub async fn get(app: &App, caller: &Caller, id: &str) -> Result<Response, ApiError> {
+    caller.admin()?;
+    let user = app
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(json(&view(&user)))
+}
+
+/// `PATCH /v1/users/{id}`
+pub async fn update(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    body: &Value,
+) -> Result<Response, ApiError> {
+    caller.admin()?;
+    let fields = Fields::new(
+        body,
+        &["name", "email", "role", "shared_inbox", "external_id"],
+    )?;
+    let mut user = app
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    if let Some(name) = fields.text("name", 200)? {
+        user.name = name.to_owned();
+    }
+    if let Some(email) = parse_email(&fields)? {
+        user.email = email;
+    }
+    if let Some(role) = parse_role(&fields)? {
+        user.role = role;
+    }
+    if let Some(shared_inbox) = fields.bool("shared_inbox")? {
+        user.shared_inbox = shared_inbox;
+    }
+    if fields.has("external_id") {
+        user.external_id = parse_external_id(&fields)?;
+    }
+    app.store.update_user(user.clone()).await?;
+    // A user who may no longer work shared accounts loses a shared primary.
+    if !user.works_shared_accounts()
+        && let Some(primary) = app.store.primary(&user.id).await?
+        && let Some(account) = app.store.account(&primary).await?
+        && account.kind == AccountKind::Shared
+    {
+        app.store.set_primary(&user.id, None).await?;
+    }
+    Ok(json(&view(&user)))
+}
+
+/// `GET /v1/me`
+pub async fn me(app: &App, caller: &Caller) -> Result<Response, ApiError> {
+    let user = caller.user()?;
+    Ok(json(&me_view(app, user).await?))
+}
+
+async fn me_view(app: &App, user: &User) -> Result<Value, ApiError> {
+    let mut body = view(user);
+    body["signature"] = json!(user.signature);
+    body["signature_text"] = json!(user.signature.as_deref().map(signature::to_text));
+    body["primary_account_id"] = json!(app.store.primary(&user.id).await?);
+    Ok(body)
+}
+
+/// `PATCH /v1/me`
+pub async fn update_me(app: &App, caller: &Caller, body: &Value) -> Result<Response, ApiError> {
+    let mut user = caller.user()?.clone();
+    Fields::new(body, &["signature"])?;
+    match body.get("signature") {
+        None => {}
+        Some(Value::Null) => user.signature = None,
+        Some(Value::String(html)) => {
+            user.signature =
+                signature::sanitize(html).map_err(|m| ApiError::invalid("signature", m))?;
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "signature",
+                "must be a string of HTML or null",
+            ));
+        }
+    }
+    app.store.update_user(user.clone()).await?;
+    Ok(json(&me_view(app, &user).await?))
+}
+
+/// `POST /v1/me/tokens`
+pub async fn create_token(app: &App, caller: &Caller, body: &Value) -> Result<Response, ApiError> {
+    let user = caller.user()?;
+    let fields = Fields::new(body, &["name"])?;
+    let token = Token {
+        id: new_id("tok"),
+        owner: TokenOwner::User(user.id.clone()),
+        name: fields.required_text("name", 100)?.to_owned(),
+        created_at: now_rfc3339(),
+    };
+    let secret = new_token();
+    app.store
+        .insert_token(TokenHash::of(&secret), token.clone())
+        .await?;
+    Ok(json_status(
+        &json!({"id": token.id, "token": secret, "name": token.name, "created_at": token.created_at}),
+        StatusCode::CREATED,
+    ))
+}
+
+/// `DELETE /v1/me/tokens/{id}` and, for admins, `DELETE /v1/users/{user}/tokens/{id}`.
+pub async fn revoke_token(
+    app: &App,
+    caller: &Caller,
+    owner: Option<&str>,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let owner = match owner {
+        Some(owner) => {
+            caller.admin()?;
+            owner.to_owned()
+        }
+        None => caller.user()?.id.clone(),
+    };
+    // Look before removing, so that nobody can revoke a token that is not theirs.
+    let belongs = app
+        .store
+        .tokens_of(&owner)
+        .await?
+        .iter()
+        .any(|t| t.id == id);
+    if !belongs {
+        return Err(ApiError::not_found("token"));
+    }
+    app.store.delete_token(id).await?;
+    Ok(super::no_content())
+}

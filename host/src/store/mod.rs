@@ -1,0 +1,90 @@
+//! Where Mailroom keeps its state, behind the [`Store`] trait so that a second backend
+//! (PostgreSQL, for more than one machine) can stand beside the embedded one without the API
+//! or the sync code noticing.
+//!
+//! The embedded backend is [`redb`](self::redb): one database file in the data directory.
+
+mod redb;
+
+pub use self::redb::RedbStore;
+
+use crate::account::Account;
+use crate::api::auth::TokenHash;
+use crate::user::{Token, User};
+use crate::vault::Sealed;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value (an external id, ...) is taken.
+    #[error("{0}")]
+    Conflict(String),
+    #[error(
+        "the database is in use by another process (is a Mailroom server running on this data directory?)"
+    )]
+    Locked,
+    #[error(
+        "the database was written by a newer Mailroom (schema {found}, this one knows up to {known})"
+    )]
+    TooNew { found: u64, known: u64 },
+    #[error("storage error: {0}")]
+    Backend(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A response remembered for an `Idempotency-Key`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Remembered {
+    pub at_unix: i64,
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn user_count(&self) -> Result<u64>;
+    /// Fails with `Conflict` when the external id is taken.
+    async fn insert_user(&self, user: User) -> Result<()>;
+    async fn update_user(&self, user: User) -> Result<()>;
+    async fn user(&self, id: &str) -> Result<Option<User>>;
+    /// All users, by id.
+    async fn users(&self) -> Result<Vec<User>>;
+
+    async fn insert_token(&self, hash: TokenHash, token: Token) -> Result<()>;
+    async fn token(&self, hash: &TokenHash) -> Result<Option<Token>>;
+    /// The tokens of a user.
+    async fn tokens_of(&self, user_id: &str) -> Result<Vec<Token>>;
+    /// Removes a token by its id; returns it when it existed.
+    async fn delete_token(&self, id: &str) -> Result<Option<Token>>;
+
+    /// Stores a new account with its sealed password.
+    async fn insert_account(&self, account: Account, secret: Option<Sealed>) -> Result<()>;
+    /// Replaces an account; its sealed password too when `secret` is given.
+    async fn update_account(&self, account: Account, secret: Option<Sealed>) -> Result<()>;
+    async fn account(&self, id: &str) -> Result<Option<Account>>;
+    /// All accounts, by id.
+    async fn accounts(&self) -> Result<Vec<Account>>;
+    /// Removes an account, its secret and every primary choice that named it.
+    async fn delete_account(&self, id: &str) -> Result<bool>;
+    async fn account_secret(&self, id: &str) -> Result<Option<Sealed>>;
+    /// Every sealed secret, by account id.
+    async fn secrets(&self) -> Result<Vec<(String, Sealed)>>;
+    /// Replaces sealed secrets in one transaction (key rotation).
+    async fn replace_secrets(
+        &self,
+        secrets: Vec<(String, Sealed)>,
+        key_check: Sealed,
+    ) -> Result<()>;
+
+    async fn primary(&self, user_id: &str) -> Result<Option<String>>;
+    async fn set_primary(&self, user_id: &str, account_id: Option<&str>) -> Result<()>;
+
+    async fn remembered(&self, key: &str) -> Result<Option<Remembered>>;
+    async fn remember(&self, key: &str, response: Remembered) -> Result<()>;
+
+    /// The value sealed with the current key to recognise the right key at start.
+    async fn key_check(&self) -> Result<Option<Sealed>>;
+    async fn set_key_check(&self, sealed: Sealed) -> Result<()>;
+}

@@ -1,0 +1,72 @@
+//! Users, their roles and their API tokens.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    pub shared_inbox: bool,
+    /// The CRM's id for the user; unique when set.
+    pub external_id: Option<String>,
+    /// Sanitized HTML.
+    pub signature: Option<String>,
+    pub created_at: String,
+}
+
+impl User {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Admins and members with the shared-inbox permission work shared accounts.
+    pub fn works_shared_accounts(&self) -> bool {
+        self.is_admin() || self.shared_inbox
+    }
+}
+
+/// Whose a token is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "id")]
+pub enum TokenOwner {
+    User(String),
+    /// A back end registered by the operator (e.g. the CRM), which acts for users.
+    Service(String),
+}
+
+/// A token as stored: never the token itself, which is kept only as its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    pub id: String,
+    pub owner: TokenOwner,
+    pub name: String,
+    pub created_at: String,
+}
+
+/// A fresh opaque id with a readable prefix, e.g. `usr_…`, `acc_…`.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", hex::encode(rand::random::<[u8; 10]>()))
+}
+
+/// Now, as RFC 3339 UTC with seconds.
+pub fn now_rfc3339() -> String {
+    rfc3339(time::OffsetDateTime::now_utc())
+}
+
+pub fn rfc3339(at: time::OffsetDateTime) -> String {
+    let at = at
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(at);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
