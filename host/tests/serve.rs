@@ -56,6 +56,16 @@ fn serve_listens_where_told_and_exits_cleanly_on_sigterm() {
     let connectors = get(addr, "/v1/connectors", Some("mr_serve_test")).expect("an answer");
     assert!(connectors.contains(r#""id":"imap""#), "{connectors}");
 
+    // While the server runs, the shell tools say why they cannot work on its database.
+    let locked = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args(["user", "list", "--data"])
+        .arg(&data)
+        .output()
+        .expect("mailroom runs");
+    assert!(!locked.status.success());
+    let message = String::from_utf8_lossy(&locked.stderr);
+    assert!(message.contains("in use by another process"), "{message}");
+
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -6,6 +6,8 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 pub const ADMIN_TOKEN: &str = "mr_test_admin_token";
+/// The CRM's service token (`MAILROOM_SERVICE_TOKEN`).
+pub const SERVICE_TOKEN: &str = "mr_test_service_token";
 
 /// The hostile test connector, built by this crate's build script.
 pub fn hostile_connector() -> PathBuf {
@@ -16,7 +18,8 @@ pub struct Mailroom {
     server: Option<Server>,
     base: String,
     http: reqwest::Client,
-    _data: tempfile::TempDir,
+    config: Config,
+    data: tempfile::TempDir,
 }
 
 /// A response: its status, headers and JSON body.
@@ -40,19 +43,59 @@ impl Mailroom {
         config.net.connect_timeout_ms = 5_000;
         config.net.io_timeout_ms = 10_000;
         configure(&mut config);
-        let setup = Bootstrap {
-            admin_token: Some(ADMIN_TOKEN.to_owned()),
-            ..Bootstrap::default()
-        };
-        let server = Server::start(&config, &setup)
-            .await
-            .expect("the server starts");
+        let server = Self::launch(&config).await;
         Self {
             base: format!("http://{}", server.addr()),
             server: Some(server),
             http: reqwest::Client::new(),
-            _data: data,
+            config,
+            data,
         }
+    }
+
+    async fn launch(config: &Config) -> Server {
+        let setup = Bootstrap {
+            admin_token: Some(ADMIN_TOKEN.to_owned()),
+            service_token: Some(SERVICE_TOKEN.to_owned()),
+            secret_key: None,
+        };
+        Server::start(config, &setup)
+            .await
+            .expect("the server starts")
+    }
+
+    /// Stops the server and starts a new one on the same data directory.
+    pub async fn restart(mut self) -> Self {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        let server = Self::launch(&self.config).await;
+        self.base = format!("http://{}", server.addr());
+        self.server = Some(server);
+        self
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data.path()
+    }
+
+    /// Sends a request with `token`, acting as `act_as` when given.
+    pub async fn call_as(
+        &self,
+        token: &str,
+        act_as: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(user) = act_as {
+            request = request.header("x-mailroom-user", user);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        answer(request).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -96,8 +139,12 @@ pub async fn answer(request: reqwest::RequestBuilder) -> Answer {
     let status = response.status();
     let headers = response.headers().clone();
     let text = response.text().await.expect("a readable body");
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("the body is not JSON ({e}): {text}"));
+    // 204 has no body; everything else is JSON.
+    let body = if text.is_empty() && status == StatusCode::NO_CONTENT {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("the body is not JSON ({e}): {text}"))
+    };
     Answer {
         status,
         headers,

@@ -39,7 +39,20 @@ type Job = Box<dyn FnOnce(&Database) + Send>;
 
 pub struct RedbStore {
     db: Arc<Database>,
-    writer: mpsc::Sender<Job>,
+    /// `None` only while dropping.
+    writer: Option<mpsc::Sender<Job>>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RedbStore {
+    /// Finishes the queued writes and closes the file before returning, so the same data
+    /// directory can be opened again at once (redb allows one opener).
+    fn drop(&mut self) {
+        self.writer.take();
+        if let Some(thread) = self.writer_thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl From<redb::Error> for StoreError {
@@ -79,7 +92,7 @@ impl RedbStore {
         let db = Arc::new(db);
         let (writer, jobs) = mpsc::channel::<Job>();
         let writer_db = db.clone();
-        std::thread::Builder::new()
+        let writer_thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
                 for job in jobs {
@@ -87,7 +100,11 @@ impl RedbStore {
                 }
             })
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self { db, writer })
+        Ok(Self {
+            db,
+            writer: Some(writer),
+            writer_thread: Some(writer_thread),
+        })
     }
 
     /// Runs `f` in one write transaction on the writer thread; commits when it succeeds.
@@ -110,6 +127,8 @@ impl RedbStore {
             let _ = done.send(outcome);
         });
         self.writer
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("the store is closing".into()))?
             .send(job)
             .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
         result
