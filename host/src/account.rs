@@ -529,6 +529,25 @@ mod tests {
     }
 
     #[test]
+    fn sync_from_counts_calendar_months_and_clamps_the_day() {
+        use time::macros::datetime;
+        let at = datetime!(2027-03-31 10:00 UTC);
+        assert_eq!(SyncFrom::Now.date_from(at), at);
+        assert_eq!(
+            SyncFrom::OneMonth.date_from(at),
+            datetime!(2027-02-28 10:00 UTC)
+        );
+        assert_eq!(
+            SyncFrom::ThreeMonths.date_from(at),
+            datetime!(2026-12-31 10:00 UTC)
+        );
+        assert_eq!(
+            SyncFrom::SixMonths.date_from(datetime!(2028-08-31 00:00 UTC)),
+            datetime!(2028-02-29 00:00 UTC)
+        );
+    }
+
+    #[test]
     fn loopback_and_private_servers_are_accepted() {
         let mut b = body();
         b["imap"]["host"] = json!("127.0.0.1");

@@ -213,8 +213,8 @@ async fn a_silent_server_is_a_timeout_within_the_configured_bound() {
     mailroom.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn starttls_asked_but_not_offered_is_tls_and_nothing_is_sent_in_clear() {
+/// Tests a connection to the fake plaintext IMAP server with `encryption` on both servers.
+async fn test_fake_server(encryption: &str) -> Value {
     let port = fakes::plaintext_imap_server().await;
     let mailroom = Mailroom::start(|_| {}).await;
     let answer = mailroom
@@ -222,31 +222,26 @@ async fn starttls_asked_but_not_offered_is_tls_and_nothing_is_sent_in_clear() {
             "/v1/accounts/test",
             json!({
                 "connector": "imap", "email": "a@example.test", "password": "canary-pw",
-                "imap": {"host": "127.0.0.1", "port": port, "encryption": "starttls"},
-                "smtp": {"host": "127.0.0.1", "port": port, "encryption": "starttls"},
+                "imap": {"host": "127.0.0.1", "port": port, "encryption": encryption},
+                "smtp": {"host": "127.0.0.1", "port": port, "encryption": encryption},
             }),
         )
         .await;
-    assert_failure(&answer.body, "imap", "tls");
     mailroom.stop().await;
+    answer.body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starttls_asked_but_not_offered_is_tls_and_nothing_is_sent_in_clear() {
+    let answer = test_fake_server("starttls").await;
+    assert_failure(&answer, "imap", "tls");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_echoing_the_login_does_not_leak_the_password() {
-    let port = fakes::plaintext_imap_server().await;
-    let mailroom = Mailroom::start(|_| {}).await;
-    let answer = mailroom
-        .post(
-            "/v1/accounts/test",
-            json!({
-                "connector": "imap", "email": "a@example.test", "password": "canary-pw",
-                "imap": {"host": "127.0.0.1", "port": port, "encryption": "none"},
-                "smtp": {"host": "127.0.0.1", "port": port, "encryption": "none"},
-            }),
-        )
-        .await;
-    assert_failure(&answer.body, "imap", "protocol");
-    let text = answer.body.to_string();
+    let answer = test_fake_server("none").await;
+    assert_failure(&answer, "imap", "protocol");
+    let text = answer.to_string();
     // The server echoed `\0a@example.test\0canary-pw` in base64.
     assert!(!text.contains("canary-pw"), "{text}");
     assert!(
@@ -254,7 +249,6 @@ async fn a_server_echoing_the_login_does_not_leak_the_password() {
         "{text}"
     );
     assert!(text.contains("[redacted]"), "{text}");
-    mailroom.stop().await;
 }
 
 fn free_port() -> u16 {

@@ -69,6 +69,28 @@ async fn admins_manage_users_and_members_do_not() {
         "Ann B"
     );
 
+    // Ann is an admin now; with her, the first admin may step down, but not the last one.
+    let first_admin = mailroom.get("/v1/me").await.body["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let step_down = mailroom
+        .call(
+            Method::PATCH,
+            &format!("/v1/users/{id}"),
+            Some(json!({"role": "member"})),
+        )
+        .await;
+    assert_eq!(step_down.status, StatusCode::OK, "{}", step_down.body);
+    let last = mailroom
+        .call(
+            Method::PATCH,
+            &format!("/v1/users/{first_admin}"),
+            Some(json!({"role": "member"})),
+        )
+        .await;
+    assert_eq!(last.status, StatusCode::CONFLICT, "{}", last.body);
+
     let (_, member_token) = member(&mailroom, "mo").await;
     for (method, path, body) in [
         (Method::GET, "/v1/users".to_owned(), None),

@@ -135,6 +135,21 @@ pub async fn update(
         user.email = email;
     }
     if let Some(role) = parse_role(&fields)? {
+        // The server is never left without an admin: only an admin can create users.
+        if user.role == Role::Admin && role != Role::Admin {
+            let admins = app
+                .store
+                .users()
+                .await?
+                .iter()
+                .filter(|u| u.is_admin())
+                .count();
+            if admins <= 1 {
+                return Err(ApiError::conflict(
+                    "the last admin cannot stop being an admin",
+                ));
+            }
+        }
         user.role = role;
     }
     if let Some(shared_inbox) = fields.bool("shared_inbox")? {
