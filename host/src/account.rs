@@ -179,6 +179,10 @@ pub struct Account {
     pub settings: Vec<(String, String)>,
     pub folders: Vec<AccountFolder>,
     pub created_at: String,
+    /// Counts the stored versions, so that a write based on an older one is refused rather
+    /// than silently undoing another request's change.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl Account {
@@ -238,9 +242,31 @@ const CONNECTION_FIELDS: &[&str] = &[
     "settings",
 ];
 
-/// Whether `name` is a field of the connection body (and so cannot name a server block).
-pub fn is_connection_field(name: &str) -> bool {
-    CONNECTION_FIELDS.contains(&name)
+/// Names a connector may not give a server block: they are fields of the connection,
+/// create and re-connect bodies or of the account object, where server blocks also appear.
+const RESERVED_ROLES: &[&str] = &[
+    "id",
+    "kind",
+    "owner_id",
+    "display_name",
+    "sync_from",
+    "sync_from_date",
+    "create_contact",
+    "active_folders",
+    "primary",
+    "enabled",
+    "state",
+    "state_reason",
+    "state_since",
+    "last_sync_at",
+    "folders",
+    "created_at",
+    "revision",
+];
+
+/// Whether a connector may name a server block `name`.
+pub fn is_reserved_role(name: &str) -> bool {
+    CONNECTION_FIELDS.contains(&name) || RESERVED_ROLES.contains(&name)
 }
 
 /// Parses a connection body. `server_roles` are the server blocks the connector declares;
@@ -370,7 +396,7 @@ fn parse_server(role: &str, value: Option<&Value>) -> Result<ServerSpec, Invalid
         None | Some(Value::Null) => return Err(Invalid::new(field("host"), "is required")),
         Some(_) => return Err(Invalid::new(field("host"), "expected a string")),
     };
-    validate_host(host).map_err(|m| Invalid::new(field("host"), m))?;
+    let host = normalize_host(host).map_err(|m| Invalid::new(field("host"), m))?;
     let port = match object.get("port") {
         Some(Value::Number(n)) => n
             .as_u64()
@@ -402,20 +428,27 @@ fn parse_server(role: &str, value: Option<&Value>) -> Result<ServerSpec, Invalid
     };
     Ok(ServerSpec {
         role: role.to_owned(),
-        host: host.to_ascii_lowercase(),
+        host,
         port,
         encryption,
     })
 }
 
-/// A host name or an address literal. Addresses a connector may never reach (link-local,
-/// cloud metadata) are refused here already, so the user hears of it before any test.
-fn validate_host(host: &str) -> Result<(), String> {
-    let literal = host.trim_start_matches('[').trim_end_matches(']');
+/// A host name (lower-cased) or an address literal (IPv6 without its brackets). Addresses a
+/// connector may never reach (link-local, cloud metadata) are refused here already, so the
+/// user hears of it before any test.
+fn normalize_host(host: &str) -> Result<String, String> {
+    let literal = match host.strip_prefix('[') {
+        Some(rest) => rest
+            .strip_suffix(']')
+            .filter(|inner| inner.parse::<std::net::Ipv6Addr>().is_ok())
+            .ok_or("is not a valid bracketed IPv6 address")?,
+        None => host,
+    };
     if let Ok(ip) = literal.parse::<IpAddr>() {
         return match refused_address_reason(ip, true) {
             Some(reason) => Err(format!("{ip} is {reason}")),
-            None => Ok(()),
+            None => Ok(ip.to_string()),
         };
     }
     let valid_label = |label: &str| {
@@ -433,7 +466,7 @@ fn validate_host(host: &str) -> Result<(), String> {
     {
         return Err("is not a valid host name or address".into());
     }
-    Ok(())
+    Ok(host.to_ascii_lowercase())
 }
 
 fn parse_settings(value: Option<&Value>) -> Result<Vec<(String, String)>, Invalid> {
@@ -526,6 +559,9 @@ mod tests {
         let mut b = body();
         b["imap"]["host"] = json!("bad host name");
         assert_eq!(error_field(b), "imap.host");
+        let mut b = body();
+        b["imap"]["host"] = json!("[10.0.0.1");
+        assert_eq!(error_field(b), "imap.host");
     }
 
     #[test]
@@ -551,7 +587,8 @@ mod tests {
     fn loopback_and_private_servers_are_accepted() {
         let mut b = body();
         b["imap"]["host"] = json!("127.0.0.1");
-        b["smtp"]["host"] = json!("10.1.2.3");
-        assert!(parse_connection(&b, roles, &[]).is_ok());
+        b["smtp"]["host"] = json!("[::1]");
+        let spec = parse_connection(&b, roles, &[]).unwrap();
+        assert_eq!(spec.server("smtp").unwrap().host, "::1");
     }
 }

@@ -78,6 +78,8 @@ pub struct SandboxConfig {
     /// What a job may write to the log (its `log` calls, stdout and stderr), in bytes.
     /// Default 64 KiB.
     pub log_bytes: usize,
+    /// Jobs running at once across all accounts; more wait their turn. Default 32.
+    pub max_concurrent_jobs: usize,
 }
 
 impl Default for SandboxConfig {
@@ -87,6 +89,7 @@ impl Default for SandboxConfig {
             cpu_ms: 20_000,
             job_timeout_ms: 300_000,
             log_bytes: 64 * 1024,
+            max_concurrent_jobs: 32,
         }
     }
 }

@@ -103,6 +103,15 @@ async fn a_login_after_a_non_pre_auth_command_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_login_in_another_protocol_than_the_servers_is_refused() {
+    let servers = MailServers::start();
+    let mailroom = hostile_mailroom().await;
+    let answer = run(&mailroom, &servers, "wrong-protocol", json!({})).await;
+    assert_eq!(answer["error"]["code"], "denied", "{answer}");
+    mailroom.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_password_never_reaches_the_connector() {
     let servers = MailServers::start();
     let mailroom = hostile_mailroom().await;

@@ -71,7 +71,7 @@ async fn run_test(
     spec: &ConnectionSpec,
 ) -> Result<Result<Vec<Folder>, ConnectorError>, ApiError> {
     app.connection_tests
-        .check(caller.token)
+        .check(&caller.key())
         .map_err(ApiError::too_many_requests)?;
     Ok(app.runtime.test_connection(spec).await.map_err(|error| {
         let stage = error
@@ -279,6 +279,7 @@ pub async fn create(
         settings: spec.settings,
         folders,
         created_at: rfc3339(now),
+        revision: 0,
     };
     app.store.insert_account(account.clone(), secret).await?;
     Ok((StatusCode::CREATED, view(&account, false)))
@@ -463,9 +464,10 @@ pub async fn folders(
     let account = visible(app, user, id).await?;
     let page = PageRequest::from_query(query)?;
     // Counts are of what Mailroom holds; messages arrive with sync.
-    let items: Vec<Value> = account
-        .folders
-        .iter()
+    let mut folders: Vec<_> = account.folders.iter().collect();
+    folders.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    let items: Vec<Value> = folders
+        .into_iter()
         .map(|f| json!({"id": f.id, "name": f.name, "role": f.role, "active": f.active, "unread": 0, "total": 0}))
         .collect();
     Ok(json(&page.page(items, |f| {

@@ -103,6 +103,7 @@ impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> Self {
         match error {
             crate::store::StoreError::Conflict(message) => Self::conflict(message),
+            crate::store::StoreError::NotFound(what) => Self::not_found(what),
             other => {
                 tracing::error!("store: {other}");
                 Self::internal("the server could not read or write its database")

@@ -23,7 +23,7 @@ use error::ApiError;
 use rate_limit::RateLimiter;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -38,9 +38,9 @@ pub struct App {
     pub vault: Arc<Vault>,
     pub connection_tests: RateLimiter,
     pub max_body_bytes: u64,
-    /// Serialises requests that carry an `Idempotency-Key`, so a retry racing the first
-    /// attempt still finds its result.
-    idempotency: tokio::sync::Mutex<()>,
+    /// One lock per `Idempotency-Key` in use, so a retry racing the first attempt waits for
+    /// its result (and nothing else waits).
+    idempotency: std::sync::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
 }
 
 impl App {
@@ -56,7 +56,7 @@ impl App {
             vault,
             connection_tests: RateLimiter::per_minute(config.connection_tests_per_minute),
             max_body_bytes: config.max_body_bytes,
-            idempotency: tokio::sync::Mutex::new(()),
+            idempotency: std::sync::Mutex::new(HashMap::new()),
         }
     }
 }
@@ -185,8 +185,20 @@ where
             "must be 1-255 characters",
         ));
     }
-    let _one_at_a_time = app.idempotency.lock().await;
     let stored_key = format!("{endpoint}\n{}\n{key}", caller.key());
+    let lock = {
+        let mut locks = app.idempotency.lock().expect("idempotency locks poisoned");
+        locks.retain(|_, lock| lock.strong_count() > 0);
+        match locks.get(&stored_key).and_then(Weak::upgrade) {
+            Some(lock) => lock,
+            None => {
+                let lock = Arc::new(tokio::sync::Mutex::new(()));
+                locks.insert(stored_key.clone(), Arc::downgrade(&lock));
+                lock
+            }
+        }
+    };
+    let _one_at_a_time = lock.lock().await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     if let Some(first) = app.store.remembered(&stored_key).await?
         && now - first.at_unix < 24 * 3600

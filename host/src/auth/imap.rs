@@ -9,15 +9,22 @@ use crate::net::Connection;
 use secrecy::zeroize::Zeroizing;
 use std::collections::VecDeque;
 
-/// The host's own tag; a connector's tags are never answered by the host.
-const TAG: &str = "MRAUTH";
+/// The host's own tag, fresh for every exchange so that a connector cannot pipeline a command
+/// under it and have its completion taken for the login's.
+fn new_tag() -> String {
+    format!(
+        "MR{}",
+        hex::encode(rand::random::<[u8; 6]>()).to_ascii_uppercase()
+    )
+}
 
 pub async fn authenticate(
     conn: &mut Connection,
     mechanisms: &[String],
     credentials: &Credentials,
 ) -> Result<String, ConnectorError> {
-    let mut exchange = exchange(mechanisms, credentials);
+    let tag = new_tag();
+    let mut exchange = exchange(&tag, mechanisms, credentials);
     conn.write_all(&exchange.first).await?;
     loop {
         let line = conn.read_line(MAX_REPLY_LINE).await?;
@@ -27,7 +34,7 @@ pub async fn authenticate(
                 Some(answer) => conn.write_all(&answer).await?,
                 None => conn.write_all(b"*\r\n").await?,
             }
-        } else if let Some(status) = line.strip_prefix(format!("{TAG} ").as_bytes()) {
+        } else if let Some(status) = line.strip_prefix(format!("{tag} ").as_bytes()) {
             return outcome(status, &line);
         } else if line.starts_with(b"* BYE") {
             return Err(ConnectorError::new(
@@ -39,30 +46,30 @@ pub async fn authenticate(
     }
 }
 
-fn exchange(mechanisms: &[String], credentials: &Credentials) -> Exchange {
+fn exchange(tag: &str, mechanisms: &[String], credentials: &Credentials) -> Exchange {
     if has_mechanism(mechanisms, "PLAIN") {
         return Exchange {
-            first: Zeroizing::new(format!("{TAG} AUTHENTICATE PLAIN\r\n").into_bytes()),
+            first: Zeroizing::new(format!("{tag} AUTHENTICATE PLAIN\r\n").into_bytes()),
             answers: VecDeque::from([base64_line(&plain_message(credentials))]),
         };
     }
     if has_mechanism(mechanisms, "LOGIN") {
         return Exchange {
-            first: Zeroizing::new(format!("{TAG} AUTHENTICATE LOGIN\r\n").into_bytes()),
+            first: Zeroizing::new(format!("{tag} AUTHENTICATE LOGIN\r\n").into_bytes()),
             answers: VecDeque::from([
                 base64_line(credentials.login.as_bytes()),
                 base64_line(credentials.password.expose().as_bytes()),
             ]),
         };
     }
-    login_command(credentials)
+    login_command(tag, credentials)
 }
 
 /// `LOGIN user password`, each as a quoted string when it can be one, else as a literal whose
 /// bytes are sent once the server asks for them.
-fn login_command(credentials: &Credentials) -> Exchange {
+fn login_command(tag: &str, credentials: &Credentials) -> Exchange {
     // Each segment is sent after the server's go-ahead for the literal that ends the previous.
-    let mut segments = vec![Zeroizing::new(format!("{TAG} LOGIN").into_bytes())];
+    let mut segments = vec![Zeroizing::new(format!("{tag} LOGIN").into_bytes())];
     for value in [
         credentials.login.as_bytes(),
         credentials.password.expose().as_bytes(),
@@ -131,24 +138,25 @@ mod tests {
 
     #[test]
     fn plain_is_preferred() {
-        let e = exchange(&["LOGIN".into(), "plain".into()], &credentials("pw"));
-        assert_eq!(e.first.as_slice(), b"MRAUTH AUTHENTICATE PLAIN\r\n");
+        let e = exchange("T1", &["LOGIN".into(), "plain".into()], &credentials("pw"));
+        assert_eq!(e.first.as_slice(), b"T1 AUTHENTICATE PLAIN\r\n");
         assert_eq!(e.answers[0].as_slice(), b"AGFsaWNlAHB3\r\n");
     }
 
     #[test]
     fn login_command_quotes_or_uses_literals() {
-        let e = exchange(&[], &credentials("p\"w"));
-        assert_eq!(e.first.as_slice(), b"MRAUTH LOGIN \"alice\" \"p\\\"w\"\r\n");
+        let e = exchange("T1", &[], &credentials("p\"w"));
+        assert_eq!(e.first.as_slice(), b"T1 LOGIN \"alice\" \"p\\\"w\"\r\n");
         assert!(e.answers.is_empty());
-        let e = exchange(&[], &credentials("pässword"));
-        assert_eq!(e.first.as_slice(), b"MRAUTH LOGIN \"alice\" {9}\r\n");
+        let e = exchange("T1", &[], &credentials("pässword"));
+        assert_eq!(e.first.as_slice(), b"T1 LOGIN \"alice\" {9}\r\n");
         assert_eq!(e.answers[0].as_slice(), "pässword\r\n".as_bytes());
     }
 
     #[test]
     fn outcomes_are_classified() {
-        assert!(outcome(b"OK done", b"MRAUTH OK done").is_ok());
+        assert!(outcome(b"OK done", b"T1 OK done").is_ok());
+        assert_ne!(new_tag(), new_tag());
         let no = outcome(b"NO [AUTHENTICATIONFAILED] x", b"").unwrap_err();
         assert_eq!(no.kind, ErrorKind::AuthFailed);
         let busy = outcome(b"NO [UNAVAILABLE] x", b"").unwrap_err();

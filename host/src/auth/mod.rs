@@ -36,6 +36,17 @@ pub struct Credentials {
 /// The longest reply line the host reads during an exchange.
 const MAX_REPLY_LINE: usize = 64 * 1024;
 
+/// The protocol a server role speaks, as far as the host runs logins for it. The connector
+/// names a protocol too, but the host never takes its word: judging an IMAP connection by
+/// SMTP's rules would let a connector smuggle an IMAP `APPEND` in front of the credentials.
+pub fn protocol_of_role(role: &str) -> Option<Protocol> {
+    match role {
+        "imap" => Some(Protocol::Imap),
+        "smtp" => Some(Protocol::Smtp),
+        _ => None,
+    }
+}
+
 /// Logs in on `conn` for the connector, after checking the connection may carry credentials.
 pub async fn authenticate(
     conn: &mut Connection,
@@ -43,6 +54,15 @@ pub async fn authenticate(
     mechanisms: &[String],
     credentials: &Credentials,
 ) -> Result<String, ConnectorError> {
+    if protocol_of_role(&conn.server.role) != Some(protocol) {
+        return Err(ConnectorError::new(
+            ErrorKind::Denied,
+            format!(
+                "a {protocol:?} login was asked for on the connection to the account's {} server",
+                conn.server.role
+            ),
+        ));
+    }
     conn.guard
         .check(protocol)
         .map_err(|reason| ConnectorError::new(ErrorKind::Denied, reason))?;

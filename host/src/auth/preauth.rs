@@ -103,15 +103,15 @@ fn is_imap_preauth(line: &str) -> bool {
         }
 }
 
-/// `EHLO name`, `HELO name`, `STARTTLS`, `RSET`, `NOOP [text]`.
+/// `EHLO name`, `HELO name`, `STARTTLS`, `RSET`, `NOOP`. (`NOOP` may carry text in SMTP,
+/// but text after it could read as a command to a server of another protocol.)
 fn is_smtp_preauth(line: &str) -> bool {
     let mut words = line.splitn(2, ' ');
     let verb = words.next().unwrap_or_default().to_ascii_uppercase();
     let rest = words.next();
     match verb.as_str() {
         "EHLO" | "HELO" => rest.is_some_and(|r| !r.trim().is_empty() && !r.contains(' ')),
-        "STARTTLS" | "RSET" => rest.is_none(),
-        "NOOP" => true,
+        "STARTTLS" | "RSET" | "NOOP" => rest.is_none(),
         _ => false,
     }
 }
@@ -175,6 +175,12 @@ mod tests {
         assert!(g.check(Protocol::Imap).unwrap_err().contains("`APPEND`"));
         let g = guard(&["a1 ID {5}\r\n"]);
         assert!(g.check(Protocol::Imap).is_err());
+    }
+
+    #[test]
+    fn smtp_noop_carries_nothing() {
+        let g = guard(&["NOOP APPEND INBOX {200+}\r\n"]);
+        assert!(g.check(Protocol::Smtp).is_err());
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub async fn authenticate(
     loop {
         let (code, text) = read_reply(conn).await?;
         match code {
+            // Replies to what the connector sent before (greeting, EHLO, NOOP, RSET) that it
+            // left unread; AUTH itself never answers 220 or 250.
+            220 | 250 => {}
             334 => match exchange.next_answer() {
                 Some(answer) => conn.write_all(&answer).await?,
                 None => conn.write_all(b"*\r\n").await?,

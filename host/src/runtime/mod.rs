@@ -51,6 +51,8 @@ pub struct Runtime {
     job_timeout: Duration,
     net: NetPolicy,
     tls: TlsPolicy,
+    /// Bounds the jobs running at once, whatever their callers.
+    jobs: tokio::sync::Semaphore,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -105,6 +107,7 @@ impl Runtime {
             job_timeout: Duration::from_millis(sandbox.job_timeout_ms),
             net: net.policy(),
             tls,
+            jobs: tokio::sync::Semaphore::new(sandbox.max_concurrent_jobs.max(1)),
             ticker_stop,
         };
         for (name, bytes) in builtin::CONNECTORS {
@@ -276,6 +279,9 @@ impl Runtime {
         body: impl for<'a> FnOnce(&'a mut Store<JobState>, v1::MailConnector) -> JobFuture<'a, R>,
     ) -> Result<R, ConnectorError> {
         let id = connector.info.id.as_str();
+        let _turn = self.jobs.acquire().await.map_err(|_| {
+            ConnectorError::new(ErrorKind::Connector, "the runtime is shutting down")
+        })?;
         let mut store = self.store(id, account);
         let outcome = tokio::time::timeout(self.job_timeout, async {
             let guest = connector.pre.instantiate_async(&mut store).await?;
@@ -386,7 +392,7 @@ fn validate_info(info: &ConnectorInfo) -> anyhow::Result<()> {
         bail!("a connector declares 1-8 servers");
     }
     for role in &info.servers {
-        if !is_slug(role, 32) || crate::account::is_connection_field(role) {
+        if !is_slug(role, 32) || crate::account::is_reserved_role(role) {
             bail!("server role `{role}` is not a valid name");
         }
     }

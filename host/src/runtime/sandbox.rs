@@ -83,6 +83,8 @@ impl JobState {
             wasi,
             memory: MemoryLimit {
                 max_bytes: limits.memory_bytes,
+                used_bytes: 0,
+                table_elements: 0,
                 exceeded: false,
             },
             cpu: CpuBudget {
@@ -131,36 +133,69 @@ impl JobState {
     }
 }
 
-/// The memory cap. Growing past it traps with [`MemoryLimitExceeded`].
+/// Table elements a job may hold, across all its tables.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+/// The memory cap, for all the linear memories of a job together (a component may hold
+/// several core instances, each with its own memory). Growing past it traps with
+/// [`MemoryLimitExceeded`].
 pub struct MemoryLimit {
     max_bytes: usize,
+    used_bytes: usize,
+    table_elements: usize,
     pub exceeded: bool,
 }
 
 impl ResourceLimiter for MemoryLimit {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
+        let total = self
+            .used_bytes
+            .saturating_sub(current)
+            .saturating_add(desired);
+        if total > self.max_bytes {
             self.exceeded = true;
             return Err(MemoryLimitExceeded {
                 limit: self.max_bytes,
             }
             .into());
         }
+        self.used_bytes = total;
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1 << 20)
+        let total = self
+            .table_elements
+            .saturating_sub(current)
+            .saturating_add(desired);
+        if total > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        self.table_elements = total;
+        Ok(true)
+    }
+
+    // A connector is one component: a handful of core instances, memories and tables.
+    fn instances(&self) -> usize {
+        64
+    }
+
+    fn tables(&self) -> usize {
+        64
+    }
+
+    fn memories(&self) -> usize {
+        16
     }
 }
 

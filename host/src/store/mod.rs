@@ -20,6 +20,9 @@ pub enum StoreError {
     /// A unique value (an external id, ...) is taken.
     #[error("{0}")]
     Conflict(String),
+    /// The object to change is gone.
+    #[error("no such {0}")]
+    NotFound(&'static str),
     #[error(
         "the database is in use by another process (is a Mailroom server running on this data directory?)"
     )]
@@ -61,7 +64,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a new account with its sealed password.
     async fn insert_account(&self, account: Account, secret: Option<Sealed>) -> Result<()>;
-    /// Replaces an account; its sealed password too when `secret` is given.
+    /// Replaces an account (its sealed password too when `secret` is given) if the stored one
+    /// is still the revision `account` was read at: `Conflict` otherwise, `NotFound` when it
+    /// was deleted meanwhile.
     async fn update_account(&self, account: Account, secret: Option<Sealed>) -> Result<()>;
     async fn account(&self, id: &str) -> Result<Option<Account>>;
     /// All accounts, by id.

@@ -211,6 +211,20 @@ fn migrate(txn: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
+fn write_account(txn: &WriteTransaction, account: &Account, secret: Option<&Sealed>) -> Result<()> {
+    let mut accounts = txn.open_table(ACCOUNTS).map_err(backend)?;
+    accounts
+        .insert(account.id.as_str(), encode(account)?.as_slice())
+        .map_err(backend)?;
+    if let Some(secret) = secret {
+        let mut secrets = txn.open_table(SECRETS).map_err(backend)?;
+        secrets
+            .insert(account.id.as_str(), encode(secret)?.as_slice())
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
 /// Keeps `users_by_external_id` in step with a user being written.
 fn index_external_id(txn: &WriteTransaction, user: &User, previous: Option<&User>) -> Result<()> {
     let mut index = txn.open_table(USERS_BY_EXTERNAL_ID).map_err(backend)?;
@@ -335,22 +349,25 @@ impl Store for RedbStore {
     }
 
     async fn insert_account(&self, account: Account, secret: Option<Sealed>) -> Result<()> {
-        self.update_account(account, secret).await
+        self.write(move |txn| write_account(txn, &account, secret.as_ref()))
+            .await
     }
 
-    async fn update_account(&self, account: Account, secret: Option<Sealed>) -> Result<()> {
+    async fn update_account(&self, mut account: Account, secret: Option<Sealed>) -> Result<()> {
         self.write(move |txn| {
-            let mut accounts = txn.open_table(ACCOUNTS).map_err(backend)?;
-            accounts
-                .insert(account.id.as_str(), encode(&account)?.as_slice())
-                .map_err(backend)?;
-            if let Some(secret) = secret {
-                let mut secrets = txn.open_table(SECRETS).map_err(backend)?;
-                secrets
-                    .insert(account.id.as_str(), encode(&secret)?.as_slice())
-                    .map_err(backend)?;
+            let stored: Account = {
+                let accounts = txn.open_table(ACCOUNTS).map_err(backend)?;
+                let stored = accounts.get(account.id.as_str()).map_err(backend)?;
+                let stored = stored.ok_or(StoreError::NotFound("account"))?;
+                decode(stored.value())?
+            };
+            if stored.revision != account.revision {
+                return Err(StoreError::Conflict(
+                    "the account was changed by another request meanwhile; read it again".into(),
+                ));
             }
-            Ok(())
+            account.revision += 1;
+            write_account(txn, &account, secret.as_ref())
         })
         .await
     }

@@ -89,6 +89,16 @@ impl GuestSession for Session {
                 auth::authenticate(&connection, Protocol::Imap, &["PLAIN".into()])?;
                 Err(report("the host logged in after APPEND".into()))
             }
+            // Ask for an SMTP login on the IMAP connection, whose pre-auth rules differ.
+            "wrong-protocol" => {
+                let connection = net::connect(&imap.host, imap.port, imap.encryption)?;
+                let mut seen = Vec::new();
+                read_until(&connection, "* ", &mut seen)?;
+                auth::authenticate(&connection, Protocol::Smtp, &["PLAIN".into()])?;
+                Err(report(
+                    "the host ran an SMTP login on an IMAP connection".into(),
+                ))
+            }
             // Log in properly, then read everything the server sends and hand it back.
             "spy" => {
                 let connection = net::connect(&imap.host, imap.port, imap.encryption)?;
