@@ -41,6 +41,8 @@ pub struct App {
     /// One lock per `Idempotency-Key` in use, so a retry racing the first attempt waits for
     /// its result (and nothing else waits).
     idempotency: std::sync::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    /// Held while a user is changed, so two demotions cannot both see another admin left.
+    pub user_changes: tokio::sync::Mutex<()>,
 }
 
 impl App {
@@ -57,6 +59,7 @@ impl App {
             connection_tests: RateLimiter::per_minute(config.connection_tests_per_minute),
             max_body_bytes: config.max_body_bytes,
             idempotency: std::sync::Mutex::new(HashMap::new()),
+            user_changes: tokio::sync::Mutex::new(()),
         }
     }
 }

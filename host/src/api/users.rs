@@ -123,6 +123,7 @@ pub async fn update(
         body,
         &["name", "email", "role", "shared_inbox", "external_id"],
     )?;
+    let _one_at_a_time = app.user_changes.lock().await;
     let mut user = app
         .store
         .user(id)
