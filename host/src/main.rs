@@ -212,11 +212,8 @@ async fn user(command: UserCommand, state: StateArgs) -> anyhow::Result<()> {
             shared_inbox,
             external_id,
         } => {
-            let role = match role.as_str() {
-                "admin" => Role::Admin,
-                "member" => Role::Member,
-                other => anyhow::bail!("--role must be admin or member, not {other}"),
-            };
+            let role = Role::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("--role must be admin or member, not {role}"))?;
             mailroom::account::validate_email(&email)
                 .map_err(|m| anyhow::anyhow!("--email {m}"))?;
             let user = User {
@@ -234,10 +231,7 @@ async fn user(command: UserCommand, state: StateArgs) -> anyhow::Result<()> {
         }
         UserCommand::List => {
             for user in store.users().await? {
-                let role = match user.role {
-                    Role::Admin => "admin",
-                    Role::Member => "member",
-                };
+                let role = user.role.as_str();
                 println!(
                     "{}\t{}\t{}\t{role}{}",
                     user.id,

@@ -30,7 +30,6 @@ pub struct Bootstrap {
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
-    runtime: Arc<Runtime>,
     first_admin_token: Option<String>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
@@ -163,7 +162,7 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let app = Arc::new(App::new(runtime.clone(), store, vault, &config.api));
+        let app = Arc::new(App::new(runtime, store, vault, &config.api));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(
             warp::serve(api::routes(app))
@@ -176,7 +175,6 @@ impl Server {
         tracing::info!("listening on http://{addr}");
         Ok(Self {
             addr,
-            runtime,
             first_admin_token,
             shutdown,
             task,
@@ -185,10 +183,6 @@ impl Server {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    pub fn runtime(&self) -> &Arc<Runtime> {
-        &self.runtime
     }
 
     /// The first admin's token, when this start created the first admin.

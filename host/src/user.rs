@@ -23,6 +23,23 @@ pub struct User {
     pub created_at: String,
 }
 
+impl Role {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "admin" => Some(Self::Admin),
+            "member" => Some(Self::Member),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Member => "member",
+        }
+    }
+}
+
 impl User {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin

@@ -193,20 +193,26 @@ pub fn view(account: &Account, primary: bool) -> Value {
     body
 }
 
+/// Every chosen folder id must name a selectable folder of the mailbox.
+fn check_selectable(chosen: &[&str], selectable: impl Fn(&str) -> bool) -> Result<(), ApiError> {
+    match chosen.iter().find(|id| !selectable(id)) {
+        Some(id) => Err(ApiError::invalid(
+            "active_folders",
+            format!("names `{id}`, which is not a selectable folder of this mailbox"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Marks the folders the caller chose active; without a choice, the default ones.
 fn choose_folders(
     listing: Vec<Folder>,
     chosen: Option<Vec<&str>>,
 ) -> Result<Vec<AccountFolder>, ApiError> {
     if let Some(chosen) = &chosen {
-        for id in chosen {
-            if !listing.iter().any(|f| f.id.as_str() == *id && f.selectable) {
-                return Err(ApiError::invalid(
-                    "active_folders",
-                    format!("names `{id}`, which is not a selectable folder of this mailbox"),
-                ));
-            }
-        }
+        check_selectable(chosen, |id| {
+            listing.iter().any(|f| f.id.as_str() == id && f.selectable)
+        })?;
     }
     Ok(listing
         .into_iter()
@@ -355,18 +361,12 @@ pub async fn update(
         account.create_contact = create_contact;
     }
     if let Some(chosen) = fields.strings("active_folders", 1000)? {
-        for id in &chosen {
-            if !account
+        check_selectable(&chosen, |id| {
+            account
                 .folders
                 .iter()
-                .any(|f| f.id.as_str() == *id && f.selectable)
-            {
-                return Err(ApiError::invalid(
-                    "active_folders",
-                    format!("names `{id}`, which is not a selectable folder of this account"),
-                ));
-            }
-        }
+                .any(|f| f.id.as_str() == id && f.selectable)
+        })?;
         for folder in &mut account.folders {
             folder.active = chosen.contains(&folder.id.as_str());
         }

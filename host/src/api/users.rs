@@ -31,12 +31,13 @@ pub fn view(user: &User) -> Value {
 }
 
 fn parse_role(fields: &Fields<'_>) -> Result<Option<Role>, ApiError> {
-    match fields.text("role", 16)? {
-        None => Ok(None),
-        Some("admin") => Ok(Some(Role::Admin)),
-        Some("member") => Ok(Some(Role::Member)),
-        Some(_) => Err(ApiError::invalid("role", "must be `admin` or `member`")),
-    }
+    fields
+        .text("role", 16)?
+        .map(|role| {
+            Role::parse(role)
+                .ok_or_else(|| ApiError::invalid("role", "must be `admin` or `member`"))
+        })
+        .transpose()
 }
 
 fn parse_email(fields: &Fields<'_>) -> Result<Option<String>, ApiError> {

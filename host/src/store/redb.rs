@@ -147,11 +147,7 @@ impl RedbStore {
         key: &str,
     ) -> Result<Option<T>> {
         self.read(|txn| {
-            let table = match txn.open_table(table) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(e) => return Err(backend(e)),
-            };
+            let table = txn.open_table(table).map_err(backend)?;
             match table.get(key).map_err(backend)? {
                 Some(value) => decode(value.value()).map(Some),
                 None => Ok(None),
@@ -161,11 +157,7 @@ impl RedbStore {
 
     fn all_json<T: DeserializeOwned>(&self, table: TableDefinition<&str, &[u8]>) -> Result<Vec<T>> {
         self.read(|txn| {
-            let table = match txn.open_table(table) {
-                Ok(table) => table,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(backend(e)),
-            };
+            let table = txn.open_table(table).map_err(backend)?;
             let mut items = Vec::new();
             for entry in table.iter().map_err(backend)? {
                 let (_, value) = entry.map_err(backend)?;
@@ -222,6 +214,13 @@ fn write_account(txn: &WriteTransaction, account: &Account, secret: Option<&Seal
             .insert(account.id.as_str(), encode(secret)?.as_slice())
             .map_err(backend)?;
     }
+    Ok(())
+}
+
+fn write_key_check(txn: &WriteTransaction, sealed: &Sealed) -> Result<()> {
+    let mut meta = txn.open_table(META).map_err(backend)?;
+    meta.insert("key_check", encode(sealed)?.as_slice())
+        .map_err(backend)?;
     Ok(())
 }
 
@@ -424,10 +423,7 @@ impl Store for RedbStore {
                     .insert(id.as_str(), encode(sealed)?.as_slice())
                     .map_err(backend)?;
             }
-            let mut meta = txn.open_table(META).map_err(backend)?;
-            meta.insert("key_check", encode(&key_check)?.as_slice())
-                .map_err(backend)?;
-            Ok(())
+            write_key_check(txn, &key_check)
         })
         .await
     }
@@ -483,12 +479,6 @@ impl Store for RedbStore {
     }
 
     async fn set_key_check(&self, sealed: Sealed) -> Result<()> {
-        self.write(move |txn| {
-            let mut meta = txn.open_table(META).map_err(backend)?;
-            meta.insert("key_check", encode(&sealed)?.as_slice())
-                .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        self.write(move |txn| write_key_check(txn, &sealed)).await
     }
 }
