@@ -186,6 +186,19 @@ pub struct Account {
 }
 
 impl Account {
+    /// What a job needs to reach the account's servers.
+    pub fn connection(&self, password: Option<Secret>) -> ConnectionSpec {
+        ConnectionSpec {
+            connector: self.connector.clone(),
+            email: self.email.clone(),
+            username: self.username.clone(),
+            password,
+            servers: self.servers.clone(),
+            allow_insecure_certificate: self.allow_insecure_certificate,
+            settings: self.settings.clone(),
+        }
+    }
+
     pub fn set_state(&mut self, state: AccountState, reason: Option<String>) {
         if self.state != state || self.state_reason != reason {
             self.state = state;

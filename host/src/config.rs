@@ -24,6 +24,7 @@ pub struct Config {
     pub net: NetConfig,
     pub api: ApiConfig,
     pub connectors: ConnectorsConfig,
+    pub sync: SyncConfig,
 }
 
 impl Default for Config {
@@ -37,6 +38,7 @@ impl Default for Config {
             net: NetConfig::default(),
             api: ApiConfig::default(),
             connectors: ConnectorsConfig::default(),
+            sync: SyncConfig::default(),
         }
     }
 }
@@ -152,4 +154,30 @@ impl Default for ApiConfig {
 pub struct ConnectorsConfig {
     /// Component files (`.wasm`) loaded at start, validated like an upload.
     pub files: Vec<PathBuf>,
+}
+
+/// Synchronisation of accounts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// How often every active account is synced, in seconds. Default 60.
+    pub interval_secs: u64,
+    /// Messages one page of a folder's sync may carry. Default 500.
+    pub page_messages: u32,
+    /// Bytes one page may carry, in KiB; a larger message travels in parts. Default 8192.
+    pub page_kib: u64,
+    /// How long one job may sync before it ends and lets other accounts in (it is queued
+    /// again at once when it had more to do), in seconds. Default 60.
+    pub job_budget_secs: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 60,
+            page_messages: 500,
+            page_kib: 8192,
+            job_budget_secs: 60,
+        }
+    }
 }

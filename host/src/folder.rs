@@ -61,6 +61,11 @@ impl FolderId {
         Self(format!("fld_{}", hex::encode(&digest[..10])))
     }
 
+    /// An id read back from the store.
+    pub fn from_stored(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

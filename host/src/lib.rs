@@ -13,12 +13,14 @@ pub mod auth;
 pub mod config;
 pub mod connector;
 pub mod folder;
+pub mod mail;
 pub mod net;
 pub mod runtime;
 pub mod secret;
 pub mod server;
 pub mod signature;
 pub mod store;
+pub mod sync;
 pub mod user;
 pub mod vault;
 

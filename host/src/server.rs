@@ -7,6 +7,7 @@ use crate::net::TlsPolicy;
 use crate::runtime::{Runtime, read_component};
 use crate::secret::Secret;
 use crate::store::{RedbStore, Store};
+use crate::sync::Scheduler;
 use crate::user::{Role, Token, TokenOwner, User, new_id, now_rfc3339};
 use crate::vault::{KEY_CHECK_CONTEXT, Vault};
 use anyhow::{Context, bail};
@@ -33,6 +34,7 @@ pub struct Server {
     first_admin_token: Option<String>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
+    scheduler: Arc<Scheduler>,
 }
 
 /// Opens the database and the vault, and checks that the key fits what is stored.
@@ -162,7 +164,14 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let app = Arc::new(App::new(runtime, store, vault, &config.api));
+        let store: Arc<dyn Store> = store;
+        let scheduler = Arc::new(Scheduler::start(
+            store.clone(),
+            runtime.clone(),
+            vault.clone(),
+            config.sync.clone(),
+        ));
+        let app = Arc::new(App::new(runtime, store, vault, scheduler.clone(), &config.api));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(
             warp::serve(api::routes(app))
@@ -178,6 +187,7 @@ impl Server {
             first_admin_token,
             shutdown,
             task,
+            scheduler,
         })
     }
 
@@ -192,6 +202,7 @@ impl Server {
 
     /// Stops accepting requests and waits for those under way.
     pub async fn stop(self) {
+        self.scheduler.stop();
         let _ = self.shutdown.send(());
         let _ = self.task.await;
     }

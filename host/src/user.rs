@@ -87,3 +87,25 @@ pub fn rfc3339(at: time::OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+/// A Unix time in seconds as RFC 3339 UTC.
+pub fn rfc3339_unix(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .map(rfc3339)
+        .unwrap_or_default()
+}
+
+/// Now, as RFC 3339 UTC with milliseconds: for times clients compare (`requested_at` and
+/// `last_sync_at`), where a second is too coarse.
+pub fn now_rfc3339_millis() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let millis = now.millisecond();
+    let at = now.replace_nanosecond(0).unwrap_or(now);
+    let text = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    match text.strip_suffix('Z') {
+        Some(base) => format!("{base}.{millis:03}Z"),
+        None => text,
+    }
+}

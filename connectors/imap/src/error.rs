@@ -1,6 +1,6 @@
 //! Errors as the WIT world defines them, with the server role they concern.
 
-use crate::mailroom::connector::types::{Error, ErrorKind};
+use crate::mailroom::connector0_1_0::types::{Error, ErrorKind};
 
 pub fn fail(kind: ErrorKind, server: &str, message: impl Into<String>) -> Error {
     Error {

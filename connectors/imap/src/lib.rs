@@ -1,5 +1,5 @@
 //! Mailroom's IMAP + SMTP connector, a `wasm32-wasip2` component of the
-//! `mailroom:connector@0.1.0` world.
+//! `mailroom:connector@0.2.0` world.
 //!
 //! It speaks the protocols; the host does everything else. Connections are opened by the
 //! host (`net`), which also does TLS; logins are run by the host (`auth`), so no password ever
@@ -11,13 +11,16 @@ mod smtp;
 mod transport;
 
 wit_bindgen::generate!({
-    world: "mail-connector",
-    path: "../../wit/0.1.0",
+    world: "mailroom:connector/mail-connector@0.2.0",
+    path: ["../../wit/0.1.0", "../../wit/0.2.0"],
+    // The interfaces 0.2.0 takes from 0.1.0 are generated here too.
+    generate_all,
 });
 
 use error::{Failure, fail};
-use exports::mailroom::connector::connector::{AuthKind, Guest, GuestSession, Info};
-use mailroom::connector::types::{Account, Error, ErrorKind, Folder, Server};
+use exports::mailroom::connector0_2_0::connector::{AuthKind, Guest, GuestSession, Info};
+use mailroom::connector0_2_0::mail::{Page, SyncRequest};
+use mailroom::connector0_1_0::types::{Account, Error, ErrorKind, Folder, Server};
 use std::cell::RefCell;
 use transport::HostConnection;
 
@@ -42,6 +45,7 @@ impl Guest for Connector {
 struct Session {
     account: Account,
     imap: RefCell<Option<imap::Client<HostConnection>>>,
+    memory: RefCell<imap::JobMemory>,
 }
 
 impl Session {
@@ -85,6 +89,7 @@ impl GuestSession for Session {
         Self {
             account,
             imap: RefCell::new(None),
+            memory: RefCell::new(imap::JobMemory::default()),
         }
     }
 
@@ -97,6 +102,11 @@ impl GuestSession for Session {
 
     fn list_folders(&self) -> Result<Vec<Folder>, Error> {
         self.with_imap(|client| client.list_folders().at("imap"))
+    }
+
+    fn sync_folder(&self, request: SyncRequest) -> Result<Page, Error> {
+        let mut memory = self.memory.borrow_mut();
+        self.with_imap(|client| client.sync_folder(&request, &mut memory).at("imap"))
     }
 }
 

@@ -1,8 +1,8 @@
 //! SMTP submission client (RFC 5321, RFC 3207 STARTTLS, RFC 4954 AUTH through the host).
 
 use crate::error::{error, protocol};
-use crate::mailroom::connector::auth::Protocol;
-use crate::mailroom::connector::types::{Encryption, Error, ErrorKind};
+use crate::mailroom::connector0_1_0::auth::Protocol;
+use crate::mailroom::connector0_1_0::types::{Encryption, Error, ErrorKind};
 use crate::transport::{Transport, wants_starttls};
 
 /// The name Mailroom gives itself in EHLO.

@@ -3,9 +3,9 @@
 //! anything that moves bytes.
 
 use crate::error::error;
-use crate::mailroom::connector::auth::{self, Protocol};
-use crate::mailroom::connector::net;
-use crate::mailroom::connector::types::{Encryption, Error, ErrorKind, Server};
+use crate::mailroom::connector0_1_0::auth::{self, Protocol};
+use crate::mailroom::connector0_1_0::net;
+use crate::mailroom::connector0_1_0::types::{Encryption, Error, ErrorKind, Server};
 
 pub trait Transport {
     /// Some bytes; an error when the server closed the connection.

@@ -115,7 +115,7 @@ pub async fn test(app: &App, caller: &Caller, body: &Value) -> Result<Response, 
     Ok(json(&outcome))
 }
 
-fn can_see(user: &User, account: &Account) -> bool {
+pub fn can_see(user: &User, account: &Account) -> bool {
     match account.kind {
         AccountKind::Personal => account.owner_id == user.id,
         AccountKind::Shared => user.works_shared_accounts(),
@@ -130,7 +130,7 @@ fn can_manage(user: &User, account: &Account) -> bool {
 }
 
 /// The account, if the caller may see it; 404 otherwise.
-async fn visible(app: &App, user: &User, id: &str) -> Result<Account, ApiError> {
+pub async fn visible(app: &App, user: &User, id: &str) -> Result<Account, ApiError> {
     app.store
         .account(id)
         .await?
@@ -463,14 +463,46 @@ pub async fn folders(
     let user = caller.user()?;
     let account = visible(app, user, id).await?;
     let page = PageRequest::from_query(query)?;
-    // Counts are of what Mailroom holds; messages arrive with sync.
+    let counts = app.store.folder_counts(&account.id).await?;
     let mut folders: Vec<_> = account.folders.iter().collect();
     folders.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     let items: Vec<Value> = folders
         .into_iter()
-        .map(|f| json!({"id": f.id, "name": f.name, "role": f.role, "active": f.active, "unread": 0, "total": 0}))
+        .map(|f| {
+            let (unread, total) = counts.get(&f.id).copied().unwrap_or_default();
+            json!({"id": f.id, "name": f.name, "role": f.role, "active": f.active, "unread": unread, "total": total})
+        })
         .collect();
     Ok(json(&page.page(items, |f| {
         f["id"].as_str().unwrap_or_default().to_owned()
     })))
+}
+
+/// `POST /v1/accounts/{id}/sync`: queues a sync; the client waits for
+/// `last_sync_at >= requested_at`.
+pub async fn sync(app: &App, caller: &Caller, id: &str) -> Result<Response, ApiError> {
+    let user = caller.user()?;
+    let account = visible(app, user, id).await?;
+    let refused = match account.state {
+        AccountState::AuthRequired => Some("auth_required"),
+        AccountState::Disabled => Some("disabled"),
+        _ if !account.enabled => Some("disabled"),
+        _ => None,
+    };
+    if let Some(code) = refused {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            code,
+            match code {
+                "auth_required" => "the account needs to be re-connected before it can sync",
+                _ => "the account is disabled",
+            },
+        ));
+    }
+    let requested_at = crate::user::now_rfc3339_millis();
+    app.scheduler.request(&account.id);
+    Ok(super::json_status(
+        &json!({"requested_at": requested_at}),
+        StatusCode::ACCEPTED,
+    ))
 }

@@ -10,6 +10,8 @@ pub mod auth;
 mod body;
 mod connectors;
 pub mod error;
+mod events;
+mod messages;
 mod openapi;
 mod paging;
 mod rate_limit;
@@ -17,6 +19,7 @@ mod users;
 
 use crate::runtime::Runtime;
 use crate::store::{Remembered, Store};
+use crate::sync::Scheduler;
 use crate::vault::Vault;
 use bytes::Bytes;
 use error::ApiError;
@@ -36,6 +39,7 @@ pub struct App {
     pub runtime: Arc<Runtime>,
     pub store: Arc<dyn Store>,
     pub vault: Arc<Vault>,
+    pub scheduler: Arc<Scheduler>,
     pub connection_tests: RateLimiter,
     pub max_body_bytes: u64,
     /// One lock per `Idempotency-Key` in use, so a retry racing the first attempt waits for
@@ -50,12 +54,14 @@ impl App {
         runtime: Arc<Runtime>,
         store: Arc<dyn Store>,
         vault: Arc<Vault>,
+        scheduler: Arc<Scheduler>,
         config: &crate::config::ApiConfig,
     ) -> Self {
         Self {
             runtime,
             store,
             vault,
+            scheduler,
             connection_tests: RateLimiter::per_minute(config.connection_tests_per_minute),
             max_body_bytes: config.max_body_bytes,
             idempotency: std::sync::Mutex::new(HashMap::new()),
@@ -408,7 +414,51 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
             r.run(move |app, caller| async move { accounts::folders(&app, &caller, &id, &q).await })
         });
 
-    let routes: [BoxedFilter<(Response,)>; 22] = [
+    let sync = warp::path!("v1" / "accounts" / String / "sync")
+        .and(warp::post())
+        .and(request.clone())
+        .then(|id: String, r: Request| {
+            r.run(move |app, caller| async move { accounts::sync(&app, &caller, &id).await })
+        });
+
+    // Messages and events.
+    let list_messages = warp::path!("v1" / "accounts" / String / "messages")
+        .and(warp::get())
+        .and(request.clone())
+        .and(query())
+        .then(|id: String, r: Request, q: HashMap<String, String>| {
+            r.run(move |app, caller| async move { messages::list(&app, &caller, &id, &q).await })
+        });
+    let get_message = warp::path!("v1" / "messages" / String)
+        .and(warp::get())
+        .and(request.clone())
+        .and(query())
+        .then(|id: String, r: Request, q: HashMap<String, String>| {
+            r.run(move |app, caller| async move { messages::get(&app, &caller, &id, &q).await })
+        });
+    let raw_message = warp::path!("v1" / "messages" / String / "raw")
+        .and(warp::get())
+        .and(request.clone())
+        .then(|id: String, r: Request| {
+            r.run(move |app, caller| async move { messages::raw(&app, &caller, &id).await })
+        });
+    let attachment = warp::path!("v1" / "messages" / String / "attachments" / String)
+        .and(warp::get())
+        .and(request.clone())
+        .then(|id: String, attachment: String, r: Request| {
+            r.run(move |app, caller| async move {
+                messages::attachment(&app, &caller, &id, &attachment).await
+            })
+        });
+    let events = warp::path!("v1" / "events")
+        .and(warp::get())
+        .and(request.clone())
+        .and(query())
+        .then(|r: Request, q: HashMap<String, String>| {
+            r.run(move |app, caller| async move { events::list(&app, &caller, &q).await })
+        });
+
+    let routes: [BoxedFilter<(Response,)>; 28] = [
         healthz.boxed(),
         openapi.boxed(),
         connectors.boxed(),
@@ -431,6 +481,12 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         unset_primary.boxed(),
         reconnect.boxed(),
         folders.boxed(),
+        sync.boxed(),
+        list_messages.boxed(),
+        get_message.boxed(),
+        raw_message.boxed(),
+        attachment.boxed(),
+        events.boxed(),
     ];
     routes
         .into_iter()

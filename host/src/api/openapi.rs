@@ -128,6 +128,23 @@ pub const ROUTES: &[Route] = &[
     .body("Reconnect")
     .ok(200, Some("Account")),
     route("get", "/v1/accounts/{id}/folders", "An account's folders").paged("AccountFolderCounts"),
+    route("post", "/v1/accounts/{id}/sync", "Ask for a sync of the account")
+        .ok(202, Some("SyncRequested")),
+    route(
+        "get",
+        "/v1/accounts/{id}/messages",
+        "An account's messages, newest first (folder, unread, q)",
+    )
+    .paged("Message"),
+    route("get", "/v1/messages/{id}", "A message with its bodies and attachments")
+        .ok(200, Some("MessageFull")),
+    route("get", "/v1/messages/{id}/raw", "A message's raw bytes (message/rfc822)"),
+    route(
+        "get",
+        "/v1/messages/{id}/attachments/{attachment_id}",
+        "An attachment's contents",
+    ),
+    route("get", "/v1/events", "The event log (after, wait)").paged("Event"),
 ];
 
 fn schema_ref(name: &str) -> Value {
@@ -265,6 +282,22 @@ fn schemas() -> Value {
         target.insert("signature_text".into(), nullable_string.clone());
         target.insert("primary_account_id".into(), nullable_string.clone());
     }
+    let addresses = json!({"type": "array", "items": schema_ref("Address")});
+    let message = json!({
+        "id": string, "account_id": string, "folder_ids": {"type": "array", "items": string},
+        "message_id": nullable_string, "thread_id": string, "subject": nullable_string,
+        "from": schema_ref("Address"), "to": addresses, "cc": addresses, "bcc": addresses,
+        "reply_to": addresses, "date": nullable_string, "received_at": string, "snippet": string,
+        "seen": {"type": "boolean"}, "flagged": {"type": "boolean"}, "answered": {"type": "boolean"},
+        "has_attachments": {"type": "boolean"}, "size": {"type": "integer"},
+        "records": {"type": "array", "items": {"type": "object", "properties": {"type": string, "id": string}}},
+    });
+    let mut message_full = message.clone();
+    if let Some(target) = message_full.as_object_mut() {
+        target.insert("text".into(), nullable_string.clone());
+        target.insert("html".into(), nullable_string.clone());
+        target.insert("attachments".into(), json!({"type": "array", "items": schema_ref("Attachment")}));
+    }
     json!({
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
             "code": string, "message": string, "field": string}}}},
@@ -313,6 +346,15 @@ fn schemas() -> Value {
             "created_at": string}},
         "AccountFolder": {"type": "object", "properties": {"id": string, "name": string, "role": role,
             "selectable": {"type": "boolean"}, "active": {"type": "boolean"}}},
+        "SyncRequested": {"type": "object", "properties": {"requested_at": string}},
+        "Address": {"type": "object", "properties": {"name": nullable_string, "email": string}},
+        "Message": {"type": "object", "properties": message},
+        "MessageFull": {"type": "object", "properties": message_full},
+        "Attachment": {"type": "object", "properties": {"id": string, "filename": nullable_string,
+            "content_type": string, "size": {"type": "integer"}, "inline": {"type": "boolean"},
+            "content_id": nullable_string}},
+        "Event": {"type": "object", "properties": {"seq": {"type": "integer"}, "type": string,
+            "at": string, "data": {"type": "object", "additionalProperties": true}}},
         "AccountFolderCounts": {"type": "object", "properties": {"id": string, "name": string, "role": role,
             "active": {"type": "boolean"}, "unread": {"type": "integer"}, "total": {"type": "integer"}}},
     })

@@ -4,6 +4,8 @@
 //! account before acting; none of them ever returns a secret.
 
 use super::bindings::v0_1_0::mailroom::connector::{auth, log, net, types};
+use super::bindings::v0_2_0::mailroom::connector0_2_0::mail;
+use super::sink::BodySink;
 use super::sandbox::JobState;
 use crate::account::Encryption;
 use crate::auth::preauth::Protocol;
@@ -142,6 +144,47 @@ impl auth::Host for JobState {
                 .await
                 .map_err(|e| e.on_server(role).into()),
         )
+    }
+}
+
+impl mail::Host for JobState {
+    async fn held(&mut self, folder: String) -> wasmtime::Result<Vec<mail::HeldRange>> {
+        let lookup = self.account.as_ref().and_then(|a| a.held.clone());
+        let held = match lookup {
+            Some(lookup) => lookup(folder).await,
+            None => Vec::new(),
+        };
+        Ok(held
+            .into_iter()
+            .map(|range| mail::HeldRange {
+                first: range.first,
+                last: range.last,
+                flags: super::sync::flags_to_wit(range.flags),
+            })
+            .collect())
+    }
+}
+
+impl mail::HostBodySink for JobState {
+    async fn new(&mut self, size: u64) -> wasmtime::Result<Resource<BodySink>> {
+        match BodySink::new(size) {
+            Ok(sink) => Ok(self.table.push(sink)?),
+            // A size the host refuses ends the job with a clear reason rather than an error
+            // value the connector might ignore.
+            Err(reason) => Err(wasmtime::Error::msg(reason)),
+        }
+    }
+
+    async fn write(&mut self, sink: Resource<BodySink>, data: Vec<u8>) -> Wit<()> {
+        let sink = self.table.get_mut(&sink)?;
+        Ok(sink
+            .write(&data)
+            .map_err(|message| ConnectorError::new(ErrorKind::Denied, message).into()))
+    }
+
+    async fn drop(&mut self, sink: Resource<BodySink>) -> wasmtime::Result<()> {
+        self.table.delete(sink)?;
+        Ok(())
     }
 }
 

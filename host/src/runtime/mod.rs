@@ -13,6 +13,10 @@ mod bindings;
 mod builtin;
 mod imports;
 pub mod sandbox;
+pub mod sink;
+mod sync;
+
+pub use sync::{FolderTask, HeldLookup, PageLimits, Step, SyncDriver};
 
 use crate::account::ConnectionSpec;
 use crate::auth::Credentials;
@@ -23,6 +27,7 @@ use crate::net::policy::AllowList;
 use crate::net::{NetPolicy, TlsPolicy};
 use anyhow::{Context, anyhow, bail};
 use bindings::v0_1_0 as v1;
+use bindings::v0_2_0 as v2;
 use sandbox::{CpuBudgetExceeded, JobAccount, JobLimits, JobState, MemoryLimitExceeded, TICK};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -40,7 +45,45 @@ pub const MAX_COMPONENT_BYTES: usize = 32 * 1024 * 1024;
 /// A connector ready to run.
 pub struct LoadedConnector {
     pub info: ConnectorInfo,
-    pre: v1::MailConnectorPre<JobState>,
+    pre: Pre,
+}
+
+/// A compiled connector, by the version of the world it was built for.
+enum Pre {
+    V1(v1::MailConnectorPre<JobState>),
+    V2(v2::MailConnectorPre<JobState>),
+}
+
+/// A running instance of a connector.
+enum Instance {
+    V1(v1::MailConnector),
+    V2(v2::MailConnector),
+}
+
+impl Pre {
+    async fn instantiate(&self, store: &mut Store<JobState>) -> wasmtime::Result<Instance> {
+        Ok(match self {
+            Pre::V1(pre) => Instance::V1(pre.instantiate_async(store).await?),
+            Pre::V2(pre) => Instance::V2(pre.instantiate_async(store).await?),
+        })
+    }
+}
+
+/// Runs `$body` with `$guest` bound to the instance's `connector` export, whatever its
+/// version: the interfaces the versions share have the same Rust types.
+macro_rules! with_connector {
+    ($instance:expr, |$guest:ident| $body:expr) => {
+        match $instance {
+            Instance::V1(instance) => {
+                let $guest = instance.mailroom_connector_connector();
+                $body
+            }
+            Instance::V2(instance) => {
+                let $guest = instance.mailroom_connector0_2_0_connector();
+                $body
+            }
+        }
+    };
 }
 
 pub struct Runtime {
@@ -80,6 +123,10 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         v1::MailConnector::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |state| state)?;
+        // 0.2.0 uses 0.1.0's interfaces as they are and adds `mail`.
+        v2::mailroom::connector0_2_0::mail::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |state| {
+            state
+        })?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
@@ -139,23 +186,23 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("the component does not fit the connector world: {e}"))?;
-        let pre = v1::MailConnectorPre::new(pre).map_err(|e| {
-            anyhow!(
-                "the component does not export the connector world mailroom:connector@0.1.0: {e}"
-            )
-        })?;
+        let (pre, wit_version) = match v2::MailConnectorPre::new(pre.clone()) {
+            Ok(pre) => (Pre::V2(pre), "0.2.0"),
+            Err(_) => match v1::MailConnectorPre::new(pre) {
+                Ok(pre) => (Pre::V1(pre), "0.1.0"),
+                Err(e) => bail!(
+                    "the component does not export the connector interface of any world version this host speaks (up to mailroom:connector@{}): {e}",
+                    bindings::WIT_VERSION
+                ),
+            },
+        };
         let described = self.describe(&pre).await?;
         let info = ConnectorInfo {
             id: described.id,
             name: described.name,
             version: described.version,
-            wit_version: bindings::WIT_VERSION.to_owned(),
-            auth: match described.auth {
-                v1::exports::mailroom::connector::connector::AuthKind::Password => {
-                    AuthKind::Password
-                }
-                v1::exports::mailroom::connector::connector::AuthKind::Oauth2 => AuthKind::Oauth2,
-            },
+            wit_version: wit_version.to_owned(),
+            auth: described.auth,
             servers: described.servers,
             builtin,
             digest: format!("sha256:{}", hex::encode(Sha256::digest(bytes))),
@@ -208,54 +255,60 @@ impl Runtime {
                 password,
             }),
             allow_insecure_certificate: spec.allow_insecure_certificate,
+            held: None,
         };
         let folders = self
-            .run(&connector, Some(job), move |store, guest| {
+            .run(&connector, Some(job), move |store, instance| {
                 Box::pin(async move {
-                    let sessions = guest.mailroom_connector_connector().session();
-                    let session = sessions.call_constructor(&mut *store, &account).await?;
-                    let result = match sessions.call_check(&mut *store, session).await? {
-                        Ok(()) => sessions.call_list_folders(&mut *store, session).await?,
-                        Err(error) => Err(error),
-                    };
-                    session.resource_drop_async(&mut *store).await?;
-                    Ok(result.map_err(ConnectorError::from))
+                    with_connector!(instance, |guest| {
+                        let sessions = guest.session();
+                        let session = sessions.call_constructor(&mut *store, &account).await?;
+                        let result = match sessions.call_check(&mut *store, session).await? {
+                            Ok(()) => sessions.call_list_folders(&mut *store, session).await?,
+                            Err(error) => Err(error),
+                        };
+                        session.resource_drop_async(&mut *store).await?;
+                        Ok(result.map_err(ConnectorError::from))
+                    })
                 })
             })
             .await??;
-        Ok(folders
-            .into_iter()
-            .map(|f| {
-                let role = f.role.map(|r| {
-                    use v1::mailroom::connector::types::FolderRole as R;
-                    match r {
-                        R::Inbox => FolderRole::Inbox,
-                        R::Sent => FolderRole::Sent,
-                        R::Drafts => FolderRole::Drafts,
-                        R::Trash => FolderRole::Trash,
-                        R::Spam => FolderRole::Spam,
-                        R::Archive => FolderRole::Archive,
-                        R::All => FolderRole::All,
-                    }
-                });
-                Folder::new(f.path, f.name, role, f.selectable)
-            })
-            .collect())
+        Ok(folders.into_iter().map(folder_from_wit).collect())
     }
 
-    async fn describe(
-        &self,
-        pre: &v1::MailConnectorPre<JobState>,
-    ) -> anyhow::Result<v1::exports::mailroom::connector::connector::Info> {
+    async fn describe(&self, pre: &Pre) -> anyhow::Result<Described> {
         let mut store = self.store("(loading)", None);
-        let guest = pre.instantiate_async(&mut store).await?;
-        let call = guest
-            .mailroom_connector_connector()
-            .call_describe(&mut store);
-        tokio::time::timeout(Duration::from_secs(10), call)
-            .await
-            .map_err(|_| anyhow!("describe() did not return within 10 s"))?
-            .map_err(|e| anyhow!("describe() failed: {}", trap_message(&e, &store)))
+        let instance = pre.instantiate(&mut store).await?;
+        macro_rules! described {
+            ($version:ident, $instance:expr, $export:ident) => {{
+                use $version::ConnectorAuthKind as A;
+                let info = $instance
+                    .$export()
+                    .call_describe(&mut store)
+                    .await?;
+                Described {
+                    id: info.id,
+                    name: info.name,
+                    version: info.version,
+                    auth: match info.auth {
+                        A::Password => AuthKind::Password,
+                        A::Oauth2 => AuthKind::Oauth2,
+                    },
+                    servers: info.servers,
+                }
+            }};
+        }
+        let call = async {
+            wasmtime::Result::Ok(match &instance {
+                Instance::V1(instance) => described!(v1, instance, mailroom_connector_connector),
+                Instance::V2(instance) => described!(v2, instance, mailroom_connector0_2_0_connector),
+            })
+        };
+        match tokio::time::timeout(Duration::from_secs(10), call).await {
+            Ok(Ok(described)) => Ok(described),
+            Ok(Err(e)) => bail!("describe() failed: {}", trap_message(&e, &store)),
+            Err(_) => bail!("describe() did not return within 10 s"),
+        }
     }
 
     fn store(&self, connector_id: &str, account: Option<JobAccount>) -> Store<JobState> {
@@ -276,7 +329,7 @@ impl Runtime {
         &self,
         connector: &LoadedConnector,
         account: Option<JobAccount>,
-        body: impl for<'a> FnOnce(&'a mut Store<JobState>, v1::MailConnector) -> JobFuture<'a, R>,
+        body: impl for<'a> FnOnce(&'a mut Store<JobState>, Instance) -> JobFuture<'a, R>,
     ) -> Result<R, ConnectorError> {
         let id = connector.info.id.as_str();
         let _turn = self.jobs.acquire().await.map_err(|_| {
@@ -284,8 +337,8 @@ impl Runtime {
         })?;
         let mut store = self.store(id, account);
         let outcome = tokio::time::timeout(self.job_timeout, async {
-            let guest = connector.pre.instantiate_async(&mut store).await?;
-            body(&mut store, guest).await
+            let instance = connector.pre.instantiate(&mut store).await?;
+            body(&mut store, instance).await
         })
         .await;
         if let Some(output) = store.data().take_output() {
@@ -348,6 +401,29 @@ fn trap_message(trap: &wasmtime::Error, store: &Store<JobState>) -> String {
     }
     let root = trap.root_cause().to_string();
     format!("the connector failed: {root}")
+}
+
+/// What a connector says about itself, whatever its version.
+struct Described {
+    id: String,
+    name: String,
+    version: String,
+    auth: AuthKind,
+    servers: Vec<String>,
+}
+
+fn folder_from_wit(folder: v1::mailroom::connector::types::Folder) -> Folder {
+    use v1::mailroom::connector::types::FolderRole as R;
+    let role = folder.role.map(|r| match r {
+        R::Inbox => FolderRole::Inbox,
+        R::Sent => FolderRole::Sent,
+        R::Drafts => FolderRole::Drafts,
+        R::Trash => FolderRole::Trash,
+        R::Spam => FolderRole::Spam,
+        R::Archive => FolderRole::Archive,
+        R::All => FolderRole::All,
+    });
+    Folder::new(folder.path, folder.name, role, folder.selectable)
 }
 
 fn account_record(spec: &ConnectionSpec) -> v1::mailroom::connector::types::Account {

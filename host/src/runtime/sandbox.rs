@@ -23,6 +23,8 @@ pub struct JobAccount {
     pub allow: AllowList,
     pub credentials: Option<Credentials>,
     pub allow_insecure_certificate: bool,
+    /// Answers the connector's `held` query (sync jobs only).
+    pub held: Option<super::HeldLookup>,
 }
 
 pub struct JobState {

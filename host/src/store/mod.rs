@@ -4,8 +4,11 @@
 //!
 //! The embedded backend is [`redb`](self::redb): one database file in the data directory.
 
+pub mod mail;
 mod redb;
+mod redb_mail;
 
+pub use self::mail::MailStore;
 pub use self::redb::RedbStore;
 
 use crate::account::Account;
@@ -37,6 +40,10 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A change to an account made inside the store's transaction; returns whether it changed
+/// anything.
+pub type AccountChange = Box<dyn FnOnce(&mut Account) -> bool + Send + 'static>;
+
 /// A response remembered for an `Idempotency-Key`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Remembered {
@@ -46,7 +53,7 @@ pub struct Remembered {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: MailStore + Send + Sync + 'static {
     async fn user_count(&self) -> Result<u64>;
     /// Fails with `Conflict` when the external id is taken.
     async fn insert_user(&self, user: User) -> Result<()>;
@@ -68,10 +75,18 @@ pub trait Store: Send + Sync + 'static {
     /// is still the revision `account` was read at: `Conflict` otherwise, `NotFound` when it
     /// was deleted meanwhile.
     async fn update_account(&self, account: Account, secret: Option<Sealed>) -> Result<()>;
+    /// Changes an account in one transaction, whatever revision it is at: for the sync's own
+    /// fields (state, last sync, the server's folder list). `change` returns whether it
+    /// changed anything; the account as stored afterwards is returned.
+    async fn modify_account(
+        &self,
+        id: &str,
+        change: AccountChange,
+    ) -> Result<Option<Account>>;
     async fn account(&self, id: &str) -> Result<Option<Account>>;
     /// All accounts, by id.
     async fn accounts(&self) -> Result<Vec<Account>>;
-    /// Removes an account, its secret and every primary choice that named it.
+    /// Removes an account, its secret, its mail and every primary choice that named it.
     async fn delete_account(&self, id: &str) -> Result<bool>;
     async fn account_secret(&self, id: &str) -> Result<Option<Sealed>>;
     /// Every sealed secret, by account id.

@@ -5,7 +5,7 @@
 //! result; reads open their own read transaction and never wait for the writer. The schema
 //! version lives in the `meta` table and is migrated, step by step, when the file is opened.
 
-use super::{Remembered, Result, Store, StoreError};
+use super::{AccountChange, Remembered, Result, Store, StoreError};
 use crate::account::Account;
 use crate::api::auth::TokenHash;
 use crate::user::{Token, User};
@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 pub const FILE: &str = "mailroom.redb";
 
 /// The schema this code writes. Bump it with a migration step in [`migrate`].
-const SCHEMA_VERSION: u64 = 1;
+const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -61,15 +61,15 @@ impl From<redb::Error> for StoreError {
     }
 }
 
-fn backend(error: impl Into<redb::Error>) -> StoreError {
+pub(super) fn backend(error: impl Into<redb::Error>) -> StoreError {
     error.into().into()
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("cannot encode: {e}")))
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes)
         .map_err(|e| StoreError::Backend(format!("a stored value is damaged: {e}")))
 }
@@ -108,7 +108,7 @@ impl RedbStore {
     }
 
     /// Runs `f` in one write transaction on the writer thread; commits when it succeeds.
-    async fn write<T: Send + 'static>(
+    pub(super) async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -136,12 +136,12 @@ impl RedbStore {
             .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?
     }
 
-    fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T>) -> Result<T> {
+    pub(super) fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T>) -> Result<T> {
         let txn = self.db.begin_read().map_err(backend)?;
         f(&txn)
     }
 
-    fn get_json<T: DeserializeOwned>(
+    pub(super) fn get_json<T: DeserializeOwned>(
         &self,
         table: TableDefinition<&str, &[u8]>,
         key: &str,
@@ -197,6 +197,10 @@ fn migrate(txn: &WriteTransaction) -> Result<()> {
         txn.open_table(SECRETS).map_err(backend)?;
         txn.open_table(PRIMARIES).map_err(backend)?;
         txn.open_table(IDEMPOTENCY).map_err(backend)?;
+    }
+    if found < 2 {
+        // Version 2: synced mail and the event log.
+        super::redb_mail::create_tables(txn)?;
     }
     meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())
         .map_err(backend)?;
@@ -390,7 +394,32 @@ impl Store for RedbStore {
             primaries
                 .retain(|_, account| account != id.as_str())
                 .map_err(backend)?;
+            super::redb_mail::delete_account_mail(txn, &id)?;
             Ok(existed)
+        })
+        .await
+    }
+
+    async fn modify_account(
+        &self,
+        id: &str,
+        change: AccountChange,
+    ) -> Result<Option<Account>> {
+        let id = id.to_owned();
+        self.write(move |txn| {
+            let account: Option<Account> = {
+                let accounts = txn.open_table(ACCOUNTS).map_err(backend)?;
+                let value = accounts.get(id.as_str()).map_err(backend)?;
+                value.map(|v| decode(v.value())).transpose()?
+            };
+            let Some(mut account) = account else {
+                return Ok(None);
+            };
+            if change(&mut account) {
+                account.revision += 1;
+                write_account(txn, &account, None)?;
+            }
+            Ok(Some(account))
         })
         .await
     }

@@ -6,7 +6,7 @@
 
 use super::reply::ListEntry;
 use super::utf7;
-use crate::mailroom::connector::types::{Folder, FolderRole};
+use crate::mailroom::connector0_1_0::types::{Folder, FolderRole};
 
 pub fn folders(entries: Vec<ListEntry>, special_use: bool) -> Vec<Folder> {
     let mut taken: Vec<FolderRole> = Vec::new();

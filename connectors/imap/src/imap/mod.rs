@@ -3,11 +3,15 @@
 
 mod list;
 mod reply;
+mod state;
+mod sync;
 mod utf7;
 
+pub use sync::JobMemory;
+
 use crate::error::{error, protocol};
-use crate::mailroom::connector::auth::Protocol;
-use crate::mailroom::connector::types::{Encryption, Error, ErrorKind, Folder};
+use crate::mailroom::connector0_1_0::auth::Protocol;
+use crate::mailroom::connector0_1_0::types::{Encryption, Error, ErrorKind, Folder};
 use crate::transport::{Transport, wants_starttls};
 use reply::{Reader, Reply, Status};
 
@@ -16,6 +20,8 @@ pub struct Client<T: Transport> {
     reader: Reader,
     next_tag: u32,
     capabilities: Vec<String>,
+    /// Whether `ENABLE QRESYNC` succeeded; `None` until tried.
+    qresync: Option<bool>,
 }
 
 impl<T: Transport> Client<T> {
@@ -27,6 +33,7 @@ impl<T: Transport> Client<T> {
             reader: Reader::default(),
             next_tag: 0,
             capabilities: Vec::new(),
+            qresync: None,
         };
         let preauthenticated = client.greeting()?;
         if client.capabilities.is_empty() {
@@ -169,6 +176,20 @@ impl<T: Transport> Client<T> {
             }
         }
     }
+}
+
+/// A mailbox name as an IMAP quoted string.
+fn quote(name: &str) -> String {
+    let mut quoted = String::with_capacity(name.len() + 2);
+    quoted.push('"');
+    for c in name.chars() {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// A command's completion.

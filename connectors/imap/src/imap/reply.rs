@@ -2,14 +2,17 @@
 //! imap-proto's; this module only buffers bytes and copies out what is needed.
 
 use crate::error::protocol;
-use crate::mailroom::connector::types::Error;
+use crate::mailroom::connector0_1_0::types::Error;
 use crate::transport::Transport;
-use imap_proto::types::{Capability, MailboxDatum, NameAttribute, Response, ResponseCode};
+use imap_proto::types::{
+    AttributeValue, Capability, MailboxDatum, NameAttribute, Response, ResponseCode,
+};
 
 pub use imap_proto::types::Status;
 
-/// The most a single reply may take before it is refused.
-const MAX_REPLY: usize = 16 * 1024 * 1024;
+/// The most a single reply may take before it is refused. Message bodies larger than a page
+/// are fetched in parts well below this.
+const MAX_REPLY: usize = 48 * 1024 * 1024;
 
 /// One `LIST` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,13 +32,39 @@ pub enum Reply {
     Untagged {
         status: Status,
         capabilities: Option<Vec<String>>,
+        code: Option<Code>,
         text: String,
     },
     Continue,
     Capabilities(Vec<String>),
     List(ListEntry),
+    Fetch(Box<Fetch>),
+    Exists(u32),
+    /// `VANISHED` (RFC 7162): UIDs gone from the selected mailbox.
+    Vanished(Vec<(u32, u32)>),
+    /// `SEARCH` numbers, or the `ALL` set of an `ESEARCH` (RFC 4731), as ranges.
+    Search(Vec<(u32, u32)>),
     /// Anything the client does not act on (and lines it could not parse).
     Other,
+}
+
+/// The response codes the sync acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    UidValidity(u32),
+    UidNext(u32),
+    HighestModSeq(u64),
+}
+
+/// One message's `FETCH` data.
+#[derive(Debug, Default)]
+pub struct Fetch {
+    pub uid: Option<u32>,
+    pub flags: Option<Vec<String>>,
+    pub internal_date: Option<String>,
+    pub size: Option<u32>,
+    /// `BODY[]` (or a part of it): the offset and the bytes.
+    pub body: Option<(u32, Vec<u8>)>,
 }
 
 #[derive(Default)]
@@ -46,36 +75,82 @@ pub struct Reader {
 impl Reader {
     pub fn next(&mut self, transport: &mut impl Transport) -> Result<Reply, Error> {
         loop {
-            match imap_proto::parser::parse_response(&self.buffer) {
-                Ok((rest, response)) => {
-                    let consumed = self.buffer.len() - rest.len();
-                    let reply = convert(response);
-                    self.buffer.drain(..consumed);
-                    return Ok(reply);
+            // Parse only once a whole response is buffered: a large literal arrives in many
+            // reads, and parsing at every read would make it quadratic.
+            let Some(end) = complete_len(&self.buffer) else {
+                if self.buffer.len() > MAX_REPLY {
+                    return Err(protocol("the server sent an over-long reply"));
                 }
-                Err(nom::Err::Incomplete(_)) => {
-                    if self.buffer.len() > MAX_REPLY {
-                        return Err(protocol("the server sent an over-long reply"));
-                    }
-                    let data = transport.read()?;
-                    self.buffer.extend_from_slice(&data);
-                }
-                Err(_) => {
-                    // A line imap-proto does not know: skip it rather than fail the job.
-                    match self.buffer.windows(2).position(|w| w == b"\r\n") {
-                        Some(end) => {
-                            self.buffer.drain(..end + 2);
-                            return Ok(Reply::Other);
-                        }
-                        None => {
-                            let data = transport.read()?;
-                            self.buffer.extend_from_slice(&data);
-                        }
-                    }
-                }
-            }
+                let data = transport.read()?;
+                self.buffer.extend_from_slice(&data);
+                continue;
+            };
+            let reply = match esearch(&self.buffer[..end]) {
+                Some(ranges) => Reply::Search(ranges),
+                None => match imap_proto::parser::parse_response(&self.buffer[..end]) {
+                    Ok((_, response)) => convert(response),
+                    // A response imap-proto does not know is skipped rather than failing the job.
+                    Err(_) => Reply::Other,
+                },
+            };
+            self.buffer.drain(..end);
+            return Ok(reply);
         }
     }
+}
+
+/// The length of the first complete response in `buffer`: its lines up to one that does not
+/// announce a literal (`{n}` or `{n+}` at its end), with the literals' bytes between them.
+fn complete_len(buffer: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    loop {
+        let line_end = start + buffer[start..].windows(2).position(|w| w == b"\r\n")?;
+        let line = &buffer[start..line_end];
+        match literal_len(line) {
+            Some(n) => start = line_end + 2 + n,
+            None => return Some(line_end + 2),
+        }
+        if start > buffer.len() {
+            return None;
+        }
+    }
+}
+
+fn literal_len(line: &[u8]) -> Option<usize> {
+    let line = line.strip_suffix(b"}")?;
+    let open = line.iter().rposition(|&b| b == b'{')?;
+    let digits = &line[open + 1..];
+    let digits = digits.strip_suffix(b"+").unwrap_or(digits);
+    if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// `* ESEARCH [(TAG "x")] [UID] [ALL set] ...` — imap-proto does not parse it.
+fn esearch(response: &[u8]) -> Option<Vec<(u32, u32)>> {
+    let line = std::str::from_utf8(response.strip_prefix(b"* ESEARCH")?).ok()?;
+    let mut words = line.split_ascii_whitespace();
+    let mut ranges = Vec::new();
+    while let Some(word) = words.next() {
+        if word.eq_ignore_ascii_case("ALL") {
+            ranges = parse_set(words.next()?)?;
+        }
+    }
+    Some(ranges)
+}
+
+/// A sequence set of numbers (`1:3,7,9:12`) as ranges; `None` if it is not one.
+pub fn parse_set(text: &str) -> Option<Vec<(u32, u32)>> {
+    text.split(',')
+        .map(|part| match part.split_once(':') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                Some((a.min(b), a.max(b)))
+            }
+            None => part.parse().ok().map(|n| (n, n)),
+        })
+        .collect()
 }
 
 fn capability_names(list: &[Capability<'_>]) -> Vec<String> {
@@ -115,8 +190,55 @@ fn convert(response: Response<'_>) -> Reply {
         } => Reply::Untagged {
             status,
             capabilities: code_capabilities(&code),
+            code: match code {
+                Some(ResponseCode::UidValidity(n)) => Some(Code::UidValidity(n)),
+                Some(ResponseCode::UidNext(n)) => Some(Code::UidNext(n)),
+                Some(ResponseCode::HighestModSeq(n)) => Some(Code::HighestModSeq(n)),
+                _ => None,
+            },
             text: information.map(|i| i.into_owned()).unwrap_or_default(),
         },
+        Response::Fetch(_, attributes) => {
+            let mut fetch = Fetch::default();
+            for attribute in attributes {
+                match attribute {
+                    AttributeValue::Uid(uid) => fetch.uid = Some(uid),
+                    AttributeValue::Flags(flags) => {
+                        fetch.flags = Some(flags.iter().map(|f| f.to_string()).collect())
+                    }
+                    AttributeValue::InternalDate(date) => {
+                        fetch.internal_date = Some(date.into_owned())
+                    }
+                    AttributeValue::Rfc822Size(size) => fetch.size = Some(size),
+                    AttributeValue::BodySection {
+                        section: None,
+                        index,
+                        data,
+                    } => {
+                        fetch.body = Some((
+                            index.unwrap_or(0),
+                            data.map(|d| d.into_owned()).unwrap_or_default(),
+                        ))
+                    }
+                    AttributeValue::Rfc822(data) => {
+                        fetch.body = Some((0, data.map(|d| d.into_owned()).unwrap_or_default()))
+                    }
+                    _ => {}
+                }
+            }
+            Reply::Fetch(Box::new(fetch))
+        }
+        Response::Vanished { uids, .. } => Reply::Vanished(
+            uids.into_iter()
+                .map(|range| (*range.start(), *range.end()))
+                .collect(),
+        ),
+        Response::MailboxData(MailboxDatum::Exists(n)) => Reply::Exists(n),
+        Response::MailboxData(MailboxDatum::Search(numbers)) => {
+            let mut numbers = numbers;
+            numbers.sort_unstable();
+            Reply::Search(numbers.into_iter().map(|n| (n, n)).collect())
+        }
         Response::Continue { .. } => Reply::Continue,
         Response::Capabilities(list) => Reply::Capabilities(capability_names(&list)),
         Response::MailboxData(MailboxDatum::List {

@@ -1,0 +1,619 @@
+//! One page of a folder's sync (`sync-folder`).
+//!
+//! A page does, in order and within its budget: the changes to what the host already holds
+//! (once per job and folder: with QRESYNC one `CHANGEDSINCE … VANISHED` fetch; with CONDSTORE
+//! the flag changes from the change log and the removals from a comparison of UID sets;
+//! without either, a comparison of UID sets and flag sets, each fetched as ranges with
+//! `ESEARCH`), then new mail above the high-water mark, then the backfill — newest first,
+//! down from the low-water mark to the account's start date. Bodies are fetched by UID set,
+//! never one round trip per message; a message larger than the page's byte budget is fetched
+//! in parts into a host-side sink.
+
+use super::reply::{Code, Fetch, Reply};
+use super::state::FolderState;
+use super::{Client, quote};
+use crate::error::protocol;
+use crate::mailroom::connector0_1_0::types::Error;
+use crate::mailroom::connector0_2_0::mail::{
+    self, Body, BodySink, FlagChange, HeldRange, Message, MessageFlags, Page, Start, SyncRequest,
+};
+use crate::transport::Transport;
+
+/// The part size for messages fetched in parts.
+const PART_BYTES: u32 = 4 * 1024 * 1024;
+
+/// What `SELECT` reported.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selected {
+    uid_validity: Option<u32>,
+    uid_next: Option<u32>,
+    modseq: Option<u64>,
+    exists: u32,
+}
+
+/// What a job remembers between the pages of a folder.
+#[derive(Default)]
+pub struct JobMemory {
+    /// The folder whose changes were already checked in this job.
+    checked: Vec<String>,
+    /// The backfill's remaining UIDs (ascending) for the folder named, from one `SEARCH`.
+    backfill: Option<(String, Vec<u32>)>,
+}
+
+/// A message's metadata, fetched before its body to fit the page.
+struct Meta {
+    uid: u32,
+    flags: MessageFlags,
+    received_at: i64,
+    size: u32,
+}
+
+struct Budget {
+    messages: u32,
+    bytes: u64,
+}
+
+impl<T: Transport> Client<T> {
+    pub fn sync_folder(
+        &mut self,
+        request: &SyncRequest,
+        memory: &mut JobMemory,
+    ) -> Result<Page, Error> {
+        self.enable_qresync()?;
+        let selected = self.select(&request.folder)?;
+        let uid_validity = selected
+            .uid_validity
+            .ok_or_else(|| protocol("the server sent no UIDVALIDITY for the folder"))?;
+        let uid_next = match selected.uid_next {
+            Some(next) => next,
+            None => self.uid_next_by_fetch(selected.exists)?,
+        };
+        let previous = request.state.as_deref().and_then(FolderState::decode);
+        let mut page = Page {
+            reset: false,
+            messages: Vec::new(),
+            changed: Vec::new(),
+            removed: Vec::new(),
+            state: Vec::new(),
+            backfilled: false,
+            more: false,
+        };
+        let mut state = match previous {
+            Some(state) if state.uid_validity != uid_validity => {
+                memory.backfill = None;
+                page.reset = true;
+                return Ok(page);
+            }
+            Some(state) => state,
+            None => FolderState {
+                uid_validity,
+                high: uid_next,
+                modseq: selected.modseq.unwrap_or(0),
+                low: uid_next,
+                backfilled: matches!(request.start, Start::Now),
+            },
+        };
+        let mut budget = Budget {
+            messages: request.limits.max_messages.max(1),
+            bytes: request.limits.max_bytes.max(1),
+        };
+
+        if previous.is_some() && !memory.checked.contains(&request.folder) {
+            self.changes(&request.folder, &state, &mut page)?;
+            memory.checked.push(request.folder.clone());
+            if let Some(modseq) = selected.modseq {
+                state.modseq = modseq;
+            }
+        }
+
+        if uid_next > state.high {
+            let metas = self.metas(&format!("{}:*", state.high))?;
+            let fresh: Vec<Meta> = metas.into_iter().filter(|m| m.uid >= state.high).collect();
+            let (taken, all) = take_within(fresh, &mut budget);
+            state.high = match (all, taken.last()) {
+                (false, Some(last)) => last.uid + 1,
+                _ => uid_next,
+            };
+            page.more |= !all;
+            self.bodies(taken, &mut page.messages)?;
+        }
+
+        if !state.backfilled && budget.messages > 0 && budget.bytes > 0 {
+            if let Start::Since(since) = request.start {
+                self.backfill(&request.folder, since, &mut state, &mut budget, memory, &mut page)?;
+            } else {
+                state.backfilled = true;
+            }
+        }
+
+        page.backfilled = state.backfilled;
+        page.more |= !state.backfilled;
+        page.state = state.encode();
+        Ok(page)
+    }
+
+    /// `ENABLE QRESYNC` once per connection, when the server has it.
+    fn enable_qresync(&mut self) -> Result<(), Error> {
+        if self.qresync.is_none() {
+            let enabled = self.has_capability("QRESYNC") && {
+                let done = self.run("ENABLE QRESYNC")?;
+                matches!(done.status, super::reply::Status::Ok)
+            };
+            self.qresync = Some(enabled);
+        }
+        Ok(())
+    }
+
+    fn select(&mut self, folder: &str) -> Result<Selected, Error> {
+        let condstore = self.has_capability("CONDSTORE") || self.qresync == Some(true);
+        let command = if condstore {
+            format!("SELECT {} (CONDSTORE)", quote(folder))
+        } else {
+            format!("SELECT {}", quote(folder))
+        };
+        let mut selected = Selected::default();
+        let done = self.run_with(&command, |reply| match reply {
+            Reply::Untagged {
+                code: Some(code), ..
+            } => match code {
+                Code::UidValidity(n) => selected.uid_validity = Some(n),
+                Code::UidNext(n) => selected.uid_next = Some(n),
+                Code::HighestModSeq(n) => selected.modseq = Some(n),
+            },
+            Reply::Exists(n) => selected.exists = n,
+            _ => {}
+        })?;
+        if !matches!(done.status, super::reply::Status::Ok) {
+            return Err(crate::error::error(
+                crate::mailroom::connector0_1_0::types::ErrorKind::NotFound,
+                format!("cannot open folder {folder}: {}", done.text),
+            ));
+        }
+        if !condstore {
+            selected.modseq = None;
+        }
+        Ok(selected)
+    }
+
+    /// UIDNEXT for a server that does not report it: one past the last message's UID.
+    fn uid_next_by_fetch(&mut self, exists: u32) -> Result<u32, Error> {
+        if exists == 0 {
+            return Ok(1);
+        }
+        let mut last = 0;
+        self.run_with("UID FETCH * (UID)", |reply| {
+            if let Reply::Fetch(fetch) = reply {
+                last = last.max(fetch.uid.unwrap_or(0));
+            }
+        })?
+        .ok("UID FETCH")?;
+        Ok(last + 1)
+    }
+
+    /// Flag changes and removals among the messages below the high-water mark.
+    fn changes(&mut self, folder: &str, state: &FolderState, page: &mut Page) -> Result<(), Error> {
+        if state.high <= 1 {
+            return Ok(());
+        }
+        let below = format!("1:{}", state.high - 1);
+        let qresync = self.qresync == Some(true) && state.modseq > 0;
+        let condstore = state.modseq > 0 && self.has_capability("CONDSTORE");
+        if qresync || condstore {
+            let modifier = if qresync {
+                format!("(CHANGEDSINCE {} VANISHED)", state.modseq)
+            } else {
+                format!("(CHANGEDSINCE {})", state.modseq)
+            };
+            let high = state.high;
+            let (changed, removed) = (&mut page.changed, &mut page.removed);
+            self.run_with(&format!("UID FETCH {below} (UID FLAGS) {modifier}"), |reply| {
+                match reply {
+                    Reply::Fetch(fetch) => {
+                        if let (Some(uid), Some(flags)) = (fetch.uid, &fetch.flags) {
+                            if uid < high {
+                                changed.push(FlagChange {
+                                    id: uid.to_string(),
+                                    flags: flags_of(flags),
+                                });
+                            }
+                        }
+                    }
+                    Reply::Vanished(ranges) => {
+                        for (first, last) in ranges {
+                            removed.extend((first..=last.min(high - 1)).map(|u| u.to_string()));
+                        }
+                    }
+                    _ => {}
+                }
+            })?
+            .ok("UID FETCH CHANGEDSINCE")?;
+            if qresync {
+                return Ok(());
+            }
+        }
+        // Compare what the host holds with the server's UID set (and, without a change log,
+        // its flag sets).
+        let held: Vec<HeldRange> = mail::held(folder)
+            .into_iter()
+            .filter(|r| r.first < state.high as u64)
+            .collect();
+        let (Some(first), Some(last)) = (held.first(), held.last()) else {
+            return Ok(());
+        };
+        let span = format!("{}:{}", first.first, last.last.min(state.high as u64 - 1));
+        let present = self.search(&format!("UID {span}"))?;
+        let flag_sets = if condstore {
+            None
+        } else {
+            Some([
+                self.search(&format!("UID {span} SEEN"))?,
+                self.search(&format!("UID {span} FLAGGED"))?,
+                self.search(&format!("UID {span} ANSWERED"))?,
+                self.search(&format!("UID {span} DRAFT"))?,
+            ])
+        };
+        for range in &held {
+            for uid in range.first..=range.last.min(state.high as u64 - 1) {
+                let uid = uid as u32;
+                if !contains(&present, uid) {
+                    page.removed.push(uid.to_string());
+                    continue;
+                }
+                if let Some([seen, flagged, answered, draft]) = &flag_sets {
+                    let now = MessageFlags {
+                        seen: contains(seen, uid),
+                        flagged: contains(flagged, uid),
+                        answered: contains(answered, uid),
+                        draft: contains(draft, uid),
+                    };
+                    if !same_flags(now, range.flags) {
+                        page.changed.push(FlagChange {
+                            id: uid.to_string(),
+                            flags: now,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `UID SEARCH` as sorted ranges (with `ESEARCH` when the server has it).
+    fn search(&mut self, criteria: &str) -> Result<Vec<(u32, u32)>, Error> {
+        let command = if self.has_capability("ESEARCH") {
+            format!("UID SEARCH RETURN (ALL) {criteria}")
+        } else {
+            format!("UID SEARCH {criteria}")
+        };
+        let mut ranges = Vec::new();
+        self.run_with(&command, |reply| {
+            if let Reply::Search(found) = reply {
+                ranges.extend(found);
+            }
+        })?
+        .ok("UID SEARCH")?;
+        ranges.sort_unstable();
+        Ok(ranges)
+    }
+
+    fn backfill(
+        &mut self,
+        folder: &str,
+        since: i64,
+        state: &mut FolderState,
+        budget: &mut Budget,
+        memory: &mut JobMemory,
+        page: &mut Page,
+    ) -> Result<(), Error> {
+        if memory.backfill.as_ref().map(|(f, _)| f.as_str()) != Some(folder) {
+            let uids = if state.low <= 1 {
+                Vec::new()
+            } else {
+                // SEARCH SINCE compares days in the server's time zone: ask from the day before
+                // and keep exactly the messages received at or after `since`.
+                let day = imap_date(since - 86_400);
+                let ranges = self.search(&format!("UID 1:{} SINCE {day}", state.low - 1))?;
+                ranges
+                    .into_iter()
+                    .flat_map(|(a, b)| a..=b)
+                    .filter(|&uid| uid < state.low)
+                    .collect()
+            };
+            memory.backfill = Some((folder.to_owned(), uids));
+        }
+        let pending = &mut memory.backfill.as_mut().expect("set above").1;
+        let window = pending.len().saturating_sub(budget.messages as usize);
+        let candidates = pending[window..].to_vec();
+        if candidates.is_empty() {
+            state.backfilled = true;
+            return Ok(());
+        }
+        let mut metas: Vec<Meta> = self
+            .metas(&uid_set(&candidates))?
+            .into_iter()
+            .filter(|m| m.received_at >= since)
+            .collect();
+        metas.sort_unstable_by(|a, b| b.uid.cmp(&a.uid));
+        let (taken, all) = take_within(metas, budget);
+        // Everything from the lowest UID handled up is done: the taken messages, and the
+        // candidates that turned out older than the start or gone.
+        let done_from = if all {
+            candidates[0]
+        } else {
+            taken.last().map(|m| m.uid).unwrap_or(state.low)
+        };
+        pending.retain(|&uid| uid < done_from);
+        state.low = done_from;
+        if pending.is_empty() {
+            state.backfilled = true;
+        }
+        let mut messages = Vec::with_capacity(taken.len());
+        self.bodies(taken, &mut messages)?;
+        messages.sort_unstable_by(|a, b| b.received_at.cmp(&a.received_at));
+        page.messages.extend(messages);
+        Ok(())
+    }
+
+    /// Flags, arrival time and size of the messages in a UID set.
+    fn metas(&mut self, set: &str) -> Result<Vec<Meta>, Error> {
+        let mut metas = Vec::new();
+        self.run_with(
+            &format!("UID FETCH {set} (UID FLAGS INTERNALDATE RFC822.SIZE)"),
+            |reply| {
+                if let Reply::Fetch(fetch) = reply {
+                    if let Some(meta) = meta_of(&fetch) {
+                        metas.push(meta);
+                    }
+                }
+            },
+        )?
+        .ok("UID FETCH")?;
+        metas.sort_unstable_by_key(|m| m.uid);
+        Ok(metas)
+    }
+
+    /// Fetches the bodies of `metas`: those within the page in one command, a larger one in
+    /// parts into a sink. A message gone meanwhile is left out.
+    fn bodies(&mut self, metas: Vec<Meta>, out: &mut Vec<Message>) -> Result<(), Error> {
+        let (large, small): (Vec<Meta>, Vec<Meta>) =
+            metas.into_iter().partition(|m| m.size > PART_BYTES);
+        if !small.is_empty() {
+            let uids: Vec<u32> = small.iter().map(|m| m.uid).collect();
+            let mut bodies: Vec<(u32, Vec<u8>)> = Vec::with_capacity(small.len());
+            self.run_with(
+                &format!("UID FETCH {} (UID BODY.PEEK[])", uid_set(&uids)),
+                |reply| {
+                    if let Reply::Fetch(fetch) = reply {
+                        if let (Some(uid), Some((_, body))) = (fetch.uid, fetch.body) {
+                            bodies.push((uid, body));
+                        }
+                    }
+                },
+            )?
+            .ok("UID FETCH")?;
+            bodies.sort_unstable_by_key(|(uid, _)| *uid);
+            for meta in small {
+                if let Ok(at) = bodies.binary_search_by_key(&meta.uid, |(uid, _)| *uid) {
+                    let body = std::mem::take(&mut bodies[at].1);
+                    out.push(message(&meta, Body::Bytes(body)));
+                }
+            }
+        }
+        for meta in large {
+            if let Some(sink) = self.body_in_parts(&meta)? {
+                out.push(message(&meta, Body::Sink(sink)));
+            }
+        }
+        Ok(())
+    }
+
+    fn body_in_parts(&mut self, meta: &Meta) -> Result<Option<BodySink>, Error> {
+        let sink = BodySink::new(meta.size as u64);
+        let mut offset: u32 = 0;
+        loop {
+            let mut part: Option<Vec<u8>> = None;
+            self.run_with(
+                &format!(
+                    "UID FETCH {} (UID BODY.PEEK[]<{offset}.{PART_BYTES}>)",
+                    meta.uid
+                ),
+                |reply| {
+                    if let Reply::Fetch(fetch) = reply {
+                        if fetch.uid == Some(meta.uid) {
+                            part = fetch.body.map(|(_, bytes)| bytes);
+                        }
+                    }
+                },
+            )?
+            .ok("UID FETCH")?;
+            let Some(part) = part else {
+                // Expunged meanwhile.
+                return Ok(None);
+            };
+            let len = part.len() as u32;
+            if len > 0 {
+                sink.write(&part)?;
+            }
+            offset += len;
+            if len < PART_BYTES || offset >= meta.size {
+                return Ok(Some(sink));
+            }
+        }
+    }
+}
+
+/// Takes messages in order while they fit the budget; the first always fits (a message
+/// larger than the page travels in parts). Returns the taken ones and whether all were.
+fn take_within(metas: Vec<Meta>, budget: &mut Budget) -> (Vec<Meta>, bool) {
+    let total = metas.len();
+    let mut taken = Vec::new();
+    for meta in metas {
+        let size = meta.size as u64;
+        let fits = budget.messages > 0 && (size <= budget.bytes || taken.is_empty());
+        if !fits {
+            break;
+        }
+        budget.messages -= 1;
+        budget.bytes = budget.bytes.saturating_sub(size);
+        taken.push(meta);
+        if budget.bytes == 0 {
+            break;
+        }
+    }
+    let all = taken.len() == total;
+    (taken, all)
+}
+
+fn message(meta: &Meta, body: Body) -> Message {
+    Message {
+        id: meta.uid.to_string(),
+        flags: meta.flags,
+        received_at: meta.received_at,
+        size: meta.size as u64,
+        body,
+    }
+}
+
+fn meta_of(fetch: &Fetch) -> Option<Meta> {
+    Some(Meta {
+        uid: fetch.uid?,
+        flags: flags_of(fetch.flags.as_deref().unwrap_or_default()),
+        received_at: fetch
+            .internal_date
+            .as_deref()
+            .and_then(parse_internal_date)
+            .unwrap_or(0),
+        size: fetch.size.unwrap_or(0),
+    })
+}
+
+fn flags_of(flags: &[String]) -> MessageFlags {
+    let has = |name: &str| flags.iter().any(|f| f.eq_ignore_ascii_case(name));
+    MessageFlags {
+        seen: has("\\Seen"),
+        flagged: has("\\Flagged"),
+        answered: has("\\Answered"),
+        draft: has("\\Draft"),
+    }
+}
+
+fn same_flags(a: MessageFlags, b: MessageFlags) -> bool {
+    (a.seen, a.flagged, a.answered, a.draft) == (b.seen, b.flagged, b.answered, b.draft)
+}
+
+fn contains(ranges: &[(u32, u32)], uid: u32) -> bool {
+    let at = ranges.partition_point(|&(_, last)| last < uid);
+    ranges.get(at).is_some_and(|&(first, _)| first <= uid)
+}
+
+/// A UID set in IMAP syntax from ascending or descending UIDs: `1:3,7,9:12`.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let first = sorted[i];
+        let mut last = first;
+        while i + 1 < sorted.len() && sorted[i + 1] == last + 1 {
+            i += 1;
+            last = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if first == last {
+            out.push_str(&first.to_string());
+        } else {
+            out.push_str(&format!("{first}:{last}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `d-Mon-yyyy` (RFC 3501 `date`) of a Unix time, in UTC.
+fn imap_date(unix: i64) -> String {
+    let (year, month, day) = civil_from_days(unix.div_euclid(86_400));
+    format!("{day}-{}-{year}", MONTHS[(month - 1) as usize])
+}
+
+/// `dd-Mon-yyyy hh:mm:ss +zzzz` to a Unix time.
+fn parse_internal_date(text: &str) -> Option<i64> {
+    let (date, rest) = text.trim().split_once(' ')?;
+    let (time, zone) = rest.trim().split_once(' ')?;
+    let mut parts = date.split('-');
+    let day: i64 = parts.next()?.trim().parse().ok()?;
+    let month_name = parts.next()?;
+    let month = MONTHS
+        .iter()
+        .position(|m| m.eq_ignore_ascii_case(month_name))? as i64
+        + 1;
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut clock = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
+    let sign = match zone.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let zone: i64 = zone.get(1..5)?.parse().ok()?;
+    let offset = sign * ((zone / 100) * 3600 + (zone % 100) * 60);
+    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s - offset)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_dates_parse_with_their_zone() {
+        assert_eq!(parse_internal_date("17-Jul-1996 02:44:25 -0700"), Some(837_596_665));
+        assert_eq!(parse_internal_date(" 1-Jan-1970 00:00:00 +0000"), Some(0));
+        assert_eq!(parse_internal_date("1-Foo-1970 00:00:00 +0000"), None);
+        assert_eq!(imap_date(837_596_665), "17-Jul-1996");
+        assert_eq!(imap_date(0), "1-Jan-1970");
+    }
+
+    #[test]
+    fn uid_sets_are_compact() {
+        assert_eq!(uid_set(&[9, 1, 2, 3, 7, 10, 11, 12]), "1:3,7,9:12");
+        assert_eq!(uid_set(&[5]), "5");
+    }
+
+    #[test]
+    fn membership_in_ranges() {
+        let ranges = [(1, 3), (7, 7), (9, 12)];
+        assert!(contains(&ranges, 1) && contains(&ranges, 7) && contains(&ranges, 12));
+        assert!(!contains(&ranges, 4) && !contains(&ranges, 8) && !contains(&ranges, 13));
+    }
+}

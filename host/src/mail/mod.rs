@@ -1,0 +1,103 @@
+//! Mail as Mailroom holds it: what connectors fetch, parsed into messages, and the views the
+//! API serves.
+//!
+//! The types at the top are what a sync page carries, in the host's own terms (the runtime
+//! converts from each WIT version at its edge).
+
+pub mod message;
+pub mod parse;
+pub mod render;
+
+use serde::{Deserialize, Serialize};
+
+/// The flags Mailroom keeps for a message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Flags {
+    pub seen: bool,
+    pub flagged: bool,
+    pub answered: bool,
+    pub draft: bool,
+}
+
+/// A message as a connector fetched it.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The provider's id within the folder (IMAP: the UID).
+    pub provider_id: String,
+    pub flags: Flags,
+    /// When the server received it, seconds since the Unix epoch.
+    pub received_at: i64,
+    pub raw: Vec<u8>,
+}
+
+/// One step of a folder's sync, as [`crate::runtime::Runtime::sync`] reports it.
+#[derive(Debug, Clone, Default)]
+pub struct SyncPage {
+    /// The server invalidated every id of the folder: forget them and sync it again.
+    pub reset: bool,
+    pub messages: Vec<Fetched>,
+    pub changed: Vec<(String, Flags)>,
+    pub removed: Vec<String>,
+    /// The connector's opaque state for the folder after this page.
+    pub state: Vec<u8>,
+    /// The first sync of the folder is complete.
+    pub backfilled: bool,
+    /// The folder has more to sync now.
+    pub more: bool,
+}
+
+/// Where a folder's first sync begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStart {
+    /// Only mail arriving from now on.
+    Now,
+    /// Mail received at or after this Unix time.
+    Since(i64),
+}
+
+/// A run of numeric provider ids held in a folder, all with the same flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldRange {
+    pub first: u64,
+    pub last: u64,
+    pub flags: Flags,
+}
+
+/// Groups `(id, flags)` pairs, sorted by id, into runs of consecutive ids with equal flags.
+pub fn held_ranges(sorted: impl IntoIterator<Item = (u64, Flags)>) -> Vec<HeldRange> {
+    let mut ranges: Vec<HeldRange> = Vec::new();
+    for (id, flags) in sorted {
+        match ranges.last_mut() {
+            Some(run) if run.last + 1 == id && run.flags == flags => run.last = id,
+            _ => ranges.push(HeldRange {
+                first: id,
+                last: id,
+                flags,
+            }),
+        }
+    }
+    ranges
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_break_on_gaps_and_flag_changes() {
+        let seen = Flags {
+            seen: true,
+            ..Flags::default()
+        };
+        let none = Flags::default();
+        let ranges = held_ranges([(1, seen), (2, seen), (3, none), (5, none), (6, none)]);
+        assert_eq!(
+            ranges,
+            vec![
+                HeldRange { first: 1, last: 2, flags: seen },
+                HeldRange { first: 3, last: 3, flags: none },
+                HeldRange { first: 5, last: 6, flags: none },
+            ]
+        );
+    }
+}

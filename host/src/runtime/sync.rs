@@ -1,0 +1,210 @@
+//! Running a sync job: one connector instance for one account, folder after folder, page
+//! after page, each page handed to a [`SyncDriver`] that commits it before the next is asked
+//! for.
+
+use super::bindings::v0_2_0::mailroom::connector0_2_0::mail as wit;
+use super::sandbox::{JobAccount, JobState};
+use super::{Instance, Runtime, account_record, folder_from_wit};
+use crate::account::ConnectionSpec;
+use crate::auth::Credentials;
+use crate::connector::{ConnectorError, ErrorKind};
+use crate::folder::Folder;
+use crate::mail::{Fetched, Flags, HeldRange, SyncPage, SyncStart};
+use crate::net::policy::AllowList;
+use async_trait::async_trait;
+use std::sync::Arc;
+use wasmtime::Store;
+
+/// Answers a connector's `held(folder)`: the runs of ids the host holds for a folder path.
+pub type HeldLookup = Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = Vec<HeldRange>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// How much one page may carry.
+#[derive(Debug, Clone, Copy)]
+pub struct PageLimits {
+    pub max_messages: u32,
+    pub max_bytes: u64,
+}
+
+/// A folder to sync in this job.
+#[derive(Debug, Clone)]
+pub struct FolderTask {
+    pub path: String,
+    pub state: Option<Vec<u8>>,
+    pub start: SyncStart,
+}
+
+/// What the driver wants after a page.
+pub enum Step {
+    /// Ask for the folder's next page with this state (none: start the folder over).
+    Next(Option<Vec<u8>>),
+    /// The folder is caught up; go on with the next one.
+    FolderDone,
+    /// End the job here (its time is up); everything so far is committed.
+    Stop,
+}
+
+/// The host side of a sync job: decides what to sync and commits what arrives.
+#[async_trait]
+pub trait SyncDriver: Send + 'static {
+    /// Given the server's folders, the folders to sync in this job, in order.
+    async fn plan(&mut self, listing: Vec<Folder>) -> Result<Vec<FolderTask>, ConnectorError>;
+    /// Commits one page of `task`'s folder.
+    async fn page(&mut self, task: &FolderTask, page: SyncPage) -> Result<Step, ConnectorError>;
+    /// A folder failed. Returns whether the job goes on with the other folders; the error
+    /// ends the job otherwise.
+    async fn folder_failed(&mut self, task: &FolderTask, error: &ConnectorError) -> bool;
+}
+
+impl Runtime {
+    /// Runs one sync job for the account `spec` describes. The driver commits each page as
+    /// it arrives, so whatever ends the job (an error, a trap, the timeout) loses nothing
+    /// that was committed.
+    pub async fn sync(
+        &self,
+        spec: &ConnectionSpec,
+        held: HeldLookup,
+        limits: PageLimits,
+        driver: impl SyncDriver,
+    ) -> Result<(), ConnectorError> {
+        let connector = self.connector(&spec.connector).ok_or_else(|| {
+            ConnectorError::new(
+                ErrorKind::NotFound,
+                format!("the connector `{}` is not loaded", spec.connector),
+            )
+        })?;
+        let account = account_record(spec);
+        let job = JobAccount {
+            allow: AllowList::new(spec.servers.clone()),
+            credentials: spec.password.clone().map(|password| Credentials {
+                login: spec.login().to_owned(),
+                password,
+            }),
+            allow_insecure_certificate: spec.allow_insecure_certificate,
+            held: Some(held),
+        };
+        self.run(&connector, Some(job), move |store, instance| {
+            Box::pin(async move {
+                let mut driver = driver;
+                drive(store, instance, &account, limits, &mut driver).await
+            })
+        })
+        .await?
+    }
+}
+
+async fn drive<D: SyncDriver>(
+    store: &mut Store<JobState>,
+    instance: Instance,
+    account: &super::v1::mailroom::connector::types::Account,
+    limits: PageLimits,
+    driver: &mut D,
+) -> wasmtime::Result<Result<(), ConnectorError>> {
+    let Instance::V2(instance) = instance else {
+        return Ok(Err(ConnectorError::new(
+            ErrorKind::Unsupported,
+            "this connector was built for mailroom:connector@0.1.0, which cannot sync",
+        )));
+    };
+    let sessions = instance.mailroom_connector0_2_0_connector().session();
+    let session = sessions.call_constructor(&mut *store, account).await?;
+    let result = async {
+        let listing = match sessions.call_list_folders(&mut *store, session).await? {
+            Ok(folders) => folders.into_iter().map(folder_from_wit).collect(),
+            Err(error) => return Ok(Err(ConnectorError::from(error))),
+        };
+        let tasks = match driver.plan(listing).await {
+            Ok(tasks) => tasks,
+            Err(error) => return Ok(Err(error)),
+        };
+        for task in &tasks {
+            let mut state = task.state.clone();
+            loop {
+                // Each page gets the whole CPU budget: the budget bounds a step, not a mailbox.
+                store.data_mut().cpu.used_ticks = 0;
+                let request = wit::SyncRequest {
+                    folder: task.path.clone(),
+                    state: state.take(),
+                    start: match task.start {
+                        SyncStart::Now => wit::Start::Now,
+                        SyncStart::Since(at) => wit::Start::Since(at),
+                    },
+                    limits: wit::Limits {
+                        max_messages: limits.max_messages,
+                        max_bytes: limits.max_bytes,
+                    },
+                };
+                let page = match sessions.call_sync_folder(&mut *store, session, &request).await? {
+                    Ok(page) => page_from_wit(store, page)?,
+                    Err(error) => {
+                        let error = ConnectorError::from(error);
+                        if driver.folder_failed(task, &error).await {
+                            break;
+                        }
+                        return Ok(Err(error));
+                    }
+                };
+                match driver.page(task, page).await {
+                    Ok(Step::Next(next)) => state = next,
+                    Ok(Step::FolderDone) => break,
+                    Ok(Step::Stop) => return Ok(Ok(())),
+                    Err(error) => return Ok(Err(error)),
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+    .await;
+    session.resource_drop_async(&mut *store).await?;
+    result
+}
+
+fn page_from_wit(store: &mut Store<JobState>, page: wit::Page) -> wasmtime::Result<SyncPage> {
+    let mut messages = Vec::with_capacity(page.messages.len());
+    for message in page.messages {
+        let raw = match message.body {
+            wit::Body::Bytes(bytes) => bytes,
+            wit::Body::Sink(sink) => store.data_mut().table.delete(sink)?.data,
+        };
+        messages.push(Fetched {
+            provider_id: message.id,
+            flags: flags_from_wit(message.flags),
+            received_at: message.received_at,
+            raw,
+        });
+    }
+    Ok(SyncPage {
+        reset: page.reset,
+        messages,
+        changed: page
+            .changed
+            .into_iter()
+            .map(|c| (c.id, flags_from_wit(c.flags)))
+            .collect(),
+        removed: page.removed,
+        state: page.state,
+        backfilled: page.backfilled,
+        more: page.more,
+    })
+}
+
+pub(super) fn flags_from_wit(flags: wit::MessageFlags) -> Flags {
+    Flags {
+        seen: flags.seen,
+        flagged: flags.flagged,
+        answered: flags.answered,
+        draft: flags.draft,
+    }
+}
+
+pub(super) fn flags_to_wit(flags: Flags) -> wit::MessageFlags {
+    wit::MessageFlags {
+        seen: flags.seen,
+        flagged: flags.flagged,
+        answered: flags.answered,
+        draft: flags.draft,
+    }
+}

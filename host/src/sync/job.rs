@@ -1,0 +1,278 @@
+//! One sync job's host side: which folders to sync, and committing each page as it arrives.
+
+use crate::account::{Account, AccountFolder};
+use crate::connector::{ConnectorError, ErrorKind};
+use crate::folder::{Folder, FolderId, FolderRole};
+use crate::mail::parse::parse;
+use crate::mail::{SyncPage, SyncStart};
+use crate::runtime::{FolderTask, Step, SyncDriver};
+use crate::store::mail::{FolderSync, Incoming, PageWrite};
+use crate::store::{Store, StoreError};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a job did, for the scheduler to set the account's state from.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Active folders this job was to sync.
+    pub planned: usize,
+    /// Folders this job brought up to date with the server.
+    pub caught_up: usize,
+    /// Whether every active folder has finished its first sync.
+    pub all_backfilled: bool,
+    /// The job ended on its time budget with more to do.
+    pub stopped: bool,
+    /// Folders that failed on their own, and why.
+    pub failed: Vec<(String, ConnectorError)>,
+    pub messages: usize,
+}
+
+pub struct Driver {
+    store: Arc<dyn Store>,
+    account: Account,
+    started: Instant,
+    budget: Duration,
+    syncs: HashMap<FolderId, FolderSync>,
+    report: Arc<Mutex<Report>>,
+}
+
+impl Driver {
+    pub fn new(
+        store: Arc<dyn Store>,
+        account: Account,
+        syncs: HashMap<FolderId, FolderSync>,
+        budget: Duration,
+        report: Arc<Mutex<Report>>,
+    ) -> Self {
+        Self {
+            store,
+            account,
+            started: Instant::now(),
+            budget,
+            syncs,
+            report,
+        }
+    }
+
+    fn report(&self) -> std::sync::MutexGuard<'_, Report> {
+        self.report.lock().expect("sync report poisoned")
+    }
+
+    /// Whether every active folder has finished its first sync.
+    fn all_backfilled(&self) -> bool {
+        self.account
+            .folders
+            .iter()
+            .filter(|f| f.active && f.selectable)
+            .all(|f| self.syncs.get(&f.id).is_some_and(|s| s.backfilled))
+    }
+}
+
+fn store_error(error: StoreError) -> ConnectorError {
+    ConnectorError::new(ErrorKind::Connector, format!("cannot store mail: {error}"))
+}
+
+/// The account's folders after a listing: known folders keep their choice, new ones are
+/// active when a new account's would be, vanished ones go.
+pub fn reflect_listing(known: &[AccountFolder], listing: &[Folder]) -> Vec<AccountFolder> {
+    listing
+        .iter()
+        .map(|folder| {
+            let active = known
+                .iter()
+                .find(|k| k.id == folder.id)
+                .map(|k| k.active && folder.selectable)
+                .unwrap_or(folder.default_active);
+            AccountFolder::from_listing(folder.clone(), active)
+        })
+        .collect()
+}
+
+/// Inbox first, then sent, then the rest by name: what a user looks at first arrives first.
+fn order(folder: &AccountFolder) -> (u8, String) {
+    let rank = match folder.role {
+        Some(FolderRole::Inbox) => 0,
+        Some(FolderRole::Sent) => 1,
+        None | Some(FolderRole::Archive) | Some(FolderRole::Drafts) => 2,
+        _ => 3,
+    };
+    (rank, folder.name.clone())
+}
+
+#[async_trait]
+impl SyncDriver for Driver {
+    async fn plan(&mut self, listing: Vec<Folder>) -> Result<Vec<FolderTask>, ConnectorError> {
+        let folders = reflect_listing(&self.account.folders, &listing);
+        if folders != self.account.folders {
+            let listing = listing.clone();
+            let stored = self
+                .store
+                .modify_account(
+                    &self.account.id,
+                    Box::new(move |account| {
+                        let folders = reflect_listing(&account.folders, &listing);
+                        let changed = folders != account.folders;
+                        account.folders = folders;
+                        changed
+                    }),
+                )
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| ConnectorError::new(ErrorKind::NotFound, "the account is gone"))?;
+            self.account = stored;
+        }
+        // A folder no longer active (or no longer on the server) leaves the mailbox.
+        let stale: Vec<FolderId> = self
+            .syncs
+            .keys()
+            .filter(|id| !self.account.folders.iter().any(|f| &f.id == *id && f.active))
+            .cloned()
+            .collect();
+        for id in stale {
+            self.store
+                .forget_folder(&self.account.id, &id)
+                .await
+                .map_err(store_error)?;
+            self.syncs.remove(&id);
+        }
+        let since = time::OffsetDateTime::parse(
+            &self.account.sync_from_date,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map(|at| at.unix_timestamp())
+        .ok();
+        let mut active: Vec<&AccountFolder> = self
+            .account
+            .folders
+            .iter()
+            .filter(|f| f.active && f.selectable)
+            .collect();
+        active.sort_by_key(|f| order(f));
+        let tasks: Vec<FolderTask> = active
+            .into_iter()
+            .map(|folder| {
+                let first_sync_from_now = matches!(folder.role, Some(FolderRole::Trash | FolderRole::Spam))
+                    || since.is_none()
+                    || self.account.sync_from == crate::account::SyncFrom::Now;
+                FolderTask {
+                    path: folder.path.clone(),
+                    state: self.syncs.get(&folder.id).and_then(|s| s.state.clone()),
+                    start: match since {
+                        Some(at) if !first_sync_from_now => SyncStart::Since(at),
+                        _ => SyncStart::Now,
+                    },
+                }
+            })
+            .collect();
+        let all_backfilled = self.all_backfilled();
+        let mut report = self.report();
+        report.planned = tasks.len();
+        report.all_backfilled = all_backfilled;
+        Ok(tasks)
+    }
+
+    async fn page(&mut self, task: &FolderTask, page: SyncPage) -> Result<Step, ConnectorError> {
+        let folder_id = FolderId::for_path(&task.path);
+        if page.reset {
+            self.store
+                .forget_folder(&self.account.id, &folder_id)
+                .await
+                .map_err(store_error)?;
+            self.syncs.remove(&folder_id);
+            return Ok(Step::Next(None));
+        }
+        // A job whose account was deleted or disabled meanwhile stops writing at once.
+        match self.store.account(&self.account.id).await {
+            Ok(Some(account)) if account.enabled => {}
+            Ok(_) => {
+                self.report().stopped = true;
+                return Ok(Step::Stop);
+            }
+            Err(error) => return Err(store_error(error)),
+        }
+        let initial = !self
+            .syncs
+            .get(&folder_id)
+            .is_some_and(|s| s.backfilled);
+        let messages = page.messages;
+        let count = messages.len();
+        let incoming = tokio::task::spawn_blocking(move || {
+            messages
+                .into_iter()
+                .map(|fetched| Incoming {
+                    parsed: parse(&fetched.raw),
+                    fetched,
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| ConnectorError::new(ErrorKind::Connector, format!("parsing failed: {e}")))?;
+        let sync = FolderSync {
+            state: Some(page.state.clone()),
+            backfilled: page.backfilled,
+        };
+        let unchanged = incoming.is_empty()
+            && page.changed.is_empty()
+            && page.removed.is_empty()
+            && self.syncs.get(&folder_id) == Some(&sync);
+        if !unchanged {
+            self.store
+                .commit_page(PageWrite {
+                    account_id: self.account.id.clone(),
+                    folder_id: folder_id.clone(),
+                    initial,
+                    incoming,
+                    changed: page.changed,
+                    removed: page.removed,
+                    sync: sync.clone(),
+                })
+                .await
+                .map_err(store_error)?;
+            self.syncs.insert(folder_id, sync);
+        }
+        let all_backfilled = self.all_backfilled();
+        let mut report = self.report();
+        report.messages += count;
+        report.all_backfilled = all_backfilled;
+        if !page.more {
+            report.caught_up += 1;
+            return Ok(Step::FolderDone);
+        }
+        if self.started.elapsed() >= self.budget {
+            report.stopped = true;
+            return Ok(Step::Stop);
+        }
+        Ok(Step::Next(Some(page.state)))
+    }
+
+    async fn folder_failed(&mut self, task: &FolderTask, error: &ConnectorError) -> bool {
+        let folder_only = matches!(error.kind, ErrorKind::NotFound | ErrorKind::Protocol);
+        if folder_only {
+            tracing::warn!(account = %self.account.id, folder = %task.path, "folder sync failed: {error}");
+            self.report().failed.push((task.path.clone(), error.clone()));
+        }
+        folder_only
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_keeps_choices_adds_new_folders_and_drops_vanished_ones() {
+        let inbox = Folder::new("INBOX".into(), "INBOX".into(), Some(FolderRole::Inbox), true);
+        let old = Folder::new("Old".into(), "Old".into(), None, true);
+        let new = Folder::new("New".into(), "New".into(), None, true);
+        let trash = Folder::new("Trash".into(), "Trash".into(), Some(FolderRole::Trash), true);
+        let known = vec![
+            AccountFolder::from_listing(inbox.clone(), false),
+            AccountFolder::from_listing(old, true),
+        ];
+        let folders = reflect_listing(&known, &[inbox, new, trash]);
+        let active: Vec<(&str, bool)> = folders.iter().map(|f| (f.path.as_str(), f.active)).collect();
+        assert_eq!(active, vec![("INBOX", false), ("New", true), ("Trash", false)]);
+    }
+}

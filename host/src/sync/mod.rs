@@ -1,0 +1,340 @@
+//! The scheduler: every active account syncs on an interval and on request, one job per
+//! account at a time, under the runtime's global bound on concurrent jobs, with backoff
+//! after transient failures. A login the server refuses stops the account (`auth_required`)
+//! until someone re-connects it: no further login is tried.
+
+mod job;
+
+pub use job::reflect_listing;
+
+use crate::account::{Account, AccountState};
+use crate::config::SyncConfig;
+use crate::connector::{ConnectorError, ErrorKind};
+use crate::folder::FolderId;
+use crate::mail::held_ranges;
+use crate::runtime::{HeldLookup, PageLimits, Runtime};
+use crate::store::Store;
+use crate::vault::Vault;
+use job::{Driver, Report};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// How often the scheduler looks for due accounts when nothing wakes it.
+const TICK: Duration = Duration::from_secs(1);
+/// Consecutive transient failures after which the account shows `error` (it keeps retrying).
+const FAILURES_BEFORE_ERROR: u32 = 3;
+const MAX_BACKOFF: Duration = Duration::from_secs(30 * 60);
+
+#[derive(Default)]
+struct Slot {
+    running: bool,
+    /// A sync was requested; runs as soon as no job of the account is running.
+    requested: bool,
+    last_start: Option<Instant>,
+    not_before: Option<Instant>,
+    failures: u32,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    runtime: Arc<Runtime>,
+    vault: Arc<Vault>,
+    config: SyncConfig,
+    slots: Mutex<HashMap<String, Slot>>,
+    wake: Notify,
+}
+
+pub struct Scheduler {
+    inner: Arc<Inner>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Scheduler {
+    pub fn start(
+        store: Arc<dyn Store>,
+        runtime: Arc<Runtime>,
+        vault: Arc<Vault>,
+        config: SyncConfig,
+    ) -> Self {
+        let inner = Arc::new(Inner {
+            store,
+            runtime,
+            vault,
+            config,
+            slots: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+        });
+        let task = tokio::spawn(run(inner.clone()));
+        Self { inner, task }
+    }
+
+    /// Asks for a sync of the account: at once when none runs, else right after the running
+    /// one (however many requests arrive meanwhile, one more job).
+    pub fn request(&self, account_id: &str) {
+        let mut slots = self.inner.slots.lock().expect("scheduler poisoned");
+        let slot = slots.entry(account_id.to_owned()).or_default();
+        slot.requested = true;
+        slot.not_before = None;
+        drop(slots);
+        self.inner.wake.notify_one();
+    }
+
+    /// Stops starting jobs; running ones finish on their own (each page is committed).
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn may_sync(account: &Account) -> bool {
+    account.enabled && !matches!(account.state, AccountState::AuthRequired | AccountState::Disabled)
+}
+
+async fn run(inner: Arc<Inner>) {
+    let interval = Duration::from_secs(inner.config.interval_secs.max(1));
+    loop {
+        match inner.store.accounts().await {
+            Ok(accounts) => {
+                let now = Instant::now();
+                let mut slots = inner.slots.lock().expect("scheduler poisoned");
+                slots.retain(|id, slot| slot.running || accounts.iter().any(|a| &a.id == id));
+                for account in accounts.into_iter().filter(may_sync) {
+                    let slot = slots.entry(account.id.clone()).or_default();
+                    let due = slot.requested
+                        || slot.last_start.is_none_or(|at| now >= at + interval);
+                    let waiting = slot.not_before.is_some_and(|at| now < at);
+                    if slot.running || !due || waiting {
+                        continue;
+                    }
+                    slot.running = true;
+                    slot.requested = false;
+                    slot.last_start = Some(now);
+                    tokio::spawn(job(inner.clone(), account.id));
+                }
+            }
+            Err(error) => tracing::error!("the scheduler cannot read accounts: {error}"),
+        }
+        let _ = tokio::time::timeout(TICK, inner.wake.notified()).await;
+    }
+}
+
+/// Runs one job and records its outcome on the account.
+async fn job(inner: Arc<Inner>, account_id: String) {
+    let outcome = sync_account(&inner, &account_id).await;
+    let mut slots = inner.slots.lock().expect("scheduler poisoned");
+    if let Some(slot) = slots.get_mut(&account_id) {
+        slot.running = false;
+        match outcome {
+            Outcome::Done { more } => {
+                slot.failures = 0;
+                slot.requested |= more;
+            }
+            Outcome::Retry { after } => {
+                slot.failures += 1;
+                let backoff = after.unwrap_or_else(|| {
+                    (Duration::from_secs(15) * 2u32.pow(slot.failures.min(10))).min(MAX_BACKOFF)
+                });
+                slot.not_before = Some(Instant::now() + backoff);
+            }
+            Outcome::Stopped => {}
+        }
+    }
+    drop(slots);
+    inner.wake.notify_one();
+}
+
+enum Outcome {
+    /// The job ran; `more` when it ended on its time budget with more to do.
+    Done { more: bool },
+    /// A transient failure: try again later.
+    Retry { after: Option<Duration> },
+    /// The account cannot sync until someone acts (or it is gone).
+    Stopped,
+}
+
+async fn sync_account(inner: &Inner, account_id: &str) -> Outcome {
+    let started_at = crate::user::now_rfc3339_millis();
+    let account = match inner.store.account(account_id).await {
+        Ok(Some(account)) if may_sync(&account) => account,
+        Ok(_) => return Outcome::Stopped,
+        Err(error) => {
+            tracing::error!(account = account_id, "cannot read the account: {error}");
+            return Outcome::Retry { after: None };
+        }
+    };
+    let password = match inner.store.account_secret(account_id).await {
+        Ok(Some(sealed)) => match inner.vault.open(account_id, &sealed) {
+            Ok(secret) => Some(secret),
+            Err(error) => {
+                set_state(inner, account_id, AccountState::Error, Some(format!("the stored password cannot be read: {error}"))).await;
+                return Outcome::Stopped;
+            }
+        },
+        Ok(None) => None,
+        Err(error) => {
+            tracing::error!(account = account_id, "cannot read the secret: {error}");
+            return Outcome::Retry { after: None };
+        }
+    };
+    if account.state == AccountState::Connecting {
+        set_state(inner, account_id, AccountState::Syncing, None).await;
+    }
+    let syncs = match inner.store.folder_syncs(account_id).await {
+        Ok(syncs) => syncs,
+        Err(error) => {
+            tracing::error!(account = account_id, "cannot read folder states: {error}");
+            return Outcome::Retry { after: None };
+        }
+    };
+    let report = Arc::new(Mutex::new(Report::default()));
+    let driver = Driver::new(
+        inner.store.clone(),
+        account.clone(),
+        syncs,
+        Duration::from_secs(inner.config.job_budget_secs.max(1)),
+        report.clone(),
+    );
+    let held = held_lookup(inner.store.clone(), account_id.to_owned());
+    let limits = PageLimits {
+        max_messages: inner.config.page_messages.max(1),
+        max_bytes: (inner.config.page_kib.max(1)) * 1024,
+    };
+    let spec = account.connection(password);
+    let result = inner.runtime.sync(&spec, held, limits, driver).await;
+    let report = std::mem::take(&mut *report.lock().expect("sync report poisoned"));
+    match result {
+        Ok(()) => {
+            let complete = !report.stopped && report.failed.is_empty() && report.caught_up == report.planned;
+            if !report.stopped
+                && let Err(error) = inner.store.finish_job(account_id).await
+            {
+                tracing::error!(account = account_id, "cannot finish the job: {error}");
+            }
+            let state = if report.all_backfilled {
+                AccountState::Active
+            } else {
+                AccountState::Syncing
+            };
+            let reason = report
+                .failed
+                .first()
+                .map(|(folder, error)| format!("folder {folder}: {}", error.message));
+            update(inner, account_id, move |account| {
+                let mut changed = false;
+                if complete {
+                    account.last_sync_at = Some(started_at.clone());
+                    changed = true;
+                }
+                let before = (account.state, account.state_reason.clone());
+                account.set_state(state, reason.clone());
+                changed || before != (account.state, account.state_reason.clone())
+            })
+            .await;
+            tracing::debug!(account = account_id, messages = report.messages, "sync job done");
+            Outcome::Done { more: report.stopped }
+        }
+        Err(error) => failed(inner, account_id, error).await,
+    }
+}
+
+async fn failed(inner: &Inner, account_id: &str, error: ConnectorError) -> Outcome {
+    match error.kind {
+        ErrorKind::AuthFailed => {
+            let server = error.server.as_deref().unwrap_or("mail");
+            let reason = format!(
+                "the {server} server refused the login ({}); re-connect the account with the current password",
+                error.message
+            );
+            set_state(inner, account_id, AccountState::AuthRequired, Some(reason)).await;
+            Outcome::Stopped
+        }
+        ErrorKind::Unsupported | ErrorKind::Denied => {
+            set_state(inner, account_id, AccountState::Error, Some(error.to_string())).await;
+            Outcome::Retry { after: Some(MAX_BACKOFF) }
+        }
+        _ => {
+            tracing::warn!(account = account_id, "sync failed: {error}");
+            let failures = {
+                let slots = inner.slots.lock().expect("scheduler poisoned");
+                slots.get(account_id).map_or(0, |s| s.failures) + 1
+            };
+            if failures >= FAILURES_BEFORE_ERROR {
+                set_state(inner, account_id, AccountState::Error, Some(error.to_string())).await;
+            }
+            Outcome::Retry {
+                after: error.retry_after_secs.map(|s| Duration::from_secs(s as u64)),
+            }
+        }
+    }
+}
+
+/// Changes the account's state unless a user disabled it meanwhile; emits
+/// `account.state_changed` when the state moved.
+async fn set_state(inner: &Inner, account_id: &str, state: AccountState, reason: Option<String>) {
+    update(inner, account_id, move |account| {
+        let before = (account.state, account.state_reason.clone());
+        account.set_state(state, reason);
+        before != (account.state, account.state_reason.clone())
+    })
+    .await;
+}
+
+async fn update(
+    inner: &Inner,
+    account_id: &str,
+    change: impl FnOnce(&mut Account) -> bool + Send + 'static,
+) {
+    let before = Arc::new(Mutex::new(None));
+    let seen = before.clone();
+    let result = inner
+        .store
+        .modify_account(
+            account_id,
+            Box::new(move |account| {
+                *seen.lock().expect("poisoned") = Some(account.state);
+                // A user's choice (disabled) wins over what a job found.
+                if !account.enabled || account.state == AccountState::Disabled {
+                    return false;
+                }
+                change(account)
+            }),
+        )
+        .await;
+    match result {
+        Ok(Some(account)) => {
+            let previous = *before.lock().expect("poisoned");
+            if previous != Some(account.state) {
+                let data = json!({"account_id": account.id, "state": account.state, "state_reason": account.state_reason});
+                if let Err(error) = inner.store.push_event("account.state_changed", data).await {
+                    tracing::error!("cannot record an event: {error}");
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(error) => tracing::error!(account = account_id, "cannot update the account: {error}"),
+    }
+}
+
+fn held_lookup(store: Arc<dyn Store>, account_id: String) -> HeldLookup {
+    Arc::new(move |path: String| {
+        let store = store.clone();
+        let account_id = account_id.clone();
+        Box::pin(async move {
+            match store.held(&account_id, &FolderId::for_path(&path)).await {
+                Ok(held) => held_ranges(held),
+                Err(error) => {
+                    tracing::error!(account = %account_id, "cannot read held messages: {error}");
+                    Vec::new()
+                }
+            }
+        })
+    })
+}
