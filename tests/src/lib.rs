@@ -2,5 +2,6 @@
 //! server with an API client ([`mailroom`]).
 
 pub mod fakes;
+pub mod imap;
 pub mod mailroom;
 pub mod servers;

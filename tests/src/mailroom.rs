@@ -122,6 +122,60 @@ impl Mailroom {
         self.call(Method::POST, path, Some(body)).await
     }
 
+    /// Asks for a sync of the account and waits until a job that started after the request
+    /// has caught up (`last_sync_at >= requested_at`); returns the account.
+    pub async fn sync(&self, account_id: &str) -> Value {
+        let requested = self
+            .post(&format!("/v1/accounts/{account_id}/sync"), Value::Null)
+            .await;
+        assert_eq!(requested.status, StatusCode::ACCEPTED, "{}", requested.body);
+        let requested_at = requested.body["requested_at"]
+            .as_str()
+            .expect("requested_at")
+            .to_owned();
+        self.wait_for_sync(account_id, &requested_at).await
+    }
+
+    /// Waits until the account's `last_sync_at` is at or after `since`.
+    pub async fn wait_for_sync(&self, account_id: &str, since: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let account = self.get(&format!("/v1/accounts/{account_id}")).await;
+            assert_eq!(account.status, StatusCode::OK, "{}", account.body);
+            if account.body["last_sync_at"]
+                .as_str()
+                .is_some_and(|at| at >= since)
+            {
+                return account.body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no sync caught up within 60 s: {}",
+                account.body
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every message of the account the API lists (all pages), newest first.
+    pub async fn messages(&self, account_id: &str, filter: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page = self
+                .get(&format!(
+                    "/v1/accounts/{account_id}/messages?limit=500&cursor={cursor}{filter}"
+                ))
+                .await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+            items.extend(page.body["items"].as_array().expect("items").iter().cloned());
+            match page.body["next_cursor"].as_str() {
+                Some(next) => cursor = next.to_owned(),
+                None => return items,
+            }
+        }
+    }
+
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }

@@ -37,6 +37,26 @@ const START_ATTEMPTS: u32 = 3;
 /// Lines of each log shown when a server fails to start.
 const LOG_TAIL_LINES: usize = 40;
 
+/// How the servers differ from the default.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Whether IMAP advertises CONDSTORE and QRESYNC (RFC 7162).
+    pub condstore: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { condstore: true }
+    }
+}
+
+/// Dovecot 2.3's capabilities after login, less CONDSTORE and QRESYNC.
+const WITHOUT_CONDSTORE: &str = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE \
+IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND \
+URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 ESEARCH \
+ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY \
+PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE";
+
 /// A test account on the servers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -81,9 +101,14 @@ impl MailServers {
     ///
     /// Panics with the servers' log output if they fail to start.
     pub fn start() -> MailServers {
+        Self::start_with(Options::default())
+    }
+
+    /// Starts the servers with `options`.
+    pub fn start_with(options: Options) -> MailServers {
         let mut attempt = 1;
         loop {
-            match MailServers::try_start() {
+            match MailServers::try_start(&options) {
                 Ok(servers) => return servers,
                 Err(e) if e.port_clash && attempt < START_ATTEMPTS => attempt += 1,
                 Err(e) => panic!(
@@ -125,6 +150,31 @@ impl MailServers {
         &self.cert_path
     }
 
+    /// Changes a user's password on the server (Dovecot re-reads the file when it changes).
+    pub fn set_password(&self, local: &str, password: &str) {
+        let passwd: String = USERS
+            .iter()
+            .map(|user| {
+                let secret = if *user == local {
+                    password.to_owned()
+                } else {
+                    self.user(user).password
+                };
+                format!("{user}@{DOMAIN}:{{PLAIN}}{secret}\n")
+            })
+            .collect();
+        // A new file (not an edit in place) with a later mtime, so Dovecot sees the change.
+        let path = self.path("passwd");
+        let next = self.path("passwd.next");
+        write_file(&next, &passwd, 0o644);
+        fs::rename(&next, &path).expect("cannot replace the passwd file");
+    }
+
+    /// Dovecot's log so far.
+    pub fn dovecot_log(&self) -> String {
+        fs::read_to_string(self.path("dovecot.log")).unwrap_or_default()
+    }
+
     /// The test account with this local part ("alice", "bob" or "carol").
     pub fn user(&self, local: &str) -> User {
         assert!(
@@ -139,7 +189,7 @@ impl MailServers {
 
     /// One attempt at starting both servers. On failure the partly started
     /// servers are stopped (by dropping `servers`) before returning.
-    fn try_start() -> Result<MailServers, StartError> {
+    fn try_start(options: &Options) -> Result<MailServers, StartError> {
         // UNIX socket paths are limited to ~108 bytes and Dovecot puts its
         // sockets in this directory, so keep it short and out of $TMPDIR.
         let dir = tempfile::Builder::new()
@@ -164,7 +214,7 @@ impl MailServers {
             dir,
         };
 
-        servers.write_files();
+        servers.write_files(options);
         servers.start_dovecot()?;
         servers.start_smtp()?;
         Ok(servers)
@@ -175,7 +225,7 @@ impl MailServers {
     }
 
     /// Creates the certificate, the user lists and the Dovecot config.
-    fn write_files(&self) {
+    fn write_files(&self, options: &Options) {
         let dir = self.dir.path();
         // Dovecot's unprivileged processes (users dovecot, dovenull, mail)
         // must reach files in here; tempfile creates it as 0700.
@@ -237,7 +287,15 @@ impl MailServers {
             .replace("{dir}", dir_str)
             .replace("{imap_port}", &self.ports.imap.to_string())
             .replace("{imaps_port}", &self.ports.imaps.to_string())
-            .replace("{lmtp_port}", &self.ports.lmtp.to_string());
+            .replace("{lmtp_port}", &self.ports.lmtp.to_string())
+            .replace(
+                "{imap_capability}",
+                if options.condstore {
+                    ""
+                } else {
+                    WITHOUT_CONDSTORE
+                },
+            );
         write_file(&self.path("dovecot.conf"), &conf, 0o644);
     }
 
