@@ -37,6 +37,35 @@ const START_ATTEMPTS: u32 = 3;
 /// Lines of each log shown when a server fails to start.
 const LOG_TAIL_LINES: usize = 40;
 
+/// Whether a plaintext IMAP login with these credentials succeeds.
+fn imap_login_works(port: u16, login: &str, password: &str) -> bool {
+    use std::io::Write as _;
+    let Ok(stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reader = BufReader::new(stream.try_clone().expect("a socket handle"));
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return false;
+    }
+    let mut writer = stream;
+    if write!(writer, "a LOGIN \"{login}\" \"{password}\"\r\n").is_err() {
+        return false;
+    }
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return false;
+        }
+        if let Some(status) = line.strip_prefix("a ") {
+            let ok = status.starts_with("OK");
+            let _ = writer.write_all(b"b LOGOUT\r\n");
+            return ok;
+        }
+    }
+}
+
 /// How the servers differ from the default.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -150,24 +179,48 @@ impl MailServers {
         &self.cert_path
     }
 
-    /// Changes a user's password on the server (Dovecot re-reads the file when it changes).
+    /// Changes a user's password on both servers (each reads its file again when it
+    /// changes).
     pub fn set_password(&self, local: &str, password: &str) {
-        let passwd: String = USERS
+        let users: Vec<User> = USERS
             .iter()
             .map(|user| {
-                let secret = if *user == local {
-                    password.to_owned()
-                } else {
-                    self.user(user).password
-                };
-                format!("{user}@{DOMAIN}:{{PLAIN}}{secret}\n")
+                let mut user_now = self.user(user);
+                if *user == local {
+                    user_now.password = password.to_owned();
+                }
+                user_now
             })
             .collect();
-        // A new file (not an edit in place) with a later mtime, so Dovecot sees the change.
-        let path = self.path("passwd");
-        let next = self.path("passwd.next");
-        write_file(&next, &passwd, 0o644);
-        fs::rename(&next, &path).expect("cannot replace the passwd file");
+        self.write_users(&users);
+        // Dovecot notices a changed passwd file by its mtime, within a second or so: wait
+        // until the new password works (a success leaves no trace a test could count).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !imap_login_works(self.ports.imap, &format!("{local}@{DOMAIN}"), password) {
+            assert!(Instant::now() < deadline, "Dovecot did not take the new password");
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Writes the user lists of both servers, each replaced whole (a later mtime, never a
+    /// half-written file).
+    fn write_users(&self, users: &[User]) {
+        let passwd: String = users
+            .iter()
+            .map(|u| format!("{}:{{PLAIN}}{}\n", u.email, u.password))
+            .collect();
+        // The test user names and passwords need no JSON escaping.
+        let entries: Vec<String> = users
+            .iter()
+            .map(|u| format!("  \"{}\": \"{}\"", u.email, u.password))
+            .collect();
+        let json = format!("{{\n{}\n}}\n", entries.join(",\n"));
+        // Read by Dovecot's auth process, which runs as the dovecot user.
+        for (name, contents, mode) in [("passwd", passwd, 0o644), ("users.json", json, 0o600)] {
+            let next = self.path(&format!("{name}.next"));
+            write_file(&next, &contents, mode);
+            fs::rename(&next, self.path(name)).expect("cannot replace a user list");
+        }
     }
 
     /// Dovecot's log so far.
@@ -261,24 +314,7 @@ impl MailServers {
         );
 
         let users: Vec<User> = USERS.iter().map(|local| self.user(local)).collect();
-
-        // Read by Dovecot's auth process, which runs as the dovecot user.
-        let passwd: String = users
-            .iter()
-            .map(|u| format!("{}:{{PLAIN}}{}\n", u.email, u.password))
-            .collect();
-        write_file(&self.path("passwd"), &passwd, 0o644);
-
-        // The test user names and passwords need no JSON escaping.
-        let entries: Vec<String> = users
-            .iter()
-            .map(|u| format!("  \"{}\": \"{}\"", u.email, u.password))
-            .collect();
-        write_file(
-            &self.path("users.json"),
-            &format!("{{\n{}\n}}\n", entries.join(",\n")),
-            0o600,
-        );
+        self.write_users(&users);
 
         let dir_str = dir
             .to_str()

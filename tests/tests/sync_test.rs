@@ -160,3 +160,311 @@ async fn first_sync_takes_exactly_the_chosen_window() {
         assert!(setup.subjects(account, "").await.contains("age 400"));
     }
 }
+
+/// What another mail client does between two syncs, and what Mailroom shows afterwards.
+async fn changes_by_another_client_appear(options: Options) {
+    let condstore = options.condstore;
+    let setup = Setup::start_with(options).await;
+    let capabilities = setup.imap("alice").await.run("CAPABILITY").await;
+    assert_eq!(capabilities.contains("CONDSTORE"), condstore, "{capabilities}");
+    assert_eq!(capabilities.contains("QRESYNC"), condstore, "{capabilities}");
+    seed_ages(&setup, &[1, 2, 3, 4, 5, 6]).await;
+    let account = setup.connect("alice", "1_month", json!({})).await;
+    let archive = setup.folder_id(&account, "Archive").await;
+    let inbox = setup.folder_id(&account, "INBOX").await;
+    let before = setup.mailroom.messages(&account, "").await;
+    assert_eq!(before.len(), 6);
+    let id_of = |subject: &str| -> String {
+        before
+            .iter()
+            .find(|m| m["subject"] == subject)
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no message {subject}"))
+    };
+    let moved_id = id_of("age 3");
+    let events_before = setup.mailroom.get("/v1/events?limit=500").await.body["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut imap = setup.imap("alice").await;
+    imap.run("SELECT INBOX").await;
+    let uid = |subject: &str| format!("HEADER Subject \"{subject}\"");
+    let seen = imap.uid_search(&uid("age 1")).await;
+    imap.run(&format!("UID STORE {} +FLAGS (\\Seen)", seen[0])).await;
+    let flagged = imap.uid_search(&uid("age 2")).await;
+    imap.run(&format!("UID STORE {} +FLAGS (\\Flagged \\Seen)", flagged[0])).await;
+    let moved = imap.uid_search(&uid("age 3")).await;
+    imap.run(&format!("UID MOVE {} Archive", moved[0])).await;
+    let gone = imap.uid_search(&uid("age 4")).await;
+    imap.run(&format!("UID STORE {} +FLAGS (\\Deleted)", gone[0])).await;
+    imap.run("EXPUNGE").await;
+    let raw = message("fresh@client.test", "fresh", &rfc2822_days_ago(0), "New mail.");
+    imap.append("INBOX", "", &days_ago(0), &raw).await;
+    imap.logout().await;
+
+    setup.mailroom.sync(&account).await;
+    let after = setup.mailroom.messages(&account, "").await;
+    let by_subject = |subject: &str| after.iter().find(|m| m["subject"] == subject).cloned();
+    assert_eq!(after.len(), 6, "one expunged, one new: {after:#?}");
+    assert!(by_subject("age 4").is_none());
+    assert!(by_subject("fresh").is_some());
+    let one = by_subject("age 1").unwrap();
+    assert_eq!((one["seen"].as_bool(), one["flagged"].as_bool()), (Some(true), Some(false)));
+    let two = by_subject("age 2").unwrap();
+    assert_eq!((two["seen"].as_bool(), two["flagged"].as_bool()), (Some(true), Some(true)));
+    // The move kept the message's id and changed its folder.
+    let three = by_subject("age 3").unwrap();
+    assert_eq!(three["id"].as_str(), Some(moved_id.as_str()));
+    assert_eq!(three["folder_ids"], json!([archive]));
+    assert_eq!(setup.subjects(&account, &format!("&folder={archive}")).await, subjects_of(&[3]));
+    assert_eq!(setup.subjects(&account, "&unread=true").await.len(), 4);
+    assert_eq!(setup.subjects(&account, "&q=FRESH").await.len(), 1);
+
+    // The folder counts follow.
+    let folders = setup.mailroom.get(&format!("/v1/accounts/{account}/folders")).await.body;
+    let counts = |id: &str| {
+        let f = folders["items"].as_array().unwrap().iter().find(|f| f["id"] == id).unwrap();
+        (f["unread"].as_u64().unwrap(), f["total"].as_u64().unwrap())
+    };
+    assert_eq!(counts(&inbox), (3, 5));
+    assert_eq!(counts(&archive), (1, 1));
+
+    // Events tell the same story: one created, one deleted, none created for the move.
+    let events = setup
+        .mailroom
+        .get(&format!("/v1/events?after={events_before}&limit=500"))
+        .await
+        .body;
+    let of_kind = |kind: &str| -> Vec<String> {
+        events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .map(|e| e["data"]["message_id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(of_kind("message.created").len(), 1, "{events:#}");
+    assert_eq!(of_kind("message.deleted"), vec![id_of("age 4")]);
+    assert!(of_kind("message.updated").contains(&moved_id));
+}
+
+#[tokio::test]
+async fn changes_by_another_client_appear_with_qresync() {
+    changes_by_another_client_appear(Options::default()).await;
+}
+
+#[tokio::test]
+async fn changes_by_another_client_appear_without_condstore() {
+    changes_by_another_client_appear(Options { condstore: false }).await;
+}
+
+#[tokio::test]
+async fn trash_and_spam_start_from_the_first_sync_and_then_follow() {
+    let setup = Setup::start().await;
+    let mut imap = setup.imap("alice").await;
+    for folder in ["Trash", "Junk", "INBOX"] {
+        let raw = message(
+            &format!("old-{folder}@client.test"),
+            &format!("old in {folder}"),
+            &rfc2822_days_ago(3),
+            "Before the account was connected.",
+        );
+        imap.append(folder, "", &days_ago(3), &raw).await;
+    }
+    // Every folder active, trash and spam included.
+    let user = setup.servers.user("alice");
+    let test = setup
+        .mailroom
+        .post(
+            "/v1/accounts/test",
+            json!({"connector": "imap", "email": user.email, "password": user.password,
+                   "imap": {"host": "localhost", "port": setup.servers.imaps_port(), "encryption": "ssl"},
+                   "smtp": {"host": "localhost", "port": setup.servers.smtps_port(), "encryption": "ssl"}}),
+        )
+        .await;
+    let all: Vec<Value> = test.body["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].clone())
+        .collect();
+    let account = setup
+        .connect("alice", "1_month", json!({"active_folders": all}))
+        .await;
+    assert_eq!(setup.subjects(&account, "").await, BTreeSet::from(["old in INBOX".to_owned()]));
+
+    for folder in ["Trash", "Junk"] {
+        let raw = message(
+            &format!("new-{folder}@client.test"),
+            &format!("new in {folder}"),
+            &rfc2822_days_ago(0),
+            "After.",
+        );
+        imap.append(folder, "", &days_ago(0), &raw).await;
+    }
+    imap.logout().await;
+    setup.mailroom.sync(&account).await;
+    assert_eq!(
+        setup.subjects(&account, "").await,
+        BTreeSet::from(["old in INBOX", "new in Trash", "new in Junk"].map(str::to_owned))
+    );
+
+    // A folder deactivated later leaves the mailbox view.
+    let trash = setup.folder_id(&account, "Trash").await;
+    let active: Vec<&Value> = all.iter().filter(|id| **id != trash).collect();
+    let patched = setup
+        .mailroom
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/accounts/{account}"),
+            Some(json!({"active_folders": active})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    setup.mailroom.sync(&account).await;
+    assert_eq!(
+        setup.subjects(&account, "").await,
+        BTreeSet::from(["old in INBOX", "new in Junk"].map(str::to_owned))
+    );
+}
+
+#[tokio::test]
+async fn a_uidvalidity_reset_keeps_ids_and_adds_no_duplicates() {
+    let setup = Setup::start().await;
+    let mut imap = setup.imap("alice").await;
+    imap.run("CREATE Projects").await;
+    let raws: Vec<Vec<u8>> = (0..5)
+        .map(|i| {
+            message(
+                &format!("p{i}@client.test"),
+                &format!("project {i}"),
+                &rfc2822_days_ago(i),
+                "Plans.",
+            )
+        })
+        .collect();
+    for (i, raw) in raws.iter().enumerate() {
+        imap.append("Projects", "", &days_ago(i as i64), raw).await;
+    }
+    let account = setup.connect("alice", "1_month", json!({})).await;
+    let before: BTreeSet<(String, String)> = setup
+        .mailroom
+        .messages(&account, "")
+        .await
+        .iter()
+        .map(|m| (m["subject"].as_str().unwrap().to_owned(), m["id"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(before.len(), 5);
+
+    // Recreating the mailbox gives it a new UIDVALIDITY; two of its messages come back.
+    imap.run("DELETE Projects").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    imap.run("CREATE Projects").await;
+    for (i, raw) in raws.iter().enumerate().take(2) {
+        imap.append("Projects", "", &days_ago(i as i64), raw).await;
+    }
+    imap.logout().await;
+    setup.mailroom.sync(&account).await;
+    let after: BTreeSet<(String, String)> = setup
+        .mailroom
+        .messages(&account, "")
+        .await
+        .iter()
+        .map(|m| (m["subject"].as_str().unwrap().to_owned(), m["id"].as_str().unwrap().to_owned()))
+        .collect();
+    let kept: BTreeSet<(String, String)> = before
+        .iter()
+        .filter(|(s, _)| s == "project 0" || s == "project 1")
+        .cloned()
+        .collect();
+    assert_eq!(after, kept);
+}
+
+#[tokio::test]
+async fn a_refused_login_stops_the_account_until_it_is_reconnected() {
+    let setup = Setup::start().await;
+    seed_ages(&setup, &[1, 2]).await;
+    let account = setup.connect("alice", "1_month", json!({})).await;
+    let ids: BTreeSet<String> = setup
+        .mailroom
+        .messages(&account, "")
+        .await
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    let cursor = setup.mailroom.get("/v1/events?limit=500").await.body["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    setup.servers.set_password("alice", "pw-changed");
+    let logins_before = failed_logins(&setup.servers.dovecot_log());
+    let requested = setup.mailroom.post(&format!("/v1/accounts/{account}/sync"), Value::Null).await;
+    assert_eq!(requested.status, StatusCode::ACCEPTED);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let stopped = loop {
+        let body = setup.mailroom.get(&format!("/v1/accounts/{account}")).await.body;
+        if body["state"] == "auth_required" {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not auth_required: {body}\n{}",
+            setup.servers.dovecot_log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        stopped["state_reason"].as_str().unwrap().contains("refused the login"),
+        "{stopped}"
+    );
+    assert_eq!(failed_logins(&setup.servers.dovecot_log()), logins_before + 1);
+
+    // No further attempts, whether asked for or due.
+    let refused = setup.mailroom.post(&format!("/v1/accounts/{account}/sync"), Value::Null).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(refused.body["error"]["code"], "auth_required");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(failed_logins(&setup.servers.dovecot_log()), logins_before + 1);
+
+    // Re-connecting with the new password resumes where the account was.
+    let user = setup.servers.user("alice");
+    let reconnected = setup
+        .mailroom
+        .post(
+            &format!("/v1/accounts/{account}/reconnect"),
+            json!({"connector": "imap", "email": user.email, "password": "pw-changed",
+                   "imap": {"host": "localhost", "port": setup.servers.imaps_port(), "encryption": "ssl"},
+                   "smtp": {"host": "localhost", "port": setup.servers.smtps_port(), "encryption": "ssl"}}),
+        )
+        .await;
+    assert_eq!(reconnected.status, StatusCode::OK, "{}", reconnected.body);
+    let synced = setup.mailroom.sync(&account).await;
+    assert_eq!(synced["state"], "active", "{synced}");
+    let again: BTreeSet<String> = setup
+        .mailroom
+        .messages(&account, "")
+        .await
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(again, ids);
+    let events = setup.mailroom.get(&format!("/v1/events?after={cursor}&limit=500")).await.body;
+    let kinds: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(!kinds.contains(&"message.created"), "nothing was fetched again: {kinds:?}");
+    assert!(kinds.contains(&"account.state_changed"), "{kinds:?}");
+}
+
+/// Failed logins Dovecot logged.
+fn failed_logins(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("imap-login") && l.contains("auth failed"))
+        .count()
+}
