@@ -3,5 +3,6 @@
 
 pub mod fakes;
 pub mod imap;
+pub mod mailbox;
 pub mod mailroom;
 pub mod servers;

@@ -1,111 +1,12 @@
 //! Synchronisation against a real Dovecot: what arrives on the first sync, and how changes
 //! made by another IMAP client show up in Mailroom after the next one.
 
-use mailroom_tests::imap::{ImapClient, message};
-use mailroom_tests::mailroom::Mailroom;
-use mailroom_tests::servers::{MailServers, Options};
+use mailroom_tests::imap::message;
+use mailroom_tests::mailbox::{Setup, days_ago, rfc2822_days_ago};
+use mailroom_tests::servers::Options;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-
-struct Setup {
-    servers: MailServers,
-    mailroom: Mailroom,
-}
-
-impl Setup {
-    async fn start() -> Self {
-        Self::start_with(Options::default()).await
-    }
-
-    async fn start_with(options: Options) -> Self {
-        let servers = MailServers::start_with(options);
-        let ca = servers.cert_path().to_owned();
-        let mailroom = Mailroom::start(|config| {
-            config.ca_file = Some(ca);
-            // Jobs run when the tests ask, not on a timer.
-            config.sync.interval_secs = 3600;
-            config.sync.page_messages = 7;
-        })
-        .await;
-        Self { servers, mailroom }
-    }
-
-    async fn imap(&self, local: &str) -> ImapClient {
-        let user = self.servers.user(local);
-        ImapClient::login(self.servers.imap_port(), &user.email, &user.password).await
-    }
-
-    /// Connects `local`'s mailbox and waits for its first sync.
-    async fn connect(&self, local: &str, sync_from: &str, extra: Value) -> String {
-        let user = self.servers.user(local);
-        let mut body = json!({
-            "connector": "imap",
-            "email": user.email,
-            "password": user.password,
-            "imap": {"host": "localhost", "port": self.servers.imaps_port(), "encryption": "ssl"},
-            "smtp": {"host": "localhost", "port": self.servers.smtps_port(), "encryption": "ssl"},
-            "kind": "personal",
-            "sync_from": sync_from,
-        });
-        for (key, value) in extra.as_object().into_iter().flatten() {
-            body[key] = value.clone();
-        }
-        let created = self.mailroom.post("/v1/accounts", body).await;
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-        let id = created.body["id"].as_str().expect("an id").to_owned();
-        self.mailroom.sync(&id).await;
-        id
-    }
-
-    async fn subjects(&self, account: &str, filter: &str) -> BTreeSet<String> {
-        self.mailroom
-            .messages(account, filter)
-            .await
-            .iter()
-            .map(|m| m["subject"].as_str().unwrap_or_default().to_owned())
-            .collect()
-    }
-
-    async fn folder_id(&self, account: &str, name: &str) -> String {
-        let folders = self
-            .mailroom
-            .get(&format!("/v1/accounts/{account}/folders"))
-            .await;
-        folders.body["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .find(|f| f["name"] == name)
-            .unwrap_or_else(|| panic!("no folder {name}: {}", folders.body))["id"]
-            .as_str()
-            .expect("an id")
-            .to_owned()
-    }
-}
-
-/// An IMAP date-time `days` ago.
-fn days_ago(days: i64) -> String {
-    let at = time::OffsetDateTime::now_utc() - time::Duration::days(days);
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{:02}-{}-{} {:02}:{:02}:{:02} +0000",
-        at.day(),
-        months[at.month() as usize - 1],
-        at.year(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
-}
-
-fn rfc2822_days_ago(days: i64) -> String {
-    let at = time::OffsetDateTime::now_utc() - time::Duration::days(days);
-    at.format(&time::format_description::well_known::Rfc2822)
-        .expect("a date")
-}
 
 /// Seeds alice's INBOX with one message per age (in days); subjects are `age N`.
 async fn seed_ages(setup: &Setup, ages: &[i64]) {

@@ -1,0 +1,109 @@
+//! A test mailbox: the test mail servers and a Mailroom with accounts on them, and the
+//! dates tests seed mail with.
+
+use crate::imap::ImapClient;
+use crate::mailroom::Mailroom;
+use crate::servers::{MailServers, Options};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+pub struct Setup {
+    pub servers: MailServers,
+    pub mailroom: Mailroom,
+}
+
+impl Setup {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let servers = MailServers::start_with(options);
+        let ca = servers.cert_path().to_owned();
+        let mailroom = Mailroom::start(|config| {
+            config.ca_file = Some(ca);
+            // Jobs run when the tests ask, not on a timer.
+            config.sync.interval_secs = 3600;
+            config.sync.page_messages = 7;
+        })
+        .await;
+        Self { servers, mailroom }
+    }
+
+    pub async fn imap(&self, local: &str) -> ImapClient {
+        let user = self.servers.user(local);
+        ImapClient::login(self.servers.imap_port(), &user.email, &user.password).await
+    }
+
+    /// Connects `local`'s mailbox and waits for its first sync.
+    pub async fn connect(&self, local: &str, sync_from: &str, extra: Value) -> String {
+        let user = self.servers.user(local);
+        let mut body = json!({
+            "connector": "imap",
+            "email": user.email,
+            "password": user.password,
+            "imap": {"host": "localhost", "port": self.servers.imaps_port(), "encryption": "ssl"},
+            "smtp": {"host": "localhost", "port": self.servers.smtps_port(), "encryption": "ssl"},
+            "kind": "personal",
+            "sync_from": sync_from,
+        });
+        for (key, value) in extra.as_object().into_iter().flatten() {
+            body[key] = value.clone();
+        }
+        let created = self.mailroom.post("/v1/accounts", body).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        let id = created.body["id"].as_str().expect("an id").to_owned();
+        self.mailroom.sync(&id).await;
+        id
+    }
+
+    pub async fn subjects(&self, account: &str, filter: &str) -> BTreeSet<String> {
+        self.mailroom
+            .messages(account, filter)
+            .await
+            .iter()
+            .map(|m| m["subject"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    pub async fn folder_id(&self, account: &str, name: &str) -> String {
+        let folders = self
+            .mailroom
+            .get(&format!("/v1/accounts/{account}/folders"))
+            .await;
+        folders.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no folder {name}: {}", folders.body))["id"]
+            .as_str()
+            .expect("an id")
+            .to_owned()
+    }
+}
+
+/// An IMAP date-time `days` ago.
+pub fn days_ago(days: i64) -> String {
+    let at = time::OffsetDateTime::now_utc() - time::Duration::days(days);
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{:02}-{}-{} {:02}:{:02}:{:02} +0000",
+        at.day(),
+        months[at.month() as usize - 1],
+        at.year(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+pub fn rfc2822_days_ago(days: i64) -> String {
+    let at = time::OffsetDateTime::now_utc() - time::Duration::days(days);
+    at.format(&time::format_description::well_known::Rfc2822)
+        .expect("a date")
+}
+
