@@ -16,10 +16,24 @@ pub fn hostile_connector() -> PathBuf {
 
 pub struct Mailroom {
     server: Option<Server>,
-    base: String,
-    http: reqwest::Client,
+    api: Api,
     config: Config,
     data: tempfile::TempDir,
+}
+
+/// A client of a Mailroom's API, wherever the server runs.
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl std::ops::Deref for Mailroom {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 /// A response: its status, headers and JSON body.
@@ -34,34 +48,19 @@ impl Mailroom {
     /// Starts a server with a default test configuration, changed by `configure`.
     pub async fn start(configure: impl FnOnce(&mut Config)) -> Self {
         let data = tempfile::tempdir().expect("cannot create a data directory");
-        let mut config = Config {
-            listen: "127.0.0.1:0".parse().expect("a valid address"),
-            data: data.path().to_owned(),
-            ..Config::default()
-        };
-        config.api.connection_tests_per_minute = 1000;
-        config.net.connect_timeout_ms = 5_000;
-        config.net.io_timeout_ms = 10_000;
+        let mut config = test_config(data.path());
         configure(&mut config);
         let server = Self::launch(&config).await;
         Self {
-            base: format!("http://{}", server.addr()),
+            api: Api::new(&format!("http://{}", server.addr())),
             server: Some(server),
-            http: reqwest::Client::new(),
             config,
             data,
         }
     }
 
     async fn launch(config: &Config) -> Server {
-        let setup = Bootstrap {
-            admin_token: Some(ADMIN_TOKEN.to_owned()),
-            service_token: Some(SERVICE_TOKEN.to_owned()),
-            secret_key: None,
-        };
-        Server::start(config, &setup)
-            .await
-            .expect("the server starts")
+        launch(config).await
     }
 
     /// Stops the server and starts a new one on the same data directory.
@@ -70,13 +69,29 @@ impl Mailroom {
             server.stop().await;
         }
         let server = Self::launch(&self.config).await;
-        self.base = format!("http://{}", server.addr());
+        self.api = Api::new(&format!("http://{}", server.addr()));
         self.server = Some(server);
         self
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
         self.data.path()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+}
+
+impl Api {
+    /// A client of the API at `base` (`http://host:port`).
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            http: reqwest::Client::new(),
+        }
     }
 
     /// Sends a request with `token`, acting as `act_as` when given.
@@ -179,12 +194,32 @@ impl Mailroom {
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }
+}
 
-    pub async fn stop(mut self) {
-        if let Some(server) = self.server.take() {
-            server.stop().await;
-        }
-    }
+/// The configuration tests start from: loopback on a free port, `data` as the data
+/// directory, short network timeouts and no rate limit to speak of.
+pub fn test_config(data: &std::path::Path) -> Config {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().expect("a valid address"),
+        data: data.to_owned(),
+        ..Config::default()
+    };
+    config.api.connection_tests_per_minute = 1000;
+    config.net.connect_timeout_ms = 5_000;
+    config.net.io_timeout_ms = 10_000;
+    config
+}
+
+/// Starts a server with the test tokens.
+pub async fn launch(config: &Config) -> Server {
+    let setup = Bootstrap {
+        admin_token: Some(ADMIN_TOKEN.to_owned()),
+        service_token: Some(SERVICE_TOKEN.to_owned()),
+        secret_key: None,
+    };
+    Server::start(config, &setup)
+        .await
+        .expect("the server starts")
 }
 
 /// Sends a prepared request and reads the JSON answer.
