@@ -171,7 +171,13 @@ impl Server {
             vault.clone(),
             config.sync.clone(),
         ));
-        let app = Arc::new(App::new(runtime, store, vault, scheduler.clone(), &config.api));
+        let app = Arc::new(App::new(
+            runtime,
+            store,
+            vault,
+            scheduler.clone(),
+            &config.api,
+        ));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(
             warp::serve(api::routes(app))

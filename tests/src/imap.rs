@@ -22,7 +22,9 @@ impl ImapClient {
         };
         let greeting = client.line().await;
         assert!(greeting.starts_with("* OK"), "greeting: {greeting}");
-        client.run(&format!("LOGIN \"{email}\" \"{password}\"")).await;
+        client
+            .run(&format!("LOGIN \"{email}\" \"{password}\""))
+            .await;
         client
     }
 

@@ -106,4 +106,3 @@ pub fn rfc2822_days_ago(days: i64) -> String {
     at.format(&time::format_description::well_known::Rfc2822)
         .expect("a date")
 }
-

@@ -183,7 +183,13 @@ impl Api {
                 ))
                 .await;
             assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-            items.extend(page.body["items"].as_array().expect("items").iter().cloned());
+            items.extend(
+                page.body["items"]
+                    .as_array()
+                    .expect("items")
+                    .iter()
+                    .cloned(),
+            );
             match page.body["next_cursor"].as_str() {
                 Some(next) => cursor = next.to_owned(),
                 None => return items,

@@ -197,7 +197,10 @@ impl MailServers {
         // until the new password works (a success leaves no trace a test could count).
         let deadline = Instant::now() + Duration::from_secs(10);
         while !imap_login_works(self.ports.imap, &format!("{local}@{DOMAIN}"), password) {
-            assert!(Instant::now() < deadline, "Dovecot did not take the new password");
+            assert!(
+                Instant::now() < deadline,
+                "Dovecot did not take the new password"
+            );
             thread::sleep(Duration::from_millis(100));
         }
     }

@@ -41,7 +41,13 @@ async fn server_process() {
 /// Starts the server process; returns it and its API.
 fn start_server(data: &Path, ca: &Path) -> (Child, Api) {
     let mut child = Command::new(std::env::current_exe().expect("the test binary"))
-        .args(["server_process", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "server_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(DATA_ENV, data)
         .env(CA_ENV, ca)
         .stdout(Stdio::piped())
@@ -55,6 +61,8 @@ fn start_server(data: &Path, ca: &Path) -> (Child, Api) {
             return (child, Api::new(&format!("http://{addr}")));
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the server process ended before listening");
 }
 
@@ -72,7 +80,12 @@ async fn killed_mid_first_sync_it_resumes_without_loss_or_duplicates() {
     let alice = servers.user("alice");
     let mut imap = ImapClient::login(servers.imap_port(), &alice.email, &alice.password).await;
     for i in 0..1500 {
-        let raw = message(&format!("old-{i}@c"), &format!("old {i}"), &rfc2822_days_ago(1), "x");
+        let raw = message(
+            &format!("old-{i}@c"),
+            &format!("old {i}"),
+            &rfc2822_days_ago(1),
+            "x",
+        );
         imap.append("INBOX", "", &days_ago(1), &raw).await;
     }
     let data = tempfile::tempdir().expect("a data directory");
@@ -99,7 +112,12 @@ async fn killed_mid_first_sync_it_resumes_without_loss_or_duplicates() {
             let mut imap = ImapClient::login(port, &email, &password).await;
             let mut n = 0;
             while arriving.load(Ordering::Relaxed) {
-                let raw = message(&format!("new-{n}@c"), &format!("new {n}"), &rfc2822_days_ago(0), "y");
+                let raw = message(
+                    &format!("new-{n}@c"),
+                    &format!("new {n}"),
+                    &rfc2822_days_ago(0),
+                    "y",
+                );
                 imap.append("INBOX", "", &days_ago(0), &raw).await;
                 n += 1;
                 tokio::time::sleep(Duration::from_millis(5)).await;

@@ -84,17 +84,42 @@ async fn messages_read_back_as_sent_with_bodies_attachments_and_threads() {
     let mut imap = setup.imap("alice").await;
     imap.append("INBOX", "\\Seen", &days_ago(1), &rich).await;
     // A thread whose reply arrives before its root, and an unrelated message.
-    imap.append("INBOX", "", &days_ago(2), &thread_message("t2@c", &["t0@c", "t1@c"], "Re: Plan", 2))
-        .await;
-    imap.append("INBOX", "", &days_ago(4), &thread_message("t0@c", &[], "Plan", 4))
-        .await;
-    imap.append("INBOX", "", &days_ago(3), &thread_message("t1@c", &["t0@c"], "Re: Plan", 3))
-        .await;
-    imap.append("INBOX", "", &days_ago(3), &thread_message("other@c", &[], "Plan", 3))
-        .await;
+    imap.append(
+        "INBOX",
+        "",
+        &days_ago(2),
+        &thread_message("t2@c", &["t0@c", "t1@c"], "Re: Plan", 2),
+    )
+    .await;
+    imap.append(
+        "INBOX",
+        "",
+        &days_ago(4),
+        &thread_message("t0@c", &[], "Plan", 4),
+    )
+    .await;
+    imap.append(
+        "INBOX",
+        "",
+        &days_ago(3),
+        &thread_message("t1@c", &["t0@c"], "Re: Plan", 3),
+    )
+    .await;
+    imap.append(
+        "INBOX",
+        "",
+        &days_ago(3),
+        &thread_message("other@c", &[], "Plan", 3),
+    )
+    .await;
     // Not mail at all: kept as it came, with what could be read.
-    imap.append("INBOX", "", &days_ago(5), b"garbage \xff\xfe without any headers")
-        .await;
+    imap.append(
+        "INBOX",
+        "",
+        &days_ago(5),
+        b"garbage \xff\xfe without any headers",
+    )
+    .await;
     imap.logout().await;
     let account = setup.connect("alice", "1_month", json!({})).await;
 
@@ -109,55 +134,110 @@ async fn messages_read_back_as_sent_with_bodies_attachments_and_threads() {
     };
     let item = find("rich@client.test");
     assert_eq!(item["subject"], "Quote for Café n°2");
-    assert_eq!(item["from"], json!({"name": "Renée Müller", "email": "renee@client.test"}));
+    assert_eq!(
+        item["from"],
+        json!({"name": "Renée Müller", "email": "renee@client.test"})
+    );
     assert_eq!(
         item["to"],
         json!([{"name": null, "email": "alice@example.test"}, {"name": "Bob", "email": "bob@example.test"}])
     );
     assert_eq!(item["cc"][0]["email"], "carol@example.test");
     assert_eq!(item["reply_to"][0]["email"], "sales@client.test");
-    assert_eq!((item["seen"].as_bool(), item["has_attachments"].as_bool()), (Some(true), Some(true)));
-    assert!(item["snippet"].as_str().unwrap().starts_with("Bonjour, voici le devis pour le café"));
+    assert_eq!(
+        (item["seen"].as_bool(), item["has_attachments"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert!(
+        item["snippet"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bonjour, voici le devis pour le café")
+    );
     assert_eq!(item["size"].as_u64(), Some(rich.len() as u64));
 
     let id = item["id"].as_str().unwrap();
     let full = setup.mailroom.get(&format!("/v1/messages/{id}")).await;
     assert_eq!(full.status, StatusCode::OK, "{}", full.body);
-    assert!(full.body["text"].as_str().unwrap().contains("le devis pour le café"));
+    assert!(
+        full.body["text"]
+            .as_str()
+            .unwrap()
+            .contains("le devis pour le café")
+    );
     let html = full.body["html"].as_str().unwrap();
     assert!(html.contains("<b>Alice</b>"), "{html}");
     for banned in ["<script", "onmouseover", "<iframe", "cid:"] {
         assert!(!html.contains(banned), "{banned} in {html}");
     }
     let attachments = full.body["attachments"].as_array().unwrap();
-    let logo = attachments.iter().find(|a| a["filename"] == "logo.png").unwrap();
-    assert_eq!((logo["inline"].as_bool(), logo["content_id"].as_str()), (Some(true), Some("logo@client.test")));
-    let logo_url = format!("/v1/messages/{id}/attachments/{}", logo["id"].as_str().unwrap());
+    let logo = attachments
+        .iter()
+        .find(|a| a["filename"] == "logo.png")
+        .unwrap();
+    assert_eq!(
+        (logo["inline"].as_bool(), logo["content_id"].as_str()),
+        (Some(true), Some("logo@client.test"))
+    );
+    let logo_url = format!(
+        "/v1/messages/{id}/attachments/{}",
+        logo["id"].as_str().unwrap()
+    );
     assert!(html.contains(&logo_url), "{html}");
-    let raw_html = setup.mailroom.get(&format!("/v1/messages/{id}?html=raw")).await;
-    assert!(raw_html.body["html"].as_str().unwrap().contains("<script>steal()</script>"));
+    let raw_html = setup
+        .mailroom
+        .get(&format!("/v1/messages/{id}?html=raw"))
+        .await;
+    assert!(
+        raw_html.body["html"]
+            .as_str()
+            .unwrap()
+            .contains("<script>steal()</script>")
+    );
 
-    let quote = attachments.iter().find(|a| a["filename"] == "quote.pdf").unwrap();
+    let quote = attachments
+        .iter()
+        .find(|a| a["filename"] == "quote.pdf")
+        .unwrap();
     assert_eq!(quote["content_type"], "application/pdf");
     assert_eq!(quote["size"].as_u64(), Some(pdf.len() as u64));
     let download = |path: String| {
-        let request = setup.mailroom.http().get(setup.mailroom.url(&path)).bearer_auth(mailroom_tests::mailroom::ADMIN_TOKEN);
+        let request = setup
+            .mailroom
+            .http()
+            .get(setup.mailroom.url(&path))
+            .bearer_auth(mailroom_tests::mailroom::ADMIN_TOKEN);
         async move {
             let response = request.send().await.unwrap();
             let status = response.status();
-            let kind = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+            let kind = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
             (status, kind, response.bytes().await.unwrap().to_vec())
         }
     };
-    let (status, kind, bytes) =
-        download(format!("/v1/messages/{id}/attachments/{}", quote["id"].as_str().unwrap())).await;
-    assert_eq!((status, kind.as_deref()), (StatusCode::OK, Some("application/pdf")));
+    let (status, kind, bytes) = download(format!(
+        "/v1/messages/{id}/attachments/{}",
+        quote["id"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(
+        (status, kind.as_deref()),
+        (StatusCode::OK, Some("application/pdf"))
+    );
     assert_eq!(bytes, pdf, "the attachment comes back byte for byte");
     let (_, _, logo_bytes) = download(logo_url).await;
     assert_eq!(logo_bytes, png);
     let (status, kind, raw) = download(format!("/v1/messages/{id}/raw")).await;
-    assert_eq!((status, kind.as_deref()), (StatusCode::OK, Some("message/rfc822")));
-    assert_eq!(raw, rich, "the raw message is exactly what the server holds");
+    assert_eq!(
+        (status, kind.as_deref()),
+        (StatusCode::OK, Some("message/rfc822"))
+    );
+    assert_eq!(
+        raw, rich,
+        "the raw message is exactly what the server holds"
+    );
     let (status, _, _) = download(format!("/v1/messages/{id}/attachments/att_99")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
@@ -168,7 +248,11 @@ async fn messages_read_back_as_sent_with_bodies_attachments_and_threads() {
     assert_ne!(find("other@c")["thread_id"], thread);
 
     let garbage = listed.iter().find(|m| m["message_id"].is_null()).unwrap();
-    let (_, _, garbage_raw) = download(format!("/v1/messages/{}/raw", garbage["id"].as_str().unwrap())).await;
+    let (_, _, garbage_raw) = download(format!(
+        "/v1/messages/{}/raw",
+        garbage["id"].as_str().unwrap()
+    ))
+    .await;
     assert_eq!(garbage_raw, b"garbage \xff\xfe without any headers");
 }
 
@@ -176,8 +260,13 @@ async fn messages_read_back_as_sent_with_bodies_attachments_and_threads() {
 async fn only_those_who_may_open_the_account_see_its_mail_and_events() {
     let setup = Setup::start().await;
     let mut imap = setup.imap("alice").await;
-    imap.append("INBOX", "", &days_ago(1), &thread_message("private@c", &[], "Private", 1))
-        .await;
+    imap.append(
+        "INBOX",
+        "",
+        &days_ago(1),
+        &thread_message("private@c", &[], "Private", 1),
+    )
+    .await;
     imap.logout().await;
     let account = setup.connect("alice", "1_month", json!({})).await;
     let message = setup.mailroom.messages(&account, "").await[0]["id"]
@@ -188,13 +277,20 @@ async fn only_those_who_may_open_the_account_see_its_mail_and_events() {
     // A member, who does not own this personal account.
     let member = setup
         .mailroom
-        .post("/v1/users", json!({"name": "Mo", "email": "mo@crm.test", "role": "member"}))
+        .post(
+            "/v1/users",
+            json!({"name": "Mo", "email": "mo@crm.test", "role": "member"}),
+        )
         .await;
     let member_id = member.body["id"].as_str().unwrap().to_owned();
     let mailroom = &setup.mailroom;
     let as_member = |method: Method, path: String| {
         let id = member_id.clone();
-        async move { mailroom.call_as(SERVICE_TOKEN, Some(&id), method, &path, None).await }
+        async move {
+            mailroom
+                .call_as(SERVICE_TOKEN, Some(&id), method, &path, None)
+                .await
+        }
     };
     for path in [
         format!("/v1/messages/{message}"),
@@ -203,13 +299,20 @@ async fn only_those_who_may_open_the_account_see_its_mail_and_events() {
         format!("/v1/accounts/{account}/messages"),
     ] {
         let answer = as_member(Method::GET, path.clone()).await;
-        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}: {}", answer.body);
+        assert_eq!(
+            answer.status,
+            StatusCode::NOT_FOUND,
+            "{path}: {}",
+            answer.body
+        );
     }
     let sync = as_member(Method::POST, format!("/v1/accounts/{account}/sync")).await;
     assert_eq!(sync.status, StatusCode::NOT_FOUND);
 
     let mine = setup.mailroom.get("/v1/events?limit=500").await.body;
-    let theirs = as_member(Method::GET, "/v1/events?limit=500".into()).await.body;
+    let theirs = as_member(Method::GET, "/v1/events?limit=500".into())
+        .await
+        .body;
     let about_account = |events: &Value| {
         events["items"]
             .as_array()
@@ -226,11 +329,17 @@ async fn only_those_who_may_open_the_account_see_its_mail_and_events() {
         .iter()
         .find(|e| e["type"] == "message.created")
         .unwrap();
-    assert_eq!(created["data"], json!({"account_id": account, "message_id": message, "initial": true}));
+    assert_eq!(
+        created["data"],
+        json!({"account_id": account, "message_id": message, "initial": true})
+    );
 
     // A long poll returns as soon as something happens, and 400s on nonsense.
     let cursor = mine["next_cursor"].as_str().unwrap().to_owned();
-    let waiting = setup.mailroom.get(&format!("/v1/events?after={cursor}&wait=1")).await;
+    let waiting = setup
+        .mailroom
+        .get(&format!("/v1/events?after={cursor}&wait=1"))
+        .await;
     assert_eq!(waiting.status, StatusCode::OK);
     assert_eq!(waiting.body["items"], json!([]));
     assert_eq!(waiting.body["next_cursor"], cursor.as_str());
@@ -242,7 +351,9 @@ async fn only_those_who_may_open_the_account_see_its_mail_and_events() {
 async fn a_60_mb_message_syncs_in_parts() {
     let setup = Setup::start().await;
     // 60 MB of attachment, base64 in 76-column lines like any mail client writes it.
-    let payload: Vec<u8> = (0..45_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let payload: Vec<u8> = (0..45_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     let mut raw = format!(
         "From: dana@client.test\r\nTo: alice@example.test\r\nSubject: Big one\r\n\
 Message-ID: <big@client.test>\r\nDate: {}\r\nMIME-Version: 1.0\r\n\
@@ -259,7 +370,13 @@ Content-Disposition: attachment; filename=\"big.bin\"\r\nContent-Transfer-Encodi
     raw.extend_from_slice(b"--b--\r\n");
     assert!(raw.len() > 60_000_000);
     let mut imap = setup.imap("alice").await;
-    imap.append("INBOX", "", &days_ago(1), &thread_message("small@c", &[], "Small", 2)).await;
+    imap.append(
+        "INBOX",
+        "",
+        &days_ago(1),
+        &thread_message("small@c", &[], "Small", 2),
+    )
+    .await;
     imap.append("INBOX", "", &days_ago(1), &raw).await;
     imap.logout().await;
 
@@ -278,5 +395,8 @@ Content-Disposition: attachment; filename=\"big.bin\"\r\nContent-Transfer-Encodi
         .await
         .unwrap();
     let fetched = response.bytes().await.unwrap();
-    assert!(fetched.as_ref() == raw.as_slice(), "the 60 MB message comes back byte for byte");
+    assert!(
+        fetched.as_ref() == raw.as_slice(),
+        "the 60 MB message comes back byte for byte"
+    );
 }

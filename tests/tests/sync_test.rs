@@ -36,7 +36,10 @@ async fn first_sync_takes_exactly_the_chosen_window() {
     let one = setup.connect("alice", "1_month", json!({})).await;
     assert_eq!(setup.subjects(&one, "").await, subjects_of(&[0, 2, 20, 27]));
     let three = setup.connect("alice", "3_months", json!({})).await;
-    assert_eq!(setup.subjects(&three, "").await, subjects_of(&[0, 2, 20, 27, 40, 75]));
+    assert_eq!(
+        setup.subjects(&three, "").await,
+        subjects_of(&[0, 2, 20, 27, 40, 75])
+    );
     let six = setup.connect("alice", "6_months", json!({})).await;
     assert_eq!(
         setup.subjects(&six, "").await,
@@ -47,10 +50,17 @@ async fn first_sync_takes_exactly_the_chosen_window() {
 
     // Newest first, by arrival; every account ends up `active`.
     let listed = setup.mailroom.messages(&six, "").await;
-    let order: Vec<&str> = listed.iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    let order: Vec<&str> = listed
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap())
+        .collect();
     assert_eq!(order[..3], ["age 0", "age 2", "age 20"]);
     for account in [&one, &three, &six, &now] {
-        let body = setup.mailroom.get(&format!("/v1/accounts/{account}")).await.body;
+        let body = setup
+            .mailroom
+            .get(&format!("/v1/accounts/{account}"))
+            .await
+            .body;
         assert_eq!(body["state"], "active", "{body}");
     }
 
@@ -67,8 +77,16 @@ async fn changes_by_another_client_appear(options: Options) {
     let condstore = options.condstore;
     let setup = Setup::start_with(options).await;
     let capabilities = setup.imap("alice").await.run("CAPABILITY").await;
-    assert_eq!(capabilities.contains("CONDSTORE"), condstore, "{capabilities}");
-    assert_eq!(capabilities.contains("QRESYNC"), condstore, "{capabilities}");
+    assert_eq!(
+        capabilities.contains("CONDSTORE"),
+        condstore,
+        "{capabilities}"
+    );
+    assert_eq!(
+        capabilities.contains("QRESYNC"),
+        condstore,
+        "{capabilities}"
+    );
     seed_ages(&setup, &[1, 2, 3, 4, 5, 6]).await;
     let account = setup.connect("alice", "1_month", json!({})).await;
     let archive = setup.folder_id(&account, "Archive").await;
@@ -92,15 +110,26 @@ async fn changes_by_another_client_appear(options: Options) {
     imap.run("SELECT INBOX").await;
     let uid = |subject: &str| format!("HEADER Subject \"{subject}\"");
     let seen = imap.uid_search(&uid("age 1")).await;
-    imap.run(&format!("UID STORE {} +FLAGS (\\Seen)", seen[0])).await;
+    imap.run(&format!("UID STORE {} +FLAGS (\\Seen)", seen[0]))
+        .await;
     let flagged = imap.uid_search(&uid("age 2")).await;
-    imap.run(&format!("UID STORE {} +FLAGS (\\Flagged \\Seen)", flagged[0])).await;
+    imap.run(&format!(
+        "UID STORE {} +FLAGS (\\Flagged \\Seen)",
+        flagged[0]
+    ))
+    .await;
     let moved = imap.uid_search(&uid("age 3")).await;
     imap.run(&format!("UID MOVE {} Archive", moved[0])).await;
     let gone = imap.uid_search(&uid("age 4")).await;
-    imap.run(&format!("UID STORE {} +FLAGS (\\Deleted)", gone[0])).await;
+    imap.run(&format!("UID STORE {} +FLAGS (\\Deleted)", gone[0]))
+        .await;
     imap.run("EXPUNGE").await;
-    let raw = message("fresh@client.test", "fresh", &rfc2822_days_ago(0), "New mail.");
+    let raw = message(
+        "fresh@client.test",
+        "fresh",
+        &rfc2822_days_ago(0),
+        "New mail.",
+    );
     imap.append("INBOX", "", &days_ago(0), &raw).await;
     imap.logout().await;
 
@@ -111,21 +140,41 @@ async fn changes_by_another_client_appear(options: Options) {
     assert!(by_subject("age 4").is_none());
     assert!(by_subject("fresh").is_some());
     let one = by_subject("age 1").unwrap();
-    assert_eq!((one["seen"].as_bool(), one["flagged"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(
+        (one["seen"].as_bool(), one["flagged"].as_bool()),
+        (Some(true), Some(false))
+    );
     let two = by_subject("age 2").unwrap();
-    assert_eq!((two["seen"].as_bool(), two["flagged"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(
+        (two["seen"].as_bool(), two["flagged"].as_bool()),
+        (Some(true), Some(true))
+    );
     // The move kept the message's id and changed its folder.
     let three = by_subject("age 3").unwrap();
     assert_eq!(three["id"].as_str(), Some(moved_id.as_str()));
     assert_eq!(three["folder_ids"], json!([archive]));
-    assert_eq!(setup.subjects(&account, &format!("&folder={archive}")).await, subjects_of(&[3]));
+    assert_eq!(
+        setup
+            .subjects(&account, &format!("&folder={archive}"))
+            .await,
+        subjects_of(&[3])
+    );
     assert_eq!(setup.subjects(&account, "&unread=true").await.len(), 4);
     assert_eq!(setup.subjects(&account, "&q=FRESH").await.len(), 1);
 
     // The folder counts follow.
-    let folders = setup.mailroom.get(&format!("/v1/accounts/{account}/folders")).await.body;
+    let folders = setup
+        .mailroom
+        .get(&format!("/v1/accounts/{account}/folders"))
+        .await
+        .body;
     let counts = |id: &str| {
-        let f = folders["items"].as_array().unwrap().iter().find(|f| f["id"] == id).unwrap();
+        let f = folders["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .unwrap();
         (f["unread"].as_u64().unwrap(), f["total"].as_u64().unwrap())
     };
     assert_eq!(counts(&inbox), (3, 5));
@@ -143,7 +192,12 @@ async fn changes_by_another_client_appear(options: Options) {
             .unwrap()
             .iter()
             .filter(|e| e["type"] == kind)
-            .map(|e| e["data"]["message_id"].as_str().unwrap_or_default().to_owned())
+            .map(|e| {
+                e["data"]["message_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
             .collect()
     };
     assert_eq!(of_kind("message.created").len(), 1, "{events:#}");
@@ -194,7 +248,10 @@ async fn trash_and_spam_start_from_the_first_sync_and_then_follow() {
     let account = setup
         .connect("alice", "1_month", json!({"active_folders": all}))
         .await;
-    assert_eq!(setup.subjects(&account, "").await, BTreeSet::from(["old in INBOX".to_owned()]));
+    assert_eq!(
+        setup.subjects(&account, "").await,
+        BTreeSet::from(["old in INBOX".to_owned()])
+    );
 
     for folder in ["Trash", "Junk"] {
         let raw = message(
@@ -255,7 +312,12 @@ async fn a_uidvalidity_reset_keeps_ids_and_adds_no_duplicates() {
         .messages(&account, "")
         .await
         .iter()
-        .map(|m| (m["subject"].as_str().unwrap().to_owned(), m["id"].as_str().unwrap().to_owned()))
+        .map(|m| {
+            (
+                m["subject"].as_str().unwrap().to_owned(),
+                m["id"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(before.len(), 5);
 
@@ -273,7 +335,12 @@ async fn a_uidvalidity_reset_keeps_ids_and_adds_no_duplicates() {
         .messages(&account, "")
         .await
         .iter()
-        .map(|m| (m["subject"].as_str().unwrap().to_owned(), m["id"].as_str().unwrap().to_owned()))
+        .map(|m| {
+            (
+                m["subject"].as_str().unwrap().to_owned(),
+                m["id"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let kept: BTreeSet<(String, String)> = before
         .iter()
@@ -302,11 +369,18 @@ async fn a_refused_login_stops_the_account_until_it_is_reconnected() {
 
     setup.servers.set_password("alice", "pw-changed");
     let logins_before = failed_logins(&setup.servers.dovecot_log());
-    let requested = setup.mailroom.post(&format!("/v1/accounts/{account}/sync"), Value::Null).await;
+    let requested = setup
+        .mailroom
+        .post(&format!("/v1/accounts/{account}/sync"), Value::Null)
+        .await;
     assert_eq!(requested.status, StatusCode::ACCEPTED);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let stopped = loop {
-        let body = setup.mailroom.get(&format!("/v1/accounts/{account}")).await.body;
+        let body = setup
+            .mailroom
+            .get(&format!("/v1/accounts/{account}"))
+            .await
+            .body;
         if body["state"] == "auth_required" {
             break body;
         }
@@ -318,17 +392,29 @@ async fn a_refused_login_stops_the_account_until_it_is_reconnected() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     assert!(
-        stopped["state_reason"].as_str().unwrap().contains("refused the login"),
+        stopped["state_reason"]
+            .as_str()
+            .unwrap()
+            .contains("refused the login"),
         "{stopped}"
     );
-    assert_eq!(failed_logins(&setup.servers.dovecot_log()), logins_before + 1);
+    assert_eq!(
+        failed_logins(&setup.servers.dovecot_log()),
+        logins_before + 1
+    );
 
     // No further attempts, whether asked for or due.
-    let refused = setup.mailroom.post(&format!("/v1/accounts/{account}/sync"), Value::Null).await;
+    let refused = setup
+        .mailroom
+        .post(&format!("/v1/accounts/{account}/sync"), Value::Null)
+        .await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert_eq!(refused.body["error"]["code"], "auth_required");
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert_eq!(failed_logins(&setup.servers.dovecot_log()), logins_before + 1);
+    assert_eq!(
+        failed_logins(&setup.servers.dovecot_log()),
+        logins_before + 1
+    );
 
     // Re-connecting with the new password resumes where the account was.
     let user = setup.servers.user("alice");
@@ -352,14 +438,21 @@ async fn a_refused_login_stops_the_account_until_it_is_reconnected() {
         .map(|m| m["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(again, ids);
-    let events = setup.mailroom.get(&format!("/v1/events?after={cursor}&limit=500")).await.body;
+    let events = setup
+        .mailroom
+        .get(&format!("/v1/events?after={cursor}&limit=500"))
+        .await
+        .body;
     let kinds: Vec<&str> = events["items"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["type"].as_str().unwrap())
         .collect();
-    assert!(!kinds.contains(&"message.created"), "nothing was fetched again: {kinds:?}");
+    assert!(
+        !kinds.contains(&"message.created"),
+        "nothing was fetched again: {kinds:?}"
+    );
     assert!(kinds.contains(&"account.state_changed"), "{kinds:?}");
 }
 

@@ -19,8 +19,8 @@ wit_bindgen::generate!({
 
 use error::{Failure, fail};
 use exports::mailroom::connector0_2_0::connector::{AuthKind, Guest, GuestSession, Info};
-use mailroom::connector0_2_0::mail::{Page, SyncRequest};
 use mailroom::connector0_1_0::types::{Account, Error, ErrorKind, Folder, Server};
+use mailroom::connector0_2_0::mail::{Page, SyncRequest};
 use std::cell::RefCell;
 use transport::HostConnection;
 

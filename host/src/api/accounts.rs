@@ -15,6 +15,7 @@ use crate::account::{
 };
 use crate::connector::ConnectorError;
 use crate::folder::Folder;
+use crate::store::StoreError;
 use crate::user::{User, new_id, rfc3339};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -344,7 +345,6 @@ pub async fn update(
     body: &Value,
 ) -> Result<Response, ApiError> {
     let user = caller.user()?;
-    let mut account = managed(app, user, id).await?;
     let fields = Fields::new(
         body,
         &[
@@ -354,33 +354,67 @@ pub async fn update(
             "enabled",
         ],
     )?;
-    if fields.has("display_name") {
-        account.display_name = fields.text("display_name", 200)?.map(str::to_owned);
-    }
-    if let Some(create_contact) = fields.bool("create_contact")? {
-        account.create_contact = create_contact;
-    }
-    if let Some(chosen) = fields.strings("active_folders", 1000)? {
-        check_selectable(&chosen, |id| {
-            account
-                .folders
-                .iter()
-                .any(|f| f.id.as_str() == id && f.selectable)
-        })?;
-        for folder in &mut account.folders {
-            folder.active = chosen.contains(&folder.id.as_str());
+    let display_name = if fields.has("display_name") {
+        Some(fields.text("display_name", 200)?.map(str::to_owned))
+    } else {
+        None
+    };
+    let create_contact = fields.bool("create_contact")?;
+    let chosen = fields.strings("active_folders", 1000)?;
+    let enabled = fields.bool("enabled")?;
+    // A sync job may change the account's state meanwhile; the change applies to the
+    // account as it is then.
+    let mut attempts = 0;
+    let (before, account) = loop {
+        let mut account = managed(app, user, id).await?;
+        let before = account.state;
+        if let Some(display_name) = &display_name {
+            account.display_name = display_name.clone();
         }
-    }
-    if let Some(enabled) = fields.bool("enabled")? {
-        account.enabled = enabled;
-        if !enabled {
-            account.set_state(AccountState::Disabled, Some("disabled by a user".into()));
-        } else if account.state == AccountState::Disabled {
-            account.set_state(AccountState::Connecting, None);
+        if let Some(create_contact) = create_contact {
+            account.create_contact = create_contact;
         }
+        if let Some(chosen) = &chosen {
+            check_selectable(chosen, |id| {
+                account
+                    .folders
+                    .iter()
+                    .any(|f| f.id.as_str() == id && f.selectable)
+            })?;
+            for folder in &mut account.folders {
+                folder.active = chosen.contains(&folder.id.as_str());
+            }
+        }
+        if let Some(enabled) = enabled {
+            account.enabled = enabled;
+            if !enabled {
+                account.set_state(AccountState::Disabled, Some("disabled by a user".into()));
+            } else if account.state == AccountState::Disabled {
+                account.set_state(AccountState::Connecting, None);
+            }
+        }
+        match app.store.update_account(account.clone(), None).await {
+            Err(StoreError::Conflict(_)) if attempts < 3 => attempts += 1,
+            Err(error) => return Err(error.into()),
+            Ok(()) => break (before, account),
+        }
+    };
+    announce_state(app, before, &account).await;
+    if chosen.is_some() && account.enabled {
+        // Newly active folders start syncing at once.
+        app.scheduler.request(&account.id);
     }
-    app.store.update_account(account.clone(), None).await?;
     Ok(json(&respond(app, user, &account).await?))
+}
+
+/// Records `account.state_changed` when a request moved the account's state.
+async fn announce_state(app: &App, before: AccountState, account: &Account) {
+    if before != account.state {
+        let data = json!({"account_id": account.id, "state": account.state, "state_reason": account.state_reason});
+        if let Err(error) = app.store.push_event("account.state_changed", data).await {
+            tracing::error!("cannot record an event: {error}");
+        }
+    }
 }
 
 /// `DELETE /v1/accounts/{id}`
@@ -448,8 +482,12 @@ pub async fn reconnect(
     account.settings = spec.settings;
     account.folders = folders;
     account.enabled = true;
+    let before = account.state;
     account.set_state(AccountState::Connecting, None);
     app.store.update_account(account.clone(), secret).await?;
+    announce_state(app, before, &account).await;
+    // It resumes from the folder states it had: nothing is fetched twice.
+    app.scheduler.request(&account.id);
     Ok(json(&respond(app, user, &account).await?))
 }
 

@@ -31,7 +31,9 @@ pub async fn list(
                 .ok()
                 .filter(|n| *n <= max)
                 .map(Some)
-                .ok_or_else(|| ApiError::invalid(name, format!("must be a whole number up to {max}"))),
+                .ok_or_else(|| {
+                    ApiError::invalid(name, format!("must be a whole number up to {max}"))
+                }),
         }
     };
     let after = match number("after", u64::MAX)? {
@@ -76,7 +78,9 @@ pub async fn list(
             cursor = seq;
         }
         if !items.is_empty() || Instant::now() >= deadline {
-            return Ok(json(&json!({"items": items, "next_cursor": cursor.to_string()})));
+            return Ok(json(
+                &json!({"items": items, "next_cursor": cursor.to_string()}),
+            ));
         }
         tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
     }

@@ -47,14 +47,18 @@ pub async fn list(
             .ok()
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| {
-                ApiError::invalid("limit", format!("must be a whole number from 1 to {MAX_LIMIT}"))
+                ApiError::invalid(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
+                )
             })?,
     };
     let after = match query.get("cursor").filter(|c| !c.is_empty()) {
         None => None,
-        Some(cursor) => Some(decode_cursor(cursor).ok_or_else(|| {
-            ApiError::invalid("cursor", "is not a cursor this server issued")
-        })?),
+        Some(cursor) => Some(
+            decode_cursor(cursor)
+                .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this server issued"))?,
+        ),
     };
     let folder = match query.get("folder").filter(|f| !f.is_empty()) {
         None => None,
@@ -93,7 +97,10 @@ pub async fn list(
     let next_cursor = more
         .then(|| messages.last().map(|m| encode_cursor(m.received_at, &m.id)))
         .flatten();
-    let items: Vec<Value> = messages.iter().map(|m| render::item(m, json!([]))).collect();
+    let items: Vec<Value> = messages
+        .iter()
+        .map(|m| render::item(m, json!([])))
+        .collect();
     Ok(json(&json!({"items": items, "next_cursor": next_cursor})))
 }
 
@@ -120,7 +127,11 @@ pub async fn get(
         Some("raw") => true,
         Some(_) => return Err(ApiError::invalid("html", "must be `raw` when given")),
     };
-    let raw = app.store.raw_message(&message.id).await?.unwrap_or_default();
+    let raw = app
+        .store
+        .raw_message(&message.id)
+        .await?
+        .unwrap_or_default();
     Ok(json(&render::full(&message, &raw, json!([]), raw_html)))
 }
 
@@ -143,7 +154,11 @@ pub async fn attachment(
     attachment_id: &str,
 ) -> Result<Response, ApiError> {
     let message = readable(app, caller, id).await?;
-    let raw = app.store.raw_message(&message.id).await?.unwrap_or_default();
+    let raw = app
+        .store
+        .raw_message(&message.id)
+        .await?
+        .unwrap_or_default();
     let meta = message
         .attachments
         .iter()

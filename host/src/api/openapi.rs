@@ -128,17 +128,29 @@ pub const ROUTES: &[Route] = &[
     .body("Reconnect")
     .ok(200, Some("Account")),
     route("get", "/v1/accounts/{id}/folders", "An account's folders").paged("AccountFolderCounts"),
-    route("post", "/v1/accounts/{id}/sync", "Ask for a sync of the account")
-        .ok(202, Some("SyncRequested")),
+    route(
+        "post",
+        "/v1/accounts/{id}/sync",
+        "Ask for a sync of the account",
+    )
+    .ok(202, Some("SyncRequested")),
     route(
         "get",
         "/v1/accounts/{id}/messages",
         "An account's messages, newest first (folder, unread, q)",
     )
     .paged("Message"),
-    route("get", "/v1/messages/{id}", "A message with its bodies and attachments")
-        .ok(200, Some("MessageFull")),
-    route("get", "/v1/messages/{id}/raw", "A message's raw bytes (message/rfc822)"),
+    route(
+        "get",
+        "/v1/messages/{id}",
+        "A message with its bodies and attachments",
+    )
+    .ok(200, Some("MessageFull")),
+    route(
+        "get",
+        "/v1/messages/{id}/raw",
+        "A message's raw bytes (message/rfc822)",
+    ),
     route(
         "get",
         "/v1/messages/{id}/attachments/{attachment_id}",
@@ -296,7 +308,10 @@ fn schemas() -> Value {
     if let Some(target) = message_full.as_object_mut() {
         target.insert("text".into(), nullable_string.clone());
         target.insert("html".into(), nullable_string.clone());
-        target.insert("attachments".into(), json!({"type": "array", "items": schema_ref("Attachment")}));
+        target.insert(
+            "attachments".into(),
+            json!({"type": "array", "items": schema_ref("Attachment")}),
+        );
     }
     json!({
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {

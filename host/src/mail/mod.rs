@@ -94,9 +94,21 @@ mod tests {
         assert_eq!(
             ranges,
             vec![
-                HeldRange { first: 1, last: 2, flags: seen },
-                HeldRange { first: 3, last: 3, flags: none },
-                HeldRange { first: 5, last: 6, flags: none },
+                HeldRange {
+                    first: 1,
+                    last: 2,
+                    flags: seen
+                },
+                HeldRange {
+                    first: 3,
+                    last: 3,
+                    flags: none
+                },
+                HeldRange {
+                    first: 5,
+                    last: 6,
+                    flags: none
+                },
             ]
         );
     }

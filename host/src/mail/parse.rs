@@ -1,8 +1,8 @@
 //! From raw RFC 5322 bytes to a [`Message`]'s metadata, with mail-parser. A message the
 //! parser cannot make sense of is still kept: it gets what could be read and its raw bytes.
 
-use super::message::{Address, Attachment, Message};
 use super::Fetched;
+use super::message::{Address, Attachment, Message};
 use crate::folder::FolderId;
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
@@ -48,7 +48,9 @@ pub fn parse(raw: &[u8]) -> Parsed {
     let message_id = message.message_id().map(clean_id);
     let subject = message.subject().map(str::to_owned);
     let date = message.date().map(|d| d.to_rfc3339());
-    let from = message.from().and_then(|a| addresses(Some(a)).into_iter().next());
+    let from = message
+        .from()
+        .and_then(|a| addresses(Some(a)).into_iter().next());
     let key_headers = [
         date.as_deref().unwrap_or_default(),
         from.as_ref().map(|a| a.email.as_str()).unwrap_or_default(),
@@ -162,7 +164,10 @@ fn identity(message_id: Option<&str>, size: usize, key_headers: &[&str]) -> Stri
 }
 
 fn clean_id(id: &str) -> String {
-    id.trim().trim_start_matches('<').trim_end_matches('>').to_owned()
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_owned()
 }
 
 fn ids(value: &HeaderValue<'_>) -> Vec<String> {
@@ -182,7 +187,11 @@ fn addresses(address: Option<&mail_parser::Address<'_>>) -> Vec<Address> {
         .filter_map(|a| {
             let email = a.address()?.trim();
             (!email.is_empty()).then(|| Address {
-                name: a.name().map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned),
+                name: a
+                    .name()
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned),
                 email: email.to_owned(),
             })
         })

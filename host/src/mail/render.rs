@@ -44,7 +44,10 @@ pub fn item(message: &Message, records: Value) -> Value {
 pub fn full(message: &Message, raw: &[u8], records: Value, raw_html: bool) -> Value {
     let mut view = item(message, records);
     let parsed = MessageParser::default().parse(raw);
-    let text = parsed.as_ref().and_then(|m| m.body_text(0)).map(|t| t.into_owned());
+    let text = parsed
+        .as_ref()
+        .and_then(|m| m.body_text(0))
+        .map(|t| t.into_owned());
     let html = parsed.as_ref().and_then(|m| {
         // Only a real HTML part; mail-parser would otherwise render the text part as HTML.
         m.html_bodies()
@@ -104,7 +107,12 @@ mod tests {
             received_at: 0,
             raw: raw.to_vec(),
         };
-        parse(raw).into_message("msg_1".into(), "acc_1", &crate::folder::FolderId::for_path("INBOX"), &fetched)
+        parse(raw).into_message(
+            "msg_1".into(),
+            "acc_1",
+            &crate::folder::FolderId::for_path("INBOX"),
+            &fetched,
+        )
     }
 
     #[test]
@@ -118,10 +126,16 @@ Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--b--\r\n";
         let view = full(&message, raw, json!([]), false);
         let html = view["html"].as_str().unwrap();
         assert!(!html.contains("script") && !html.contains("onclick") && !html.contains("form"));
-        assert!(html.contains("/v1/messages/msg_1/attachments/att_0"), "{html}");
+        assert!(
+            html.contains("/v1/messages/msg_1/attachments/att_0"),
+            "{html}"
+        );
         let original = full(&message, raw, json!([]), true);
         assert!(original["html"].as_str().unwrap().contains("<script>"));
-        assert_eq!(attachment(&message, raw, "att_0").unwrap(), b"\x89PNG\r\n\x1a\n");
+        assert_eq!(
+            attachment(&message, raw, "att_0").unwrap(),
+            b"\x89PNG\r\n\x1a\n"
+        );
         assert!(attachment(&message, raw, "att_1").is_none());
         assert_eq!(view["attachments"][0]["inline"], true);
     }

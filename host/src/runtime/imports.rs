@@ -5,8 +5,8 @@
 
 use super::bindings::v0_1_0::mailroom::connector::{auth, log, net, types};
 use super::bindings::v0_2_0::mailroom::connector0_2_0::mail;
-use super::sink::BodySink;
 use super::sandbox::JobState;
+use super::sink::BodySink;
 use crate::account::Encryption;
 use crate::auth::preauth::Protocol;
 use crate::connector::{ConnectorError, ErrorKind};

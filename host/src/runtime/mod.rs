@@ -124,9 +124,10 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         v1::MailConnector::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |state| state)?;
         // 0.2.0 uses 0.1.0's interfaces as they are and adds `mail`.
-        v2::mailroom::connector0_2_0::mail::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |state| {
-            state
-        })?;
+        v2::mailroom::connector0_2_0::mail::add_to_linker::<_, HasSelf<JobState>>(
+            &mut linker,
+            |state| state,
+        )?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
@@ -282,10 +283,7 @@ impl Runtime {
         macro_rules! described {
             ($version:ident, $instance:expr, $export:ident) => {{
                 use $version::ConnectorAuthKind as A;
-                let info = $instance
-                    .$export()
-                    .call_describe(&mut store)
-                    .await?;
+                let info = $instance.$export().call_describe(&mut store).await?;
                 Described {
                     id: info.id,
                     name: info.name,
@@ -301,7 +299,9 @@ impl Runtime {
         let call = async {
             wasmtime::Result::Ok(match &instance {
                 Instance::V1(instance) => described!(v1, instance, mailroom_connector_connector),
-                Instance::V2(instance) => described!(v2, instance, mailroom_connector0_2_0_connector),
+                Instance::V2(instance) => {
+                    described!(v2, instance, mailroom_connector0_2_0_connector)
+                }
             })
         };
         match tokio::time::timeout(Duration::from_secs(10), call).await {

@@ -17,9 +17,7 @@ use wasmtime::Store;
 
 /// Answers a connector's `held(folder)`: the runs of ids the host holds for a folder path.
 pub type HeldLookup = Arc<
-    dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = Vec<HeldRange>> + Send>>
-        + Send
-        + Sync,
+    dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = Vec<HeldRange>> + Send>> + Send + Sync,
 >;
 
 /// How much one page may carry.
@@ -137,7 +135,10 @@ async fn drive<D: SyncDriver>(
                         max_bytes: limits.max_bytes,
                     },
                 };
-                let page = match sessions.call_sync_folder(&mut *store, session, &request).await? {
+                let page = match sessions
+                    .call_sync_folder(&mut *store, session, &request)
+                    .await?
+                {
                     Ok(page) => page_from_wit(store, page)?,
                     Err(error) => {
                         let error = ConnectorError::from(error);

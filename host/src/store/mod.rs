@@ -78,11 +78,7 @@ pub trait Store: MailStore + Send + Sync + 'static {
     /// Changes an account in one transaction, whatever revision it is at: for the sync's own
     /// fields (state, last sync, the server's folder list). `change` returns whether it
     /// changed anything; the account as stored afterwards is returned.
-    async fn modify_account(
-        &self,
-        id: &str,
-        change: AccountChange,
-    ) -> Result<Option<Account>>;
+    async fn modify_account(&self, id: &str, change: AccountChange) -> Result<Option<Account>>;
     async fn account(&self, id: &str) -> Result<Option<Account>>;
     /// All accounts, by id.
     async fn accounts(&self) -> Result<Vec<Account>>;

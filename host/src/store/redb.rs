@@ -400,11 +400,7 @@ impl Store for RedbStore {
         .await
     }
 
-    async fn modify_account(
-        &self,
-        id: &str,
-        change: AccountChange,
-    ) -> Result<Option<Account>> {
+    async fn modify_account(&self, id: &str, change: AccountChange) -> Result<Option<Account>> {
         let id = id.to_owned();
         self.write(move |txn| {
             let account: Option<Account> = {

@@ -583,7 +583,11 @@ impl MailStore for RedbStore {
     async fn last_event_seq(&self) -> Result<u64> {
         self.read(|txn| {
             let table = txn.open_table(EVENTS).map_err(backend)?;
-            Ok(table.last().map_err(backend)?.map(|(k, _)| k.value()).unwrap_or(0))
+            Ok(table
+                .last()
+                .map_err(backend)?
+                .map(|(k, _)| k.value())
+                .unwrap_or(0))
         })
     }
 }

@@ -127,7 +127,13 @@ impl SyncDriver for Driver {
         let stale: Vec<FolderId> = self
             .syncs
             .keys()
-            .filter(|id| !self.account.folders.iter().any(|f| &f.id == *id && f.active))
+            .filter(|id| {
+                !self
+                    .account
+                    .folders
+                    .iter()
+                    .any(|f| &f.id == *id && f.active)
+            })
             .cloned()
             .collect();
         for id in stale {
@@ -153,9 +159,10 @@ impl SyncDriver for Driver {
         let tasks: Vec<FolderTask> = active
             .into_iter()
             .map(|folder| {
-                let first_sync_from_now = matches!(folder.role, Some(FolderRole::Trash | FolderRole::Spam))
-                    || since.is_none()
-                    || self.account.sync_from == crate::account::SyncFrom::Now;
+                let first_sync_from_now =
+                    matches!(folder.role, Some(FolderRole::Trash | FolderRole::Spam))
+                        || since.is_none()
+                        || self.account.sync_from == crate::account::SyncFrom::Now;
                 FolderTask {
                     path: folder.path.clone(),
                     state: self.syncs.get(&folder.id).and_then(|s| s.state.clone()),
@@ -192,10 +199,7 @@ impl SyncDriver for Driver {
             }
             Err(error) => return Err(store_error(error)),
         }
-        let initial = !self
-            .syncs
-            .get(&folder_id)
-            .is_some_and(|s| s.backfilled);
+        let initial = !self.syncs.get(&folder_id).is_some_and(|s| s.backfilled);
         let messages = page.messages;
         let count = messages.len();
         let incoming = tokio::task::spawn_blocking(move || {
@@ -251,7 +255,9 @@ impl SyncDriver for Driver {
         let folder_only = matches!(error.kind, ErrorKind::NotFound | ErrorKind::Protocol);
         if folder_only {
             tracing::warn!(account = %self.account.id, folder = %task.path, "folder sync failed: {error}");
-            self.report().failed.push((task.path.clone(), error.clone()));
+            self.report()
+                .failed
+                .push((task.path.clone(), error.clone()));
         }
         folder_only
     }
@@ -263,16 +269,32 @@ mod tests {
 
     #[test]
     fn a_listing_keeps_choices_adds_new_folders_and_drops_vanished_ones() {
-        let inbox = Folder::new("INBOX".into(), "INBOX".into(), Some(FolderRole::Inbox), true);
+        let inbox = Folder::new(
+            "INBOX".into(),
+            "INBOX".into(),
+            Some(FolderRole::Inbox),
+            true,
+        );
         let old = Folder::new("Old".into(), "Old".into(), None, true);
         let new = Folder::new("New".into(), "New".into(), None, true);
-        let trash = Folder::new("Trash".into(), "Trash".into(), Some(FolderRole::Trash), true);
+        let trash = Folder::new(
+            "Trash".into(),
+            "Trash".into(),
+            Some(FolderRole::Trash),
+            true,
+        );
         let known = vec![
             AccountFolder::from_listing(inbox.clone(), false),
             AccountFolder::from_listing(old, true),
         ];
         let folders = reflect_listing(&known, &[inbox, new, trash]);
-        let active: Vec<(&str, bool)> = folders.iter().map(|f| (f.path.as_str(), f.active)).collect();
-        assert_eq!(active, vec![("INBOX", false), ("New", true), ("Trash", false)]);
+        let active: Vec<(&str, bool)> = folders
+            .iter()
+            .map(|f| (f.path.as_str(), f.active))
+            .collect();
+        assert_eq!(
+            active,
+            vec![("INBOX", false), ("New", true), ("Trash", false)]
+        );
     }
 }

@@ -95,7 +95,11 @@ impl Drop for Scheduler {
 }
 
 fn may_sync(account: &Account) -> bool {
-    account.enabled && !matches!(account.state, AccountState::AuthRequired | AccountState::Disabled)
+    account.enabled
+        && !matches!(
+            account.state,
+            AccountState::AuthRequired | AccountState::Disabled
+        )
 }
 
 async fn run(inner: Arc<Inner>) {
@@ -108,8 +112,8 @@ async fn run(inner: Arc<Inner>) {
                 slots.retain(|id, slot| slot.running || accounts.iter().any(|a| &a.id == id));
                 for account in accounts.into_iter().filter(may_sync) {
                     let slot = slots.entry(account.id.clone()).or_default();
-                    let due = slot.requested
-                        || slot.last_start.is_none_or(|at| now >= at + interval);
+                    let due =
+                        slot.requested || slot.last_start.is_none_or(|at| now >= at + interval);
                     let waiting = slot.not_before.is_some_and(|at| now < at);
                     if slot.running || !due || waiting {
                         continue;
@@ -174,7 +178,13 @@ async fn sync_account(inner: &Inner, account_id: &str) -> Outcome {
         Ok(Some(sealed)) => match inner.vault.open(account_id, &sealed) {
             Ok(secret) => Some(secret),
             Err(error) => {
-                set_state(inner, account_id, AccountState::Error, Some(format!("the stored password cannot be read: {error}"))).await;
+                set_state(
+                    inner,
+                    account_id,
+                    AccountState::Error,
+                    Some(format!("the stored password cannot be read: {error}")),
+                )
+                .await;
                 return Outcome::Stopped;
             }
         },
@@ -212,7 +222,8 @@ async fn sync_account(inner: &Inner, account_id: &str) -> Outcome {
     let report = std::mem::take(&mut *report.lock().expect("sync report poisoned"));
     match result {
         Ok(()) => {
-            let complete = !report.stopped && report.failed.is_empty() && report.caught_up == report.planned;
+            let complete =
+                !report.stopped && report.failed.is_empty() && report.caught_up == report.planned;
             if !report.stopped
                 && let Err(error) = inner.store.finish_job(account_id).await
             {
@@ -238,8 +249,14 @@ async fn sync_account(inner: &Inner, account_id: &str) -> Outcome {
                 changed || before != (account.state, account.state_reason.clone())
             })
             .await;
-            tracing::debug!(account = account_id, messages = report.messages, "sync job done");
-            Outcome::Done { more: report.stopped }
+            tracing::debug!(
+                account = account_id,
+                messages = report.messages,
+                "sync job done"
+            );
+            Outcome::Done {
+                more: report.stopped,
+            }
         }
         Err(error) => failed(inner, account_id, error).await,
     }
@@ -257,8 +274,16 @@ async fn failed(inner: &Inner, account_id: &str, error: ConnectorError) -> Outco
             Outcome::Stopped
         }
         ErrorKind::Unsupported | ErrorKind::Denied => {
-            set_state(inner, account_id, AccountState::Error, Some(error.to_string())).await;
-            Outcome::Retry { after: Some(MAX_BACKOFF) }
+            set_state(
+                inner,
+                account_id,
+                AccountState::Error,
+                Some(error.to_string()),
+            )
+            .await;
+            Outcome::Retry {
+                after: Some(MAX_BACKOFF),
+            }
         }
         _ => {
             tracing::warn!(account = account_id, "sync failed: {error}");
@@ -267,10 +292,18 @@ async fn failed(inner: &Inner, account_id: &str, error: ConnectorError) -> Outco
                 slots.get(account_id).map_or(0, |s| s.failures) + 1
             };
             if failures >= FAILURES_BEFORE_ERROR {
-                set_state(inner, account_id, AccountState::Error, Some(error.to_string())).await;
+                set_state(
+                    inner,
+                    account_id,
+                    AccountState::Error,
+                    Some(error.to_string()),
+                )
+                .await;
             }
             Outcome::Retry {
-                after: error.retry_after_secs.map(|s| Duration::from_secs(s as u64)),
+                after: error
+                    .retry_after_secs
+                    .map(|s| Duration::from_secs(s as u64)),
             }
         }
     }

@@ -120,7 +120,14 @@ impl<T: Transport> Client<T> {
 
         if !state.backfilled && budget.messages > 0 && budget.bytes > 0 {
             if let Start::Since(since) = request.start {
-                self.backfill(&request.folder, since, &mut state, &mut budget, memory, &mut page)?;
+                self.backfill(
+                    &request.folder,
+                    since,
+                    &mut state,
+                    &mut budget,
+                    memory,
+                    &mut page,
+                )?;
             } else {
                 state.backfilled = true;
             }
@@ -206,8 +213,9 @@ impl<T: Transport> Client<T> {
             };
             let high = state.high;
             let (changed, removed) = (&mut page.changed, &mut page.removed);
-            self.run_with(&format!("UID FETCH {below} (UID FLAGS) {modifier}"), |reply| {
-                match reply {
+            self.run_with(
+                &format!("UID FETCH {below} (UID FLAGS) {modifier}"),
+                |reply| match reply {
                     Reply::Fetch(fetch) => {
                         if let (Some(uid), Some(flags)) = (fetch.uid, &fetch.flags) {
                             if uid < high {
@@ -224,8 +232,8 @@ impl<T: Transport> Client<T> {
                         }
                     }
                     _ => {}
-                }
-            })?
+                },
+            )?
             .ok("UID FETCH CHANGEDSINCE")?;
             if qresync {
                 return Ok(());
@@ -597,7 +605,10 @@ mod tests {
 
     #[test]
     fn internal_dates_parse_with_their_zone() {
-        assert_eq!(parse_internal_date("17-Jul-1996 02:44:25 -0700"), Some(837_596_665));
+        assert_eq!(
+            parse_internal_date("17-Jul-1996 02:44:25 -0700"),
+            Some(837_596_665)
+        );
         assert_eq!(parse_internal_date(" 1-Jan-1970 00:00:00 +0000"), Some(0));
         assert_eq!(parse_internal_date("1-Foo-1970 00:00:00 +0000"), None);
         assert_eq!(imap_date(837_596_665), "17-Jul-1996");
