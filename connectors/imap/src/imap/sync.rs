@@ -217,13 +217,13 @@ impl<T: Transport> Client<T> {
                 &format!("UID FETCH {below} (UID FLAGS) {modifier}"),
                 |reply| match reply {
                     Reply::Fetch(fetch) => {
-                        if let (Some(uid), Some(flags)) = (fetch.uid, &fetch.flags) {
-                            if uid < high {
-                                changed.push(FlagChange {
-                                    id: uid.to_string(),
-                                    flags: flags_of(flags),
-                                });
-                            }
+                        if let (Some(uid), Some(flags)) = (fetch.uid, &fetch.flags)
+                            && uid < high
+                        {
+                            changed.push(FlagChange {
+                                id: uid.to_string(),
+                                flags: flags_of(flags),
+                            });
                         }
                     }
                     Reply::Vanished(ranges) => {
@@ -341,7 +341,7 @@ impl<T: Transport> Client<T> {
             .into_iter()
             .filter(|m| m.received_at >= since)
             .collect();
-        metas.sort_unstable_by(|a, b| b.uid.cmp(&a.uid));
+        metas.sort_unstable_by_key(|m| std::cmp::Reverse(m.uid));
         let (taken, all) = take_within(metas, budget);
         // Everything from the lowest UID handled up is done: the taken messages, and the
         // candidates that turned out older than the start or gone.
@@ -357,7 +357,7 @@ impl<T: Transport> Client<T> {
         }
         let mut messages = Vec::with_capacity(taken.len());
         self.bodies(taken, &mut messages)?;
-        messages.sort_unstable_by(|a, b| b.received_at.cmp(&a.received_at));
+        messages.sort_unstable_by_key(|m| std::cmp::Reverse(m.received_at));
         page.messages.extend(messages);
         Ok(())
     }
@@ -368,10 +368,10 @@ impl<T: Transport> Client<T> {
         self.run_with(
             &format!("UID FETCH {set} (UID FLAGS INTERNALDATE RFC822.SIZE)"),
             |reply| {
-                if let Reply::Fetch(fetch) = reply {
-                    if let Some(meta) = meta_of(&fetch) {
-                        metas.push(meta);
-                    }
+                if let Reply::Fetch(fetch) = reply
+                    && let Some(meta) = meta_of(&fetch)
+                {
+                    metas.push(meta);
                 }
             },
         )?
@@ -391,10 +391,10 @@ impl<T: Transport> Client<T> {
             self.run_with(
                 &format!("UID FETCH {} (UID BODY.PEEK[])", uid_set(&uids)),
                 |reply| {
-                    if let Reply::Fetch(fetch) = reply {
-                        if let (Some(uid), Some((_, body))) = (fetch.uid, fetch.body) {
-                            bodies.push((uid, body));
-                        }
+                    if let Reply::Fetch(fetch) = reply
+                        && let (Some(uid), Some((_, body))) = (fetch.uid, fetch.body)
+                    {
+                        bodies.push((uid, body));
                     }
                 },
             )?
@@ -426,10 +426,10 @@ impl<T: Transport> Client<T> {
                     meta.uid
                 ),
                 |reply| {
-                    if let Reply::Fetch(fetch) = reply {
-                        if fetch.uid == Some(meta.uid) {
-                            part = fetch.body.map(|(_, bytes)| bytes);
-                        }
+                    if let Reply::Fetch(fetch) = reply
+                        && fetch.uid == Some(meta.uid)
+                    {
+                        part = fetch.body.map(|(_, bytes)| bytes);
                     }
                 },
             )?
