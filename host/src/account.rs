@@ -174,6 +174,9 @@ pub struct Account {
     pub state_reason: Option<String>,
     pub state_since: String,
     pub last_sync_at: Option<String>,
+    /// How long the job behind `last_sync_at` took, in milliseconds.
+    #[serde(default)]
+    pub last_sync_duration_ms: Option<u64>,
     pub servers: Vec<ServerSpec>,
     pub allow_insecure_certificate: bool,
     pub settings: Vec<(String, String)>,
@@ -259,6 +262,7 @@ const RESERVED_ROLES: &[&str] = &[
     "state_reason",
     "state_since",
     "last_sync_at",
+    "last_sync_duration_ms",
     "folders",
     "created_at",
     "revision",

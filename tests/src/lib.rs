@@ -1,6 +1,7 @@
 //! Support for Mailroom's end-to-end tests: real mail servers ([`servers`]) and a Mailroom
 //! server with an API client ([`mailroom`]).
 
+pub mod corpus;
 pub mod fakes;
 pub mod imap;
 pub mod mailbox;

@@ -169,6 +169,7 @@ pub fn view(account: &Account, primary: bool) -> Value {
         "state_reason": account.state_reason,
         "state_since": account.state_since,
         "last_sync_at": account.last_sync_at,
+        "last_sync_duration_ms": account.last_sync_duration_ms,
         "allow_insecure_certificate": account.allow_insecure_certificate,
         "settings": account
             .settings
@@ -281,6 +282,7 @@ pub async fn create(
         state_reason: None,
         state_since: rfc3339(now),
         last_sync_at: None,
+        last_sync_duration_ms: None,
         servers: spec.servers,
         allow_insecure_certificate: spec.allow_insecure_certificate,
         settings: spec.settings,

@@ -354,6 +354,7 @@ fn schemas() -> Value {
             "enabled": {"type": "boolean"},
             "state": {"type": "string", "enum": ["connecting", "syncing", "active", "auth_required", "error", "disabled"]},
             "state_reason": nullable_string, "state_since": string, "last_sync_at": nullable_string,
+            "last_sync_duration_ms": {"type": "integer", "nullable": true},
             "imap": schema_ref("Server"), "smtp": schema_ref("Server"),
             "allow_insecure_certificate": {"type": "boolean"},
             "settings": {"type": "object", "additionalProperties": true},

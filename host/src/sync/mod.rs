@@ -166,6 +166,7 @@ enum Outcome {
 
 async fn sync_account(inner: &Inner, account_id: &str) -> Outcome {
     let started_at = crate::user::now_rfc3339_millis();
+    let started = Instant::now();
     let account = match inner.store.account(account_id).await {
         Ok(Some(account)) if may_sync(&account) => account,
         Ok(_) => return Outcome::Stopped,
@@ -242,6 +243,7 @@ async fn sync_account(inner: &Inner, account_id: &str) -> Outcome {
                 let mut changed = false;
                 if complete {
                     account.last_sync_at = Some(started_at.clone());
+                    account.last_sync_duration_ms = Some(started.elapsed().as_millis() as u64);
                     changed = true;
                 }
                 let before = (account.state, account.state_reason.clone());

@@ -1,0 +1,357 @@
+//! Initial and incremental sync against the local Dovecot over TLS, side by side with a raw
+//! ceiling client and mbsync, on two corpora of 10,000 messages (see `corpus`).
+//!
+//! `scripts/bench.sh` fetches the corpus and isync and builds the release binary; then
+//! `cargo bench -p mailroom-tests --bench sync` writes one JSON line per metric to
+//! `bench/results/sync.jsonl`. Mailroom runs as its own process (the release `mailroom`
+//! binary), so its peak RSS is its own.
+
+use mailroom_tests::corpus;
+use mailroom_tests::imap::ImapClient;
+use mailroom_tests::mailbox::days_ago;
+use mailroom_tests::mailroom::{ADMIN_TOKEN, Api};
+use mailroom_tests::servers::{MailServers, Options, User};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+const MESSAGES: usize = 10_000;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Results {
+    lines: Vec<String>,
+}
+
+impl Results {
+    fn record(&mut self, metric: &str, value: f64, unit: &str, target: Option<&str>) {
+        let line = json!({"metric": metric, "value": (value * 1000.0).round() / 1000.0, "unit": unit, "target": target});
+        println!("{line}");
+        self.lines.push(line.to_string());
+    }
+}
+
+/// Appends the corpus to `mailbox` with INTERNALDATEs spread over the last 100 days.
+async fn seed(servers: &MailServers, user: &User, mailbox: &str, messages: &[Vec<u8>]) {
+    let mut imap = ImapClient::login(servers.imap_port(), &user.email, &user.password).await;
+    if mailbox != "INBOX" {
+        imap.run(&format!("CREATE {mailbox}")).await;
+    }
+    let total = messages.len() as i64;
+    for (i, raw) in messages.iter().enumerate() {
+        let age = 100 - (i as i64 * 100 / total);
+        imap.append(mailbox, "", &days_ago(age), raw).await;
+    }
+    imap.logout().await;
+}
+
+/// The ceiling: one `UID FETCH 1:* (BODY.PEEK[])` over TLS, bytes read and thrown away.
+async fn raw_ceiling(servers: &MailServers, user: &User) -> (Duration, u64) {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(servers.cert_path()).expect("the certificate") {
+        roots.add(cert.expect("a certificate")).expect("a usable certificate");
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let started = Instant::now();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", servers.imaps_port()))
+        .await
+        .expect("IMAPS");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a name");
+    let tls = connector.connect(name, tcp).await.expect("TLS");
+    let mut stream = BufReader::with_capacity(1 << 20, tls);
+    let mut line = Vec::new();
+    stream.read_until(b'\n', &mut line).await.expect("greeting");
+    let login = format!(
+        "a LOGIN \"{}\" \"{}\"\r\nb SELECT INBOX\r\nc UID FETCH 1:* (BODY.PEEK[])\r\n",
+        user.email, user.password
+    );
+    stream.get_mut().write_all(login.as_bytes()).await.expect("write");
+    let mut bytes = 0u64;
+    let mut sink = vec![0u8; 1 << 20];
+    loop {
+        line.clear();
+        stream.read_until(b'\n', &mut line).await.expect("a line");
+        if line.starts_with(b"c ") {
+            break;
+        }
+        // A literal follows `{n}` at the end of a line.
+        if line.ends_with(b"}\r\n")
+            && let Some(open) = line.iter().rposition(|&b| b == b'{')
+        {
+            let n: usize = std::str::from_utf8(&line[open + 1..line.len() - 3])
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .expect("a literal length");
+            let mut left = n;
+            while left > 0 {
+                let take = left.min(sink.len());
+                stream.read_exact(&mut sink[..take]).await.expect("literal");
+                left -= take;
+            }
+            bytes += n as u64;
+        }
+    }
+    (started.elapsed(), bytes)
+}
+
+/// mbsync pulling INBOX into a fresh Maildir.
+fn mbsync(servers: &MailServers, user: &User, fsync: bool) -> Duration {
+    let dir = tempfile::tempdir().expect("a directory");
+    let maildir = dir.path().join("mail");
+    std::fs::create_dir_all(&maildir).expect("a maildir");
+    let rc = dir.path().join("mbsyncrc");
+    let config = format!(
+        "FSync {fsync}\n\n\
+IMAPAccount bench\nHost 127.0.0.1\nPort {port}\nUser {user}\nPass {pass}\nTLSType IMAPS\n\
+CertificateFile {cert}\n\n\
+IMAPStore remote\nAccount bench\n\n\
+MaildirStore local\nPath {maildir}/\nInbox {maildir}/INBOX\n\n\
+Channel pull\nFar :remote:\nNear :local:\nPatterns INBOX\nSync Pull\nCreate Near\n",
+        fsync = if fsync { "yes" } else { "no" },
+        port = servers.imaps_port(),
+        user = user.email,
+        pass = user.password,
+        cert = servers.cert_path().display(),
+        maildir = maildir.display(),
+    );
+    std::fs::write(&rc, config).expect("mbsyncrc");
+    let started = Instant::now();
+    let output = Command::new("mbsync")
+        .arg("-q")
+        .arg("-c")
+        .arg(&rc)
+        .arg("pull")
+        .output()
+        .expect("mbsync runs (scripts/bench.sh installs isync)");
+    let elapsed = started.elapsed();
+    assert!(
+        output.status.success(),
+        "mbsync failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    elapsed
+}
+
+/// The release `mailroom` binary serving a fresh data directory.
+struct Server {
+    child: Child,
+    api: Api,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(servers: &MailServers) -> Self {
+        let data = tempfile::tempdir().expect("a data directory");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let config = data.path().join("mailroom.toml");
+        std::fs::write(&config, "[sync]\ninterval_secs = 3600\n").expect("a config file");
+        let binary = workspace().join("target/release/mailroom");
+        assert!(binary.exists(), "build it first: cargo build --release -p mailroom");
+        let child = Command::new(binary)
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data")
+            .arg(data.path())
+            .arg("--ca-file")
+            .arg(servers.cert_path())
+            .arg("--config")
+            .arg(&config)
+            .env("MAILROOM_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("mailroom starts");
+        let api = Api::new(&format!("http://127.0.0.1:{port}"));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while reqwest::get(api.url("/healthz")).await.is_err() {
+            assert!(Instant::now() < deadline, "mailroom did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            child,
+            api,
+            _data: data,
+        }
+    }
+
+    /// Peak resident memory of the server process so far, in MB.
+    fn peak_rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the process status");
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM");
+        kb / 1024.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Connects `user`'s INBOX only (as mbsync syncs INBOX), from 6 months back.
+async fn connect(api: &Api, servers: &MailServers, user: &User) -> String {
+    let connection = json!({"connector": "imap", "email": user.email, "password": user.password,
+        "imap": {"host": "localhost", "port": servers.imaps_port(), "encryption": "ssl"},
+        "smtp": {"host": "localhost", "port": servers.smtps_port(), "encryption": "ssl"}});
+    let test = api.post("/v1/accounts/test", connection.clone()).await;
+    let inbox = test.body["folders"]
+        .as_array()
+        .expect("folders")
+        .iter()
+        .find(|f| f["role"] == "inbox")
+        .expect("an inbox")["id"]
+        .clone();
+    let mut body = connection;
+    body["kind"] = json!("personal");
+    body["sync_from"] = json!("6_months");
+    body["active_folders"] = json!([inbox]);
+    let created = api.post("/v1/accounts", body).await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.body);
+    created.body["id"].as_str().expect("an id").to_owned()
+}
+
+async fn held(api: &Api, account: &str) -> u64 {
+    let folders = api.get(&format!("/v1/accounts/{account}/folders")).await;
+    folders.body["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|f| f["total"].as_u64()).sum())
+        .unwrap_or(0)
+}
+
+/// Initial sync: time to the newest 1,000 messages and to the whole folder.
+async fn initial_sync(api: &Api, servers: &MailServers, user: &User, count: usize) -> (String, Duration, Duration) {
+    let started = Instant::now();
+    let account = connect(api, servers, user).await;
+    let mut first_thousand = None;
+    loop {
+        let body: Value = api.get(&format!("/v1/accounts/{account}")).await.body;
+        let n = held(api, &account).await;
+        if first_thousand.is_none() && n >= 1000 {
+            first_thousand = Some(started.elapsed());
+        }
+        if body["state"] == "active" && n as usize >= count {
+            return (account, first_thousand.unwrap_or(started.elapsed()), started.elapsed());
+        }
+        assert!(started.elapsed() < Duration::from_secs(1800), "the sync did not finish: {body}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Median duration of `runs` no-change syncs, as the server measured them.
+async fn no_change_sync_ms(api: &Api, account: &str, runs: usize) -> f64 {
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let body = api.sync(account).await;
+        samples.push(body["last_sync_duration_ms"].as_f64().expect("a duration"));
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    samples[samples.len() / 2]
+}
+
+async fn corpus_run(
+    results: &mut Results,
+    name: &str,
+    servers: &MailServers,
+    user: &User,
+    messages: &[Vec<u8>],
+) {
+    let total_bytes: u64 = messages.iter().map(|m| m.len() as u64).sum();
+    eprintln!("{name}: seeding {} messages, {:.0} MB", messages.len(), total_bytes as f64 / 1e6);
+    seed(servers, user, "INBOX", messages).await;
+    let mb = total_bytes as f64 / 1e6;
+    let n = messages.len() as f64;
+    results.record(&format!("{name}.corpus_mb"), mb, "MB", None);
+
+    let (raw, bytes) = raw_ceiling(servers, user).await;
+    results.record(&format!("{name}.raw_ceiling.msgs_per_s"), n / raw.as_secs_f64(), "msg/s", None);
+    results.record(&format!("{name}.raw_ceiling.mb_per_s"), bytes as f64 / 1e6 / raw.as_secs_f64(), "MB/s", None);
+    let no_fsync = mbsync(servers, user, false);
+    results.record(&format!("{name}.mbsync_fsync_no.msgs_per_s"), n / no_fsync.as_secs_f64(), "msg/s", None);
+    results.record(&format!("{name}.mbsync_fsync_no.mb_per_s"), mb / no_fsync.as_secs_f64(), "MB/s", None);
+    let fsync = mbsync(servers, user, true);
+    results.record(&format!("{name}.mbsync_fsync_yes.msgs_per_s"), n / fsync.as_secs_f64(), "msg/s", None);
+    results.record(&format!("{name}.mbsync_fsync_yes.mb_per_s"), mb / fsync.as_secs_f64(), "MB/s", None);
+
+    let server = Server::start(servers).await;
+    let (account, first, all) = initial_sync(&server.api, servers, user, messages.len()).await;
+    let rate = n / all.as_secs_f64();
+    results.record(&format!("{name}.mailroom.msgs_per_s"), rate, "msg/s", Some(">= mbsync_fsync_no"));
+    results.record(&format!("{name}.mailroom.mb_per_s"), mb / all.as_secs_f64(), "MB/s", Some(">= mbsync_fsync_no"));
+    results.record(
+        &format!("{name}.mailroom.vs_mbsync_fsync_no"),
+        no_fsync.as_secs_f64() / all.as_secs_f64(),
+        "ratio",
+        Some(">= 1.0"),
+    );
+    results.record(
+        &format!("{name}.mailroom.vs_raw_ceiling"),
+        raw.as_secs_f64() / all.as_secs_f64(),
+        "ratio",
+        Some(">= 0.5 (stretch)"),
+    );
+    results.record(&format!("{name}.mailroom.newest_1000_visible_s"), first.as_secs_f64(), "s", Some("<= 0.5"));
+    let incremental = no_change_sync_ms(&server.api, &account, 9).await;
+    results.record(&format!("{name}.mailroom.no_change_sync_qresync_ms"), incremental, "ms", Some("<= 5 per folder"));
+    results.record(&format!("{name}.mailroom.peak_rss_mb"), server.peak_rss_mb(), "MB", Some("< 150"));
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let corpus_dir = std::env::var("MAILROOM_BENCH_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join("bench/corpus/package/data"));
+    let real = corpus::spamassassin(&corpus_dir);
+    eprintln!("{} messages from the SpamAssassin corpus", real.len());
+    let mut results = Results { lines: Vec::new() };
+    results.record("spamassassin_messages", real.len() as f64, "messages", None);
+
+    let servers = MailServers::start();
+    let small = corpus::small(&real, MESSAGES);
+    corpus_run(&mut results, "small", &servers, &servers.user("alice"), &small).await;
+    drop(small);
+    let heavy = corpus::heavy(&real, MESSAGES);
+    corpus_run(&mut results, "heavy", &servers, &servers.user("bob"), &heavy).await;
+    drop(heavy);
+    drop(servers);
+
+    // A server without CONDSTORE: the no-change sync compares UID and flag sets.
+    let plain = MailServers::start_with(Options { condstore: false });
+    let carol = plain.user("carol");
+    let big = corpus::small(&real, 20_000);
+    seed(&plain, &carol, "INBOX", &big).await;
+    let server = Server::start(&plain).await;
+    let (account, _, _) = initial_sync(&server.api, &plain, &carol, big.len()).await;
+    let incremental = no_change_sync_ms(&server.api, &account, 9).await;
+    results.record("no_condstore_20000.no_change_sync_ms", incremental, "ms", Some("<= 50"));
+    drop(server);
+
+    let out = workspace().join("bench/results");
+    std::fs::create_dir_all(&out).expect("bench/results");
+    let mut file = std::fs::File::create(out.join("sync.jsonl")).expect("sync.jsonl");
+    for line in &results.lines {
+        writeln!(file, "{line}").expect("write");
+    }
+    eprintln!("written to bench/results/sync.jsonl");
+}
