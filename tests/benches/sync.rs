@@ -53,14 +53,11 @@ async fn seed(servers: &MailServers, user: &User, mailbox: &str, messages: &[Vec
 
 /// The ceiling: one `UID FETCH 1:* (BODY.PEEK[])` over TLS, bytes read and thrown away.
 async fn raw_ceiling(servers: &MailServers, user: &User) -> (Duration, u64) {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(servers.cert_path()).expect("the certificate") {
-        roots.add(cert.expect("a certificate")).expect("a usable certificate");
-    }
     let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(TrustLoopback(
+            rustls::crypto::ring::default_provider(),
+        )))
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let started = Instant::now();
@@ -105,6 +102,47 @@ async fn raw_ceiling(servers: &MailServers, user: &User) -> (Duration, u64) {
     (started.elapsed(), bytes)
 }
 
+/// The ceiling client talks only to the test Dovecot on loopback, whose self-signed
+/// certificate rustls would refuse as a CA used as an end entity: it checks signatures, not
+/// the chain.
+#[derive(Debug)]
+struct TrustLoopback(rustls::crypto::CryptoProvider);
+
+impl rustls::client::danger::ServerCertVerifier for TrustLoopback {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// mbsync pulling INBOX into a fresh Maildir.
 fn mbsync(servers: &MailServers, user: &User, fsync: bool) -> Duration {
     let dir = tempfile::tempdir().expect("a directory");
@@ -113,11 +151,11 @@ fn mbsync(servers: &MailServers, user: &User, fsync: bool) -> Duration {
     let rc = dir.path().join("mbsyncrc");
     let config = format!(
         "FSync {fsync}\n\n\
-IMAPAccount bench\nHost 127.0.0.1\nPort {port}\nUser {user}\nPass {pass}\nTLSType IMAPS\n\
+IMAPAccount bench\nHost localhost\nPort {port}\nUser {user}\nPass {pass}\nSSLType IMAPS\n\
 CertificateFile {cert}\n\n\
 IMAPStore remote\nAccount bench\n\n\
 MaildirStore local\nPath {maildir}/\nInbox {maildir}/INBOX\n\n\
-Channel pull\nFar :remote:\nNear :local:\nPatterns INBOX\nSync Pull\nCreate Near\n",
+Channel pull\nFar :remote:\nNear :local:\nPatterns INBOX\nSync Pull\nCreate Near\nSyncState *\n",
         fsync = if fsync { "yes" } else { "no" },
         port = servers.imaps_port(),
         user = user.email,
@@ -284,13 +322,18 @@ async fn corpus_run(
     let n = messages.len() as f64;
     results.record(&format!("{name}.corpus_mb"), mb, "MB", None);
 
-    let (raw, bytes) = raw_ceiling(servers, user).await;
+    // The comparison clients run twice each; their better run counts.
+    let (raw, bytes) = {
+        let (first, bytes) = raw_ceiling(servers, user).await;
+        let (second, _) = raw_ceiling(servers, user).await;
+        (first.min(second), bytes)
+    };
     results.record(&format!("{name}.raw_ceiling.msgs_per_s"), n / raw.as_secs_f64(), "msg/s", None);
     results.record(&format!("{name}.raw_ceiling.mb_per_s"), bytes as f64 / 1e6 / raw.as_secs_f64(), "MB/s", None);
-    let no_fsync = mbsync(servers, user, false);
+    let no_fsync = mbsync(servers, user, false).min(mbsync(servers, user, false));
     results.record(&format!("{name}.mbsync_fsync_no.msgs_per_s"), n / no_fsync.as_secs_f64(), "msg/s", None);
     results.record(&format!("{name}.mbsync_fsync_no.mb_per_s"), mb / no_fsync.as_secs_f64(), "MB/s", None);
-    let fsync = mbsync(servers, user, true);
+    let fsync = mbsync(servers, user, true).min(mbsync(servers, user, true));
     results.record(&format!("{name}.mbsync_fsync_yes.msgs_per_s"), n / fsync.as_secs_f64(), "msg/s", None);
     results.record(&format!("{name}.mbsync_fsync_yes.mb_per_s"), mb / fsync.as_secs_f64(), "MB/s", None);
 

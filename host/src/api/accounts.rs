@@ -291,6 +291,8 @@ pub async fn create(
         revision: 0,
     };
     app.store.insert_account(account.clone(), secret).await?;
+    // The first sync starts now, not at the scheduler's next look.
+    app.scheduler.request(&account.id);
     Ok((StatusCode::CREATED, view(&account, false)))
 }
 

@@ -36,6 +36,8 @@ pub struct Driver {
     budget: Duration,
     syncs: HashMap<FolderId, FolderSync>,
     report: Arc<Mutex<Report>>,
+    /// The commit of the previous page, still running.
+    pending: Option<tokio::task::JoinHandle<Result<(), ConnectorError>>>,
 }
 
 impl Driver {
@@ -53,6 +55,17 @@ impl Driver {
             budget,
             syncs,
             report,
+            pending: None,
+        }
+    }
+
+    /// Waits for the previous page's commit.
+    async fn settle(&mut self) -> Result<(), ConnectorError> {
+        match self.pending.take() {
+            Some(pending) => pending.await.map_err(|e| {
+                ConnectorError::new(ErrorKind::Connector, format!("a commit failed: {e}"))
+            })?,
+            None => Ok(()),
         }
     }
 
@@ -68,6 +81,29 @@ impl Driver {
             .filter(|f| f.active && f.selectable)
             .all(|f| self.syncs.get(&f.id).is_some_and(|s| s.backfilled))
     }
+}
+
+/// Parses a page's messages (off the async threads) and commits the page.
+async fn commit(
+    store: Arc<dyn Store>,
+    mut page: PageWrite,
+    messages: Vec<crate::mail::Fetched>,
+) -> Result<(), ConnectorError> {
+    if !messages.is_empty() {
+        page.incoming = tokio::task::spawn_blocking(move || {
+            messages
+                .into_iter()
+                .map(|fetched| Incoming {
+                    parsed: parse(&fetched.raw),
+                    fetched,
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| ConnectorError::new(ErrorKind::Connector, format!("parsing failed: {e}")))?;
+    }
+    store.commit_page(page).await.map_err(store_error)?;
+    Ok(())
 }
 
 fn store_error(error: StoreError) -> ConnectorError {
@@ -181,6 +217,8 @@ impl SyncDriver for Driver {
     }
 
     async fn page(&mut self, task: &FolderTask, page: SyncPage) -> Result<Step, ConnectorError> {
+        // The previous page is in the store before this one is looked at.
+        self.settle().await?;
         let folder_id = FolderId::for_path(&task.path);
         if page.reset {
             self.store
@@ -200,58 +238,62 @@ impl SyncDriver for Driver {
             Err(error) => return Err(store_error(error)),
         }
         let initial = !self.syncs.get(&folder_id).is_some_and(|s| s.backfilled);
-        let messages = page.messages;
-        let count = messages.len();
-        let incoming = tokio::task::spawn_blocking(move || {
-            messages
-                .into_iter()
-                .map(|fetched| Incoming {
-                    parsed: parse(&fetched.raw),
-                    fetched,
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| ConnectorError::new(ErrorKind::Connector, format!("parsing failed: {e}")))?;
+        let count = page.messages.len();
         let sync = FolderSync {
             state: Some(page.state.clone()),
             backfilled: page.backfilled,
         };
-        let unchanged = incoming.is_empty()
+        let unchanged = page.messages.is_empty()
             && page.changed.is_empty()
             && page.removed.is_empty()
             && self.syncs.get(&folder_id) == Some(&sync);
-        if !unchanged {
-            self.store
-                .commit_page(PageWrite {
+        let commit = (!unchanged).then(|| {
+            commit(
+                self.store.clone(),
+                PageWrite {
                     account_id: self.account.id.clone(),
                     folder_id: folder_id.clone(),
                     initial,
-                    incoming,
+                    incoming: Vec::new(),
                     changed: page.changed,
                     removed: page.removed,
                     sync: sync.clone(),
-                })
-                .await
-                .map_err(store_error)?;
-            self.syncs.insert(folder_id, sync);
-        }
+                },
+                page.messages,
+            )
+        });
+        self.syncs.insert(folder_id, sync);
         let all_backfilled = self.all_backfilled();
-        let mut report = self.report();
-        report.messages += count;
-        report.all_backfilled = all_backfilled;
-        if !page.more {
-            report.caught_up += 1;
-            return Ok(Step::FolderDone);
+        let step = {
+            let mut report = self.report();
+            report.messages += count;
+            report.all_backfilled = all_backfilled;
+            if !page.more {
+                report.caught_up += 1;
+                Step::FolderDone
+            } else if self.started.elapsed() >= self.budget {
+                report.stopped = true;
+                Step::Stop
+            } else {
+                Step::Next(Some(page.state))
+            }
+        };
+        if let Some(commit) = commit {
+            if matches!(step, Step::Next(_)) {
+                // Parsed and committed while the connector fetches the next page.
+                self.pending = Some(tokio::spawn(commit));
+            } else {
+                commit.await?;
+            }
         }
-        if self.started.elapsed() >= self.budget {
-            report.stopped = true;
-            return Ok(Step::Stop);
-        }
-        Ok(Step::Next(Some(page.state)))
+        Ok(step)
     }
 
     async fn folder_failed(&mut self, task: &FolderTask, error: &ConnectorError) -> bool {
+        if let Err(commit_error) = self.settle().await {
+            tracing::error!(account = %self.account.id, "{commit_error}");
+            return false;
+        }
         let folder_only = matches!(error.kind, ErrorKind::NotFound | ErrorKind::Protocol);
         if folder_only {
             tracing::warn!(account = %self.account.id, folder = %task.path, "folder sync failed: {error}");

@@ -70,6 +70,9 @@ pub struct Fetch {
 #[derive(Default)]
 pub struct Reader {
     buffer: Vec<u8>,
+    /// Where the unread part of `buffer` begins; consumed bytes are dropped in bulk, not
+    /// after every response.
+    start: usize,
 }
 
 impl Reader {
@@ -77,23 +80,28 @@ impl Reader {
         loop {
             // Parse only once a whole response is buffered: a large literal arrives in many
             // reads, and parsing at every read would make it quadratic.
-            let Some(end) = complete_len(&self.buffer) else {
-                if self.buffer.len() > MAX_REPLY {
+            let Some(len) = complete_len(&self.buffer[self.start..]) else {
+                if self.buffer.len() - self.start > MAX_REPLY {
                     return Err(protocol("the server sent an over-long reply"));
+                }
+                if self.start > 0 {
+                    self.buffer.drain(..self.start);
+                    self.start = 0;
                 }
                 let data = transport.read()?;
                 self.buffer.extend_from_slice(&data);
                 continue;
             };
-            let reply = match esearch(&self.buffer[..end]) {
+            let response = &self.buffer[self.start..self.start + len];
+            let reply = match esearch(response) {
                 Some(ranges) => Reply::Search(ranges),
-                None => match imap_proto::parser::parse_response(&self.buffer[..end]) {
+                None => match imap_proto::parser::parse_response(response) {
                     Ok((_, response)) => convert(response),
                     // A response imap-proto does not know is skipped rather than failing the job.
                     Err(_) => Reply::Other,
                 },
             };
-            self.buffer.drain(..end);
+            self.start += len;
             return Ok(reply);
         }
     }
@@ -269,5 +277,65 @@ fn attribute_name(attribute: &NameAttribute<'_>) -> String {
         NameAttribute::Trash => "\\Trash".into(),
         NameAttribute::Extension(other) => other.to_string(),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailroom::connector0_1_0::auth::Protocol;
+    use crate::mailroom::connector0_1_0::types::ErrorKind;
+
+    /// Hands out a script of server bytes in small pieces.
+    struct Script(Vec<Vec<u8>>);
+
+    impl Transport for Script {
+        fn read(&mut self) -> Result<Vec<u8>, Error> {
+            if self.0.is_empty() {
+                return Err(crate::error::error(ErrorKind::Connect, "closed"));
+            }
+            Ok(self.0.remove(0))
+        }
+        fn write(&mut self, _: &[u8]) -> Result<(), Error> {
+            Ok(())
+        }
+        fn start_tls(&mut self) -> Result<(), Error> {
+            Ok(())
+        }
+        fn authenticate(&mut self, _: Protocol, _: &[String]) -> Result<String, Error> {
+            Ok(String::new())
+        }
+    }
+
+    #[test]
+    fn responses_with_literals_split_across_reads() {
+        let body = b"Subject: hi\r\n\r\nhello {5}\r\nworld\r\n";
+        let mut stream = format!(
+            "* 1 FETCH (UID 7 FLAGS (\\Seen) RFC822.SIZE {} BODY[] {{{}}}\r\n",
+            body.len(),
+            body.len()
+        )
+        .into_bytes();
+        stream.extend_from_slice(body);
+        stream.extend_from_slice(b")\r\n* ESEARCH (TAG \"m3\") UID ALL 1:3,7\r\n* VANISHED (EARLIER) 4:5\r\nm3 OK done\r\n");
+        let mut script = Script(stream.chunks(7).map(<[u8]>::to_vec).collect());
+        let mut reader = Reader::default();
+        let Reply::Fetch(fetch) = reader.next(&mut script).unwrap() else {
+            panic!("a FETCH first");
+        };
+        assert_eq!(fetch.uid, Some(7));
+        assert_eq!(fetch.flags.as_deref(), Some(&["\\Seen".to_owned()][..]));
+        assert_eq!(fetch.body.as_ref().map(|(_, b)| b.as_slice()), Some(&body[..]));
+        assert!(matches!(reader.next(&mut script).unwrap(), Reply::Search(r) if r == [(1, 3), (7, 7)]));
+        assert!(matches!(reader.next(&mut script).unwrap(), Reply::Vanished(r) if r == [(4, 5)]));
+        assert!(matches!(reader.next(&mut script).unwrap(), Reply::Tagged { tag, .. } if tag == "m3"));
+    }
+
+    #[test]
+    fn literal_lengths_are_read_from_line_ends_only() {
+        assert_eq!(literal_len(b"* 1 FETCH (BODY[] {12}"), Some(12));
+        assert_eq!(literal_len(b"a APPEND x {3+}"), Some(3));
+        assert_eq!(literal_len(b"* OK {not a literal}"), None);
+        assert_eq!(literal_len(b"* OK done"), None);
     }
 }
