@@ -164,7 +164,7 @@ pub struct SyncConfig {
     pub interval_secs: u64,
     /// Messages one page of a folder's sync may carry. Default 500.
     pub page_messages: u32,
-    /// Bytes one page may carry, in KiB; a larger message travels in parts. Default 8192.
+    /// Bytes one page may carry, in KiB; a larger message travels in parts. Default 4096.
     pub page_kib: u64,
     /// How long one job may sync before it ends and lets other accounts in (it is queued
     /// again at once when it had more to do), in seconds. Default 60.
@@ -176,7 +176,7 @@ impl Default for SyncConfig {
         Self {
             interval_secs: 60,
             page_messages: 500,
-            page_kib: 8192,
+            page_kib: 4096,
             job_budget_secs: 60,
         }
     }

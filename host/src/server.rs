@@ -208,7 +208,7 @@ impl Server {
 
     /// Stops accepting requests and waits for those under way.
     pub async fn stop(self) {
-        self.scheduler.stop();
+        self.scheduler.stop().await;
         let _ = self.shutdown.send(());
         let _ = self.task.await;
     }

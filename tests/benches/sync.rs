@@ -73,7 +73,11 @@ async fn raw_ceiling(servers: &MailServers, user: &User) -> (Duration, u64) {
         "a LOGIN \"{}\" \"{}\"\r\nb SELECT INBOX\r\nc UID FETCH 1:* (BODY.PEEK[])\r\n",
         user.email, user.password
     );
-    stream.get_mut().write_all(login.as_bytes()).await.expect("write");
+    stream
+        .get_mut()
+        .write_all(login.as_bytes())
+        .await
+        .expect("write");
     let mut bytes = 0u64;
     let mut sink = vec![0u8; 1 << 20];
     loop {
@@ -126,7 +130,12 @@ impl rustls::client::danger::ServerCertVerifier for TrustLoopback {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -135,7 +144,12 @@ impl rustls::client::danger::ServerCertVerifier for TrustLoopback {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -198,7 +212,10 @@ impl Server {
         let config = data.path().join("mailroom.toml");
         std::fs::write(&config, "[sync]\ninterval_secs = 3600\n").expect("a config file");
         let binary = workspace().join("target/release/mailroom");
-        assert!(binary.exists(), "build it first: cargo build --release -p mailroom");
+        assert!(
+            binary.exists(),
+            "build it first: cargo build --release -p mailroom"
+        );
         let child = Command::new(binary)
             .arg("serve")
             .arg("--listen")
@@ -279,7 +296,12 @@ async fn held(api: &Api, account: &str) -> u64 {
 }
 
 /// Initial sync: time to the newest 1,000 messages and to the whole folder.
-async fn initial_sync(api: &Api, servers: &MailServers, user: &User, count: usize) -> (String, Duration, Duration) {
+async fn initial_sync(
+    api: &Api,
+    servers: &MailServers,
+    user: &User,
+    count: usize,
+) -> (String, Duration, Duration) {
     let started = Instant::now();
     let account = connect(api, servers, user).await;
     let mut first_thousand = None;
@@ -290,9 +312,16 @@ async fn initial_sync(api: &Api, servers: &MailServers, user: &User, count: usiz
             first_thousand = Some(started.elapsed());
         }
         if body["state"] == "active" && n as usize >= count {
-            return (account, first_thousand.unwrap_or(started.elapsed()), started.elapsed());
+            return (
+                account,
+                first_thousand.unwrap_or(started.elapsed()),
+                started.elapsed(),
+            );
         }
-        assert!(started.elapsed() < Duration::from_secs(1800), "the sync did not finish: {body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "the sync did not finish: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -316,7 +345,11 @@ async fn corpus_run(
     messages: &[Vec<u8>],
 ) {
     let total_bytes: u64 = messages.iter().map(|m| m.len() as u64).sum();
-    eprintln!("{name}: seeding {} messages, {:.0} MB", messages.len(), total_bytes as f64 / 1e6);
+    eprintln!(
+        "{name}: seeding {} messages, {:.0} MB",
+        messages.len(),
+        total_bytes as f64 / 1e6
+    );
     seed(servers, user, "INBOX", messages).await;
     let mb = total_bytes as f64 / 1e6;
     let n = messages.len() as f64;
@@ -328,20 +361,60 @@ async fn corpus_run(
         let (second, _) = raw_ceiling(servers, user).await;
         (first.min(second), bytes)
     };
-    results.record(&format!("{name}.raw_ceiling.msgs_per_s"), n / raw.as_secs_f64(), "msg/s", None);
-    results.record(&format!("{name}.raw_ceiling.mb_per_s"), bytes as f64 / 1e6 / raw.as_secs_f64(), "MB/s", None);
+    results.record(
+        &format!("{name}.raw_ceiling.msgs_per_s"),
+        n / raw.as_secs_f64(),
+        "msg/s",
+        None,
+    );
+    results.record(
+        &format!("{name}.raw_ceiling.mb_per_s"),
+        bytes as f64 / 1e6 / raw.as_secs_f64(),
+        "MB/s",
+        None,
+    );
     let no_fsync = mbsync(servers, user, false).min(mbsync(servers, user, false));
-    results.record(&format!("{name}.mbsync_fsync_no.msgs_per_s"), n / no_fsync.as_secs_f64(), "msg/s", None);
-    results.record(&format!("{name}.mbsync_fsync_no.mb_per_s"), mb / no_fsync.as_secs_f64(), "MB/s", None);
+    results.record(
+        &format!("{name}.mbsync_fsync_no.msgs_per_s"),
+        n / no_fsync.as_secs_f64(),
+        "msg/s",
+        None,
+    );
+    results.record(
+        &format!("{name}.mbsync_fsync_no.mb_per_s"),
+        mb / no_fsync.as_secs_f64(),
+        "MB/s",
+        None,
+    );
     let fsync = mbsync(servers, user, true).min(mbsync(servers, user, true));
-    results.record(&format!("{name}.mbsync_fsync_yes.msgs_per_s"), n / fsync.as_secs_f64(), "msg/s", None);
-    results.record(&format!("{name}.mbsync_fsync_yes.mb_per_s"), mb / fsync.as_secs_f64(), "MB/s", None);
+    results.record(
+        &format!("{name}.mbsync_fsync_yes.msgs_per_s"),
+        n / fsync.as_secs_f64(),
+        "msg/s",
+        None,
+    );
+    results.record(
+        &format!("{name}.mbsync_fsync_yes.mb_per_s"),
+        mb / fsync.as_secs_f64(),
+        "MB/s",
+        None,
+    );
 
     let server = Server::start(servers).await;
     let (account, first, all) = initial_sync(&server.api, servers, user, messages.len()).await;
     let rate = n / all.as_secs_f64();
-    results.record(&format!("{name}.mailroom.msgs_per_s"), rate, "msg/s", Some(">= mbsync_fsync_no"));
-    results.record(&format!("{name}.mailroom.mb_per_s"), mb / all.as_secs_f64(), "MB/s", Some(">= mbsync_fsync_no"));
+    results.record(
+        &format!("{name}.mailroom.msgs_per_s"),
+        rate,
+        "msg/s",
+        Some(">= mbsync_fsync_no"),
+    );
+    results.record(
+        &format!("{name}.mailroom.mb_per_s"),
+        mb / all.as_secs_f64(),
+        "MB/s",
+        Some(">= mbsync_fsync_no"),
+    );
     results.record(
         &format!("{name}.mailroom.vs_mbsync_fsync_no"),
         no_fsync.as_secs_f64() / all.as_secs_f64(),
@@ -354,10 +427,25 @@ async fn corpus_run(
         "ratio",
         Some(">= 0.5 (stretch)"),
     );
-    results.record(&format!("{name}.mailroom.newest_1000_visible_s"), first.as_secs_f64(), "s", Some("<= 0.5"));
+    results.record(
+        &format!("{name}.mailroom.newest_1000_visible_s"),
+        first.as_secs_f64(),
+        "s",
+        Some("<= 0.5"),
+    );
     let incremental = no_change_sync_ms(&server.api, &account, 9).await;
-    results.record(&format!("{name}.mailroom.no_change_sync_qresync_ms"), incremental, "ms", Some("<= 5 per folder"));
-    results.record(&format!("{name}.mailroom.peak_rss_mb"), server.peak_rss_mb(), "MB", Some("< 150"));
+    results.record(
+        &format!("{name}.mailroom.no_change_sync_qresync_ms"),
+        incremental,
+        "ms",
+        Some("<= 5 per folder"),
+    );
+    results.record(
+        &format!("{name}.mailroom.peak_rss_mb"),
+        server.peak_rss_mb(),
+        "MB",
+        Some("< 150"),
+    );
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -372,10 +460,24 @@ async fn main() {
 
     let servers = MailServers::start();
     let small = corpus::small(&real, MESSAGES);
-    corpus_run(&mut results, "small", &servers, &servers.user("alice"), &small).await;
+    corpus_run(
+        &mut results,
+        "small",
+        &servers,
+        &servers.user("alice"),
+        &small,
+    )
+    .await;
     drop(small);
     let heavy = corpus::heavy(&real, MESSAGES);
-    corpus_run(&mut results, "heavy", &servers, &servers.user("bob"), &heavy).await;
+    corpus_run(
+        &mut results,
+        "heavy",
+        &servers,
+        &servers.user("bob"),
+        &heavy,
+    )
+    .await;
     drop(heavy);
     drop(servers);
 
@@ -387,7 +489,12 @@ async fn main() {
     let server = Server::start(&plain).await;
     let (account, _, _) = initial_sync(&server.api, &plain, &carol, big.len()).await;
     let incremental = no_change_sync_ms(&server.api, &account, 9).await;
-    results.record("no_condstore_20000.no_change_sync_ms", incremental, "ms", Some("<= 50"));
+    results.record(
+        "no_condstore_20000.no_change_sync_ms",
+        incremental,
+        "ms",
+        Some("<= 50"),
+    );
     drop(server);
 
     let out = workspace().join("bench/results");

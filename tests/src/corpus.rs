@@ -12,7 +12,7 @@ impl Rng {
         Self(seed.max(1))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -21,7 +21,7 @@ impl Rng {
 
     /// A number in `low..high`.
     pub fn range(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next() % (high - low)
+        low + self.next_u64() % (high - low)
     }
 }
 
@@ -32,7 +32,12 @@ pub fn spamassassin(dir: &Path) -> Vec<Vec<u8>> {
         .unwrap_or_else(|e| panic!("cannot read the corpus at {}: {e}", dir.display()))
         .flatten()
         .filter(|group| group.path().is_dir())
-        .flat_map(|group| std::fs::read_dir(group.path()).into_iter().flatten().flatten())
+        .flat_map(|group| {
+            std::fs::read_dir(group.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|e| e == "txt"))
         .collect();
@@ -63,8 +68,22 @@ fn crlf(text: &[u8]) -> Vec<u8> {
 }
 
 const WORDS: &[&str] = &[
-    "pipeline", "quote", "renewal", "meeting", "invoice", "contract", "pricing", "forecast",
-    "customer", "proposal", "discount", "shipment", "follow-up", "deadline", "budget", "team",
+    "pipeline",
+    "quote",
+    "renewal",
+    "meeting",
+    "invoice",
+    "contract",
+    "pricing",
+    "forecast",
+    "customer",
+    "proposal",
+    "discount",
+    "shipment",
+    "follow-up",
+    "deadline",
+    "budget",
+    "team",
 ];
 
 fn text(rng: &mut Rng, bytes: usize) -> String {
@@ -86,7 +105,7 @@ fn text(rng: &mut Rng, bytes: usize) -> String {
 
 fn base64_lines(rng: &mut Rng, bytes: usize) -> String {
     use base64::Engine;
-    let data: Vec<u8> = (0..bytes).map(|_| rng.next() as u8).collect();
+    let data: Vec<u8> = (0..bytes).map(|_| rng.next_u64() as u8).collect();
     let encoded = base64::engine::general_purpose::STANDARD.encode(data);
     let mut out = String::with_capacity(encoded.len() + encoded.len() / 38);
     for line in encoded.as_bytes().chunks(76) {

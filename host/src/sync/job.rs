@@ -10,6 +10,7 @@ use crate::store::mail::{FolderSync, Incoming, PageWrite};
 use crate::store::{Store, StoreError};
 use async_trait::async_trait;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,8 @@ pub struct Driver {
     report: Arc<Mutex<Report>>,
     /// The commit of the previous page, still running.
     pending: Option<tokio::task::JoinHandle<Result<(), ConnectorError>>>,
+    /// Set when the server stops.
+    stopping: Arc<AtomicBool>,
 }
 
 impl Driver {
@@ -47,6 +50,7 @@ impl Driver {
         syncs: HashMap<FolderId, FolderSync>,
         budget: Duration,
         report: Arc<Mutex<Report>>,
+        stopping: Arc<AtomicBool>,
     ) -> Self {
         Self {
             store,
@@ -56,6 +60,7 @@ impl Driver {
             syncs,
             report,
             pending: None,
+            stopping,
         }
     }
 
@@ -228,7 +233,12 @@ impl SyncDriver for Driver {
             self.syncs.remove(&folder_id);
             return Ok(Step::Next(None));
         }
-        // A job whose account was deleted or disabled meanwhile stops writing at once.
+        // The server stops, or the account was deleted or disabled meanwhile: this page is
+        // not written, and the job ends.
+        if self.stopping.load(Ordering::Relaxed) {
+            self.report().stopped = true;
+            return Ok(Step::Stop);
+        }
         match self.store.account(&self.account.id).await {
             Ok(Some(account)) if account.enabled => {}
             Ok(_) => {

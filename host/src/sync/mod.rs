@@ -18,9 +18,11 @@ use crate::vault::Vault;
 use job::{Driver, Report};
 use serde_json::json;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
 /// How often the scheduler looks for due accounts when nothing wakes it.
 const TICK: Duration = Duration::from_secs(1);
@@ -45,12 +47,19 @@ struct Inner {
     config: SyncConfig,
     slots: Mutex<HashMap<String, Slot>>,
     wake: Notify,
+    /// Set when the server stops: running jobs end after their current page.
+    stopping: Arc<AtomicBool>,
+    jobs: Mutex<JoinSet<()>>,
 }
 
 pub struct Scheduler {
     inner: Arc<Inner>,
-    task: tokio::task::JoinHandle<()>,
+    /// The loop that starts jobs; taken when stopping.
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
+
+/// How long stopping waits for running jobs to reach the end of a page.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 impl Scheduler {
     pub fn start(
@@ -66,9 +75,14 @@ impl Scheduler {
             config,
             slots: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            stopping: Arc::new(AtomicBool::new(false)),
+            jobs: Mutex::new(JoinSet::new()),
         });
         let task = tokio::spawn(run(inner.clone()));
-        Self { inner, task }
+        Self {
+            inner,
+            task: Mutex::new(Some(task)),
+        }
     }
 
     /// Asks for a sync of the account: at once when none runs, else right after the running
@@ -82,15 +96,32 @@ impl Scheduler {
         self.inner.wake.notify_one();
     }
 
-    /// Stops starting jobs; running ones finish on their own (each page is committed).
-    pub fn stop(&self) {
-        self.task.abort();
+    /// Stops starting jobs and lets running ones end after their current page (each page
+    /// is committed whole); a job still busy after a grace period is cut off, which loses
+    /// nothing committed.
+    pub async fn stop(&self) {
+        self.inner.stopping.store(true, Ordering::Relaxed);
+        let task = self.task.lock().expect("scheduler poisoned").take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+        let mut jobs = std::mem::take(&mut *self.inner.jobs.lock().expect("scheduler poisoned"));
+        let drained = tokio::time::timeout(STOP_GRACE, async {
+            while jobs.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            jobs.shutdown().await;
+        }
     }
 }
 
 impl Drop for Scheduler {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = self.task.lock().expect("scheduler poisoned").take() {
+            task.abort();
+        }
     }
 }
 
@@ -121,7 +152,9 @@ async fn run(inner: Arc<Inner>) {
                     slot.running = true;
                     slot.requested = false;
                     slot.last_start = Some(now);
-                    tokio::spawn(job(inner.clone(), account.id));
+                    let mut jobs = inner.jobs.lock().expect("scheduler poisoned");
+                    while jobs.try_join_next().is_some() {}
+                    jobs.spawn(job(inner.clone(), account.id));
                 }
             }
             Err(error) => tracing::error!("the scheduler cannot read accounts: {error}"),
@@ -212,6 +245,7 @@ async fn sync_account(inner: &Inner, account_id: &str) -> Outcome {
         syncs,
         Duration::from_secs(inner.config.job_budget_secs.max(1)),
         report.clone(),
+        inner.stopping.clone(),
     );
     let held = held_lookup(inner.store.clone(), account_id.to_owned());
     let limits = PageLimits {

@@ -325,10 +325,17 @@ mod tests {
         };
         assert_eq!(fetch.uid, Some(7));
         assert_eq!(fetch.flags.as_deref(), Some(&["\\Seen".to_owned()][..]));
-        assert_eq!(fetch.body.as_ref().map(|(_, b)| b.as_slice()), Some(&body[..]));
-        assert!(matches!(reader.next(&mut script).unwrap(), Reply::Search(r) if r == [(1, 3), (7, 7)]));
+        assert_eq!(
+            fetch.body.as_ref().map(|(_, b)| b.as_slice()),
+            Some(&body[..])
+        );
+        assert!(
+            matches!(reader.next(&mut script).unwrap(), Reply::Search(r) if r == [(1, 3), (7, 7)])
+        );
         assert!(matches!(reader.next(&mut script).unwrap(), Reply::Vanished(r) if r == [(4, 5)]));
-        assert!(matches!(reader.next(&mut script).unwrap(), Reply::Tagged { tag, .. } if tag == "m3"));
+        assert!(
+            matches!(reader.next(&mut script).unwrap(), Reply::Tagged { tag, .. } if tag == "m3")
+        );
     }
 
     #[test]
