@@ -133,7 +133,13 @@ async fn changes_by_another_client_appear(options: Options) {
     imap.append("INBOX", "", &days_ago(0), &raw).await;
     imap.logout().await;
 
+    // The other client's session has ended (and been logged) before the sync starts.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let log_before = setup.servers.dovecot_log().len();
     setup.mailroom.sync(&account).await;
+    // Only the new message was downloaded: the moved one was recognised by its Message-ID
+    // and size before its body was fetched.
+    assert_eq!(bodies_fetched_since(&setup, log_before).await, 1);
     let after = setup.mailroom.messages(&account, "").await;
     let by_subject = |subject: &str| after.iter().find(|m| m["subject"] == subject).cloned();
     assert_eq!(after.len(), 6, "one expunged, one new: {after:#?}");
@@ -203,6 +209,30 @@ async fn changes_by_another_client_appear(options: Options) {
     assert_eq!(of_kind("message.created").len(), 1, "{events:#}");
     assert_eq!(of_kind("message.deleted"), vec![id_of("age 4")]);
     assert!(of_kind("message.updated").contains(&moved_id));
+}
+
+/// Message bodies Dovecot served to the sync job(s) whose sessions ended after `offset` in
+/// its log (each session logs `body_count=` when it ends).
+async fn bodies_fetched_since(setup: &Setup, offset: usize) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let log = setup.servers.dovecot_log();
+        let sessions: Vec<u64> = log[offset..]
+            .lines()
+            .filter(|l| l.contains("imap(alice@example.test)") && l.contains("Disconnected"))
+            .filter_map(|l| l.split("body_count=").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+            .collect();
+        if !sessions.is_empty() {
+            return sessions.iter().sum();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no sync session ended:\n{}",
+            &log[offset..]
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -27,7 +27,11 @@ pub struct Fetched {
     pub flags: Flags,
     /// When the server received it, seconds since the Unix epoch.
     pub received_at: i64,
+    /// Empty when `known` is set.
     pub raw: Vec<u8>,
+    /// Not fetched: the connector's probe (Message-ID, size) of a message the host said it
+    /// holds already.
+    pub known: Option<(String, u64)>,
 }
 
 /// One step of a folder's sync, as [`crate::runtime::Runtime::sync`] reports it.

@@ -106,6 +106,7 @@ mod tests {
             flags: Flags::default(),
             received_at: 0,
             raw: raw.to_vec(),
+            known: None,
         };
         parse(raw).into_message(
             "msg_1".into(),

@@ -15,6 +15,8 @@ use wasmtime::component::Resource;
 
 /// How many connections one job may hold open at once.
 const MAX_CONNECTIONS: usize = 16;
+/// How many messages one `known` call may ask about.
+const MAX_PROBES: usize = 10_000;
 
 type Wit<T> = wasmtime::Result<Result<T, types::Error>>;
 
@@ -162,6 +164,22 @@ impl mail::Host for JobState {
                 flags: super::sync::flags_to_wit(range.flags),
             })
             .collect())
+    }
+
+    async fn known(&mut self, probes: Vec<mail::MessageProbe>) -> wasmtime::Result<Vec<bool>> {
+        if probes.len() > MAX_PROBES {
+            return Err(wasmtime::Error::msg(format!(
+                "a connector asked about {} messages at once; at most {MAX_PROBES} are answered",
+                probes.len()
+            )));
+        }
+        let lookup = self.account.as_ref().and_then(|a| a.known.clone());
+        Ok(match lookup {
+            Some(lookup) => {
+                lookup(probes.into_iter().map(|p| (p.message_id, p.size)).collect()).await
+            }
+            None => vec![false; probes.len()],
+        })
     }
 }
 

@@ -16,7 +16,7 @@ pub mod sandbox;
 pub mod sink;
 mod sync;
 
-pub use sync::{FolderTask, HeldLookup, PageLimits, Step, SyncDriver};
+pub use sync::{FolderTask, HeldLookup, KnownLookup, PageLimits, Step, SyncDriver};
 
 use crate::account::ConnectionSpec;
 use crate::auth::Credentials;
@@ -257,6 +257,7 @@ impl Runtime {
             }),
             allow_insecure_certificate: spec.allow_insecure_certificate,
             held: None,
+            known: None,
         };
         let folders = self
             .run(&connector, Some(job), move |store, instance| {

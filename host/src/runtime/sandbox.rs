@@ -25,6 +25,8 @@ pub struct JobAccount {
     pub allow_insecure_certificate: bool,
     /// Answers the connector's `held` query (sync jobs only).
     pub held: Option<super::HeldLookup>,
+    /// Answers the connector's `known` query (sync jobs only).
+    pub known: Option<super::KnownLookup>,
 }
 
 pub struct JobState {

@@ -20,6 +20,13 @@ pub type HeldLookup = Arc<
     dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = Vec<HeldRange>> + Send>> + Send + Sync,
 >;
 
+/// Answers a connector's `known(probes)`: whether the host holds each (Message-ID, size).
+pub type KnownLookup = Arc<
+    dyn Fn(Vec<(String, u64)>) -> std::pin::Pin<Box<dyn Future<Output = Vec<bool>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// How much one page may carry.
 #[derive(Debug, Clone, Copy)]
 pub struct PageLimits {
@@ -65,6 +72,7 @@ impl Runtime {
         &self,
         spec: &ConnectionSpec,
         held: HeldLookup,
+        known: KnownLookup,
         limits: PageLimits,
         driver: impl SyncDriver,
     ) -> Result<(), ConnectorError> {
@@ -83,6 +91,7 @@ impl Runtime {
             }),
             allow_insecure_certificate: spec.allow_insecure_certificate,
             held: Some(held),
+            known: Some(known),
         };
         self.run(&connector, Some(job), move |store, instance| {
             Box::pin(async move {
@@ -166,15 +175,17 @@ async fn drive<D: SyncDriver>(
 fn page_from_wit(store: &mut Store<JobState>, page: wit::Page) -> wasmtime::Result<SyncPage> {
     let mut messages = Vec::with_capacity(page.messages.len());
     for message in page.messages {
-        let raw = match message.body {
-            wit::Body::Bytes(bytes) => bytes,
-            wit::Body::Sink(sink) => store.data_mut().table.delete(sink)?.data,
+        let (raw, known) = match message.body {
+            wit::Body::Bytes(bytes) => (bytes, None),
+            wit::Body::Sink(sink) => (store.data_mut().table.delete(sink)?.data, None),
+            wit::Body::Known(probe) => (Vec::new(), Some((probe.message_id, probe.size))),
         };
         messages.push(Fetched {
             provider_id: message.id,
             flags: flags_from_wit(message.flags),
             received_at: message.received_at,
             raw,
+            known,
         });
     }
     Ok(SyncPage {

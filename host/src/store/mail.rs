@@ -22,10 +22,11 @@ pub struct FolderSync {
     pub backfilled: bool,
 }
 
-/// A fetched message with its parsed metadata.
+/// A fetched message with its parsed metadata (none for a message the connector did not
+/// fetch because the host holds it: `fetched.known`).
 pub struct Incoming {
     pub fetched: Fetched,
-    pub parsed: Parsed,
+    pub parsed: Option<Parsed>,
 }
 
 /// One page to commit.
@@ -86,6 +87,8 @@ pub trait MailStore: Send + Sync {
     async fn forget_folder(&self, account_id: &str, folder_id: &FolderId) -> Result<()>;
     /// Deletes the messages left in no folder; returns how many.
     async fn finish_job(&self, account_id: &str) -> Result<usize>;
+    /// For each (Message-ID, size), whether the account holds such a message.
+    async fn known(&self, account_id: &str, probes: Vec<(String, u64)>) -> Result<Vec<bool>>;
     /// `(numeric provider id, flags)` of a folder's messages, by id.
     async fn held(&self, account_id: &str, folder_id: &FolderId) -> Result<Vec<(u64, Flags)>>;
     async fn message(&self, id: &str) -> Result<Option<Message>>;

@@ -166,12 +166,31 @@ fn commit(txn: &WriteTransaction, page: PageWrite) -> Result<PageOutcome> {
             }
             continue;
         }
-        let known = {
-            let identities = txn.open_table(IDENTITIES).map_err(backend)?;
-            let value = identities
-                .get((account, parsed.identity.as_str()))
-                .map_err(backend)?;
-            value.map(|v| v.value().to_owned())
+        let known = match (&parsed, &fetched.known) {
+            (Some(parsed), _) => {
+                let identities = txn.open_table(IDENTITIES).map_err(backend)?;
+                let value = identities
+                    .get((account, parsed.identity.as_str()))
+                    .map_err(backend)?;
+                value.map(|v| v.value().to_owned())
+            }
+            (None, Some((message_id, size))) => {
+                let identities = txn.open_table(IDENTITIES).map_err(backend)?;
+                let messages = txn.open_table(MESSAGES).map_err(backend)?;
+                let found = find_known(&identities, &messages, account, message_id, *size)?;
+                // The host said it held the message when the connector asked, in this job:
+                // nothing deletes it before the job ends.
+                Some(found.ok_or_else(|| {
+                    StoreError::Conflict(format!(
+                        "message <{message_id}> was announced as held but is gone"
+                    ))
+                })?)
+            }
+            (None, None) => {
+                return Err(StoreError::Backend(
+                    "a message came without its body".into(),
+                ));
+            }
         };
         if let Some(id) = known
             && let Some(mut message) = load(txn, &id)?
@@ -190,6 +209,9 @@ fn commit(txn: &WriteTransaction, page: PageWrite) -> Result<PageOutcome> {
             push_event(txn, "message.updated", updated(&message))?;
             continue;
         }
+        let Some(parsed) = parsed else {
+            continue;
+        };
         let id = crate::user::new_id("msg");
         let message = parsed.into_message(id, account, &page.folder_id, &fetched);
         txn.open_table(BODIES)
@@ -253,6 +275,33 @@ fn commit(txn: &WriteTransaction, page: PageWrite) -> Result<PageOutcome> {
         .insert((account, folder), encode(&page.sync)?.as_slice())
         .map_err(backend)?;
     Ok(outcome)
+}
+
+/// The account's message with this Message-ID and raw size, if any (identities begin with
+/// the Message-ID and a space).
+fn find_known(
+    identities: &impl ReadableTable<(&'static str, &'static str), &'static str>,
+    messages: &impl ReadableTable<&'static str, &'static [u8]>,
+    account: &str,
+    message_id: &str,
+    size: u64,
+) -> Result<Option<String>> {
+    let prefix = format!("{message_id} ");
+    let end = format!("{message_id}!");
+    for entry in identities
+        .range((account, prefix.as_str())..(account, end.as_str()))
+        .map_err(backend)?
+    {
+        let (_, id) = entry.map_err(backend)?;
+        let Some(value) = messages.get(id.value()).map_err(backend)? else {
+            continue;
+        };
+        let message: Message = decode(value.value())?;
+        if message.size == size {
+            return Ok(Some(message.id));
+        }
+    }
+    Ok(None)
 }
 
 /// Takes a message out of a folder (one provider id, or all of that folder's); a message
@@ -480,6 +529,20 @@ impl MailStore for RedbStore {
             Ok(deleted)
         })
         .await
+    }
+
+    async fn known(&self, account_id: &str, probes: Vec<(String, u64)>) -> Result<Vec<bool>> {
+        self.read(|txn| {
+            let identities = txn.open_table(IDENTITIES).map_err(backend)?;
+            let messages = txn.open_table(MESSAGES).map_err(backend)?;
+            probes
+                .iter()
+                .map(|(message_id, size)| {
+                    find_known(&identities, &messages, account_id, message_id, *size)
+                        .map(|found| found.is_some())
+                })
+                .collect()
+        })
     }
 
     async fn held(&self, account_id: &str, folder_id: &FolderId) -> Result<Vec<(u64, Flags)>> {

@@ -99,7 +99,7 @@ async fn commit(
             messages
                 .into_iter()
                 .map(|fetched| Incoming {
-                    parsed: parse(&fetched.raw),
+                    parsed: fetched.known.is_none().then(|| parse(&fetched.raw)),
                     fetched,
                 })
                 .collect::<Vec<_>>()

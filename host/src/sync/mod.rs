@@ -12,7 +12,7 @@ use crate::config::SyncConfig;
 use crate::connector::{ConnectorError, ErrorKind};
 use crate::folder::FolderId;
 use crate::mail::held_ranges;
-use crate::runtime::{HeldLookup, PageLimits, Runtime};
+use crate::runtime::{HeldLookup, KnownLookup, PageLimits, Runtime};
 use crate::store::Store;
 use crate::vault::Vault;
 use job::{Driver, Report};
@@ -248,12 +248,13 @@ async fn sync_account(inner: &Inner, account_id: &str) -> Outcome {
         inner.stopping.clone(),
     );
     let held = held_lookup(inner.store.clone(), account_id.to_owned());
+    let known = known_lookup(inner.store.clone(), account_id.to_owned());
     let limits = PageLimits {
         max_messages: inner.config.page_messages.max(1),
         max_bytes: (inner.config.page_kib.max(1)) * 1024,
     };
     let spec = account.connection(password);
-    let result = inner.runtime.sync(&spec, held, limits, driver).await;
+    let result = inner.runtime.sync(&spec, held, known, limits, driver).await;
     let report = std::mem::take(&mut *report.lock().expect("sync report poisoned"));
     match result {
         Ok(()) => {
@@ -402,6 +403,24 @@ fn held_lookup(store: Arc<dyn Store>, account_id: String) -> HeldLookup {
                 Err(error) => {
                     tracing::error!(account = %account_id, "cannot read held messages: {error}");
                     Vec::new()
+                }
+            }
+        })
+    })
+}
+
+fn known_lookup(store: Arc<dyn Store>, account_id: String) -> KnownLookup {
+    Arc::new(move |probes: Vec<(String, u64)>| {
+        let store = store.clone();
+        let account_id = account_id.clone();
+        Box::pin(async move {
+            let count = probes.len();
+            match store.known(&account_id, probes).await {
+                Ok(known) => known,
+                Err(error) => {
+                    // Answering "not held" only costs a download.
+                    tracing::error!(account = %account_id, "cannot look up held messages: {error}");
+                    vec![false; count]
                 }
             }
         })

@@ -65,6 +65,8 @@ pub struct Fetch {
     pub size: Option<u32>,
     /// `BODY[]` (or a part of it): the offset and the bytes.
     pub body: Option<(u32, Vec<u8>)>,
+    /// A `BODY[HEADER.FIELDS (...)]` section.
+    pub header: Option<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -228,6 +230,11 @@ fn convert(response: Response<'_>) -> Reply {
                             data.map(|d| d.into_owned()).unwrap_or_default(),
                         ))
                     }
+                    AttributeValue::BodySection {
+                        section: Some(_),
+                        data,
+                        ..
+                    } => fetch.header = data.map(|d| d.into_owned()),
                     AttributeValue::Rfc822(data) => {
                         fetch.body = Some((0, data.map(|d| d.into_owned()).unwrap_or_default()))
                     }

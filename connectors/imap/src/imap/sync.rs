@@ -15,7 +15,8 @@ use super::{Client, quote};
 use crate::error::protocol;
 use crate::mailroom::connector0_1_0::types::Error;
 use crate::mailroom::connector0_2_0::mail::{
-    self, Body, BodySink, FlagChange, HeldRange, Message, MessageFlags, Page, Start, SyncRequest,
+    self, Body, BodySink, FlagChange, HeldRange, Message, MessageFlags, MessageProbe, Page, Start,
+    SyncRequest,
 };
 use crate::transport::Transport;
 
@@ -115,6 +116,13 @@ impl<T: Transport> Client<T> {
                 _ => uid_next,
             };
             page.more |= !all;
+            // After the first page, new mail may be mail moved in from another folder, which
+            // the host holds already.
+            let taken = if previous.is_some() {
+                self.skip_known(taken, &mut page.messages)?
+            } else {
+                taken
+            };
             self.bodies(taken, &mut page.messages)?;
         }
 
@@ -380,6 +388,61 @@ impl<T: Transport> Client<T> {
         Ok(metas)
     }
 
+    /// Asks the host which of `metas` it holds already (by Message-ID and size), puts those
+    /// in `out` as `known`, and returns the others.
+    fn skip_known(&mut self, metas: Vec<Meta>, out: &mut Vec<Message>) -> Result<Vec<Meta>, Error> {
+        if metas.is_empty() {
+            return Ok(metas);
+        }
+        let uids: Vec<u32> = metas.iter().map(|m| m.uid).collect();
+        let mut ids: Vec<(u32, String)> = Vec::with_capacity(metas.len());
+        self.run_with(
+            &format!(
+                "UID FETCH {} (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
+                uid_set(&uids)
+            ),
+            |reply| {
+                if let Reply::Fetch(fetch) = reply
+                    && let (Some(uid), Some(header)) = (fetch.uid, fetch.header.as_deref())
+                    && let Some(id) = message_id(header)
+                {
+                    ids.push((uid, id));
+                }
+            },
+        )?
+        .ok("UID FETCH")?;
+        let probes: Vec<(u32, MessageProbe)> = ids
+            .into_iter()
+            .filter_map(|(uid, id)| {
+                let size = metas.iter().find(|m| m.uid == uid)?.size as u64;
+                Some((
+                    uid,
+                    MessageProbe {
+                        message_id: id,
+                        size,
+                    },
+                ))
+            })
+            .collect();
+        if probes.is_empty() {
+            return Ok(metas);
+        }
+        let held = mail::known(&probes.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>());
+        let mut rest = Vec::with_capacity(metas.len());
+        for meta in metas {
+            let known = probes
+                .iter()
+                .zip(&held)
+                .find(|((uid, _), held)| *uid == meta.uid && **held)
+                .map(|((_, probe), _)| probe.clone());
+            match known {
+                Some(probe) => out.push(message(&meta, Body::Known(probe))),
+                None => rest.push(meta),
+            }
+        }
+        Ok(rest)
+    }
+
     /// Fetches the bodies of `metas`: those within the page in one command, a larger one in
     /// parts into a sink. A message gone meanwhile is left out.
     fn bodies(&mut self, metas: Vec<Meta>, out: &mut Vec<Message>) -> Result<(), Error> {
@@ -493,6 +556,18 @@ fn meta_of(fetch: &Fetch) -> Option<Meta> {
             .unwrap_or(0),
         size: fetch.size.unwrap_or(0),
     })
+}
+
+/// The Message-ID in a `Message-ID:` header field, without angle brackets.
+fn message_id(header: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(header);
+    let (name, value) = text.split_once(':')?;
+    if !name.trim().eq_ignore_ascii_case("message-id") {
+        return None;
+    }
+    let id = value.trim().trim_start_matches('<');
+    let id = id.split('>').next()?.trim();
+    (!id.is_empty()).then(|| id.to_owned())
 }
 
 fn flags_of(flags: &[String]) -> MessageFlags {
@@ -613,6 +688,19 @@ mod tests {
         assert_eq!(parse_internal_date("1-Foo-1970 00:00:00 +0000"), None);
         assert_eq!(imap_date(837_596_665), "17-Jul-1996");
         assert_eq!(imap_date(0), "1-Jan-1970");
+    }
+
+    #[test]
+    fn message_ids_come_out_of_their_header_field() {
+        assert_eq!(
+            message_id(b"Message-ID: <a@b>\r\n\r\n").as_deref(),
+            Some("a@b")
+        );
+        assert_eq!(
+            message_id(b"message-id:\r\n <x.y@z>\r\n\r\n").as_deref(),
+            Some("x.y@z")
+        );
+        assert_eq!(message_id(b"\r\n"), None);
     }
 
     #[test]
