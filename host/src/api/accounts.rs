@@ -467,28 +467,44 @@ pub async fn reconnect(
     let fields = Fields::lenient(body)?;
     let chosen = fields.strings("active_folders", 1000)?;
     let listing = run_test(app, caller, &spec).await?.map_err(failed_test)?;
-    // Without a new choice, the folders active before stay active where they still exist.
-    let previous: Vec<&str> = account
-        .folders
-        .iter()
-        .filter(|f| f.active && listing.iter().any(|l| l.id == f.id))
-        .map(|f| f.id.as_str())
-        .collect();
-    let folders = choose_folders(listing, Some(chosen.unwrap_or(previous)))?;
     let secret = spec
         .password
         .as_ref()
         .map(|p| app.vault.seal(&account.id, p));
-    account.email = spec.email;
-    account.username = spec.username;
-    account.servers = spec.servers;
-    account.allow_insecure_certificate = spec.allow_insecure_certificate;
-    account.settings = spec.settings;
-    account.folders = folders;
-    account.enabled = true;
+    // A sync job may change the account while the test runs: the new settings apply to the
+    // account as it is when they are written.
+    let mut attempts = 0;
     let before = account.state;
-    account.set_state(AccountState::Connecting, None);
-    app.store.update_account(account.clone(), secret).await?;
+    loop {
+        // Without a new choice, the folders active before stay active where they still exist.
+        let previous: Vec<&str> = account
+            .folders
+            .iter()
+            .filter(|f| f.active && listing.iter().any(|l| l.id == f.id))
+            .map(|f| f.id.as_str())
+            .collect();
+        let folders = choose_folders(listing.clone(), Some(chosen.clone().unwrap_or(previous)))?;
+        account.email = spec.email.clone();
+        account.username = spec.username.clone();
+        account.servers = spec.servers.clone();
+        account.allow_insecure_certificate = spec.allow_insecure_certificate;
+        account.settings = spec.settings.clone();
+        account.folders = folders;
+        account.enabled = true;
+        account.set_state(AccountState::Connecting, None);
+        match app
+            .store
+            .update_account(account.clone(), secret.clone())
+            .await
+        {
+            Err(StoreError::Conflict(_)) if attempts < 3 => {
+                attempts += 1;
+                account = managed(app, user, id).await?;
+            }
+            Err(error) => return Err(error.into()),
+            Ok(()) => break,
+        }
+    }
     announce_state(app, before, &account).await;
     // It resumes from the folder states it had: nothing is fetched twice.
     app.scheduler.request(&account.id);
