@@ -529,6 +529,10 @@ async fn malformed_requests_get_4xx_json_errors_and_the_server_stays_healthy() {
             "{method} {path} {body:.60} → {}",
             answer.status
         );
+        if answer.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The body was refused unread: the client must not reuse the connection.
+            assert_eq!(answer.headers["connection"], "close", "{method} {path}");
+        }
         assert!(
             answer.body["error"]["code"]
                 .as_str()

@@ -120,12 +120,24 @@ impl Reply for ApiError {
         }
         let reply =
             warp::reply::with_status(warp::reply::json(&json!({ "error": error })), self.status);
-        match self.retry_after {
+        let mut response = match self.retry_after {
             Some(seconds) => {
                 warp::reply::with_header(reply, "retry-after", seconds.to_string()).into_response()
             }
             None => reply.into_response(),
+        };
+        // A body refused unread leaves the connection unusable: say so, so that a client
+        // does not send its next request on it.
+        if matches!(
+            self.status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::LENGTH_REQUIRED
+        ) {
+            response.headers_mut().insert(
+                warp::http::header::CONNECTION,
+                warp::http::HeaderValue::from_static("close"),
+            );
         }
+        response
     }
 }
 
