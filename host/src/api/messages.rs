@@ -4,13 +4,11 @@
 use super::accounts::{can_see, visible};
 use super::auth::Caller;
 use super::error::ApiError;
-use super::paging::{DEFAULT_LIMIT, MAX_LIMIT};
+use super::paging::{PageRequest, cursor};
 use super::{App, json};
 use crate::mail::message::Message;
 use crate::mail::render;
 use crate::store::mail::MessageQuery;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use warp::http::{StatusCode, header};
@@ -40,23 +38,11 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let user = caller.user()?;
     let account = visible(app, user, account_id).await?;
-    let limit = match query.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
-                )
-            })?,
-    };
-    let after = match query.get("cursor").filter(|c| !c.is_empty()) {
+    let page = PageRequest::from_query(query)?;
+    let after = match page.after.as_deref() {
         None => None,
-        Some(cursor) => Some(
-            decode_cursor(cursor)
+        Some(key) => Some(
+            parse_key(key)
                 .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this server issued"))?,
         ),
     };
@@ -90,12 +76,16 @@ pub async fn list(
                 unread,
                 words,
                 after,
-                limit,
+                limit: page.limit,
             },
         )
         .await?;
     let next_cursor = more
-        .then(|| messages.last().map(|m| encode_cursor(m.received_at, &m.id)))
+        .then(|| {
+            messages
+                .last()
+                .map(|m| cursor(&format!("{} {}", m.received_at, m.id)))
+        })
         .flatten();
     let items: Vec<Value> = messages
         .iter()
@@ -104,13 +94,9 @@ pub async fn list(
     Ok(json(&json!({"items": items, "next_cursor": next_cursor})))
 }
 
-fn encode_cursor(received_at: i64, id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{received_at} {id}"))
-}
-
-fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
-    let (at, id) = text.split_once(' ')?;
+/// A message list's sort key: `received_at` and id.
+fn parse_key(key: &str) -> Option<(i64, String)> {
+    let (at, id) = key.split_once(' ')?;
     Some((at.parse().ok()?, id.to_owned()))
 }
 

@@ -58,12 +58,17 @@ impl PageRequest {
         };
         let next_cursor = if items.len() > self.limit {
             items.truncate(self.limit);
-            items.last().map(|last| URL_SAFE_NO_PAD.encode(key(last)))
+            items.last().map(|last| cursor(&key(last)))
         } else {
             None
         };
         Page { items, next_cursor }
     }
+}
+
+/// The cursor that continues after the item whose sort key is `key`.
+pub fn cursor(key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(key)
 }
 
 #[derive(Debug, Serialize)]

@@ -237,28 +237,21 @@ impl Runtime {
         connectors.get(id).cloned()
     }
 
+    /// The connector an account names, or why there is none.
+    fn loaded(&self, id: &str) -> Result<Arc<LoadedConnector>, ConnectorError> {
+        self.connector(id).ok_or_else(|| {
+            ConnectorError::new(ErrorKind::NotFound, format!("unknown connector `{id}`"))
+        })
+    }
+
     /// Connects to every server of the account and lists its folders.
     pub async fn test_connection(
         &self,
         spec: &ConnectionSpec,
     ) -> Result<Vec<Folder>, ConnectorError> {
-        let connector = self.connector(&spec.connector).ok_or_else(|| {
-            ConnectorError::new(
-                ErrorKind::NotFound,
-                format!("unknown connector `{}`", spec.connector),
-            )
-        })?;
+        let connector = self.loaded(&spec.connector)?;
         let account = account_record(spec);
-        let job = JobAccount {
-            allow: AllowList::new(spec.servers.clone()),
-            credentials: spec.password.clone().map(|password| Credentials {
-                login: spec.login().to_owned(),
-                password,
-            }),
-            allow_insecure_certificate: spec.allow_insecure_certificate,
-            held: None,
-            known: None,
-        };
+        let job = job_account(spec);
         let folders = self
             .run(&connector, Some(job), move |store, instance| {
                 Box::pin(async move {
@@ -425,6 +418,20 @@ fn folder_from_wit(folder: v1::mailroom::connector::types::Folder) -> Folder {
         R::All => FolderRole::All,
     });
     Folder::new(folder.path, folder.name, role, folder.selectable)
+}
+
+/// What a job may reach and log in with, for the account `spec` describes.
+fn job_account(spec: &ConnectionSpec) -> JobAccount {
+    JobAccount {
+        allow: AllowList::new(spec.servers.clone()),
+        credentials: spec.password.clone().map(|password| Credentials {
+            login: spec.login().to_owned(),
+            password,
+        }),
+        allow_insecure_certificate: spec.allow_insecure_certificate,
+        held: None,
+        known: None,
+    }
 }
 
 fn account_record(spec: &ConnectionSpec) -> v1::mailroom::connector::types::Account {

@@ -4,13 +4,11 @@
 
 use super::bindings::v0_2_0::mailroom::connector0_2_0::mail as wit;
 use super::sandbox::{JobAccount, JobState};
-use super::{Instance, Runtime, account_record, folder_from_wit};
+use super::{Instance, Runtime, account_record, folder_from_wit, job_account};
 use crate::account::ConnectionSpec;
-use crate::auth::Credentials;
 use crate::connector::{ConnectorError, ErrorKind};
 use crate::folder::Folder;
 use crate::mail::{Fetched, Flags, HeldRange, SyncPage, SyncStart};
-use crate::net::policy::AllowList;
 use async_trait::async_trait;
 use std::sync::Arc;
 use wasmtime::Store;
@@ -76,22 +74,12 @@ impl Runtime {
         limits: PageLimits,
         driver: impl SyncDriver,
     ) -> Result<(), ConnectorError> {
-        let connector = self.connector(&spec.connector).ok_or_else(|| {
-            ConnectorError::new(
-                ErrorKind::NotFound,
-                format!("the connector `{}` is not loaded", spec.connector),
-            )
-        })?;
+        let connector = self.loaded(&spec.connector)?;
         let account = account_record(spec);
         let job = JobAccount {
-            allow: AllowList::new(spec.servers.clone()),
-            credentials: spec.password.clone().map(|password| Credentials {
-                login: spec.login().to_owned(),
-                password,
-            }),
-            allow_insecure_certificate: spec.allow_insecure_certificate,
             held: Some(held),
             known: Some(known),
+            ..job_account(spec)
         };
         self.run(&connector, Some(job), move |store, instance| {
             Box::pin(async move {
