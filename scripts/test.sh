@@ -4,6 +4,8 @@
 # then checks formatting and lints and runs the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A one-off build gains nothing from incremental state; it only costs disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 if [ "$(id -u)" -eq 0 ]; then
     tests/fixtures/install.sh

@@ -42,7 +42,7 @@ async fn server_process() {
 fn start_server(data: &Path, ca: &Path) -> (Child, Api) {
     let mut child = Command::new(std::env::current_exe().expect("the test binary"))
         .args([
-            "server_process",
+            "crash::server_process",
             "--exact",
             "--ignored",
             "--nocapture",

@@ -1,0 +1,12 @@
+//! Mailroom's end-to-end tests: a real server process against real Dovecot and SMTP
+//! servers, driven through the HTTP API. One test binary for all of them, so the host and
+//! its dependencies are linked once.
+
+mod accounts;
+mod api;
+mod connection;
+mod crash;
+mod messages;
+mod sandbox;
+mod sync;
+mod users;
