@@ -137,6 +137,9 @@ pub struct ApiConfig {
     pub max_body_bytes: u64,
     /// Connection tests one caller may start per minute. Default 20.
     pub connection_tests_per_minute: u32,
+    /// The most attachment bytes (decoded, all together) one message sent through the API
+    /// may carry. Default 10 MiB. The send endpoint accepts a body large enough for them.
+    pub max_attachment_bytes: u64,
 }
 
 impl Default for ApiConfig {
@@ -144,6 +147,7 @@ impl Default for ApiConfig {
         Self {
             max_body_bytes: 1024 * 1024,
             connection_tests_per_minute: 20,
+            max_attachment_bytes: 10 * 1024 * 1024,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Mailroom's IMAP + SMTP connector, a `wasm32-wasip2` component of the
-//! `mailroom:connector@0.2.0` world.
+//! `mailroom:connector@0.3.0` world.
 //!
 //! It speaks the protocols; the host does everything else. Connections are opened by the
 //! host (`net`), which also does TLS; logins are run by the host (`auth`), so no password ever
@@ -11,16 +11,17 @@ mod smtp;
 mod transport;
 
 wit_bindgen::generate!({
-    world: "mailroom:connector/mail-connector@0.2.0",
-    path: ["../../wit/0.1.0", "../../wit/0.2.0"],
-    // The interfaces 0.2.0 takes from 0.1.0 are generated here too.
+    world: "mailroom:connector/mail-connector@0.3.0",
+    path: ["../../wit/0.1.0", "../../wit/0.2.0", "../../wit/0.3.0"],
+    // The interfaces 0.3.0 takes from 0.1.0 and 0.2.0 are generated here too.
     generate_all,
 });
 
 use error::{Failure, fail};
-use exports::mailroom::connector0_2_0::connector::{AuthKind, Guest, GuestSession, Info};
+use exports::mailroom::connector0_3_0::connector::{AuthKind, Guest, GuestSession, Info};
 use mailroom::connector0_1_0::types::{Account, Error, ErrorKind, Folder, Server};
-use mailroom::connector0_2_0::mail::{Page, SyncRequest};
+use mailroom::connector0_2_0::mail::{MessageFlags, Page, SyncRequest};
+use mailroom::connector0_3_0::changes::{Applied, Change, Delivery, Envelope, Target};
 use std::cell::RefCell;
 use transport::HostConnection;
 
@@ -107,6 +108,25 @@ impl GuestSession for Session {
     fn sync_folder(&self, request: SyncRequest) -> Result<Page, Error> {
         let mut memory = self.memory.borrow_mut();
         self.with_imap(|client| client.sync_folder(&request, &mut memory).at("imap"))
+    }
+
+    fn apply(&self, target: Target, change: Change) -> Result<Applied, Error> {
+        self.with_imap(|client| client.apply(&target, &change).at("imap"))
+    }
+
+    fn append(
+        &self,
+        folder: String,
+        raw: Vec<u8>,
+        flags: MessageFlags,
+    ) -> Result<Option<String>, Error> {
+        self.with_imap(|client| client.append(&folder, &raw, flags).at("imap"))
+    }
+
+    fn send(&self, envelope: Envelope, raw: Vec<u8>) -> Result<Delivery, Error> {
+        let server = self.server("smtp")?;
+        let connection = HostConnection::connect(server)?;
+        smtp::send(connection, server.encryption, &envelope, &raw).at("smtp")
     }
 }
 

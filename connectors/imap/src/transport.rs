@@ -27,6 +27,9 @@ impl HostConnection {
 /// How much to ask the host for at once.
 const READ_CHUNK: u32 = 64 * 1024;
 
+/// How much of a message to hand the host at once when writing it.
+pub const WRITE_CHUNK: usize = 64 * 1024;
+
 impl Transport for HostConnection {
     fn read(&mut self) -> Result<Vec<u8>, Error> {
         let data = self.0.read(READ_CHUNK)?;
@@ -55,4 +58,64 @@ impl Transport for HostConnection {
 /// Whether the account asked for STARTTLS on this server.
 pub fn wants_starttls(encryption: Encryption) -> bool {
     matches!(encryption, Encryption::Starttls)
+}
+
+/// A server played from a script, for the protocol modules' tests.
+#[cfg(test)]
+pub mod script {
+    use super::Transport;
+    use crate::error::error;
+    use crate::mailroom::connector0_1_0::auth::Protocol;
+    use crate::mailroom::connector0_1_0::types::{Error, ErrorKind};
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+
+    /// What passed on the connection, in order: `S: ` and what one read returned, `C: ` and
+    /// what one write wrote, `C: AUTH` for a login through the host.
+    pub type Log = Rc<RefCell<Vec<String>>>;
+
+    /// Answers each read with the next scripted reply; the connection closes after the last.
+    pub struct Dialogue {
+        replies: VecDeque<&'static str>,
+        log: Log,
+    }
+
+    impl Dialogue {
+        pub fn new(replies: &[&'static str]) -> (Self, Log) {
+            let log = Log::default();
+            let dialogue = Self {
+                replies: replies.iter().copied().collect(),
+                log: log.clone(),
+            };
+            (dialogue, log)
+        }
+    }
+
+    impl Transport for Dialogue {
+        fn read(&mut self) -> Result<Vec<u8>, Error> {
+            let reply = self
+                .replies
+                .pop_front()
+                .ok_or_else(|| error(ErrorKind::Connect, "the server closed the connection"))?;
+            self.log.borrow_mut().push(format!("S: {reply}"));
+            Ok(reply.as_bytes().to_vec())
+        }
+
+        fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+            let text = String::from_utf8_lossy(data);
+            self.log.borrow_mut().push(format!("C: {text}"));
+            Ok(())
+        }
+
+        fn start_tls(&mut self) -> Result<(), Error> {
+            self.log.borrow_mut().push("C: TLS".to_owned());
+            Ok(())
+        }
+
+        fn authenticate(&mut self, _: Protocol, _: &[String]) -> Result<String, Error> {
+            self.log.borrow_mut().push("C: AUTH".to_owned());
+            Ok(String::new())
+        }
+    }
 }

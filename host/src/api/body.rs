@@ -52,6 +52,51 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| ApiError::invalid(name, "is required"))
     }
 
+    /// Any string of at most `max` bytes (message bodies: line breaks allowed), when present
+    /// and not null.
+    pub fn string(&self, name: &str, max: usize) -> Result<Option<&'a str>, ApiError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.len() <= max => Ok(Some(s)),
+            Some(Value::String(_)) => Err(ApiError::invalid(
+                name,
+                format!("may be at most {max} bytes"),
+            )),
+            Some(_) => Err(ApiError::invalid(name, "must be a string")),
+        }
+    }
+
+    /// A list of objects, when present and not null.
+    pub fn objects(&self, name: &str, max_items: usize) -> Result<Vec<Fields<'a>>, ApiError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) if items.len() <= max_items => items
+                .iter()
+                .map(|item| {
+                    item.as_object()
+                        .map(Fields)
+                        .ok_or_else(|| ApiError::invalid(name, "must be a list of objects"))
+                })
+                .collect(),
+            Some(Value::Array(_)) => Err(ApiError::invalid(
+                name,
+                format!("may hold at most {max_items} items"),
+            )),
+            Some(_) => Err(ApiError::invalid(name, "must be a list of objects")),
+        }
+    }
+
+    /// The keys of the object are all among `allowed`; `name` is the field it came from.
+    pub fn only(&self, name: &str, allowed: &[&str]) -> Result<(), ApiError> {
+        match self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
+            Some(unknown) => Err(ApiError::invalid(
+                format!("{name}.{unknown}"),
+                "is not a known field",
+            )),
+            None => Ok(()),
+        }
+    }
+
     pub fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
         match self.0.get(name) {
             None | Some(Value::Null) => Ok(None),

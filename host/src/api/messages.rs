@@ -1,26 +1,32 @@
 //! Messages: `GET /v1/accounts/{id}/messages`, `GET /v1/messages/{id}` (with `/raw` and
-//! `/attachments/{id}`). A message is visible to whoever may see its account; 404 otherwise.
+//! `/attachments/{id}`), and the changes a user makes: `PATCH`, `POST …/move`, `DELETE`.
+//! A message is visible to whoever may see its account, and changed by them; 404 otherwise.
+//! Changes show at once and reach the server through the outbox.
 
 use super::accounts::{can_see, visible};
 use super::auth::Caller;
+use super::body::Fields;
 use super::error::ApiError;
 use super::paging::{PageRequest, cursor};
 use super::{App, json};
+use crate::folder::FolderRole;
 use crate::mail::message::Message;
 use crate::mail::render;
 use crate::store::mail::MessageQuery;
+use crate::store::outbox::{Change, FlagUpdate};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use warp::http::{StatusCode, header};
 use warp::reply::Response;
 
 /// The message, if the caller may see its account.
-async fn readable(app: &App, caller: &Caller, id: &str) -> Result<Message, ApiError> {
+pub async fn readable(app: &App, caller: &Caller, id: &str) -> Result<Message, ApiError> {
     let user = caller.user()?;
     let message = app
         .store
         .message(id)
         .await?
+        .filter(|m| !m.is_removed())
         .ok_or_else(|| ApiError::not_found("message"))?;
     let account = app.store.account(&message.account_id).await?;
     match account {
@@ -153,6 +159,91 @@ pub async fn attachment(
     let contents = render::attachment(&message, &raw, attachment_id)
         .ok_or_else(|| ApiError::not_found("attachment"))?;
     bytes_response(contents, &meta.content_type, meta.filename.as_deref())
+}
+
+/// Applies a change to a message the caller may see and has its account's job push it.
+async fn change(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    change: impl FnOnce(&Message, &crate::account::Account) -> Result<Change, ApiError>,
+) -> Result<Message, ApiError> {
+    let message = readable(app, caller, id).await?;
+    let account = app
+        .store
+        .account(&message.account_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    let change = change(&message, &account)?;
+    let changed = app
+        .store
+        .queue_change(&message.id, change)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    app.scheduler.request(&account.id);
+    Ok(changed)
+}
+
+/// `PATCH /v1/messages/{id}` `{"seen"?, "flagged"?}`
+pub async fn update(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    body: &Value,
+) -> Result<Response, ApiError> {
+    let fields = Fields::new(body, &["seen", "flagged"])?;
+    let update = FlagUpdate {
+        seen: fields.bool("seen")?,
+        flagged: fields.bool("flagged")?,
+        answered: None,
+    };
+    if update.seen.is_none() && update.flagged.is_none() {
+        return Err(ApiError::invalid("seen", "or flagged must be given"));
+    }
+    let message = change(app, caller, id, |_, _| Ok(Change::Flags(update))).await?;
+    Ok(json(&render::item(&message, json!([]))))
+}
+
+/// `POST /v1/messages/{id}/move` `{"folder_id"}`
+pub async fn move_to(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    body: &Value,
+) -> Result<Response, ApiError> {
+    let fields = Fields::new(body, &["folder_id"])?;
+    let folder_id = fields.required_text("folder_id", 512)?;
+    let message = change(app, caller, id, |_, account| {
+        let folder = account
+            .folders
+            .iter()
+            .find(|f| f.id.as_str() == folder_id && f.selectable)
+            .ok_or_else(|| ApiError::invalid("folder_id", "is not a folder of this account"))?;
+        Ok(Change::Move {
+            to: folder.id.clone(),
+        })
+    })
+    .await?;
+    Ok(json(&render::item(&message, json!([]))))
+}
+
+/// `DELETE /v1/messages/{id}`: to the trash; for good when already there or when the
+/// account has no trash folder.
+pub async fn delete(app: &App, caller: &Caller, id: &str) -> Result<Response, ApiError> {
+    change(app, caller, id, |message, account| {
+        let trash = account
+            .folders
+            .iter()
+            .find(|f| f.role == Some(FolderRole::Trash) && f.selectable);
+        Ok(match trash {
+            Some(trash) if !message.in_folder(&trash.id) => Change::Move {
+                to: trash.id.clone(),
+            },
+            _ => Change::Expunge,
+        })
+    })
+    .await?;
+    Ok(super::no_content())
 }
 
 fn bytes_response(

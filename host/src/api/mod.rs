@@ -13,6 +13,7 @@ pub mod error;
 mod events;
 mod messages;
 mod openapi;
+mod outbox;
 mod paging;
 mod rate_limit;
 mod users;
@@ -42,6 +43,7 @@ pub struct App {
     pub scheduler: Arc<Scheduler>,
     pub connection_tests: RateLimiter,
     pub max_body_bytes: u64,
+    pub max_attachment_bytes: u64,
     /// One lock per `Idempotency-Key` in use, so a retry racing the first attempt waits for
     /// its result (and nothing else waits).
     idempotency: std::sync::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
@@ -64,6 +66,7 @@ impl App {
             scheduler,
             connection_tests: RateLimiter::per_minute(config.connection_tests_per_minute),
             max_body_bytes: config.max_body_bytes,
+            max_attachment_bytes: config.max_attachment_bytes,
             idempotency: std::sync::Mutex::new(HashMap::new()),
             user_changes: tokio::sync::Mutex::new(()),
         }
@@ -232,6 +235,7 @@ where
 /// Every route of the API, with rejections turned into JSON errors.
 pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
     let max_body = app.max_body_bytes;
+    let max_attachment = app.max_attachment_bytes;
     let request = warp::any()
         .map(move || app.clone())
         .and(warp::header::optional::<String>("authorization"))
@@ -450,6 +454,54 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
                 messages::attachment(&app, &caller, &id, &attachment).await
             })
         });
+    let update_message = warp::path!("v1" / "messages" / String)
+        .and(warp::patch())
+        .and(request.clone())
+        .and(body())
+        .then(|id: String, r: Request, b: Body| {
+            r.run(move |app, caller| async move {
+                messages::update(&app, &caller, &id, &parse_json(b)?).await
+            })
+        });
+    let move_message = warp::path!("v1" / "messages" / String / "move")
+        .and(warp::post())
+        .and(request.clone())
+        .and(body())
+        .then(|id: String, r: Request, b: Body| {
+            r.run(move |app, caller| async move {
+                messages::move_to(&app, &caller, &id, &parse_json(b)?).await
+            })
+        });
+    let delete_message = warp::path!("v1" / "messages" / String)
+        .and(warp::delete())
+        .and(request.clone())
+        .then(|id: String, r: Request| {
+            r.run(move |app, caller| async move { messages::delete(&app, &caller, &id).await })
+        });
+    // Attachments come base64-encoded in the body: it may be larger than elsewhere.
+    let send_body_limit = max_body + max_attachment * 4 / 3 + 64 * 1024;
+    let send = warp::path!("v1" / "accounts" / String / "send")
+        .and(warp::post())
+        .and(request.clone())
+        .and(idempotency_key())
+        .and(self::body(send_body_limit))
+        .then(|id: String, r: Request, key: Option<String>, b: Body| {
+            r.run(move |app, caller| async move {
+                let body = parse_json(b)?;
+                let endpoint = format!("POST /v1/accounts/{id}/send");
+                let key_for_id = key.clone();
+                idempotent(&app, &caller, &endpoint, key, || {
+                    outbox::send(&app, &caller, &id, &body, key_for_id.as_deref())
+                })
+                .await
+            })
+        });
+    let outbox_entry = warp::path!("v1" / "outbox" / String)
+        .and(warp::get())
+        .and(request.clone())
+        .then(|id: String, r: Request| {
+            r.run(move |app, caller| async move { outbox::get(&app, &caller, &id).await })
+        });
     let events = warp::path!("v1" / "events")
         .and(warp::get())
         .and(request.clone())
@@ -458,7 +510,7 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
             r.run(move |app, caller| async move { events::list(&app, &caller, &q).await })
         });
 
-    let routes: [BoxedFilter<(Response,)>; 28] = [
+    let routes: [BoxedFilter<(Response,)>; 33] = [
         healthz.boxed(),
         openapi.boxed(),
         connectors.boxed(),
@@ -486,6 +538,11 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         get_message.boxed(),
         raw_message.boxed(),
         attachment.boxed(),
+        update_message.boxed(),
+        move_message.boxed(),
+        delete_message.boxed(),
+        send.boxed(),
+        outbox_entry.boxed(),
         events.boxed(),
     ];
     routes

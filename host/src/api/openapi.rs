@@ -156,6 +156,34 @@ pub const ROUTES: &[Route] = &[
         "/v1/messages/{id}/attachments/{attachment_id}",
         "An attachment's contents",
     ),
+    route(
+        "patch",
+        "/v1/messages/{id}",
+        "Mark read, unread, starred (pushed to the server)",
+    )
+    .body("MessagePatch")
+    .ok(200, Some("Message")),
+    route(
+        "post",
+        "/v1/messages/{id}/move",
+        "Move a message to another folder",
+    )
+    .body("MessageMove")
+    .ok(200, Some("Message")),
+    route(
+        "delete",
+        "/v1/messages/{id}",
+        "Delete a message (to the trash; for good from the trash)",
+    )
+    .ok(204, None),
+    route(
+        "post",
+        "/v1/accounts/{id}/send",
+        "Send a message (with the caller's signature)",
+    )
+    .body("Send")
+    .ok(202, Some("SendQueued")),
+    route("get", "/v1/outbox/{id}", "How a send went").ok(200, Some("OutboxEntry")),
     route("get", "/v1/events", "The event log (after, wait)").paged("Event"),
 ];
 
@@ -371,6 +399,26 @@ fn schemas() -> Value {
             "content_id": nullable_string}},
         "Event": {"type": "object", "properties": {"seq": {"type": "integer"}, "type": string,
             "at": string, "data": {"type": "object", "additionalProperties": true}}},
+        "MessagePatch": {"type": "object", "properties": {"seen": {"type": "boolean"}, "flagged": {"type": "boolean"}}},
+        "MessageMove": {"type": "object", "required": ["folder_id"], "properties": {"folder_id": string}},
+        "Recipient": {"type": "object", "required": ["email"], "properties": {"email": string, "name": string}},
+        "Send": {"type": "object", "properties": {
+            "to": {"type": "array", "items": schema_ref("Recipient")},
+            "cc": {"type": "array", "items": schema_ref("Recipient")},
+            "bcc": {"type": "array", "items": schema_ref("Recipient")},
+            "subject": string, "text": string, "html": string,
+            "attachments": {"type": "array", "items": {"type": "object",
+                "required": ["filename", "content_base64"],
+                "properties": {"filename": string, "content_type": string, "content_base64": string}}},
+            "in_reply_to": string, "signature": {"type": "boolean"}}},
+        "SendQueued": {"type": "object", "properties": {"outbox_id": string, "message_id": string}},
+        "OutboxEntry": {"type": "object", "properties": {"id": string, "kind": string,
+            "account_id": string,
+            "state": {"type": "string", "enum": ["queued", "sending", "sent", "failed"]},
+            "error": nullable_string, "message_id": string, "sent_message_id": nullable_string,
+            "recipients": {"type": "array", "items": {"type": "object", "properties": {
+                "email": string, "accepted": {"type": "boolean"}, "reply": string}}},
+            "created_at": string}},
         "AccountFolderCounts": {"type": "object", "properties": {"id": string, "name": string, "role": role,
             "active": {"type": "boolean"}, "unread": {"type": "integer"}, "total": {"type": "integer"}}},
     })

@@ -56,10 +56,53 @@ pub struct Message {
     pub flags: Flags,
     pub size: u64,
     pub attachments: Vec<Attachment>,
+    /// Changes made in Mailroom that the server has not taken yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+}
+
+/// Changes made in Mailroom and queued for the server. `folders` stays what the server holds
+/// (sync matches against it); the views show where the user put the message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// Queued changes of this message not yet pushed; at zero the record goes away.
+    pub changes: u32,
+    /// Where the user put the message, when that differs from the server for now.
+    pub placement: Option<Placement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// Moved to this folder.
+    Folder(FolderId),
+    /// Deleted for good.
+    Removed,
 }
 
 impl Message {
+    /// The folders the user sees the message in.
+    pub fn folder_ids(&self) -> Vec<&FolderId> {
+        match self.pending.as_ref().and_then(|p| p.placement.as_ref()) {
+            Some(Placement::Folder(folder)) => vec![folder],
+            Some(Placement::Removed) => Vec::new(),
+            None => self.folders.iter().map(|m| &m.folder_id).collect(),
+        }
+    }
+
     pub fn in_folder(&self, folder: &FolderId) -> bool {
-        self.folders.iter().any(|m| &m.folder_id == folder)
+        self.folder_ids().contains(&folder)
+    }
+
+    /// Deleted in Mailroom: gone from every view while the server catches up.
+    pub fn is_removed(&self) -> bool {
+        self.pending
+            .as_ref()
+            .is_some_and(|p| p.placement == Some(Placement::Removed))
+    }
+
+    /// Whether the server's word on flags and folders waits until queued changes are pushed.
+    pub fn has_pending(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| p.changes > 0)
     }
 }

@@ -4,6 +4,7 @@
 //! The types at the top are what a sync page carries, in the host's own terms (the runtime
 //! converts from each WIT version at its edge).
 
+pub mod compose;
 pub mod message;
 pub mod parse;
 pub mod render;

@@ -134,6 +134,7 @@ impl Parsed {
             flags: fetched.flags,
             size: fetched.raw.len() as u64,
             attachments: self.attachments,
+            pending: None,
         }
     }
 }
@@ -168,6 +169,24 @@ fn clean_id(id: &str) -> String {
         .trim_start_matches('<')
         .trim_end_matches('>')
         .to_owned()
+}
+
+/// What a reply to this message puts before its Message-ID in References (RFC 5322
+/// 3.6.4): the message's References, or else its single In-Reply-To.
+pub fn references_for_reply(raw: &[u8]) -> Vec<String> {
+    let Some(message) = MessageParser::default().parse_headers(raw) else {
+        return Vec::new();
+    };
+    let references = ids(message.references());
+    if !references.is_empty() {
+        return references;
+    }
+    let in_reply_to = ids(message.in_reply_to());
+    if in_reply_to.len() == 1 {
+        in_reply_to
+    } else {
+        Vec::new()
+    }
 }
 
 fn ids(value: &HeaderValue<'_>) -> Vec<String> {

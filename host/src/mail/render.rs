@@ -18,7 +18,7 @@ pub fn item(message: &Message, records: Value) -> Value {
     json!({
         "id": message.id,
         "account_id": message.account_id,
-        "folder_ids": message.folders.iter().map(|m| m.folder_id.as_str()).collect::<Vec<_>>(),
+        "folder_ids": message.folder_ids().iter().map(|f| f.as_str()).collect::<Vec<_>>(),
         "message_id": message.message_id,
         "thread_id": message.thread_id,
         "subject": message.subject,

@@ -13,9 +13,11 @@ mod bindings;
 mod builtin;
 mod imports;
 pub mod sandbox;
+mod session;
 pub mod sink;
 mod sync;
 
+pub use session::{Delivery, SmtpReply, Work, WorkChange, WorkDone};
 pub use sync::{FolderTask, HeldLookup, KnownLookup, PageLimits, Step, SyncDriver};
 
 use crate::account::ConnectionSpec;
@@ -28,6 +30,7 @@ use crate::net::{NetPolicy, TlsPolicy};
 use anyhow::{Context, anyhow, bail};
 use bindings::v0_1_0 as v1;
 use bindings::v0_2_0 as v2;
+use bindings::v0_3_0 as v3;
 use sandbox::{CpuBudgetExceeded, JobAccount, JobLimits, JobState, MemoryLimitExceeded, TICK};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -52,12 +55,14 @@ pub struct LoadedConnector {
 enum Pre {
     V1(v1::MailConnectorPre<JobState>),
     V2(v2::MailConnectorPre<JobState>),
+    V3(v3::MailConnectorPre<JobState>),
 }
 
 /// A running instance of a connector.
 enum Instance {
     V1(v1::MailConnector),
     V2(v2::MailConnector),
+    V3(v3::MailConnector),
 }
 
 impl Pre {
@@ -65,6 +70,7 @@ impl Pre {
         Ok(match self {
             Pre::V1(pre) => Instance::V1(pre.instantiate_async(store).await?),
             Pre::V2(pre) => Instance::V2(pre.instantiate_async(store).await?),
+            Pre::V3(pre) => Instance::V3(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -80,6 +86,10 @@ macro_rules! with_connector {
             }
             Instance::V2(instance) => {
                 let $guest = instance.mailroom_connector0_2_0_connector();
+                $body
+            }
+            Instance::V3(instance) => {
+                let $guest = instance.mailroom_connector0_3_0_connector();
                 $body
             }
         }
@@ -187,15 +197,18 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("the component does not fit the connector world: {e}"))?;
-        let (pre, wit_version) = match v2::MailConnectorPre::new(pre.clone()) {
-            Ok(pre) => (Pre::V2(pre), "0.2.0"),
-            Err(_) => match v1::MailConnectorPre::new(pre) {
+        let (pre, wit_version) = if let Ok(pre) = v3::MailConnectorPre::new(pre.clone()) {
+            (Pre::V3(pre), "0.3.0")
+        } else if let Ok(pre) = v2::MailConnectorPre::new(pre.clone()) {
+            (Pre::V2(pre), "0.2.0")
+        } else {
+            match v1::MailConnectorPre::new(pre) {
                 Ok(pre) => (Pre::V1(pre), "0.1.0"),
                 Err(e) => bail!(
                     "the component does not export the connector interface of any world version this host speaks (up to mailroom:connector@{}): {e}",
                     bindings::WIT_VERSION
                 ),
-            },
+            }
         };
         let described = self.describe(&pre).await?;
         let info = ConnectorInfo {
@@ -295,6 +308,9 @@ impl Runtime {
                 Instance::V1(instance) => described!(v1, instance, mailroom_connector_connector),
                 Instance::V2(instance) => {
                     described!(v2, instance, mailroom_connector0_2_0_connector)
+                }
+                Instance::V3(instance) => {
+                    described!(v3, instance, mailroom_connector0_3_0_connector)
                 }
             })
         };

@@ -1,12 +1,13 @@
-//! Running a sync job: one connector instance for one account, folder after folder, page
-//! after page, each page handed to a [`SyncDriver`] that commits it before the next is asked
-//! for.
+//! Running a sync job: one connector instance for one account. First the outbox's work,
+//! then folder after folder, page after page, each page handed to a [`SyncDriver`] that
+//! commits it before the next is asked for.
 
 use super::bindings::v0_2_0::mailroom::connector0_2_0::mail as wit;
 use super::sandbox::{JobAccount, JobState};
-use super::{Instance, Runtime, account_record, folder_from_wit, job_account};
+use super::session::{Session, Work, WorkDone};
+use super::{Instance, Runtime, account_record, job_account};
 use crate::account::ConnectionSpec;
-use crate::connector::{ConnectorError, ErrorKind};
+use crate::connector::ConnectorError;
 use crate::folder::Folder;
 use crate::mail::{Fetched, Flags, HeldRange, SyncPage, SyncStart};
 use async_trait::async_trait;
@@ -60,6 +61,14 @@ pub trait SyncDriver: Send + 'static {
     /// A folder failed. Returns whether the job goes on with the other folders; the error
     /// ends the job otherwise.
     async fn folder_failed(&mut self, task: &FolderTask, error: &ConnectorError) -> bool;
+    /// The next piece of outbox work to do before syncing; none when there is no more for
+    /// this job. An error ends the job.
+    async fn next_work(&mut self) -> Result<Option<Work>, ConnectorError>;
+    /// What came of the work [`SyncDriver::next_work`] gave last. An error ends the job.
+    async fn work_done(
+        &mut self,
+        done: Result<WorkDone, ConnectorError>,
+    ) -> Result<(), ConnectorError>;
 }
 
 impl Runtime {
@@ -98,23 +107,32 @@ async fn drive<D: SyncDriver>(
     limits: PageLimits,
     driver: &mut D,
 ) -> wasmtime::Result<Result<(), ConnectorError>> {
-    let Instance::V2(instance) = instance else {
-        return Ok(Err(ConnectorError::new(
-            ErrorKind::Unsupported,
-            "this connector was built for mailroom:connector@0.1.0, which cannot sync",
-        )));
+    let session = match Session::open(store, &instance, account).await? {
+        Ok(session) => session,
+        Err(error) => return Ok(Err(error)),
     };
-    let sessions = instance.mailroom_connector0_2_0_connector().session();
-    let session = sessions.call_constructor(&mut *store, account).await?;
     let result = async {
-        let listing = match sessions.call_list_folders(&mut *store, session).await? {
-            Ok(folders) => folders.into_iter().map(folder_from_wit).collect(),
-            Err(error) => return Ok(Err(ConnectorError::from(error))),
+        let listing = match session.list_folders(store).await? {
+            Ok(folders) => folders,
+            Err(error) => return Ok(Err(error)),
         };
         let tasks = match driver.plan(listing).await {
             Ok(tasks) => tasks,
             Err(error) => return Ok(Err(error)),
         };
+        // What the user did goes to the server before the server's news comes back.
+        loop {
+            let work = match driver.next_work().await {
+                Ok(Some(work)) => work,
+                Ok(None) => break,
+                Err(error) => return Ok(Err(error)),
+            };
+            store.data_mut().cpu.used_ticks = 0;
+            let done = session.work(store, work).await?;
+            if let Err(error) = driver.work_done(done).await {
+                return Ok(Err(error));
+            }
+        }
         for task in &tasks {
             let mut state = task.state.clone();
             loop {
@@ -132,10 +150,7 @@ async fn drive<D: SyncDriver>(
                         max_bytes: limits.max_bytes,
                     },
                 };
-                let page = match sessions
-                    .call_sync_folder(&mut *store, session, &request)
-                    .await?
-                {
+                let page = match session.sync_folder(store, &request).await? {
                     Ok(page) => page_from_wit(store, page)?,
                     Err(error) => {
                         let error = ConnectorError::from(error);
@@ -156,7 +171,7 @@ async fn drive<D: SyncDriver>(
         Ok(Ok(()))
     }
     .await;
-    session.resource_drop_async(&mut *store).await?;
+    session.close(store).await?;
     result
 }
 

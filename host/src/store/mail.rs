@@ -38,7 +38,9 @@ pub struct PageWrite {
     pub incoming: Vec<Incoming>,
     pub changed: Vec<(String, Flags)>,
     pub removed: Vec<String>,
-    pub sync: FolderSync,
+    /// The folder's new sync progress; none for messages filed outside a sync (the copy
+    /// of a sent message).
+    pub sync: Option<FolderSync>,
 }
 
 /// What a committed page did.

@@ -5,10 +5,13 @@
 //! The embedded backend is [`redb`](self::redb): one database file in the data directory.
 
 pub mod mail;
+pub mod outbox;
 mod redb;
 mod redb_mail;
+mod redb_outbox;
 
 pub use self::mail::MailStore;
+pub use self::outbox::OutboxStore;
 pub use self::redb::RedbStore;
 
 use crate::account::Account;
@@ -53,7 +56,7 @@ pub struct Remembered {
 }
 
 #[async_trait]
-pub trait Store: MailStore + Send + Sync + 'static {
+pub trait Store: MailStore + OutboxStore + Send + Sync + 'static {
     async fn user_count(&self) -> Result<u64>;
     /// Fails with `Conflict` when the external id is taken.
     async fn insert_user(&self, user: User) -> Result<()>;

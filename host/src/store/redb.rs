@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 pub const FILE: &str = "mailroom.redb";
 
 /// The schema this code writes. Bump it with a migration step in [`migrate`].
-const SCHEMA_VERSION: u64 = 2;
+const SCHEMA_VERSION: u64 = 3;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -201,6 +201,10 @@ fn migrate(txn: &WriteTransaction) -> Result<()> {
     if found < 2 {
         // Version 2: synced mail and the event log.
         super::redb_mail::create_tables(txn)?;
+    }
+    if found < 3 {
+        // Version 3: the outbox.
+        super::redb_outbox::create_tables(txn)?;
     }
     meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())
         .map_err(backend)?;
@@ -395,6 +399,7 @@ impl Store for RedbStore {
                 .retain(|_, account| account != id.as_str())
                 .map_err(backend)?;
             super::redb_mail::delete_account_mail(txn, &id)?;
+            super::redb_outbox::delete_account_outbox(txn, &id)?;
             Ok(existed)
         })
         .await

@@ -16,7 +16,7 @@ use super::redb::{RedbStore, backend, decode, encode};
 use super::{Result, StoreError};
 use crate::folder::FolderId;
 use crate::mail::Flags;
-use crate::mail::message::{Membership, Message};
+use crate::mail::message::{Membership, Message, Placement};
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde_json::{Value, json};
@@ -39,7 +39,7 @@ pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("eve
 const EVENTS_KEPT: u64 = 100_000;
 
 /// The largest string that sorts after every provider id and message id.
-const MAX_KEY: &str = "\u{10FFFF}";
+pub(super) const MAX_KEY: &str = "\u{10FFFF}";
 
 pub(super) fn create_tables(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(MESSAGES).map_err(backend)?;
@@ -69,14 +69,14 @@ fn flags_of(byte: u8) -> Flags {
     }
 }
 
-fn mapping(flags: Flags, message_id: &str) -> Vec<u8> {
+pub(super) fn mapping(flags: Flags, message_id: &str) -> Vec<u8> {
     let mut value = Vec::with_capacity(1 + message_id.len());
     value.push(flags_byte(flags));
     value.extend_from_slice(message_id.as_bytes());
     value
 }
 
-fn mapped_id(value: &[u8]) -> Result<(Flags, String)> {
+pub(super) fn mapped_id(value: &[u8]) -> Result<(Flags, String)> {
     let (&flags, id) = value
         .split_first()
         .ok_or_else(|| StoreError::Backend("a folder mapping is damaged".into()))?;
@@ -86,7 +86,7 @@ fn mapped_id(value: &[u8]) -> Result<(Flags, String)> {
 }
 
 /// Appends an event in the transaction that caused it.
-fn push_event(txn: &WriteTransaction, kind: &str, data: Value) -> Result<u64> {
+pub(super) fn push_event(txn: &WriteTransaction, kind: &str, data: Value) -> Result<u64> {
     let mut events = txn.open_table(EVENTS).map_err(backend)?;
     let seq = match events.last().map_err(backend)? {
         Some((key, _)) => key.value() + 1,
@@ -109,13 +109,13 @@ fn push_event(txn: &WriteTransaction, kind: &str, data: Value) -> Result<u64> {
     Ok(seq)
 }
 
-fn load(txn: &WriteTransaction, id: &str) -> Result<Option<Message>> {
+pub(super) fn load(txn: &WriteTransaction, id: &str) -> Result<Option<Message>> {
     let messages = txn.open_table(MESSAGES).map_err(backend)?;
     let value = messages.get(id).map_err(backend)?;
     value.map(|v| decode(v.value())).transpose()
 }
 
-fn save(txn: &WriteTransaction, message: &Message) -> Result<()> {
+pub(super) fn save(txn: &WriteTransaction, message: &Message) -> Result<()> {
     let mut messages = txn.open_table(MESSAGES).map_err(backend)?;
     messages
         .insert(message.id.as_str(), encode(message)?.as_slice())
@@ -124,7 +124,7 @@ fn save(txn: &WriteTransaction, message: &Message) -> Result<()> {
 }
 
 /// Sets a message's flags, in its record and in every folder mapping.
-fn set_flags(txn: &WriteTransaction, message: &mut Message, flags: Flags) -> Result<()> {
+pub(super) fn set_flags(txn: &WriteTransaction, message: &mut Message, flags: Flags) -> Result<()> {
     message.flags = flags;
     let mut provider = txn.open_table(PROVIDER_IDS).map_err(backend)?;
     for m in &message.folders {
@@ -140,11 +140,11 @@ fn set_flags(txn: &WriteTransaction, message: &mut Message, flags: Flags) -> Res
     save(txn, message)
 }
 
-fn updated(message: &Message) -> Value {
+pub(super) fn updated(message: &Message) -> Value {
     json!({"account_id": message.account_id, "message_id": message.id})
 }
 
-fn commit(txn: &WriteTransaction, page: PageWrite) -> Result<PageOutcome> {
+pub(super) fn commit(txn: &WriteTransaction, page: PageWrite) -> Result<PageOutcome> {
     let account = page.account_id.as_str();
     let folder = page.folder_id.as_str();
     let mut outcome = PageOutcome::default();
@@ -156,9 +156,11 @@ fn commit(txn: &WriteTransaction, page: PageWrite) -> Result<PageOutcome> {
             value.map(|v| mapped_id(v.value())).transpose()?
         };
         if let Some((_, id)) = held {
-            // Already here: only its flags can be news.
+            // Already here: only its flags can be news, unless Mailroom's own change of
+            // them is still on its way to the server.
             if let Some(mut message) = load(txn, &id)?
                 && message.flags != fetched.flags
+                && !message.has_pending()
             {
                 set_flags(txn, &mut message, fetched.flags)?;
                 outcome.updated += 1;
@@ -200,7 +202,13 @@ fn commit(txn: &WriteTransaction, page: PageWrite) -> Result<PageOutcome> {
                 folder_id: page.folder_id.clone(),
                 provider_id: fetched.provider_id.clone(),
             });
-            set_flags(txn, &mut message, fetched.flags)?;
+            let flags = if message.has_pending() {
+                message.flags
+            } else {
+                fetched.flags
+            };
+            settle(&mut message);
+            set_flags(txn, &mut message, flags)?;
             txn.open_table(ORPHANS)
                 .map_err(backend)?
                 .remove((account, id.as_str()))
@@ -249,6 +257,7 @@ fn commit(txn: &WriteTransaction, page: PageWrite) -> Result<PageOutcome> {
         if let Some((held_flags, id)) = held
             && held_flags != flags
             && let Some(mut message) = load(txn, &id)?
+            && !message.has_pending()
         {
             set_flags(txn, &mut message, flags)?;
             outcome.updated += 1;
@@ -270,11 +279,29 @@ fn commit(txn: &WriteTransaction, page: PageWrite) -> Result<PageOutcome> {
             outcome.removed += 1;
         }
     }
-    txn.open_table(FOLDER_SYNCS)
-        .map_err(backend)?
-        .insert((account, folder), encode(&page.sync)?.as_slice())
-        .map_err(backend)?;
+    if let Some(sync) = &page.sync {
+        txn.open_table(FOLDER_SYNCS)
+            .map_err(backend)?
+            .insert((account, folder), encode(sync)?.as_slice())
+            .map_err(backend)?;
+    }
     Ok(outcome)
+}
+
+/// Ends a message's pending record once nothing is queued for it and the server holds it
+/// where the user put it.
+pub(super) fn settle(message: &mut Message) {
+    let Some(pending) = &message.pending else {
+        return;
+    };
+    let placed = match &pending.placement {
+        None => true,
+        Some(Placement::Folder(folder)) => message.folders.iter().all(|m| &m.folder_id == folder),
+        Some(Placement::Removed) => message.folders.is_empty(),
+    };
+    if pending.changes == 0 && placed {
+        message.pending = None;
+    }
 }
 
 /// The account's message with this Message-ID and raw size, if any (identities begin with
@@ -306,7 +333,7 @@ fn find_known(
 
 /// Takes a message out of a folder (one provider id, or all of that folder's); a message
 /// left in no folder becomes an orphan, deleted when the job ends unless it turns up again.
-fn leave_folder(
+pub(super) fn leave_folder(
     txn: &WriteTransaction,
     message: &mut Message,
     folder: &FolderId,
@@ -327,7 +354,7 @@ fn leave_folder(
 }
 
 /// Deletes a message and everything that points at it.
-fn delete_message(txn: &WriteTransaction, message: &Message) -> Result<()> {
+pub(super) fn delete_message(txn: &WriteTransaction, message: &Message) -> Result<()> {
     let account = message.account_id.as_str();
     let mut provider = txn.open_table(PROVIDER_IDS).map_err(backend)?;
     for m in &message.folders {
@@ -390,6 +417,9 @@ pub(super) fn delete_account_mail(txn: &WriteTransaction, account: &str) -> Resu
 }
 
 fn matches(message: &Message, query: &MessageQuery) -> bool {
+    if message.is_removed() {
+        return false;
+    }
     if let Some(folder) = &query.folder
         && !message.in_folder(folder)
     {
@@ -512,6 +542,10 @@ impl MailStore for RedbStore {
                 {
                     delete_message(txn, &message)?;
                     deleted += 1;
+                    // A message deleted in Mailroom was announced when it was deleted.
+                    if message.is_removed() {
+                        continue;
+                    }
                     push_event(
                         txn,
                         "message.deleted",

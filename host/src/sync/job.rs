@@ -1,11 +1,12 @@
 //! One sync job's host side: which folders to sync, and committing each page as it arrives.
 
+use super::outbox::Pusher;
 use crate::account::{Account, AccountFolder};
 use crate::connector::{ConnectorError, ErrorKind};
 use crate::folder::{Folder, FolderId, FolderRole};
 use crate::mail::parse::parse;
 use crate::mail::{SyncPage, SyncStart};
-use crate::runtime::{FolderTask, Step, SyncDriver};
+use crate::runtime::{FolderTask, Step, SyncDriver, Work, WorkDone};
 use crate::store::mail::{FolderSync, Incoming, PageWrite};
 use crate::store::{Store, StoreError};
 use async_trait::async_trait;
@@ -41,6 +42,7 @@ pub struct Driver {
     pending: Option<tokio::task::JoinHandle<Result<(), ConnectorError>>>,
     /// Set when the server stops.
     stopping: Arc<AtomicBool>,
+    outbox: Pusher,
 }
 
 impl Driver {
@@ -53,6 +55,7 @@ impl Driver {
         stopping: Arc<AtomicBool>,
     ) -> Self {
         Self {
+            outbox: Pusher::new(store.clone()),
             store,
             account,
             started: Instant::now(),
@@ -144,6 +147,23 @@ fn order(folder: &AccountFolder) -> (u8, String) {
 
 #[async_trait]
 impl SyncDriver for Driver {
+    async fn next_work(&mut self) -> Result<Option<Work>, ConnectorError> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        self.outbox
+            .next_work(&self.account)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn work_done(
+        &mut self,
+        done: Result<WorkDone, ConnectorError>,
+    ) -> Result<(), ConnectorError> {
+        self.outbox.work_done(&self.account, done).await
+    }
+
     async fn plan(&mut self, listing: Vec<Folder>) -> Result<Vec<FolderTask>, ConnectorError> {
         let folders = reflect_listing(&self.account.folders, &listing);
         if folders != self.account.folders {
@@ -267,7 +287,7 @@ impl SyncDriver for Driver {
                     incoming: Vec::new(),
                     changed: page.changed,
                     removed: page.removed,
-                    sync: sync.clone(),
+                    sync: Some(sync.clone()),
                 },
                 page.messages,
             )

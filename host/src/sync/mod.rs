@@ -4,6 +4,7 @@
 //! until someone re-connects it: no further login is tried.
 
 mod job;
+mod outbox;
 
 pub use job::reflect_listing;
 

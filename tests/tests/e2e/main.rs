@@ -7,6 +7,7 @@ mod api;
 mod connection;
 mod crash;
 mod messages;
+mod outbox;
 mod sandbox;
 mod sync;
 mod users;

@@ -1,6 +1,7 @@
 //! IMAP4rev1 (RFC 3501) and IMAP4rev2 (RFC 9051) client: greeting, capabilities, STARTTLS,
 //! login through the host, and the commands the connector's operations need.
 
+mod apply;
 mod list;
 mod reply;
 mod state;
@@ -13,7 +14,7 @@ use crate::error::{error, protocol};
 use crate::mailroom::connector0_1_0::auth::Protocol;
 use crate::mailroom::connector0_1_0::types::{Encryption, Error, ErrorKind, Folder};
 use crate::transport::{Transport, wants_starttls};
-use reply::{Reader, Reply, Status};
+use reply::{Code, Reader, Reply, Status};
 
 pub struct Client<T: Transport> {
     transport: T,
@@ -144,42 +145,68 @@ impl<T: Transport> Client<T> {
 
     /// Sends one command and reads until its completion, handing every other reply to
     /// `on_reply`.
-    fn run_with(&mut self, command: &str, mut on_reply: impl FnMut(Reply)) -> Result<Done, Error> {
+    fn run_with(&mut self, command: &str, on_reply: impl FnMut(Reply)) -> Result<Done, Error> {
+        let tag = self.send(command)?;
+        self.complete(&tag, on_reply)
+    }
+
+    /// Writes one command line; returns its tag.
+    fn send(&mut self, command: &str) -> Result<String, Error> {
         self.next_tag += 1;
         let tag = format!("m{}", self.next_tag);
         self.transport
             .write(format!("{tag} {command}\r\n").as_bytes())?;
+        Ok(tag)
+    }
+
+    /// Reads until the completion of the command tagged `tag`, handing every other reply to
+    /// `on_reply`.
+    fn complete(&mut self, tag: &str, mut on_reply: impl FnMut(Reply)) -> Result<Done, Error> {
         loop {
-            match self.reader.next(&mut self.transport)? {
-                Reply::Tagged {
-                    tag: done,
-                    status,
-                    capabilities,
-                    text,
-                } if done == tag => {
-                    if let Some(capabilities) = capabilities {
-                        self.capabilities = capabilities;
-                    }
-                    return Ok(Done { status, text });
-                }
-                Reply::Untagged {
-                    status: Status::Bye,
-                    text,
-                    ..
-                } => {
-                    return Err(error(
-                        ErrorKind::Connect,
-                        format!("the server ended the session: {text}"),
-                    ));
-                }
-                reply => on_reply(reply),
+            match self.next_reply(tag)? {
+                Next::Done(done) => return Ok(done),
+                Next::Reply(reply) => on_reply(reply),
             }
+        }
+    }
+
+    /// The next reply while the command tagged `tag` runs; `BYE` is an error.
+    fn next_reply(&mut self, tag: &str) -> Result<Next, Error> {
+        match self.reader.next(&mut self.transport)? {
+            Reply::Tagged {
+                tag: done,
+                status,
+                capabilities,
+                code,
+                text,
+            } if done == tag => {
+                if let Some(capabilities) = capabilities {
+                    self.capabilities = capabilities;
+                }
+                Ok(Next::Done(Done { status, code, text }))
+            }
+            Reply::Untagged {
+                status: Status::Bye,
+                text,
+                ..
+            } => Err(error(
+                ErrorKind::Connect,
+                format!("the server ended the session: {text}"),
+            )),
+            reply => Ok(Next::Reply(reply)),
         }
     }
 }
 
-/// A mailbox name as an IMAP quoted string.
-fn quote(name: &str) -> String {
+/// A mailbox name as an IMAP quoted string. A name holding CR, LF or NUL, which no quoted
+/// string can carry, is refused rather than allowed to end the command line.
+fn quote(name: &str) -> Result<String, Error> {
+    if name.contains(['\r', '\n', '\0']) {
+        return Err(error(
+            ErrorKind::Unsupported,
+            format!("the folder name {name:?} cannot be used in an IMAP command"),
+        ));
+    }
     let mut quoted = String::with_capacity(name.len() + 2);
     quoted.push('"');
     for c in name.chars() {
@@ -189,19 +216,32 @@ fn quote(name: &str) -> String {
         quoted.push(c);
     }
     quoted.push('"');
-    quoted
+    Ok(quoted)
+}
+
+/// What came while a command ran.
+enum Next {
+    Reply(Reply),
+    Done(Done),
 }
 
 /// A command's completion.
 struct Done {
     status: Status,
+    code: Option<Code>,
     text: String,
 }
 
 impl Done {
+    /// Whether the command succeeded; when it did not, an error with the server's text, of
+    /// kind `not-found` when the server said that a mailbox does not exist.
     fn ok(self, command: &str) -> Result<(), Error> {
-        match self.status {
-            Status::Ok => Ok(()),
+        match (self.status, self.code) {
+            (Status::Ok, _) => Ok(()),
+            (_, Some(Code::NoMailbox)) => Err(error(
+                ErrorKind::NotFound,
+                format!("{command} failed: {}", self.text),
+            )),
             _ => Err(protocol(format!("{command} failed: {}", self.text))),
         }
     }

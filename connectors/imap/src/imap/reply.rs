@@ -5,7 +5,7 @@ use crate::error::protocol;
 use crate::mailroom::connector0_1_0::types::Error;
 use crate::transport::Transport;
 use imap_proto::types::{
-    AttributeValue, Capability, MailboxDatum, NameAttribute, Response, ResponseCode,
+    AttributeValue, Capability, MailboxDatum, NameAttribute, Response, ResponseCode, UidSetMember,
 };
 
 pub use imap_proto::types::Status;
@@ -27,6 +27,7 @@ pub enum Reply {
         tag: String,
         status: Status,
         capabilities: Option<Vec<String>>,
+        code: Option<Code>,
         text: String,
     },
     Untagged {
@@ -48,12 +49,22 @@ pub enum Reply {
     Other,
 }
 
-/// The response codes the sync acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The response codes the client acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Code {
     UidValidity(u32),
     UidNext(u32),
     HighestModSeq(u64),
+    /// `COPYUID` (RFC 4315): the UIDs copied and, in the same order, the UIDs of the copies,
+    /// both as ranges.
+    CopyUid {
+        source: Vec<(u32, u32)>,
+        copies: Vec<(u32, u32)>,
+    },
+    /// `APPENDUID` (RFC 4315) for one message: its UID.
+    AppendUid(u32),
+    /// The mailbox named does not exist: `NONEXISTENT` (RFC 5530) or `TRYCREATE`.
+    NoMailbox,
 }
 
 /// One message's `FETCH` data.
@@ -180,6 +191,42 @@ fn code_capabilities(code: &Option<ResponseCode<'_>>) -> Option<Vec<String>> {
     }
 }
 
+/// The code of a status response, when it is one the client acts on.
+fn code_of(code: Option<ResponseCode<'_>>, text: &str) -> Option<Code> {
+    match code {
+        Some(ResponseCode::UidValidity(n)) => Some(Code::UidValidity(n)),
+        Some(ResponseCode::UidNext(n)) => Some(Code::UidNext(n)),
+        Some(ResponseCode::HighestModSeq(n)) => Some(Code::HighestModSeq(n)),
+        Some(ResponseCode::CopyUid(_, source, copies)) => Some(Code::CopyUid {
+            source: uid_ranges(&source),
+            copies: uid_ranges(&copies),
+        }),
+        Some(ResponseCode::AppendUid(_, uids)) => match uid_ranges(&uids)[..] {
+            [(first, last)] if first == last => Some(Code::AppendUid(first)),
+            _ => None,
+        },
+        Some(ResponseCode::TryCreate) => Some(Code::NoMailbox),
+        // imap-proto does not know this code and leaves it in the text.
+        None if text
+            .as_bytes()
+            .get(..13)
+            .is_some_and(|c| c.eq_ignore_ascii_case(b"[NONEXISTENT]")) =>
+        {
+            Some(Code::NoMailbox)
+        }
+        _ => None,
+    }
+}
+
+fn uid_ranges(set: &[UidSetMember]) -> Vec<(u32, u32)> {
+    set.iter()
+        .map(|member| match member {
+            UidSetMember::Uid(uid) => (*uid, *uid),
+            UidSetMember::UidRange(range) => (*range.start(), *range.end()),
+        })
+        .collect()
+}
+
 fn convert(response: Response<'_>) -> Reply {
     match response {
         Response::Done {
@@ -187,27 +234,29 @@ fn convert(response: Response<'_>) -> Reply {
             status,
             code,
             information,
-        } => Reply::Tagged {
-            tag: tag.0,
-            status,
-            capabilities: code_capabilities(&code),
-            text: information.map(|i| i.into_owned()).unwrap_or_default(),
-        },
+        } => {
+            let text = information.map(|i| i.into_owned()).unwrap_or_default();
+            Reply::Tagged {
+                tag: tag.0,
+                status,
+                capabilities: code_capabilities(&code),
+                code: code_of(code, &text),
+                text,
+            }
+        }
         Response::Data {
             status,
             code,
             information,
-        } => Reply::Untagged {
-            status,
-            capabilities: code_capabilities(&code),
-            code: match code {
-                Some(ResponseCode::UidValidity(n)) => Some(Code::UidValidity(n)),
-                Some(ResponseCode::UidNext(n)) => Some(Code::UidNext(n)),
-                Some(ResponseCode::HighestModSeq(n)) => Some(Code::HighestModSeq(n)),
-                _ => None,
-            },
-            text: information.map(|i| i.into_owned()).unwrap_or_default(),
-        },
+        } => {
+            let text = information.map(|i| i.into_owned()).unwrap_or_default();
+            Reply::Untagged {
+                status,
+                capabilities: code_capabilities(&code),
+                code: code_of(code, &text),
+                text,
+            }
+        }
         Response::Fetch(_, attributes) => {
             let mut fetch = Fetch::default();
             for attribute in attributes {
@@ -343,6 +392,52 @@ mod tests {
         assert!(
             matches!(reader.next(&mut script).unwrap(), Reply::Tagged { tag, .. } if tag == "m3")
         );
+    }
+
+    fn code(line: &str) -> Option<Code> {
+        let mut script = Script(vec![line.as_bytes().to_vec()]);
+        match Reader::default().next(&mut script).unwrap() {
+            Reply::Tagged { code, .. } | Reply::Untagged { code, .. } => code,
+            _ => panic!("a status response"),
+        }
+    }
+
+    #[test]
+    fn uidplus_codes_carry_their_uids() {
+        assert_eq!(
+            code("* OK [COPYUID 38505 304,319:320 3956:3958] Moved\r\n"),
+            Some(Code::CopyUid {
+                source: vec![(304, 304), (319, 320)],
+                copies: vec![(3956, 3958)],
+            })
+        );
+        assert_eq!(
+            code("m4 OK [COPYUID 1 7 12] Done\r\n"),
+            Some(Code::CopyUid {
+                source: vec![(7, 7)],
+                copies: vec![(12, 12)],
+            })
+        );
+        assert_eq!(
+            code("m5 OK [APPENDUID 38505 3955] APPEND completed\r\n"),
+            Some(Code::AppendUid(3955))
+        );
+        // A set is the answer to a MULTIAPPEND, which the connector never sends.
+        assert_eq!(code("m5 OK [APPENDUID 38505 3955:3956] Done\r\n"), None);
+        assert_eq!(code("m5 OK APPEND completed\r\n"), None);
+    }
+
+    #[test]
+    fn missing_mailboxes_are_recognised() {
+        assert_eq!(
+            code("m6 NO [NONEXISTENT] Unknown Mailbox: Foo\r\n"),
+            Some(Code::NoMailbox)
+        );
+        assert_eq!(
+            code("m7 NO [TRYCREATE] Mailbox doesn't exist\r\n"),
+            Some(Code::NoMailbox)
+        );
+        assert_eq!(code("m8 NO Permission denied\r\n"), None);
     }
 
     #[test]

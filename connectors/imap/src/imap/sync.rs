@@ -159,12 +159,12 @@ impl<T: Transport> Client<T> {
         Ok(())
     }
 
-    fn select(&mut self, folder: &str) -> Result<Selected, Error> {
+    pub(super) fn select(&mut self, folder: &str) -> Result<Selected, Error> {
         let condstore = self.has_capability("CONDSTORE") || self.qresync == Some(true);
         let command = if condstore {
-            format!("SELECT {} (CONDSTORE)", quote(folder))
+            format!("SELECT {} (CONDSTORE)", quote(folder)?)
         } else {
-            format!("SELECT {}", quote(folder))
+            format!("SELECT {}", quote(folder)?)
         };
         let mut selected = Selected::default();
         let done = self.run_with(&command, |reply| match reply {
@@ -174,6 +174,7 @@ impl<T: Transport> Client<T> {
                 Code::UidValidity(n) => selected.uid_validity = Some(n),
                 Code::UidNext(n) => selected.uid_next = Some(n),
                 Code::HighestModSeq(n) => selected.modseq = Some(n),
+                _ => {}
             },
             Reply::Exists(n) => selected.exists = n,
             _ => {}
@@ -295,7 +296,7 @@ impl<T: Transport> Client<T> {
     }
 
     /// `UID SEARCH` as sorted ranges (with `ESEARCH` when the server has it).
-    fn search(&mut self, criteria: &str) -> Result<Vec<(u32, u32)>, Error> {
+    pub(super) fn search(&mut self, criteria: &str) -> Result<Vec<(u32, u32)>, Error> {
         let command = if self.has_capability("ESEARCH") {
             format!("UID SEARCH RETURN (ALL) {criteria}")
         } else {
@@ -584,7 +585,8 @@ fn same_flags(a: MessageFlags, b: MessageFlags) -> bool {
     (a.seen, a.flagged, a.answered, a.draft) == (b.seen, b.flagged, b.answered, b.draft)
 }
 
-fn contains(ranges: &[(u32, u32)], uid: u32) -> bool {
+/// Whether `uid` is in `ranges` (sorted and disjoint, as `search` returns them).
+pub(super) fn contains(ranges: &[(u32, u32)], uid: u32) -> bool {
     let at = ranges.partition_point(|&(_, last)| last < uid);
     ranges.get(at).is_some_and(|&(first, _)| first <= uid)
 }
