@@ -226,6 +226,21 @@ impl MailServers {
         }
     }
 
+    /// Stops Dovecot: IMAP (and LMTP delivery) are down until
+    /// [`MailServers::start_dovecot_again`].
+    pub fn stop_dovecot(&mut self) {
+        if let Some(child) = self.dovecot.take() {
+            stop(child, "dovecot");
+        }
+    }
+
+    /// Starts Dovecot again on the same ports with the same mailboxes.
+    pub fn start_dovecot_again(&mut self) {
+        if let Err(e) = self.start_dovecot() {
+            panic!("restarting dovecot failed: {}", e.message);
+        }
+    }
+
     /// Dovecot's log so far.
     pub fn dovecot_log(&self) -> String {
         fs::read_to_string(self.path("dovecot.log")).unwrap_or_default()

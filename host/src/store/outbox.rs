@@ -48,6 +48,10 @@ pub enum Duty {
     Change {
         message_id: String,
         change: Change,
+        /// Found gone once already: the server may have renumbered the message (another
+        /// client moved it), so it is tried again after a sync has caught up.
+        #[serde(default)]
+        retried: bool,
     },
     Send {
         outbox_id: String,
@@ -160,6 +164,8 @@ pub trait OutboxStore: Send + Sync {
     ) -> Result<String>;
     /// Ends a duty without anything else to record.
     async fn drop_duty(&self, entry: &OutboxEntry) -> Result<()>;
+    /// Marks a change duty as found gone once; it stays first in the queue.
+    async fn defer_duty(&self, entry: &OutboxEntry) -> Result<()>;
     /// The Mailroom id of an account's message with this Message-ID, if it holds one.
     async fn find_message_id(&self, account_id: &str, message_id: &str) -> Result<Option<String>>;
 }

@@ -96,6 +96,7 @@ fn queue_change(txn: &WriteTransaction, id: &str, change: Change) -> Result<Opti
         &Duty::Change {
             message_id: message.id.clone(),
             change,
+            retried: false,
         },
     )?;
     Ok(Some(message))
@@ -373,6 +374,24 @@ impl OutboxStore for RedbStore {
     async fn drop_duty(&self, entry: &OutboxEntry) -> Result<()> {
         let entry = entry.clone();
         self.write(move |txn| dequeue(txn, &entry)).await
+    }
+
+    async fn defer_duty(&self, entry: &OutboxEntry) -> Result<()> {
+        let mut entry = entry.clone();
+        if let Duty::Change { retried, .. } = &mut entry.duty {
+            *retried = true;
+        }
+        self.write(move |txn| {
+            txn.open_table(OUTBOX)
+                .map_err(backend)?
+                .insert(
+                    (entry.account_id.as_str(), entry.seq),
+                    encode(&entry.duty)?.as_slice(),
+                )
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn find_message_id(&self, account_id: &str, message_id: &str) -> Result<Option<String>> {

@@ -26,6 +26,8 @@ pub struct Report {
     pub all_backfilled: bool,
     /// The job ended on its time budget with more to do.
     pub stopped: bool,
+    /// Outbox work waits for what this job synced: run another job right away.
+    pub outbox_again: bool,
     /// Folders that failed on their own, and why.
     pub failed: Vec<(String, ConnectorError)>,
     pub messages: usize,
@@ -161,7 +163,11 @@ impl SyncDriver for Driver {
         &mut self,
         done: Result<WorkDone, ConnectorError>,
     ) -> Result<(), ConnectorError> {
-        self.outbox.work_done(&self.account, done).await
+        let result = self.outbox.work_done(&self.account, done).await;
+        if self.outbox.again {
+            self.report().outbox_again = true;
+        }
+        result
     }
 
     async fn plan(&mut self, listing: Vec<Folder>) -> Result<Vec<FolderTask>, ConnectorError> {

@@ -190,7 +190,8 @@ async fn job(inner: Arc<Inner>, account_id: String) {
 }
 
 enum Outcome {
-    /// The job ran; `more` when it ended on its time budget with more to do.
+    /// The job ran; `more` when it ended on its time budget with more to do, or left
+    /// outbox work for right after it.
     Done { more: bool },
     /// A transient failure: try again later.
     Retry { after: Option<Duration> },
@@ -293,7 +294,7 @@ async fn sync_account(inner: &Inner, account_id: &str) -> Outcome {
                 "sync job done"
             );
             Outcome::Done {
-                more: report.stopped,
+                more: report.stopped || report.outbox_again,
             }
         }
         Err(error) => failed(inner, account_id, error).await,

@@ -32,6 +32,8 @@ pub struct Pusher {
     current: Option<Current>,
     /// Nothing more this job: the queue is empty or a duty must wait for a later job.
     finished: bool,
+    /// A duty waits for this job's sync to catch up and should be tried again right after.
+    pub again: bool,
 }
 
 /// The duty being pushed.
@@ -63,6 +65,7 @@ impl Pusher {
             store,
             current: None,
             finished: false,
+            again: false,
         }
     }
 
@@ -128,9 +131,19 @@ impl Pusher {
                 .map(|f| f.path.clone())
         };
         let (plan, works) = match &entry.duty {
-            Duty::Change { message_id, change } => {
+            Duty::Change {
+                message_id, change, ..
+            } => {
                 let Some(message) = self.store.message(message_id).await? else {
+                    // Deleted on the server meanwhile: the user's change did not happen.
                     self.store.drop_duty(&entry).await?;
+                    self.store
+                        .push_event(
+                            "message.change_failed",
+                            json!({"account_id": account.id, "message_id": message_id,
+                                   "reason": "the message was deleted on the server"}),
+                        )
+                        .await?;
                     return Ok(None);
                 };
                 let held: Vec<(FolderId, String, String)> = message
@@ -285,10 +298,24 @@ impl Pusher {
         let gone = || ChangeDone::Dropped {
             reason: "the message is no longer in that folder on the server".into(),
         };
+        let all_gone = results.iter().all(|r| *r == WorkDone::Gone);
+        if all_gone
+            && matches!(plan, Plan::Flags | Plan::Move { .. })
+            && matches!(entry.duty, Duty::Change { retried: false, .. })
+        {
+            // Another client may have moved it: once this job's sync has found where, the
+            // change follows it. Nothing queued after it goes first.
+            self.finished = true;
+            self.again = true;
+            return self.store.defer_duty(&entry).await;
+        }
         match plan {
             Plan::Flags => {
-                let applied = results.iter().any(|r| matches!(r, WorkDone::Applied(_)));
-                let done = if applied { ChangeDone::Applied } else { gone() };
+                let done = if all_gone {
+                    gone()
+                } else {
+                    ChangeDone::Applied
+                };
                 self.store.change_done(&entry, done).await
             }
             Plan::Move {

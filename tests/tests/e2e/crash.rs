@@ -2,7 +2,8 @@
 //! arriving, loses nothing and duplicates nothing once it is started again.
 //!
 //! The server runs in a child process: this test binary itself, started again to run only
-//! `server_process`, which serves until it is killed.
+//! `server_process`, which serves until it is killed. The same holds for a Mailroom killed
+//! while the SMTP server is taking a message: it is never handed over twice.
 
 use mailroom_tests::imap::{ImapClient, message};
 use mailroom_tests::mailbox::{days_ago, rfc2822_days_ago};
@@ -158,6 +159,66 @@ async fn killed_mid_first_sync_it_resumes_without_loss_or_duplicates() {
     assert_eq!(unique.len(), ids.len(), "no message is held twice");
     assert_eq!(ids.len(), 1500 + new);
     assert_eq!(ids, server_ids);
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+}
+
+#[tokio::test]
+async fn killed_during_delivery_it_never_sends_twice() {
+    let servers = MailServers::start();
+    let (alice, bob) = (servers.user("alice"), servers.user("bob"));
+    let data = tempfile::tempdir().expect("a data directory");
+    let (mut child, api) = start_server(data.path(), servers.cert_path());
+    let created = api
+        .post(
+            "/v1/accounts",
+            json!({"connector": "imap", "email": alice.email, "password": alice.password,
+                   "imap": {"host": "localhost", "port": servers.imaps_port(), "encryption": "ssl"},
+                   "smtp": {"host": "localhost", "port": servers.smtps_port(), "encryption": "ssl"},
+                   "kind": "personal", "sync_from": "now"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let account = created.body["id"].as_str().unwrap().to_owned();
+    api.sync(&account).await;
+
+    // The test SMTP server delivers this one at once and says so 20 s later.
+    let queued = api
+        .post(
+            &format!("/v1/accounts/{account}/send"),
+            json!({"to": [{"email": bob.email}], "subject": "[slow reply] once", "text": "Once."}),
+        )
+        .await;
+    assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.body);
+    let outbox = queued.body["outbox_id"].as_str().unwrap().to_owned();
+    let message_id = queued.body["message_id"].as_str().unwrap().to_owned();
+    let mut bob_imap = ImapClient::login(servers.imap_port(), &bob.email, &bob.password).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !bob_imap.message_ids("INBOX").await.contains(&message_id) {
+        assert!(Instant::now() < deadline, "the message was not delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let entry = api.get(&format!("/v1/outbox/{outbox}")).await;
+    assert_eq!(entry.body["state"], "sending", "{}", entry.body);
+    child.kill().expect("SIGKILL");
+    child.wait().expect("the killed server is reaped");
+
+    // After the restart the send is not handed over again.
+    let (mut child, api) = start_server(data.path(), servers.cert_path());
+    api.sync(&account).await;
+    api.sync(&account).await;
+    let entry = api.get(&format!("/v1/outbox/{outbox}")).await;
+    assert_eq!(entry.body["state"], "failed", "{}", entry.body);
+    assert!(
+        entry.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not sent again"),
+        "{}",
+        entry.body
+    );
+    let copies = bob_imap.message_ids("INBOX").await;
+    assert_eq!(copies.iter().filter(|id| **id == message_id).count(), 1);
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
 }

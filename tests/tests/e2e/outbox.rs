@@ -199,6 +199,96 @@ async fn flags_moves_and_deletes_reach_the_server() {
 }
 
 #[tokio::test]
+async fn a_change_made_while_the_server_is_down_is_pushed_after_a_restart() {
+    let setup = Setup::start().await;
+    seed(&setup, 1).await;
+    let account = setup.connect("alice", "1_month", json!({})).await;
+    let first = id_of(&setup, &account, "message 0").await;
+    let Setup {
+        mut servers,
+        mailroom,
+    } = setup;
+
+    servers.stop_dovecot();
+    let answer = mailroom
+        .call(
+            Method::PATCH,
+            &format!("/v1/messages/{first}"),
+            Some(json!({"flagged": true})),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    // Jobs run against the dead server and fail until the account shows the error; the
+    // change waits, across a restart of Mailroom too.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let account = mailroom.get(&format!("/v1/accounts/{account}")).await.body;
+        if account["state"] == "error" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no job failed: {account}");
+        let requested = mailroom
+            .post(
+                &format!(
+                    "/v1/accounts/{account}/sync",
+                    account = account["id"].as_str().unwrap()
+                ),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(requested.status, StatusCode::ACCEPTED);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mailroom = mailroom.restart().await;
+    let body = mailroom.get(&format!("/v1/messages/{first}")).await.body;
+    assert_eq!(body["flagged"], true);
+
+    servers.start_dovecot_again();
+    let synced = mailroom.sync(&account).await;
+    assert_eq!(synced["state"], "active", "{synced}");
+    let user = servers.user("alice");
+    let mut imap = ImapClient::login(servers.imap_port(), &user.email, &user.password).await;
+    let flags = server_flags(&mut imap, "INBOX", "m0@client.test")
+        .await
+        .unwrap();
+    assert!(flags.contains("\\Flagged"), "{flags}");
+    imap.logout().await;
+}
+
+#[tokio::test]
+async fn a_change_follows_a_message_another_client_moved() {
+    let setup = Setup::start().await;
+    seed(&setup, 1).await;
+    let account = setup.connect("alice", "1_month", json!({})).await;
+    let first = id_of(&setup, &account, "message 0").await;
+    let (status, _) = call(
+        &setup,
+        Method::PATCH,
+        &format!("/v1/messages/{first}"),
+        Some(json!({"flagged": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Before Mailroom pushes it, another client moves the message: its UID changes.
+    let mut imap = setup.imap("alice").await;
+    imap.run("SELECT INBOX").await;
+    imap.run("MOVE 1 Archive").await;
+
+    setup.mailroom.sync(&account).await;
+    setup.mailroom.sync(&account).await;
+    let flags = server_flags(&mut imap, "Archive", "m0@client.test")
+        .await
+        .unwrap();
+    assert!(flags.contains("\\Flagged"), "{flags}");
+    let archive = setup.folder_id(&account, "Archive").await;
+    let (status, body) = call(&setup, Method::GET, &format!("/v1/messages/{first}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["folder_ids"], json!([archive]));
+    assert_eq!(body["flagged"], true);
+    imap.logout().await;
+}
+
+#[tokio::test]
 async fn a_change_to_a_message_gone_from_the_server_is_dropped_not_retried() {
     let setup = Setup::start().await;
     seed(&setup, 2).await;
@@ -232,8 +322,9 @@ async fn a_change_to_a_message_gone_from_the_server_is_dropped_not_retried() {
     imap.run("EXPUNGE").await;
     imap.logout().await;
 
-    setup.mailroom.sync(&account).await;
-    setup.mailroom.sync(&account).await;
+    for _ in 0..3 {
+        setup.mailroom.sync(&account).await;
+    }
     let (status, _) = call(&setup, Method::GET, &format!("/v1/messages/{first}"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let events = setup
