@@ -139,8 +139,8 @@ pub trait OutboxStore: Send + Sync {
     /// Queues a message to send with its bytes (the Sent copy, Bcc included). A second call
     /// with the same id returns the first record and queues nothing.
     async fn queue_send(&self, outgoing: Outgoing, raw: Vec<u8>) -> Result<Outgoing>;
-    /// The account's oldest queued duty.
-    async fn next_duty(&self, account_id: &str) -> Result<Option<OutboxEntry>>;
+    /// The account's oldest queued duty after the one numbered `after` (0: the oldest).
+    async fn next_duty(&self, account_id: &str, after: u64) -> Result<Option<OutboxEntry>>;
     /// Ends a change duty: updates the message and the mapping as `done` says.
     async fn change_done(&self, entry: &OutboxEntry, done: ChangeDone) -> Result<()>;
     /// Saves a send's record; ends `entry` when given, and queues `then` after it, in the

@@ -1,6 +1,7 @@
 //! [`OutboxStore`] on redb.
 //!
-//! Tables: `outbox` (acct, seq) → duty JSON, the account's queue in order;
+//! Tables: `outbox` (acct, seq) → duty JSON, the account's queue in order (seq 0: the
+//! last number given);
 //! `outgoing` outbox id → send record JSON; `outgoing_raw` outbox id → the message's bytes.
 
 use super::mail::{Incoming, PageWrite};
@@ -30,17 +31,23 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
-/// Appends a duty to the account's queue.
+/// Appends a duty to the account's queue. Numbers are never reused: key (acct, 0) holds
+/// the last one given.
 fn enqueue(txn: &WriteTransaction, account: &str, duty: &Duty) -> Result<()> {
     let mut outbox = txn.open_table(OUTBOX).map_err(backend)?;
-    let seq = match outbox
-        .range((account, 0)..=(account, u64::MAX))
-        .map_err(backend)?
-        .next_back()
-    {
-        Some(entry) => entry.map_err(backend)?.0.value().1 + 1,
-        None => 1,
+    let last = match outbox.get((account, 0)).map_err(backend)? {
+        Some(value) => u64::from_be_bytes(
+            value
+                .value()
+                .try_into()
+                .map_err(|_| StoreError::Backend("the outbox counter is damaged".into()))?,
+        ),
+        None => 0,
     };
+    let seq = last + 1;
+    outbox
+        .insert((account, 0), seq.to_be_bytes().as_slice())
+        .map_err(backend)?;
     outbox
         .insert((account, seq), encode(duty)?.as_slice())
         .map_err(backend)?;
@@ -301,11 +308,11 @@ impl OutboxStore for RedbStore {
         .await
     }
 
-    async fn next_duty(&self, account_id: &str) -> Result<Option<OutboxEntry>> {
+    async fn next_duty(&self, account_id: &str, after: u64) -> Result<Option<OutboxEntry>> {
         self.read(|txn| {
             let outbox = txn.open_table(OUTBOX).map_err(backend)?;
             let mut range = outbox
-                .range((account_id, 0)..=(account_id, u64::MAX))
+                .range((account_id, after.saturating_add(1))..=(account_id, u64::MAX))
                 .map_err(backend)?;
             let Some(entry) = range.next() else {
                 return Ok(None);
@@ -489,12 +496,12 @@ mod tests {
             .unwrap();
         assert!(store.message(&id).await.unwrap().unwrap().flags.seen);
         // Once pushed, the server's word counts again.
-        let entry = store.next_duty("acc").await.unwrap().expect("queued");
+        let entry = store.next_duty("acc", 0).await.unwrap().expect("queued");
         store
             .change_done(&entry, ChangeDone::Applied)
             .await
             .unwrap();
-        assert!(store.next_duty("acc").await.unwrap().is_none());
+        assert!(store.next_duty("acc", 0).await.unwrap().is_none());
         let message = store.message(&id).await.unwrap().unwrap();
         assert_eq!(message.pending, None);
         store
@@ -519,7 +526,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(message.folder_ids(), [&archive]);
-        let entry = store.next_duty("acc").await.unwrap().unwrap();
+        let entry = store.next_duty("acc", 0).await.unwrap().unwrap();
         store
             .change_done(
                 &entry,
@@ -557,7 +564,7 @@ mod tests {
             store.queue_change(&id, Change::Expunge).await.unwrap(),
             None
         );
-        let entry = store.next_duty("acc").await.unwrap().unwrap();
+        let entry = store.next_duty("acc", 0).await.unwrap().unwrap();
         store
             .change_done(
                 &entry,

@@ -2,8 +2,9 @@
 //! under the same per-account lock: duties in the order they were queued, each turned into
 //! the connector's work and its outcome recorded in the store.
 //!
-//! A duty that fails for a while (the server is down, a 4xx) stays queued and stops the
-//! outbox for this job, so later duties never overtake it; one that can never succeed is
+//! A duty that fails for a while (the server is down, a 4xx) stays queued for a later job;
+//! later changes of the same message wait behind it, other messages' go on (and sends wait
+//! for the next job once the SMTP server could not be reached). One that can never succeed is
 //! dropped with an event. A send is marked `sending` before it is handed to the server and
 //! is never handed again after that: a job that finds a send still `sending` (the process
 //! died during delivery) looks for its Message-ID in the mailbox instead.
@@ -20,7 +21,7 @@ use crate::store::outbox::{
 };
 use crate::store::{Store, StoreError};
 use serde_json::json;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 /// How often a send refused with a temporary (4xx) reply is tried before it fails.
@@ -30,8 +31,13 @@ const SEND_ATTEMPTS: u32 = 10;
 pub struct Pusher {
     store: Arc<dyn Store>,
     current: Option<Current>,
-    /// Nothing more this job: the queue is empty or a duty must wait for a later job.
+    /// Nothing more this job: the queue is done, or the server cannot be reached.
     finished: bool,
+    /// The last duty looked at in this job: each is looked at once.
+    after: u64,
+    /// What waits for a later job: message ids whose earlier change is still queued, and
+    /// [`SENDS`] once the SMTP server could not be reached.
+    blocked: HashSet<String>,
     /// A duty waits for this job's sync to catch up and should be tried again right after.
     pub again: bool,
 }
@@ -65,6 +71,8 @@ impl Pusher {
             store,
             current: None,
             finished: false,
+            after: 0,
+            blocked: HashSet::new(),
             again: false,
         }
     }
@@ -83,10 +91,14 @@ impl Pusher {
                 self.finish(account, current).await?;
                 continue;
             }
-            let Some(entry) = self.store.next_duty(&account.id).await? else {
+            let Some(entry) = self.store.next_duty(&account.id, self.after).await? else {
                 self.finished = true;
                 return Ok(None);
             };
+            self.after = entry.seq;
+            if self.blocked.contains(blocking_key(&entry.duty)) {
+                continue;
+            }
             self.current = self.prepare(account, entry).await?;
         }
     }
@@ -304,8 +316,8 @@ impl Pusher {
             && matches!(entry.duty, Duty::Change { retried: false, .. })
         {
             // Another client may have moved it: once this job's sync has found where, the
-            // change follows it. Nothing queued after it goes first.
-            self.finished = true;
+            // change follows it. Nothing queued after it for this message goes first.
+            self.blocked.insert(blocking_key(&entry.duty).to_owned());
             self.again = true;
             return self.store.defer_duty(&entry).await;
         }
@@ -499,11 +511,10 @@ impl Pusher {
             .await
     }
 
-    /// Puts a send back in the queue for a later job, and ends the outbox for this one.
+    /// Puts a send back in the queue for a later job.
     async fn requeue(&mut self, mut outgoing: Outgoing, reason: &str) -> Result<(), StoreError> {
         outgoing.state = SendState::Queued;
         outgoing.error = Some(reason.to_owned());
-        self.finished = true;
         self.store.save_outgoing(outgoing, None, Vec::new()).await
     }
 
@@ -545,6 +556,8 @@ impl Pusher {
                             | ErrorKind::RateLimited
                     );
                 if undelivered {
+                    // The server could not be reached: the other sends wait too.
+                    self.blocked.insert(SENDS.to_owned());
                     self.requeue(outgoing, &error.message).await
                 } else {
                     outgoing.state = SendState::Failed;
@@ -572,9 +585,22 @@ impl Pusher {
                     )
                     .await
             }
-            // Worth another try in a later job; nothing queued after it overtakes it.
+            // Worth another try in a later job. When the server cannot be reached, nothing
+            // else can be done now; otherwise later changes of this message wait behind it.
             _ => {
-                self.finished = true;
+                let unreachable = matches!(
+                    error.kind,
+                    ErrorKind::Connect
+                        | ErrorKind::Dns
+                        | ErrorKind::Tls
+                        | ErrorKind::Timeout
+                        | ErrorKind::RateLimited
+                );
+                if unreachable {
+                    self.finished = true;
+                } else {
+                    self.blocked.insert(blocking_key(&entry.duty).to_owned());
+                }
                 Ok(())
             }
         };
@@ -582,6 +608,18 @@ impl Pusher {
         if whole_account { Err(error) } else { Ok(()) }
     }
 }
+
+/// What a duty waits behind: its message's earlier changes, or earlier sends.
+fn blocking_key(duty: &Duty) -> &str {
+    match duty {
+        Duty::Change { message_id, .. } => message_id,
+        Duty::Send { .. } => SENDS,
+        Duty::CopyToSent { outbox_id } => outbox_id,
+    }
+}
+
+/// The key under which sends wait for the next job.
+const SENDS: &str = "(sends)";
 
 /// An SMTP reply as one line, code first.
 fn reply_text(reply: &SmtpReply) -> String {

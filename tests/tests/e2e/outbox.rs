@@ -568,6 +568,72 @@ async fn alice_sends_to_bob_signed_with_an_attachment_and_a_hidden_copy_once() {
 }
 
 #[tokio::test]
+async fn a_refused_send_is_retried_or_failed_by_its_reply_and_holds_nothing_else_up() {
+    let setup = Setup::start().await;
+    seed(&setup, 1).await;
+    let account = setup.connect("alice", "1_month", json!({})).await;
+    let message = id_of(&setup, &account, "message 0").await;
+    let send = |to: &str, subject: &str| json!({"to": [{"email": to}], "subject": subject, "text": "Hello."});
+    let path = format!("/v1/accounts/{account}/send");
+    let later = setup
+        .mailroom
+        .post(&path, send("bob@example.test", "[tempfail] later"))
+        .await;
+    assert_eq!(later.status, StatusCode::ACCEPTED, "{}", later.body);
+    let never = setup
+        .mailroom
+        .post(&path, send("nobody@example.test", "never"))
+        .await;
+    assert_eq!(never.status, StatusCode::ACCEPTED, "{}", never.body);
+    // Queued after both sends, and not held up by the one that must wait.
+    let (status, _) = call(
+        &setup,
+        Method::PATCH,
+        &format!("/v1/messages/{message}"),
+        Some(json!({"flagged": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    setup.mailroom.sync(&account).await;
+
+    let entry = |id: &Value| format!("/v1/outbox/{}", id.as_str().unwrap());
+    let waiting = setup
+        .mailroom
+        .get(&entry(&later.body["outbox_id"]))
+        .await
+        .body;
+    assert_eq!(waiting["state"], "queued", "{waiting}");
+    assert!(
+        waiting["error"].as_str().unwrap().starts_with("451"),
+        "{waiting}"
+    );
+    let failed = setup
+        .mailroom
+        .get(&entry(&never.body["outbox_id"]))
+        .await
+        .body;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().starts_with('5'),
+        "{failed}"
+    );
+    let mut imap = setup.imap("alice").await;
+    let flags = server_flags(&mut imap, "INBOX", "m0@client.test")
+        .await
+        .unwrap();
+    assert!(flags.contains("\\Flagged"), "{flags}");
+    imap.logout().await;
+    // Tried again at the next job, still waiting.
+    setup.mailroom.sync(&account).await;
+    let waiting = setup
+        .mailroom
+        .get(&entry(&later.body["outbox_id"]))
+        .await
+        .body;
+    assert_eq!(waiting["state"], "queued", "{waiting}");
+}
+
+#[tokio::test]
 async fn bad_requests_to_send_and_change_are_refused_clearly() {
     let setup = Setup::start().await;
     seed(&setup, 1).await;
