@@ -15,6 +15,7 @@ pub mod connector;
 pub mod folder;
 pub mod mail;
 pub mod net;
+pub mod record;
 pub mod runtime;
 pub mod secret;
 pub mod server;

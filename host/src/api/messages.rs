@@ -93,9 +93,12 @@ pub async fn list(
                 .map(|m| cursor(&format!("{} {}", m.received_at, m.id)))
         })
         .flatten();
+    let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
+    let records = app.store.message_records(&ids).await?;
     let items: Vec<Value> = messages
         .iter()
-        .map(|m| render::item(m, json!([])))
+        .zip(records)
+        .map(|(m, records)| render::item(m, json!(records)))
         .collect();
     Ok(json(&json!({"items": items, "next_cursor": next_cursor})))
 }
@@ -124,7 +127,17 @@ pub async fn get(
         .raw_message(&message.id)
         .await?
         .unwrap_or_default();
-    Ok(json(&render::full(&message, &raw, json!([]), raw_html)))
+    let records = records_of(app, &message.id).await?;
+    Ok(json(&render::full(&message, &raw, records, raw_html)))
+}
+
+/// The records a message is filed under, as the message views show them.
+pub async fn records_of(app: &App, message_id: &str) -> Result<Value, ApiError> {
+    let records = app
+        .store
+        .message_records(std::slice::from_ref(&message_id.to_owned()))
+        .await?;
+    Ok(json!(records.into_iter().next().unwrap_or_default()))
 }
 
 /// `GET /v1/messages/{id}/raw`: the bytes exactly as fetched.

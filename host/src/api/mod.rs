@@ -16,6 +16,7 @@ mod openapi;
 mod outbox;
 mod paging;
 mod rate_limit;
+mod records;
 mod users;
 
 use crate::runtime::Runtime;
@@ -502,6 +503,54 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .then(|id: String, r: Request| {
             r.run(move |app, caller| async move { outbox::get(&app, &caller, &id).await })
         });
+    // Records.
+    let put_record = warp::path!("v1" / "records" / String / String)
+        .and(warp::put())
+        .and(request.clone())
+        .and(body())
+        .then(|kind: String, id: String, r: Request, b: Body| {
+            r.run(move |app, caller| async move {
+                records::put(&app, &caller, &kind, &id, &parse_json(b)?).await
+            })
+        });
+    let get_record = warp::path!("v1" / "records" / String / String)
+        .and(warp::get())
+        .and(request.clone())
+        .then(|kind: String, id: String, r: Request| {
+            r.run(move |app, _| async move { records::get(&app, &kind, &id).await })
+        });
+    let delete_record = warp::path!("v1" / "records" / String / String)
+        .and(warp::delete())
+        .and(request.clone())
+        .then(|kind: String, id: String, r: Request| {
+            r.run(
+                move |app, caller| async move { records::delete(&app, &caller, &kind, &id).await },
+            )
+        });
+    let list_records = warp::path!("v1" / "records" / String)
+        .and(warp::get())
+        .and(request.clone())
+        .and(query())
+        .then(|kind: String, r: Request, q: HashMap<String, String>| {
+            r.run(move |app, _| async move { records::list_records(&app, &kind, &q).await })
+        });
+    let timeline = warp::path!("v1" / "records" / String / String / "messages")
+        .and(warp::get())
+        .and(request.clone())
+        .and(query())
+        .then(
+            |kind: String, id: String, r: Request, q: HashMap<String, String>| {
+                r.run(move |app, _| async move { records::timeline(&app, &kind, &id, &q).await })
+            },
+        );
+    let timeline_message = warp::path!("v1" / "records" / String / String / "messages" / String)
+        .and(warp::get())
+        .and(request.clone())
+        .then(|kind: String, id: String, message: String, r: Request| {
+            r.run(move |app, _| async move {
+                records::timeline_message(&app, &kind, &id, &message).await
+            })
+        });
     let events = warp::path!("v1" / "events")
         .and(warp::get())
         .and(request.clone())
@@ -510,7 +559,7 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
             r.run(move |app, caller| async move { events::list(&app, &caller, &q).await })
         });
 
-    let routes: [BoxedFilter<(Response,)>; 33] = [
+    let routes: [BoxedFilter<(Response,)>; 39] = [
         healthz.boxed(),
         openapi.boxed(),
         connectors.boxed(),
@@ -543,6 +592,12 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         delete_message.boxed(),
         send.boxed(),
         outbox_entry.boxed(),
+        put_record.boxed(),
+        get_record.boxed(),
+        delete_record.boxed(),
+        list_records.boxed(),
+        timeline.boxed(),
+        timeline_message.boxed(),
         events.boxed(),
     ];
     routes

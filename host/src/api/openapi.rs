@@ -184,6 +184,38 @@ pub const ROUTES: &[Route] = &[
     .body("Send")
     .ok(202, Some("SendQueued")),
     route("get", "/v1/outbox/{id}", "How a send went").ok(200, Some("OutboxEntry")),
+    route(
+        "put",
+        "/v1/records/{type}/{id}",
+        "Create (201) or replace (200) a record: contacts, companies, deals",
+    )
+    .body("RecordPut")
+    .ok(200, Some("Record")),
+    route("get", "/v1/records/{type}/{id}", "Get a record").ok(200, Some("Record")),
+    route(
+        "delete",
+        "/v1/records/{type}/{id}",
+        "Delete a record and its filing",
+    )
+    .ok(204, None),
+    route(
+        "get",
+        "/v1/records/{type}",
+        "Records of a type (created_by)",
+    )
+    .paged("Record"),
+    route(
+        "get",
+        "/v1/records/{type}/{id}/messages",
+        "A record's messages across all accounts, newest first",
+    )
+    .paged("Message"),
+    route(
+        "get",
+        "/v1/records/{type}/{id}/messages/{message_id}",
+        "A message on a record's timeline",
+    )
+    .ok(200, Some("MessageFull")),
     route("get", "/v1/events", "The event log (after, wait)").paged("Event"),
 ];
 
@@ -399,6 +431,15 @@ fn schemas() -> Value {
             "content_id": nullable_string}},
         "Event": {"type": "object", "properties": {"seq": {"type": "integer"}, "type": string,
             "at": string, "data": {"type": "object", "additionalProperties": true}}},
+        "RecordRef": {"type": "object", "properties": {"type": {"type": "string", "enum": ["contacts", "companies", "deals"]}, "id": string}},
+        "RecordPut": {"type": "object", "required": ["name"], "properties": {"name": string,
+            "emails": {"type": "array", "items": string}, "domains": {"type": "array", "items": string},
+            "company_ids": {"type": "array", "items": string}, "contact_ids": {"type": "array", "items": string}}},
+        "Record": {"type": "object", "properties": {"type": {"type": "string", "enum": ["contacts", "companies", "deals"]},
+            "id": string, "name": string, "emails": {"type": "array", "items": string},
+            "domains": {"type": "array", "items": string}, "company_ids": {"type": "array", "items": string},
+            "contact_ids": {"type": "array", "items": string},
+            "created_by": {"type": "string", "enum": ["crm", "mailroom"]}}},
         "MessagePatch": {"type": "object", "properties": {"seen": {"type": "boolean"}, "flagged": {"type": "boolean"}}},
         "MessageMove": {"type": "object", "required": ["folder_id"], "properties": {"folder_id": string}},
         "Recipient": {"type": "object", "required": ["email"], "properties": {"email": string, "name": string}},

@@ -25,6 +25,8 @@ pub struct Parsed {
     pub date: Option<String>,
     pub snippet: String,
     pub attachments: Vec<Attachment>,
+    /// Why a machine, not a person, sent it (a bounce, an automatic reply, list traffic).
+    pub automated: Option<&'static str>,
 }
 
 pub fn parse(raw: &[u8]) -> Parsed {
@@ -43,6 +45,7 @@ pub fn parse(raw: &[u8]) -> Parsed {
             date: None,
             snippet: String::new(),
             attachments: Vec::new(),
+            automated: None,
         };
     };
     let message_id = message.message_id().map(clean_id);
@@ -100,7 +103,49 @@ pub fn parse(raw: &[u8]) -> Parsed {
             .map(|s| collapse_whitespace(&s))
             .unwrap_or_default(),
         attachments,
+        automated: automated(&message),
     }
+}
+
+/// Why the message looks sent by a machine (RFC 3464 reports, RFC 3834 Auto-Submitted,
+/// RFC 2919 List-Id, `Precedence: bulk`, a null Return-Path), if it does.
+fn automated(message: &mail_parser::Message<'_>) -> Option<&'static str> {
+    let header = |name: &str| {
+        message
+            .header_raw(name)
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    if header("Return-Path").is_some_and(|v| v == "<>") {
+        return Some("a bounce");
+    }
+    let sender = message
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .and_then(|a| a.split('@').next())
+        .map(str::to_ascii_lowercase);
+    if sender.is_some_and(|s| s == "mailer-daemon" || s == "postmaster") {
+        return Some("a bounce");
+    }
+    let report = message.content_type().is_some_and(|ct| {
+        ct.ctype().eq_ignore_ascii_case("multipart")
+            && ct
+                .subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+    });
+    if report {
+        return Some("a delivery report");
+    }
+    if header("Auto-Submitted").is_some_and(|v| !v.starts_with("no")) {
+        return Some("an automatic reply");
+    }
+    if header("List-Id").is_some() || header("List-Unsubscribe").is_some() {
+        return Some("mailing-list traffic");
+    }
+    if header("Precedence").is_some_and(|v| matches!(v.as_str(), "bulk" | "list" | "junk")) {
+        return Some("bulk mail");
+    }
+    None
 }
 
 impl Parsed {

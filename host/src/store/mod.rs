@@ -6,12 +6,15 @@
 
 pub mod mail;
 pub mod outbox;
+pub mod records;
 mod redb;
 mod redb_mail;
 mod redb_outbox;
+mod redb_records;
 
 pub use self::mail::MailStore;
 pub use self::outbox::OutboxStore;
+pub use self::records::RecordStore;
 pub use self::redb::RedbStore;
 
 use crate::account::Account;
@@ -56,7 +59,7 @@ pub struct Remembered {
 }
 
 #[async_trait]
-pub trait Store: MailStore + OutboxStore + Send + Sync + 'static {
+pub trait Store: MailStore + OutboxStore + RecordStore + Send + Sync + 'static {
     async fn user_count(&self) -> Result<u64>;
     /// Fails with `Conflict` when the external id is taken.
     async fn insert_user(&self, user: User) -> Result<()>;

@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 pub const FILE: &str = "mailroom.redb";
 
 /// The schema this code writes. Bump it with a migration step in [`migrate`].
-const SCHEMA_VERSION: u64 = 3;
+const SCHEMA_VERSION: u64 = 4;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -206,9 +206,45 @@ fn migrate(txn: &WriteTransaction) -> Result<()> {
         // Version 3: the outbox.
         super::redb_outbox::create_tables(txn)?;
     }
+    if found < 4 {
+        // Version 4: CRM records, and the mail already held filed under them.
+        super::redb_records::create_tables(txn)?;
+        super::redb_records::file_all(txn)?;
+    }
     meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())
         .map_err(backend)?;
     Ok(())
+}
+
+/// An account, read inside a write transaction.
+pub(super) fn load_account(txn: &WriteTransaction, id: &str) -> Result<Option<Account>> {
+    let accounts = txn.open_table(ACCOUNTS).map_err(backend)?;
+    let value = accounts.get(id).map_err(backend)?;
+    value.map(|v| decode(v.value())).transpose()
+}
+
+/// The addresses of every connected account and every user, as stored.
+pub(super) fn own_addresses(txn: &WriteTransaction) -> Result<Vec<String>> {
+    let mut addresses = Vec::new();
+    for entry in txn
+        .open_table(ACCOUNTS)
+        .map_err(backend)?
+        .iter()
+        .map_err(backend)?
+    {
+        let account: Account = decode(entry.map_err(backend)?.1.value())?;
+        addresses.push(account.email);
+    }
+    for entry in txn
+        .open_table(USERS)
+        .map_err(backend)?
+        .iter()
+        .map_err(backend)?
+    {
+        let user: User = decode(entry.map_err(backend)?.1.value())?;
+        addresses.push(user.email);
+    }
+    Ok(addresses)
 }
 
 fn write_account(txn: &WriteTransaction, account: &Account, secret: Option<&Sealed>) -> Result<()> {

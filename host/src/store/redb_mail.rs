@@ -13,6 +13,7 @@ use super::mail::{
     Event, FolderCounts, FolderSync, Incoming, MailStore, MessageQuery, PageOutcome, PageWrite,
 };
 use super::redb::{RedbStore, backend, decode, encode};
+use super::redb_records::{ContactRules, create_contacts};
 use super::{Result, StoreError};
 use crate::folder::FolderId;
 use crate::mail::Flags;
@@ -148,6 +149,7 @@ pub(super) fn commit(txn: &WriteTransaction, page: PageWrite) -> Result<PageOutc
     let account = page.account_id.as_str();
     let folder = page.folder_id.as_str();
     let mut outcome = PageOutcome::default();
+    let mut rules = None;
     for Incoming { fetched, parsed } in page.incoming {
         let key = (account, folder, fetched.provider_id.as_str());
         let held = {
@@ -221,6 +223,7 @@ pub(super) fn commit(txn: &WriteTransaction, page: PageWrite) -> Result<PageOutc
             continue;
         };
         let id = crate::user::new_id("msg");
+        let automated = parsed.automated;
         let message = parsed.into_message(id, account, &page.folder_id, &fetched);
         txn.open_table(BODIES)
             .map_err(backend)?
@@ -239,6 +242,13 @@ pub(super) fn commit(txn: &WriteTransaction, page: PageWrite) -> Result<PageOutc
             .insert(key, mapping(message.flags, &message.id).as_slice())
             .map_err(backend)?;
         save(txn, &message)?;
+        super::redb_records::file_new(txn, &message)?;
+        if rules.is_none() {
+            rules = Some(ContactRules::load(txn, account)?);
+        }
+        if let Some(rules) = &rules {
+            create_contacts(txn, &message, automated, rules)?;
+        }
         outcome.created += 1;
         push_event(
             txn,
@@ -355,6 +365,7 @@ pub(super) fn leave_folder(
 
 /// Deletes a message and everything that points at it.
 pub(super) fn delete_message(txn: &WriteTransaction, message: &Message) -> Result<()> {
+    super::redb_records::unfile(txn, message)?;
     let account = message.account_id.as_str();
     let mut provider = txn.open_table(PROVIDER_IDS).map_err(backend)?;
     for m in &message.folders {

@@ -262,9 +262,9 @@ async fn sync_account(inner: &Inner, account_id: &str) -> Outcome {
         Ok(()) => {
             let complete =
                 !report.stopped && report.failed.is_empty() && report.caught_up == report.planned;
-            if !report.stopped
-                && let Err(error) = inner.store.finish_job(account_id).await
-            {
+            // Messages a reset or a vanished folder left in no folder are deleted only once
+            // every folder caught up: one that failed may still hold them.
+            if complete && let Err(error) = inner.store.finish_job(account_id).await {
                 tracing::error!(account = account_id, "cannot finish the job: {error}");
             }
             let state = if report.all_backfilled {

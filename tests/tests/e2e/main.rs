@@ -8,6 +8,7 @@ mod connection;
 mod crash;
 mod messages;
 mod outbox;
+mod records;
 mod sandbox;
 mod sync;
 mod users;
