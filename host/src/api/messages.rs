@@ -214,7 +214,8 @@ pub async fn update(
         return Err(ApiError::invalid("seen", "or flagged must be given"));
     }
     let message = change(app, caller, id, |_, _| Ok(Change::Flags(update))).await?;
-    Ok(json(&render::item(&message, json!([]))))
+    let records = records_of(app, &message.id).await?;
+    Ok(json(&render::item(&message, records)))
 }
 
 /// `POST /v1/messages/{id}/move` `{"folder_id"}`
@@ -237,7 +238,8 @@ pub async fn move_to(
         })
     })
     .await?;
-    Ok(json(&render::item(&message, json!([]))))
+    let records = records_of(app, &message.id).await?;
+    Ok(json(&render::item(&message, records)))
 }
 
 /// `DELETE /v1/messages/{id}`: to the trash; for good when already there or when the

@@ -412,6 +412,16 @@ async fn alice_sends_to_bob_signed_with_an_attachment_and_a_hidden_copy_once() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // Sent mail is filed like received mail.
+    let contact = setup
+        .mailroom
+        .call(
+            Method::PUT,
+            "/v1/records/contacts/bob",
+            Some(json!({"name": "Bob", "emails": ["bob@example.test"]})),
+        )
+        .await;
+    assert_eq!(contact.status, StatusCode::CREATED, "{}", contact.body);
     let alice = setup
         .connect("alice", "now", json!({"display_name": "Alice Adams"}))
         .await;
@@ -522,6 +532,10 @@ async fn alice_sends_to_bob_signed_with_an_attachment_and_a_hidden_copy_once() {
     assert_eq!(copy.len(), 1, "{copy:?}");
     assert_eq!(copy[0]["message_id"], message_id.as_str());
     assert_eq!(copy[0]["bcc"][0]["email"], "carol@example.test");
+    assert_eq!(
+        copy[0]["records"],
+        json!([{"type": "contacts", "id": "bob"}])
+    );
     let mut alice_imap = setup.imap("alice").await;
     alice_imap.run("SELECT Sent").await;
     let text = alice_imap.run("UID FETCH 1:* (BODY.PEEK[HEADER])").await;
