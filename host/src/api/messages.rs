@@ -128,7 +128,14 @@ pub async fn get(
         .await?
         .unwrap_or_default();
     let records = records_of(app, &message.id).await?;
-    Ok(json(&render::full(&message, &raw, records, raw_html)))
+    let attachments_url = format!("/v1/messages/{}/attachments", message.id);
+    Ok(json(&render::full(
+        &message,
+        &raw,
+        records,
+        raw_html,
+        &attachments_url,
+    )))
 }
 
 /// The records a message is filed under, as the message views show them.
@@ -159,6 +166,15 @@ pub async fn attachment(
     attachment_id: &str,
 ) -> Result<Response, ApiError> {
     let message = readable(app, caller, id).await?;
+    attachment_of(app, &message, attachment_id).await
+}
+
+/// An attachment of a message the caller may read, as a download.
+pub async fn attachment_of(
+    app: &App,
+    message: &Message,
+    attachment_id: &str,
+) -> Result<Response, ApiError> {
     let raw = app
         .store
         .raw_message(&message.id)
@@ -169,7 +185,7 @@ pub async fn attachment(
         .iter()
         .find(|a| a.id == attachment_id)
         .ok_or_else(|| ApiError::not_found("attachment"))?;
-    let contents = render::attachment(&message, &raw, attachment_id)
+    let contents = render::attachment(message, &raw, attachment_id)
         .ok_or_else(|| ApiError::not_found("attachment"))?;
     bytes_response(contents, &meta.content_type, meta.filename.as_deref())
 }

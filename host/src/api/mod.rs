@@ -551,6 +551,18 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
                 records::timeline_message(&app, &kind, &id, &message).await
             })
         });
+    let timeline_attachment = warp::path!(
+        "v1" / "records" / String / String / "messages" / String / "attachments" / String
+    )
+    .and(warp::get())
+    .and(request.clone())
+    .then(
+        |kind: String, id: String, message: String, attachment: String, r: Request| {
+            r.run(move |app, _| async move {
+                records::timeline_attachment(&app, &kind, &id, &message, &attachment).await
+            })
+        },
+    );
     let events = warp::path!("v1" / "events")
         .and(warp::get())
         .and(request.clone())
@@ -559,7 +571,7 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
             r.run(move |app, caller| async move { events::list(&app, &caller, &q).await })
         });
 
-    let routes: [BoxedFilter<(Response,)>; 39] = [
+    let routes: [BoxedFilter<(Response,)>; 40] = [
         healthz.boxed(),
         openapi.boxed(),
         connectors.boxed(),
@@ -598,6 +610,7 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         list_records.boxed(),
         timeline.boxed(),
         timeline_message.boxed(),
+        timeline_attachment.boxed(),
         events.boxed(),
     ];
     routes

@@ -216,6 +216,11 @@ pub const ROUTES: &[Route] = &[
         "A message on a record's timeline",
     )
     .ok(200, Some("MessageFull")),
+    route(
+        "get",
+        "/v1/records/{type}/{id}/messages/{message_id}/attachments/{attachment_id}",
+        "An attachment of a message on a record's timeline",
+    ),
     route("get", "/v1/events", "The event log (after, wait)").paged("Event"),
 ];
 

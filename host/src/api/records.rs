@@ -8,6 +8,7 @@ use super::body::Fields;
 use super::error::ApiError;
 use super::paging::{PageRequest, cursor};
 use super::{App, json, json_status, no_content};
+use crate::mail::message::Message;
 use crate::mail::render;
 use crate::record::{
     Company, Contact, CreatedBy, Deal, Record, RecordRef, RecordType, normalize_domain,
@@ -238,14 +239,13 @@ pub async fn timeline(
     Ok(json(&json!({"items": items, "next_cursor": next_cursor})))
 }
 
-/// `GET /v1/records/{type}/{id}/messages/{message_id}`: the full message, for anyone who
-/// may read the record; 404 for a message not on its timeline.
-pub async fn timeline_message(
+/// A message on a record's timeline; 404 for one that is not.
+async fn on_timeline(
     app: &App,
     kind: &str,
     id: &str,
     message_id: &str,
-) -> Result<Response, ApiError> {
+) -> Result<(RecordRef, Message), ApiError> {
     let reference = existing(app, kind, id).await?;
     if !app.store.on_timeline(&reference, message_id).await? {
         return Err(ApiError::not_found("message"));
@@ -256,11 +256,47 @@ pub async fn timeline_message(
         .await?
         .filter(|m| !m.is_removed())
         .ok_or_else(|| ApiError::not_found("message"))?;
+    Ok((reference, message))
+}
+
+/// `GET /v1/records/{type}/{id}/messages/{message_id}`: the full message, for anyone who
+/// may read the record; inline images and attachments are served through the record too.
+pub async fn timeline_message(
+    app: &App,
+    kind: &str,
+    id: &str,
+    message_id: &str,
+) -> Result<Response, ApiError> {
+    let (reference, message) = on_timeline(app, kind, id, message_id).await?;
     let raw = app
         .store
         .raw_message(&message.id)
         .await?
         .unwrap_or_default();
     let records = super::messages::records_of(app, &message.id).await?;
-    Ok(json(&render::full(&message, &raw, records, false)))
+    let attachments_url = format!(
+        "/v1/records/{}/{}/messages/{}/attachments",
+        reference.kind.as_str(),
+        reference.id,
+        message.id
+    );
+    Ok(json(&render::full(
+        &message,
+        &raw,
+        records,
+        false,
+        &attachments_url,
+    )))
+}
+
+/// `GET /v1/records/{type}/{id}/messages/{message_id}/attachments/{attachment_id}`
+pub async fn timeline_attachment(
+    app: &App,
+    kind: &str,
+    id: &str,
+    message_id: &str,
+    attachment_id: &str,
+) -> Result<Response, ApiError> {
+    let (_, message) = on_timeline(app, kind, id, message_id).await?;
+    super::messages::attachment_of(app, &message, attachment_id).await
 }

@@ -40,8 +40,15 @@ pub fn item(message: &Message, records: Value) -> Value {
 }
 
 /// The single-message view: the item plus `text`, `html` (sanitized unless `raw_html`) and
-/// `attachments`. `cid:` references point at the attachment download URLs.
-pub fn full(message: &Message, raw: &[u8], records: Value, raw_html: bool) -> Value {
+/// `attachments`. `cid:` references point at `{attachments_url}/{attachment id}`, where the
+/// reader downloads them.
+pub fn full(
+    message: &Message,
+    raw: &[u8],
+    records: Value,
+    raw_html: bool,
+    attachments_url: &str,
+) -> Value {
     let mut view = item(message, records);
     let parsed = MessageParser::default().parse(raw);
     let text = parsed
@@ -63,7 +70,7 @@ pub fn full(message: &Message, raw: &[u8], records: Value, raw_html: bool) -> Va
         let mut html = html;
         for attachment in &message.attachments {
             if let Some(cid) = &attachment.content_id {
-                let url = format!("/v1/messages/{}/attachments/{}", message.id, attachment.id);
+                let url = format!("{attachments_url}/{}", attachment.id);
                 html = html.replace(&format!("cid:{cid}"), &url);
             }
         }
@@ -124,14 +131,26 @@ Content-Type: multipart/related; boundary=b\r\n\r\n--b\r\nContent-Type: text/htm
 --b\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\nContent-Disposition: inline\r\n\
 Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--b--\r\n";
         let message = stored(raw);
-        let view = full(&message, raw, json!([]), false);
+        let view = full(
+            &message,
+            raw,
+            json!([]),
+            false,
+            "/v1/messages/msg_1/attachments",
+        );
         let html = view["html"].as_str().unwrap();
         assert!(!html.contains("script") && !html.contains("onclick") && !html.contains("form"));
         assert!(
             html.contains("/v1/messages/msg_1/attachments/att_0"),
             "{html}"
         );
-        let original = full(&message, raw, json!([]), true);
+        let original = full(
+            &message,
+            raw,
+            json!([]),
+            true,
+            "/v1/messages/msg_1/attachments",
+        );
         assert!(original["html"].as_str().unwrap().contains("<script>"));
         assert_eq!(
             attachment(&message, raw, "att_0").unwrap(),

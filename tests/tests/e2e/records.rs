@@ -239,10 +239,21 @@ async fn mail_is_filed_under_its_records_as_they_come_change_and_go() {
 #[tokio::test]
 async fn a_timeline_spans_accounts_once_and_is_open_to_every_user() {
     let setup = Setup::start().await;
-    let both = mail(
-        "to-both",
-        "From: Ann <ann@acme.test>\r\nTo: alice@example.test, bob@example.test",
+    // HTML with an inline image, in two personal mailboxes.
+    let both = (
         1,
+        format!(
+            "From: Ann <ann@acme.test>\r\nTo: alice@example.test, bob@example.test\r\n\
+Subject: to-both\r\nMessage-ID: <to-both>\r\nDate: {}\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/related; boundary=\"r\"\r\n\r\n\
+--r\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+<p>Hello.</p><img src=\"cid:logo@acme\">\r\n\
+--r\r\nContent-Type: image/png\r\nContent-ID: <logo@acme>\r\n\
+Content-Disposition: inline; filename=\"logo.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+iVBORw0KGgoAAAANSUhEUg==\r\n--r--\r\n",
+            rfc2822_days_ago(1)
+        )
+        .into_bytes(),
     );
     append(&setup, "alice", std::slice::from_ref(&both)).await;
     append(&setup, "bob", &[both]).await;
@@ -288,7 +299,35 @@ async fn a_timeline_spans_accounts_once_and_is_open_to_every_user() {
     let message = items[0]["id"].as_str().unwrap().to_owned();
     let full = as_member(format!("/v1/records/contacts/ann/messages/{message}")).await;
     assert_eq!(full.status, StatusCode::OK, "{}", full.body);
-    assert_eq!(full.body["text"].as_str().unwrap().trim(), "Hello.");
+    // The inline image is served through the record as well.
+    let image = format!("/v1/records/contacts/ann/messages/{message}/attachments/att_0");
+    assert!(
+        full.body["html"].as_str().unwrap().contains(&image),
+        "{}",
+        full.body
+    );
+    let downloaded = setup
+        .mailroom
+        .http()
+        .get(setup.mailroom.url(&image))
+        .bearer_auth(SERVICE_TOKEN)
+        .header("x-mailroom-user", &member)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(downloaded.status(), StatusCode::OK);
+    assert_eq!(
+        downloaded.bytes().await.unwrap().as_ref(),
+        [
+            0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, b'I', b'H', b'D', b'R'
+        ]
+    );
+    assert_eq!(
+        as_member(format!("/v1/messages/{message}/attachments/att_0"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(
         as_member(format!("/v1/messages/{message}")).await.status,
         StatusCode::NOT_FOUND
