@@ -557,8 +557,7 @@ pub async fn sync(app: &App, caller: &Caller, id: &str) -> Result<Response, ApiE
             },
         ));
     }
-    let requested_at = crate::user::now_rfc3339_millis();
-    app.scheduler.request(&account.id);
+    let requested_at = app.scheduler.request(&account.id);
     Ok(super::json_status(
         &json!({"requested_at": requested_at}),
         StatusCode::ACCEPTED,

@@ -39,6 +39,11 @@ struct Slot {
     last_start: Option<Instant>,
     not_before: Option<Instant>,
     failures: u32,
+    /// The time given to the latest request and to the latest job's start, in Unix
+    /// milliseconds: a job reports its start as `last_sync_at`, a request answers
+    /// `requested_at`, and a job serves a request exactly when its start is at or after it.
+    last_request_ms: i64,
+    last_spawn_ms: i64,
 }
 
 struct Inner {
@@ -87,14 +92,20 @@ impl Scheduler {
     }
 
     /// Asks for a sync of the account: at once when none runs, else right after the running
-    /// one (however many requests arrive meanwhile, one more job).
-    pub fn request(&self, account_id: &str) {
+    /// one (however many requests arrive meanwhile, one more job). Returns the request's
+    /// time (RFC 3339, milliseconds): the job that serves it reports a `last_sync_at` at or
+    /// after it, and a job that started before the request reports an earlier one, even
+    /// within the same millisecond.
+    pub fn request(&self, account_id: &str) -> String {
         let mut slots = self.inner.slots.lock().expect("scheduler poisoned");
         let slot = slots.entry(account_id.to_owned()).or_default();
+        let at = crate::user::now_millis().max(slot.last_spawn_ms + 1);
+        slot.last_request_ms = slot.last_request_ms.max(at);
         slot.requested = true;
         slot.not_before = None;
         drop(slots);
         self.inner.wake.notify_one();
+        crate::user::rfc3339_millis(at)
     }
 
     /// Stops starting jobs and lets running ones end after their current page (each page
@@ -150,12 +161,18 @@ async fn run(inner: Arc<Inner>) {
                     if slot.running || !due || waiting {
                         continue;
                     }
+                    let mut started_ms = crate::user::now_millis();
+                    if slot.requested {
+                        started_ms = started_ms.max(slot.last_request_ms);
+                    }
                     slot.running = true;
                     slot.requested = false;
                     slot.last_start = Some(now);
+                    slot.last_spawn_ms = started_ms;
+                    let started_at = crate::user::rfc3339_millis(started_ms);
                     let mut jobs = inner.jobs.lock().expect("scheduler poisoned");
                     while jobs.try_join_next().is_some() {}
-                    jobs.spawn(job(inner.clone(), account.id));
+                    jobs.spawn(job(inner.clone(), account.id, started_at));
                 }
             }
             Err(error) => tracing::error!("the scheduler cannot read accounts: {error}"),
@@ -165,8 +182,8 @@ async fn run(inner: Arc<Inner>) {
 }
 
 /// Runs one job and records its outcome on the account.
-async fn job(inner: Arc<Inner>, account_id: String) {
-    let outcome = sync_account(&inner, &account_id).await;
+async fn job(inner: Arc<Inner>, account_id: String, started_at: String) {
+    let outcome = sync_account(&inner, &account_id, started_at).await;
     let mut slots = inner.slots.lock().expect("scheduler poisoned");
     if let Some(slot) = slots.get_mut(&account_id) {
         slot.running = false;
@@ -199,8 +216,8 @@ enum Outcome {
     Stopped,
 }
 
-async fn sync_account(inner: &Inner, account_id: &str) -> Outcome {
-    let started_at = crate::user::now_rfc3339_millis();
+/// One job; `started_at` is what it reports as `last_sync_at` when it catches up.
+async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Outcome {
     let started = Instant::now();
     let account = match inner.store.account(account_id).await {
         Ok(Some(account)) if may_sync(&account) => account,
