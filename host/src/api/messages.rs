@@ -45,13 +45,7 @@ pub async fn list(
     let user = caller.user()?;
     let account = visible(app, user, account_id).await?;
     let page = PageRequest::from_query(query)?;
-    let after = match page.after.as_deref() {
-        None => None,
-        Some(key) => Some(
-            parse_key(key)
-                .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this server issued"))?,
-        ),
-    };
+    let after = after_key(&page)?;
     let folder = match query.get("folder").filter(|f| !f.is_empty()) {
         None => None,
         Some(id) => {
@@ -86,6 +80,25 @@ pub async fn list(
             },
         )
         .await?;
+    message_page(app, &messages, more).await
+}
+
+/// Where a page of a message list continues: after the `(received_at, id)` its cursor names.
+pub fn after_key(page: &PageRequest) -> Result<Option<(i64, String)>, ApiError> {
+    match page.after.as_deref() {
+        None => Ok(None),
+        Some(key) => parse_key(key)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this server issued")),
+    }
+}
+
+/// A page of a message list, newest first, each with its records.
+pub async fn message_page(
+    app: &App,
+    messages: &[Message],
+    more: bool,
+) -> Result<Response, ApiError> {
     let next_cursor = more
         .then(|| {
             messages

@@ -213,30 +213,9 @@ pub async fn timeline(
 ) -> Result<Response, ApiError> {
     let reference = existing(app, kind, id).await?;
     let page = PageRequest::from_query(query)?;
-    let after = match page.after.as_deref() {
-        None => None,
-        Some(key) => Some(
-            key.split_once(' ')
-                .and_then(|(at, id)| Some((at.parse().ok()?, id.to_owned())))
-                .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this server issued"))?,
-        ),
-    };
+    let after = super::messages::after_key(&page)?;
     let (messages, more) = app.store.timeline(&reference, after, page.limit).await?;
-    let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
-    let records = app.store.message_records(&ids).await?;
-    let next_cursor = more
-        .then(|| {
-            messages
-                .last()
-                .map(|m| cursor(&format!("{} {}", m.received_at, m.id)))
-        })
-        .flatten();
-    let items: Vec<Value> = messages
-        .iter()
-        .zip(records)
-        .map(|(m, records)| render::item(m, json!(records)))
-        .collect();
-    Ok(json(&json!({"items": items, "next_cursor": next_cursor})))
+    super::messages::message_page(app, &messages, more).await
 }
 
 /// A message on a record's timeline; 404 for one that is not.

@@ -68,6 +68,26 @@ fn seconds(
     Ok(found)
 }
 
+/// The records a message is filed under.
+fn filed_as(
+    filing: &impl ReadableTable<(&'static str, &'static str, &'static str), ()>,
+    message_id: &str,
+) -> Result<Vec<RecordRef>> {
+    let mut records = Vec::new();
+    let range = (message_id, "", "")..=(message_id, MAX_KEY, MAX_KEY);
+    for entry in filing.range(range).map_err(backend)? {
+        let (key, _) = entry.map_err(backend)?;
+        let (_, kind, id) = key.value();
+        if let Some(kind) = RecordType::parse(kind) {
+            records.push(RecordRef {
+                kind,
+                id: id.to_owned(),
+            });
+        }
+    }
+    Ok(records)
+}
+
 /// Every normalized address a message names.
 fn addresses(message: &Message) -> BTreeSet<String> {
     message
@@ -178,24 +198,9 @@ fn refile(
             named.remove(owner);
         }
         let now = records_for(txn, &named)?;
-        let before: BTreeSet<RecordRef> = {
-            let filing = txn.open_table(FILING).map_err(backend)?;
-            let mut before = BTreeSet::new();
-            for entry in filing
-                .range((id.as_str(), "", "")..=(id.as_str(), MAX_KEY, MAX_KEY))
-                .map_err(backend)?
-            {
-                let (key, _) = entry.map_err(backend)?;
-                let (_, kind, record) = key.value();
-                if let Some(kind) = RecordType::parse(kind) {
-                    before.insert(RecordRef {
-                        kind,
-                        id: record.to_owned(),
-                    });
-                }
-            }
-            before
-        };
+        let before: BTreeSet<RecordRef> = filed_as(&txn.open_table(FILING).map_err(backend)?, &id)?
+            .into_iter()
+            .collect();
         let mut filed = txn.open_table(FILED).map_err(backend)?;
         let mut filing = txn.open_table(FILING).map_err(backend)?;
         for gone in before.difference(&now) {
@@ -293,27 +298,16 @@ pub(super) fn unfile(txn: &WriteTransaction, message: &Message) -> Result<()> {
         .map_err(backend)?
         .remove((message.identity.as_str(), id))
         .map_err(backend)?;
-    let records: Vec<(String, String)> = {
-        let filing = txn.open_table(FILING).map_err(backend)?;
-        let mut records = Vec::new();
-        for entry in filing
-            .range((id, "", "")..=(id, MAX_KEY, MAX_KEY))
-            .map_err(backend)?
-        {
-            let (key, _) = entry.map_err(backend)?;
-            let (_, kind, record) = key.value();
-            records.push((kind.to_owned(), record.to_owned()));
-        }
-        records
-    };
+    let records = filed_as(&txn.open_table(FILING).map_err(backend)?, id)?;
     let mut filed = txn.open_table(FILED).map_err(backend)?;
     let mut filing = txn.open_table(FILING).map_err(backend)?;
-    for (kind, record) in &records {
+    for record in &records {
+        let kind = record.kind.as_str();
         filed
-            .remove((kind.as_str(), record.as_str(), message.received_at, id))
+            .remove((kind, record.id.as_str(), message.received_at, id))
             .map_err(backend)?;
         filing
-            .remove((id, kind.as_str(), record.as_str()))
+            .remove((id, kind, record.id.as_str()))
             .map_err(backend)?;
     }
     Ok(())
@@ -783,25 +777,7 @@ impl RecordStore for RedbStore {
     async fn message_records(&self, message_ids: &[String]) -> Result<Vec<Vec<RecordRef>>> {
         self.read(|txn| {
             let filing = txn.open_table(FILING).map_err(backend)?;
-            let mut all = Vec::with_capacity(message_ids.len());
-            for id in message_ids {
-                let mut records = Vec::new();
-                for entry in filing
-                    .range((id.as_str(), "", "")..=(id.as_str(), MAX_KEY, MAX_KEY))
-                    .map_err(backend)?
-                {
-                    let (key, _) = entry.map_err(backend)?;
-                    let (_, kind, record) = key.value();
-                    if let Some(kind) = RecordType::parse(kind) {
-                        records.push(RecordRef {
-                            kind,
-                            id: record.to_owned(),
-                        });
-                    }
-                }
-                all.push(records);
-            }
-            Ok(all)
+            message_ids.iter().map(|id| filed_as(&filing, id)).collect()
         })
     }
 }

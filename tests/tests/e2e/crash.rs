@@ -67,6 +67,22 @@ fn start_server(data: &Path, ca: &Path) -> (Child, Api) {
     panic!("the server process ended before listening");
 }
 
+/// Connects alice's mailbox; returns the account id.
+async fn connect_alice(api: &Api, servers: &MailServers, sync_from: &str) -> String {
+    let alice = servers.user("alice");
+    let created = api
+        .post(
+            "/v1/accounts",
+            json!({"connector": "imap", "email": alice.email, "password": alice.password,
+                   "imap": {"host": "localhost", "port": servers.imaps_port(), "encryption": "ssl"},
+                   "smtp": {"host": "localhost", "port": servers.smtps_port(), "encryption": "ssl"},
+                   "kind": "personal", "sync_from": sync_from}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    created.body["id"].as_str().unwrap().to_owned()
+}
+
 async fn message_ids(api: &Api, account: &str) -> Vec<String> {
     api.messages(account, "")
         .await
@@ -91,17 +107,7 @@ async fn killed_mid_first_sync_it_resumes_without_loss_or_duplicates() {
     }
     let data = tempfile::tempdir().expect("a data directory");
     let (mut child, api) = start_server(data.path(), servers.cert_path());
-    let created = api
-        .post(
-            "/v1/accounts",
-            json!({"connector": "imap", "email": alice.email, "password": alice.password,
-                   "imap": {"host": "localhost", "port": servers.imaps_port(), "encryption": "ssl"},
-                   "smtp": {"host": "localhost", "port": servers.smtps_port(), "encryption": "ssl"},
-                   "kind": "personal", "sync_from": "1_month"}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let account = created.body["id"].as_str().unwrap().to_owned();
+    let account = connect_alice(&api, &servers, "1_month").await;
 
     // New mail keeps arriving from now until the end of the test.
     let arriving = Arc::new(AtomicBool::new(true));
@@ -166,20 +172,10 @@ async fn killed_mid_first_sync_it_resumes_without_loss_or_duplicates() {
 #[tokio::test]
 async fn killed_during_delivery_it_never_sends_twice() {
     let servers = MailServers::start();
-    let (alice, bob) = (servers.user("alice"), servers.user("bob"));
+    let bob = servers.user("bob");
     let data = tempfile::tempdir().expect("a data directory");
     let (mut child, api) = start_server(data.path(), servers.cert_path());
-    let created = api
-        .post(
-            "/v1/accounts",
-            json!({"connector": "imap", "email": alice.email, "password": alice.password,
-                   "imap": {"host": "localhost", "port": servers.imaps_port(), "encryption": "ssl"},
-                   "smtp": {"host": "localhost", "port": servers.smtps_port(), "encryption": "ssl"},
-                   "kind": "personal", "sync_from": "now"}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let account = created.body["id"].as_str().unwrap().to_owned();
+    let account = connect_alice(&api, &servers, "now").await;
     api.sync(&account).await;
 
     // The test SMTP server delivers this one at once and says so 20 s later.
