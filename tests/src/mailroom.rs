@@ -137,6 +137,18 @@ impl Api {
         self.call(Method::POST, path, Some(body)).await
     }
 
+    /// Creates a member user (as the admin); returns its id.
+    pub async fn create_member(&self, name: &str, email: &str) -> String {
+        let created = self
+            .post(
+                "/v1/users",
+                serde_json::json!({"name": name, "email": email, "role": "member"}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        created.body["id"].as_str().expect("an id").to_owned()
+    }
+
     /// Asks for a sync of the account and waits until a job that started after the request
     /// has caught up (`last_sync_at >= requested_at`); returns the account.
     pub async fn sync(&self, account_id: &str) -> Value {

@@ -275,14 +275,7 @@ async fn only_those_who_may_open_the_account_see_its_mail_and_events() {
         .to_owned();
 
     // A member, who does not own this personal account.
-    let member = setup
-        .mailroom
-        .post(
-            "/v1/users",
-            json!({"name": "Mo", "email": "mo@crm.test", "role": "member"}),
-        )
-        .await;
-    let member_id = member.body["id"].as_str().unwrap().to_owned();
+    let member_id = setup.mailroom.create_member("Mo", "mo@crm.test").await;
     let mailroom = &setup.mailroom;
     let as_member = |method: Method, path: String| {
         let id = member_id.clone();

@@ -50,6 +50,17 @@ async fn server_flags(imap: &mut ImapClient, mailbox: &str, message_id: &str) ->
     Some(line.to_owned())
 }
 
+/// `PATCH /v1/messages/{id}` as the admin.
+async fn patch_message(setup: &Setup, id: &str, body: Value) -> (StatusCode, Value) {
+    call(
+        setup,
+        Method::PATCH,
+        &format!("/v1/messages/{id}"),
+        Some(body),
+    )
+    .await
+}
+
 async fn call(
     setup: &Setup,
     method: Method,
@@ -70,13 +81,8 @@ async fn flags_moves_and_deletes_reach_the_server() {
     let mut imap = setup.imap("alice").await;
 
     // Read and starred: at once in Mailroom, on the server after the account's job.
-    let (status, body) = call(
-        &setup,
-        Method::PATCH,
-        &format!("/v1/messages/{first}"),
-        Some(json!({"seen": true, "flagged": true})),
-    )
-    .await;
+    let (status, body) =
+        patch_message(&setup, &first, json!({"seen": true, "flagged": true})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         (body["seen"].as_bool(), body["flagged"].as_bool()),
@@ -92,13 +98,7 @@ async fn flags_moves_and_deletes_reach_the_server() {
     );
 
     // Unread again; the sync that follows does not bring the old state back.
-    let (status, body) = call(
-        &setup,
-        Method::PATCH,
-        &format!("/v1/messages/{first}"),
-        Some(json!({"seen": false})),
-    )
-    .await;
+    let (status, body) = patch_message(&setup, &first, json!({"seen": false})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     setup.mailroom.sync(&account).await;
     let flags = server_flags(&mut imap, "INBOX", "m0@client.test")
@@ -261,13 +261,7 @@ async fn a_change_follows_a_message_another_client_moved() {
     seed(&setup, 1).await;
     let account = setup.connect("alice", "1_month", json!({})).await;
     let first = id_of(&setup, &account, "message 0").await;
-    let (status, _) = call(
-        &setup,
-        Method::PATCH,
-        &format!("/v1/messages/{first}"),
-        Some(json!({"flagged": true})),
-    )
-    .await;
+    let (status, _) = patch_message(&setup, &first, json!({"flagged": true})).await;
     assert_eq!(status, StatusCode::OK);
     // Before Mailroom pushes it, another client moves the message: its UID changes.
     let mut imap = setup.imap("alice").await;
@@ -304,13 +298,7 @@ async fn a_change_to_a_message_gone_from_the_server_is_dropped_not_retried() {
         .to_owned();
 
     // Another client expunges it before Mailroom's change reaches the server.
-    let (status, _) = call(
-        &setup,
-        Method::PATCH,
-        &format!("/v1/messages/{first}"),
-        Some(json!({"flagged": true})),
-    )
-    .await;
+    let (status, _) = patch_message(&setup, &first, json!({"flagged": true})).await;
     assert_eq!(status, StatusCode::OK);
     let mut imap = setup.imap("alice").await;
     imap.run("SELECT INBOX").await;
@@ -600,13 +588,7 @@ async fn a_refused_send_is_retried_or_failed_by_its_reply_and_holds_nothing_else
         .await;
     assert_eq!(never.status, StatusCode::ACCEPTED, "{}", never.body);
     // Queued after both sends, and not held up by the one that must wait.
-    let (status, _) = call(
-        &setup,
-        Method::PATCH,
-        &format!("/v1/messages/{message}"),
-        Some(json!({"flagged": true})),
-    )
-    .await;
+    let (status, _) = patch_message(&setup, &message, json!({"flagged": true})).await;
     assert_eq!(status, StatusCode::OK);
     setup.mailroom.sync(&account).await;
 
@@ -734,14 +716,7 @@ async fn bad_requests_to_send_and_change_are_refused_clearly() {
     }
 
     // A member who may not see the account: 404 on its message, its sends and replies.
-    let member = setup
-        .mailroom
-        .post(
-            "/v1/users",
-            json!({"name": "Mo", "email": "mo@crm.test", "role": "member"}),
-        )
-        .await;
-    let member_id = member.body["id"].as_str().unwrap().to_owned();
+    let member_id = setup.mailroom.create_member("Mo", "mo@crm.test").await;
     for (method, path, body) in [
         (
             Method::PATCH,

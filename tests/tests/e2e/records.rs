@@ -275,14 +275,7 @@ iVBORw0KGgoAAAANSUhEUg==\r\n--r--\r\n",
 
     // A member who cannot open these personal mailboxes reads the timeline and the message
     // through the record, and nothing else.
-    let member = setup
-        .mailroom
-        .post(
-            "/v1/users",
-            json!({"name": "Mo", "email": "mo@crm.test", "role": "member"}),
-        )
-        .await;
-    let member = member.body["id"].as_str().unwrap().to_owned();
+    let member = setup.mailroom.create_member("Mo", "mo@crm.test").await;
     let as_member = |path: String| {
         let member = member.clone();
         let mailroom = &setup.mailroom;
@@ -436,14 +429,8 @@ async fn bad_record_requests_are_refused_clearly() {
         )
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
-    let member = setup
-        .mailroom
-        .post(
-            "/v1/users",
-            json!({"name": "Mo", "email": "mo@crm.test", "role": "member"}),
-        )
-        .await;
-    let member = member.body["id"].as_str().unwrap();
+    let member = setup.mailroom.create_member("Mo", "mo@crm.test").await;
+    let member = member.as_str();
     let refused = setup
         .mailroom
         .call_as(
