@@ -72,16 +72,43 @@ impl Default for StoreConfig {
 pub struct SandboxConfig {
     /// Linear memory a connector instance may grow to, in MiB. Default 128.
     pub memory_mib: u64,
-    /// CPU time a job may spend running guest code, in milliseconds (waiting on the network
-    /// does not count). Default 20,000.
+    /// CPU time one step of a job may spend — a connection test, one sync page, one outbox
+    /// item — in milliseconds: guest code, and the host's work for the guest's calls (`held`,
+    /// `known`, body sinks) at its measured cost; waiting on the network does not count.
+    /// Default 20,000.
     pub cpu_ms: u64,
     /// Wall-clock time a job may take in all, in milliseconds. Default 300,000.
     pub job_timeout_ms: u64,
     /// What a job may write to the log (its `log` calls, stdout and stderr), in bytes.
     /// Default 64 KiB.
     pub log_bytes: usize,
-    /// Jobs running at once across all accounts; more wait their turn. Default 32.
+    /// Sync jobs running at once across all accounts; more wait their turn. Default 32.
     pub max_concurrent_jobs: usize,
+    /// Sync jobs of one owner's personal accounts running at once, so that one user's
+    /// accounts cannot hold every slot. Shared accounts are not counted. Default 4.
+    pub max_jobs_per_owner: usize,
+    /// Connection tests running at once across all callers, in a pool of their own so that
+    /// tests never hold up sync. Default 16.
+    pub max_concurrent_tests: usize,
+    /// Bytes the body sinks of all jobs together keep in memory, in MiB; beyond it, and
+    /// beyond one page per job, a large message is spooled to the data directory as it is
+    /// written. Default 64.
+    pub sink_memory_mib: u64,
+    /// Bytes the body sinks of all jobs together may spool to disk, in MiB; a message that
+    /// finds the spool full is tried again at a later job. Default 4096.
+    pub spool_mib: u64,
+    /// Folders a connector may list for one account. Default 10,000.
+    pub max_folders: usize,
+    /// Bytes of one folder's path or name. Default 1,024.
+    pub max_folder_name_bytes: usize,
+    /// Bytes of a folder's sync state as a connector returns it. Default 64 KiB.
+    pub max_state_bytes: usize,
+    /// Changed and removed message ids one page may carry. Default 1,000,000.
+    pub max_page_ids: usize,
+    /// Bytes of one message id a connector returns. Default 256.
+    pub max_id_bytes: usize,
+    /// Bytes of one SMTP reply text a connector reports (longer ones are cut). Default 1,024.
+    pub max_reply_bytes: usize,
 }
 
 impl Default for SandboxConfig {
@@ -92,6 +119,16 @@ impl Default for SandboxConfig {
             job_timeout_ms: 300_000,
             log_bytes: 64 * 1024,
             max_concurrent_jobs: 32,
+            max_jobs_per_owner: 4,
+            max_concurrent_tests: 16,
+            sink_memory_mib: 64,
+            spool_mib: 4096,
+            max_folders: 10_000,
+            max_folder_name_bytes: 1024,
+            max_state_bytes: 64 * 1024,
+            max_page_ids: 1_000_000,
+            max_id_bytes: 256,
+            max_reply_bytes: 1024,
         }
     }
 }
@@ -137,6 +174,14 @@ pub struct ApiConfig {
     pub max_body_bytes: u64,
     /// Connection tests one caller may start per minute. Default 20.
     pub connection_tests_per_minute: u32,
+    /// Connection tests one caller may have running at once; more answer 429. Default 2.
+    pub max_concurrent_tests_per_caller: usize,
+    /// The most a connection test may take in all (every server, every stage), in seconds:
+    /// a server that accepts and never speaks is reported as `timeout` within it. Default 30.
+    pub connection_test_timeout_secs: u64,
+    /// Personal accounts one user may own; more answer 409 `account_limit`. Shared accounts
+    /// are not counted. Default 20.
+    pub max_accounts_per_owner: usize,
     /// The most attachment bytes (decoded, all together) one message sent through the API
     /// may carry. Default 10 MiB. The send endpoint accepts a body large enough for them.
     pub max_attachment_bytes: u64,
@@ -147,6 +192,9 @@ impl Default for ApiConfig {
         Self {
             max_body_bytes: 1024 * 1024,
             connection_tests_per_minute: 20,
+            max_concurrent_tests_per_caller: 2,
+            connection_test_timeout_secs: 30,
+            max_accounts_per_owner: 20,
             max_attachment_bytes: 10 * 1024 * 1024,
         }
     }

@@ -93,6 +93,13 @@ enum TokenCommand {
     },
     /// Revokes a token by its id.
     Revoke { id: String },
+    /// Lists the tokens of a user or a service: ids, names and times, never a secret.
+    List {
+        #[arg(long, conflicts_with = "service", required_unless_present = "service")]
+        user: Option<String>,
+        #[arg(long)]
+        service: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -225,6 +232,7 @@ async fn user(command: UserCommand, state: StateArgs) -> anyhow::Result<()> {
                 external_id,
                 signature: None,
                 created_at: now_rfc3339(),
+                disabled: false,
             };
             store.insert_user(user.clone()).await?;
             println!("{}", user.id);
@@ -274,6 +282,7 @@ async fn token(command: TokenCommand, state: StateArgs) -> anyhow::Result<()> {
                 owner,
                 name,
                 created_at: now_rfc3339(),
+                last_used_at: None,
             };
             store
                 .insert_token(TokenHash::of(&secret), token.clone())
@@ -285,6 +294,22 @@ async fn token(command: TokenCommand, state: StateArgs) -> anyhow::Result<()> {
             Some(_) => eprintln!("revoked {id}"),
             None => anyhow::bail!("no token {id}"),
         },
+        TokenCommand::List { user, service } => {
+            let owner = match (user, service) {
+                (Some(user), None) => TokenOwner::User(user),
+                (None, Some(service)) => TokenOwner::Service(service),
+                _ => anyhow::bail!("give --user or --service"),
+            };
+            for token in store.tokens_of(&owner).await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    token.id,
+                    token.name,
+                    token.created_at,
+                    token.last_used_at.as_deref().unwrap_or("never used")
+                );
+            }
+        }
     }
     Ok(())
 }

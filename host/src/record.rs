@@ -54,6 +54,9 @@ pub struct Contact {
     pub emails: Vec<String>,
     pub company_ids: Vec<String>,
     pub created_by: CreatedBy,
+    /// Who may see the record: everyone when `None`, else only these users.
+    #[serde(default)]
+    pub visible_to: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +65,9 @@ pub struct Company {
     pub name: String,
     /// Lower-case, without repeats.
     pub domains: Vec<String>,
+    /// Who may see the record: everyone when `None`, else only these users.
+    #[serde(default)]
+    pub visible_to: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +77,9 @@ pub struct Deal {
     /// May name records not pushed yet; they count once they arrive.
     pub contact_ids: Vec<String>,
     pub company_ids: Vec<String>,
+    /// Who may see the record: everyone when `None`, else only these users.
+    #[serde(default)]
+    pub visible_to: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +94,20 @@ pub enum Record {
 }
 
 impl Record {
+    /// The users the CRM restricted the record to, if it did.
+    pub fn visible_to(&self) -> Option<&[String]> {
+        match self {
+            Record::Contact(c) => c.visible_to.as_deref(),
+            Record::Company(c) => c.visible_to.as_deref(),
+            Record::Deal(d) => d.visible_to.as_deref(),
+        }
+    }
+
+    /// Whether Mailroom created the record (a contact for an unknown address).
+    pub fn created_by_mailroom(&self) -> bool {
+        matches!(self, Record::Contact(c) if c.created_by == CreatedBy::Mailroom)
+    }
+
     pub fn reference(&self) -> RecordRef {
         let (kind, id) = match self {
             Record::Contact(c) => (RecordType::Contacts, &c.id),

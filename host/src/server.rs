@@ -28,6 +28,12 @@ pub struct Bootstrap {
     pub secret_key: Option<String>,
 }
 
+/// The name of the token registered from `MAILROOM_SERVICE_TOKEN`.
+const SERVICE_TOKEN_NAME: &str = "MAILROOM_SERVICE_TOKEN";
+
+/// How long stopping waits for requests under way.
+const REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
@@ -42,12 +48,23 @@ pub async fn open_state(
     config: &Config,
     secret_key: Option<&str>,
 ) -> anyhow::Result<(Arc<RedbStore>, Arc<Vault>)> {
-    std::fs::create_dir_all(&config.data)
+    private_dir(&config.data)
         .with_context(|| format!("cannot create the data directory {}", config.data.display()))?;
     let store = Arc::new(RedbStore::open(&config.data, config.store.cache_mib << 20)?);
     let vault = Arc::new(Vault::load(&config.data, secret_key)?);
     check_key(store.as_ref(), &vault).await?;
     Ok((store, vault))
+}
+
+/// Creates the data directory readable by this user alone (mode 0700), and makes an existing
+/// one so: it holds everyone's mail.
+pub fn private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Refuses to start with a key that cannot open what the database holds.
@@ -97,6 +114,7 @@ async fn bootstrap(store: &dyn Store, bootstrap: &Bootstrap) -> anyhow::Result<O
             external_id: None,
             signature: None,
             created_at: now_rfc3339(),
+            disabled: false,
         };
         let token = bootstrap.admin_token.clone().unwrap_or_else(new_token);
         store.insert_user(admin.clone()).await?;
@@ -108,6 +126,7 @@ async fn bootstrap(store: &dyn Store, bootstrap: &Bootstrap) -> anyhow::Result<O
                     owner: TokenOwner::User(admin.id.clone()),
                     name: "first start".into(),
                     created_at: now_rfc3339(),
+                    last_used_at: None,
                 },
             )
             .await?;
@@ -118,15 +137,26 @@ async fn bootstrap(store: &dyn Store, bootstrap: &Bootstrap) -> anyhow::Result<O
     }
     if let Some(token) = &bootstrap.service_token {
         let hash = TokenHash::of(token);
+        // The variable names one token: a new value replaces the one registered before.
+        let crm = TokenOwner::Service("crm".into());
+        for old in store.tokens_of(&crm).await? {
+            if old.name == SERVICE_TOKEN_NAME
+                && store.token(&hash).await?.is_none_or(|t| t.id != old.id)
+            {
+                store.delete_token(&old.id).await?;
+                tracing::info!("revoked the previous MAILROOM_SERVICE_TOKEN");
+            }
+        }
         if store.token(&hash).await?.is_none() {
             store
                 .insert_token(
                     hash,
                     Token {
                         id: new_id("tok"),
-                        owner: TokenOwner::Service("crm".into()),
-                        name: "MAILROOM_SERVICE_TOKEN".into(),
+                        owner: crm,
+                        name: SERVICE_TOKEN_NAME.into(),
                         created_at: now_rfc3339(),
+                        last_used_at: None,
                     },
                 )
                 .await?;
@@ -143,15 +173,8 @@ impl Server {
         let (store, vault) = open_state(config, setup.secret_key.as_deref()).await?;
         let first_admin_token = bootstrap(store.as_ref(), setup).await?;
         let tls = TlsPolicy::new(config.ca_file.as_deref())?;
-        let runtime = Arc::new(
-            Runtime::new(
-                &config.sandbox,
-                &config.net,
-                tls,
-                Some(&config.data.join("cache")),
-            )
-            .await?,
-        );
+        let runtime =
+            Arc::new(Runtime::new(&config.sandbox, &config.net, tls, Some(&config.data)).await?);
         for path in &config.connectors.files {
             let bytes = read_component(path)?;
             let info = runtime
@@ -170,6 +193,7 @@ impl Server {
             runtime.clone(),
             vault.clone(),
             config.sync.clone(),
+            config.sandbox.max_jobs_per_owner,
         ));
         let app = Arc::new(App::new(
             runtime,
@@ -206,10 +230,19 @@ impl Server {
         self.first_admin_token.as_deref()
     }
 
-    /// Stops accepting requests and waits for those under way.
+    /// Stops accepting requests and waits for those under way, for a while: requests still
+    /// running then (a connection test waiting on a server that never answers) are cut off,
+    /// so that the server always stops within about 20 s.
     pub async fn stop(self) {
-        self.scheduler.stop().await;
         let _ = self.shutdown.send(());
-        let _ = self.task.await;
+        let mut task = self.task;
+        let (_, served) = tokio::join!(
+            self.scheduler.stop(),
+            tokio::time::timeout(REQUEST_GRACE, &mut task)
+        );
+        if served.is_err() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 }

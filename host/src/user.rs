@@ -21,6 +21,10 @@ pub struct User {
     /// Sanitized HTML.
     pub signature: Option<String>,
     pub created_at: String,
+    /// A disabled user's requests are refused (their tokens were revoked) and their personal
+    /// accounts do not sync, until an admin enables them again.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 impl Role {
@@ -67,6 +71,9 @@ pub struct Token {
     pub owner: TokenOwner,
     pub name: String,
     pub created_at: String,
+    /// When the token last authenticated a request (to the minute).
+    #[serde(default)]
+    pub last_used_at: Option<String>,
 }
 
 /// A fresh opaque id with a readable prefix, e.g. `usr_…`, `acc_…`.

@@ -45,6 +45,7 @@ fn contact(id: String, email: String) -> Record {
         emails: vec![email],
         company_ids: Vec::new(),
         created_by: CreatedBy::Crm,
+        visible_to: None,
     })
 }
 
@@ -132,7 +133,7 @@ async fn main() {
         id: "hot".into(),
     };
     let (filed, more) = store
-        .timeline(&reference, None, 2 * MESSAGES / HOT_EVERY)
+        .timeline(&reference, None, None, 2 * MESSAGES / HOT_EVERY)
         .await
         .expect("a timeline");
     assert_eq!((filed.len(), more), (MESSAGES / HOT_EVERY, false));

@@ -65,16 +65,34 @@ fn parse(app: &App, body: &Value, other_fields: &[&str]) -> Result<ConnectionSpe
     Ok(spec)
 }
 
-/// Runs a connection test under the caller's rate limit.
+/// How long a caller who has too many tests running is asked to wait.
+const TESTS_RUNNING_RETRY_SECS: u64 = 5;
+
+/// Runs a connection test under the caller's rate and concurrency limits and the overall
+/// deadline: a server that accepts and never speaks is a `timeout` within it.
 async fn run_test(
     app: &App,
     caller: &Caller,
     spec: &ConnectionSpec,
 ) -> Result<Result<Vec<Folder>, ConnectorError>, ApiError> {
+    let key = caller.key();
+    let _running = app
+        .tests_running
+        .start(&key)
+        .ok_or_else(|| ApiError::too_many_requests(TESTS_RUNNING_RETRY_SECS))?;
     app.connection_tests
-        .check(&caller.key())
+        .check(&key)
         .map_err(ApiError::too_many_requests)?;
-    Ok(app.runtime.test_connection(spec).await.map_err(|error| {
+    let deadline = app.connection_test_timeout;
+    let outcome = tokio::time::timeout(deadline, app.runtime.test_connection(spec))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ConnectorError::new(
+                crate::connector::ErrorKind::Timeout,
+                format!("the servers did not answer within {deadline:?}"),
+            ))
+        });
+    Ok(outcome.map_err(|error| {
         let stage = error
             .server
             .clone()
@@ -257,6 +275,25 @@ pub async fn create(
     let create_contact = fields.bool("create_contact")?.unwrap_or(false);
     let display_name = fields.text("display_name", 200)?.map(str::to_owned);
     let chosen = fields.strings("active_folders", 1000)?;
+    if kind == AccountKind::Personal {
+        let owned = app
+            .store
+            .accounts()
+            .await?
+            .iter()
+            .filter(|a| a.kind == AccountKind::Personal && a.owner_id == user.id)
+            .count();
+        if owned >= app.max_accounts_per_owner {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "account_limit",
+                format!(
+                    "a user may connect at most {} personal accounts",
+                    app.max_accounts_per_owner
+                ),
+            ));
+        }
+    }
 
     let folders = run_test(app, caller, &spec).await?.map_err(failed_test)?;
     let folders = choose_folders(folders, chosen)?;

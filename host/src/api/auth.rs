@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use crate::store::Store;
-use crate::user::{TokenOwner, User};
+use crate::user::{Token, TokenOwner, User};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use warp::http::StatusCode;
@@ -88,6 +88,10 @@ pub async fn authenticate(
         .token(&hash)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
+    note_use(store, hash, &stored).await?;
+    // A disabled user is refused, whoever presents them: their own token (revoked when they
+    // were disabled) or a service acting as them.
+    let enabled = |user: User| (!user.disabled).then_some(user);
     match stored.owner {
         TokenOwner::User(id) => {
             if act_as.is_some() {
@@ -95,7 +99,11 @@ pub async fn authenticate(
                     "only a service token may act as another user",
                 ));
             }
-            let user = store.user(&id).await?.ok_or_else(ApiError::unauthorized)?;
+            let user = store
+                .user(&id)
+                .await?
+                .and_then(enabled)
+                .ok_or_else(ApiError::unauthorized)?;
             Ok(Caller {
                 token: hash,
                 user: Some(user),
@@ -105,9 +113,12 @@ pub async fn authenticate(
         TokenOwner::Service(name) => {
             let user = match act_as {
                 None => None,
-                Some(id) => Some(store.user(id.trim()).await?.ok_or_else(|| {
-                    ApiError::forbidden("X-Mailroom-User names no user of this server")
-                })?),
+                Some(id) => {
+                    let user = store.user(id.trim()).await?.ok_or_else(|| {
+                        ApiError::forbidden("X-Mailroom-User names no user of this server")
+                    })?;
+                    Some(enabled(user).ok_or_else(ApiError::unauthorized)?)
+                }
             };
             Ok(Caller {
                 token: hash,
@@ -116,4 +127,20 @@ pub async fn authenticate(
             })
         }
     }
+}
+
+/// Records when a token was last used, to the minute: one write a minute per token at most.
+async fn note_use(store: &dyn Store, hash: TokenHash, token: &Token) -> Result<(), ApiError> {
+    let now = time::OffsetDateTime::now_utc();
+    let recent = token
+        .last_used_at
+        .as_deref()
+        .and_then(|at| {
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .is_some_and(|at| now - at < time::Duration::minutes(1));
+    if !recent {
+        store.token_used(&hash, crate::user::rfc3339(now)).await?;
+    }
+    Ok(())
 }

@@ -1,12 +1,14 @@
 //! `GET /v1/events?after=&wait=`: the event log, long-polled, filtered to what the caller
-//! may see (mail events only for accounts the caller may open).
+//! may see: events naming an account only to those who may open it, events naming a record
+//! only to those who may see the record; the CRM's bare service token sees every event.
 
 use super::accounts::can_see;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::paging::{DEFAULT_LIMIT, MAX_LIMIT};
 use super::{App, json};
-use serde_json::json;
+use crate::record::RecordRef;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use warp::http::StatusCode;
@@ -22,7 +24,6 @@ pub async fn list(
     caller: &Caller,
     query: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
-    let user = caller.user()?;
     let number = |name: &str, max: u64| -> Result<Option<u64>, ApiError> {
         match query.get(name).filter(|v| !v.is_empty()) {
             None => Ok(None),
@@ -47,9 +48,15 @@ pub async fn list(
     let deadline = Instant::now() + wait;
     let mut accounts = HashMap::new();
     let mut cursor = after;
+    if cursor == u64::MAX {
+        // Nothing can follow the last sequence number.
+        return Ok(json(
+            &json!({"items": [], "next_cursor": cursor.to_string()}),
+        ));
+    }
     loop {
         let (events, oldest) = app.store.events(cursor, limit).await?;
-        if cursor == after && after + 1 < oldest {
+        if cursor == after && after.saturating_add(1) < oldest {
             return Err(ApiError::new(
                 StatusCode::GONE,
                 "cursor_expired",
@@ -59,18 +66,7 @@ pub async fn list(
         let scanned = events.last().map(|e| e.seq);
         let mut items = Vec::new();
         for event in events {
-            let visible = match event.data.get("account_id").and_then(|v| v.as_str()) {
-                None => true,
-                Some(account_id) => {
-                    if !accounts.contains_key(account_id) {
-                        let account = app.store.account(account_id).await?;
-                        let allowed = account.is_some_and(|a| can_see(user, &a));
-                        accounts.insert(account_id.to_owned(), allowed);
-                    }
-                    accounts[account_id]
-                }
-            };
-            if visible {
+            if sees(app, caller, &event.kind, &event.data, &mut accounts).await? {
                 items.push(event);
             }
         }
@@ -84,4 +80,41 @@ pub async fn list(
         }
         tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
     }
+}
+
+/// Whether the caller may see an event: the account it names must be one they may open
+/// (`known` remembers the answers for one request), and the record it names one they may see
+/// (a created contact's `contact.created` goes to those who may open the creating account).
+async fn sees(
+    app: &App,
+    caller: &Caller,
+    kind: &str,
+    data: &Value,
+    known: &mut HashMap<String, bool>,
+) -> Result<bool, ApiError> {
+    let Some(user) = &caller.user else {
+        return Ok(true);
+    };
+    if let Some(account_id) = data.get("account_id").and_then(Value::as_str) {
+        if !known.contains_key(account_id) {
+            let account = app.store.account(account_id).await?;
+            let allowed = account.is_some_and(|a| can_see(user, &a));
+            known.insert(account_id.to_owned(), allowed);
+        }
+        if !known[account_id] {
+            return Ok(false);
+        }
+        if kind == "contact.created" {
+            return Ok(true);
+        }
+    }
+    let named = data.get("into").or_else(|| data.get("record"));
+    let Some(reference) = named.and_then(|r| serde_json::from_value::<RecordRef>(r.clone()).ok())
+    else {
+        return Ok(true);
+    };
+    Ok(match app.store.record(&reference).await? {
+        Some(record) => super::records::sight(app, caller, &record).await?.is_some(),
+        None => false,
+    })
 }

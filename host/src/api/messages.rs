@@ -122,7 +122,8 @@ fn parse_key(key: &str) -> Option<(i64, String)> {
     Some((at.parse().ok()?, id.to_owned()))
 }
 
-/// `GET /v1/messages/{id}` (`?html=raw` for the original HTML).
+/// `GET /v1/messages/{id}` (`?html=raw` for the original HTML, `?remote=allow` to keep
+/// remote images).
 pub async fn get(
     app: &App,
     caller: &Caller,
@@ -130,25 +131,67 @@ pub async fn get(
     query: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     let message = readable(app, caller, id).await?;
-    let raw_html = match query.get("html").map(String::as_str) {
+    let mode = html_mode(query)?;
+    let records = records_of(app, &message.id).await?;
+    let attachments_url = format!("/v1/messages/{}/attachments", message.id);
+    full_view(app, message, records, mode, attachments_url).await
+}
+
+/// How a single-message view shows its HTML, from `?html=` and `?remote=`.
+pub fn html_mode(query: &HashMap<String, String>) -> Result<render::Html, ApiError> {
+    let raw = match query.get("html").map(String::as_str) {
         None | Some("") | Some("sanitized") => false,
         Some("raw") => true,
         Some(_) => return Err(ApiError::invalid("html", "must be `raw` when given")),
     };
+    let remote = match query.get("remote").map(String::as_str) {
+        None | Some("") | Some("block") => false,
+        Some("allow") => true,
+        Some(_) => return Err(ApiError::invalid("remote", "must be `allow` when given")),
+    };
+    Ok(match (raw, remote) {
+        (true, _) => render::Html::Raw,
+        (false, true) => render::Html::RemoteAllowed,
+        (false, false) => render::Html::Sanitized,
+    })
+}
+
+/// The full view of a message the caller may read, parsed and sanitized off the request
+/// threads.
+pub async fn full_view(
+    app: &App,
+    message: Message,
+    records: Value,
+    mode: render::Html,
+    attachments_url: String,
+) -> Result<Response, ApiError> {
     let raw = app
         .store
         .raw_message(&message.id)
         .await?
         .unwrap_or_default();
-    let records = records_of(app, &message.id).await?;
-    let attachments_url = format!("/v1/messages/{}/attachments", message.id);
-    Ok(json(&render::full(
-        &message,
-        &raw,
-        records,
-        raw_html,
-        &attachments_url,
-    )))
+    let view = off_thread(app, move || {
+        render::full(&message, &raw, records, mode, &attachments_url)
+    })
+    .await?;
+    Ok(json(&view))
+}
+
+/// Runs MIME parsing or sanitizing of a whole message on the blocking pool, a bounded number
+/// at once, so a large message never stalls the threads serving other requests.
+async fn off_thread<T: Send + 'static>(
+    app: &App,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = app
+        .renders
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::internal("the server is stopping"))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(format!("rendering the message failed: {e}")))
 }
 
 /// The records a message is filed under, as the message views show them.
@@ -168,7 +211,7 @@ pub async fn raw(app: &App, caller: &Caller, id: &str) -> Result<Response, ApiEr
         .raw_message(&message.id)
         .await?
         .ok_or_else(|| ApiError::not_found("message"))?;
-    bytes_response(raw, "message/rfc822", None)
+    bytes_response(raw, "message/rfc822", Disposition::Attachment, None)
 }
 
 /// `GET /v1/messages/{id}/attachments/{attachment_id}`
@@ -198,9 +241,23 @@ pub async fn attachment_of(
         .iter()
         .find(|a| a.id == attachment_id)
         .ok_or_else(|| ApiError::not_found("attachment"))?;
-    let contents = render::attachment(message, &raw, attachment_id)
+    let index = meta.id.clone();
+    let message = message.clone();
+    let contents = off_thread(app, move || render::attachment(&message, &raw, &index))
+        .await?
         .ok_or_else(|| ApiError::not_found("attachment"))?;
-    bytes_response(contents, &meta.content_type, meta.filename.as_deref())
+    let (content_type, inline) = render::served_as(&meta.content_type);
+    let disposition = if inline {
+        Disposition::Inline
+    } else {
+        Disposition::Attachment
+    };
+    bytes_response(
+        contents,
+        content_type,
+        disposition,
+        meta.filename.as_deref(),
+    )
 }
 
 /// Applies a change to a message the caller may see and has its account's job push it.
@@ -290,27 +347,45 @@ pub async fn delete(app: &App, caller: &Caller, id: &str) -> Result<Response, Ap
     Ok(super::no_content())
 }
 
+/// Whether a browser shows a response or saves it.
+#[derive(Clone, Copy)]
+enum Disposition {
+    Inline,
+    Attachment,
+}
+
+/// Mail bytes as a response that no browser runs on the API's origin: never sniffed,
+/// sandboxed with nothing allowed, and saved rather than shown unless `Inline`.
 fn bytes_response(
     bytes: Vec<u8>,
     content_type: &str,
+    disposition: Disposition,
     filename: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let mut response = warp::http::Response::builder()
+    let kind = match disposition {
+        Disposition::Inline => "inline",
+        Disposition::Attachment => "attachment",
+    };
+    // Only the safe characters of the name go into the header.
+    let disposition = match filename {
+        Some(name) => {
+            let safe: String = name
+                .chars()
+                .filter(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | ';') || *c == ' ')
+                .collect();
+            format!("{kind}; filename=\"{safe}\"")
+        }
+        None => kind.to_owned(),
+    };
+    warp::http::Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, content_type)
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    if let Some(name) = filename {
-        // Only the safe characters of the name go into the header.
-        let safe: String = name
-            .chars()
-            .filter(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | ';') || *c == ' ')
-            .collect();
-        response = response.header(
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{safe}\""),
-        );
-    }
-    response
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'",
+        )
+        .header(header::CONTENT_DISPOSITION, disposition)
         .body(bytes.into())
         .map_err(|e| ApiError::bad_request(format!("cannot build the response: {e}")))
 }

@@ -25,7 +25,7 @@ use crate::sync::Scheduler;
 use crate::vault::Vault;
 use bytes::Bytes;
 use error::ApiError;
-use rate_limit::RateLimiter;
+use rate_limit::{ConcurrencyLimiter, RateLimiter};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -43,6 +43,9 @@ pub struct App {
     pub vault: Arc<Vault>,
     pub scheduler: Arc<Scheduler>,
     pub connection_tests: RateLimiter,
+    pub tests_running: ConcurrencyLimiter,
+    pub connection_test_timeout: std::time::Duration,
+    pub max_accounts_per_owner: usize,
     pub max_body_bytes: u64,
     pub max_attachment_bytes: u64,
     /// One lock per `Idempotency-Key` in use, so a retry racing the first attempt waits for
@@ -50,6 +53,8 @@ pub struct App {
     idempotency: std::sync::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     /// Held while a user is changed, so two demotions cannot both see another admin left.
     pub user_changes: tokio::sync::Mutex<()>,
+    /// Parsing and sanitizing whole messages runs off the request threads, this many at once.
+    pub renders: Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -66,8 +71,16 @@ impl App {
             vault,
             scheduler,
             connection_tests: RateLimiter::per_minute(config.connection_tests_per_minute),
+            tests_running: ConcurrencyLimiter::new(config.max_concurrent_tests_per_caller),
+            connection_test_timeout: std::time::Duration::from_secs(
+                config.connection_test_timeout_secs.max(1),
+            ),
+            max_accounts_per_owner: config.max_accounts_per_owner,
             max_body_bytes: config.max_body_bytes,
             max_attachment_bytes: config.max_attachment_bytes,
+            renders: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
             idempotency: std::sync::Mutex::new(HashMap::new()),
             user_changes: tokio::sync::Mutex::new(()),
         }
@@ -297,6 +310,15 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
                 users::update(&app, &caller, &id, &parse_json(b)?).await
             })
         });
+    let list_user_tokens = warp::path!("v1" / "users" / String / "tokens")
+        .and(warp::get())
+        .and(request.clone())
+        .and(query())
+        .then(|id: String, r: Request, q: HashMap<String, String>| {
+            r.run(
+                move |app, caller| async move { users::list_tokens(&app, &caller, &id, &q).await },
+            )
+        });
     let revoke_user_token = warp::path!("v1" / "users" / String / "tokens" / String)
         .and(warp::delete())
         .and(request.clone())
@@ -517,7 +539,7 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(request.clone())
         .then(|kind: String, id: String, r: Request| {
-            r.run(move |app, _| async move { records::get(&app, &kind, &id).await })
+            r.run(move |app, caller| async move { records::get(&app, &caller, &kind, &id).await })
         });
     let delete_record = warp::path!("v1" / "records" / String / String)
         .and(warp::delete())
@@ -532,7 +554,9 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .and(request.clone())
         .and(query())
         .then(|kind: String, r: Request, q: HashMap<String, String>| {
-            r.run(move |app, _| async move { records::list_records(&app, &kind, &q).await })
+            r.run(move |app, caller| async move {
+                records::list_records(&app, &caller, &kind, &q).await
+            })
         });
     let timeline = warp::path!("v1" / "records" / String / String / "messages")
         .and(warp::get())
@@ -540,17 +564,22 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .and(query())
         .then(
             |kind: String, id: String, r: Request, q: HashMap<String, String>| {
-                r.run(move |app, _| async move { records::timeline(&app, &kind, &id, &q).await })
+                r.run(move |app, caller| async move {
+                    records::timeline(&app, &caller, &kind, &id, &q).await
+                })
             },
         );
     let timeline_message = warp::path!("v1" / "records" / String / String / "messages" / String)
         .and(warp::get())
         .and(request.clone())
-        .then(|kind: String, id: String, message: String, r: Request| {
-            r.run(move |app, _| async move {
-                records::timeline_message(&app, &kind, &id, &message).await
-            })
-        });
+        .and(query())
+        .then(
+            |kind: String, id: String, message: String, r: Request, q: HashMap<String, String>| {
+                r.run(move |app, caller| async move {
+                    records::timeline_message(&app, &caller, &kind, &id, &message, &q).await
+                })
+            },
+        );
     let timeline_attachment = warp::path!(
         "v1" / "records" / String / String / "messages" / String / "attachments" / String
     )
@@ -558,8 +587,8 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
     .and(request.clone())
     .then(
         |kind: String, id: String, message: String, attachment: String, r: Request| {
-            r.run(move |app, _| async move {
-                records::timeline_attachment(&app, &kind, &id, &message, &attachment).await
+            r.run(move |app, caller| async move {
+                records::timeline_attachment(&app, &caller, &kind, &id, &message, &attachment).await
             })
         },
     );
@@ -571,7 +600,7 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
             r.run(move |app, caller| async move { events::list(&app, &caller, &q).await })
         });
 
-    let routes: [BoxedFilter<(Response,)>; 40] = [
+    let routes: [BoxedFilter<(Response,)>; 41] = [
         healthz.boxed(),
         openapi.boxed(),
         connectors.boxed(),
@@ -584,6 +613,7 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         update_me.boxed(),
         create_token.boxed(),
         revoke_token.boxed(),
+        list_user_tokens.boxed(),
         test_account.boxed(),
         create_account.boxed(),
         list_accounts.boxed(),

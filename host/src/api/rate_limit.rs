@@ -1,7 +1,7 @@
 //! A sliding-window limit per caller, for expensive requests such as connection tests.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct RateLimiter {
@@ -59,5 +59,53 @@ mod tests {
         let retry = limiter.check("a").unwrap_err();
         assert!((1..=60).contains(&retry));
         assert!(limiter.check("b").is_ok());
+    }
+}
+
+/// Bounds how many requests of one kind each caller has under way at once.
+#[derive(Default)]
+pub struct ConcurrencyLimiter {
+    max: usize,
+    running: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One running request; the caller's count goes down when it is dropped.
+pub struct Running {
+    caller: String,
+    running: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl ConcurrencyLimiter {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            running: Arc::default(),
+        }
+    }
+
+    /// Counts one more request of `caller`, or refuses it while `max` are under way.
+    pub fn start(&self, caller: &str) -> Option<Running> {
+        let mut running = self.running.lock().expect("limiter poisoned");
+        let count = running.entry(caller.to_owned()).or_default();
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(Running {
+            caller: caller.to_owned(),
+            running: self.running.clone(),
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().expect("limiter poisoned");
+        if let Some(count) = running.get_mut(&self.caller) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&self.caller);
+            }
+        }
     }
 }

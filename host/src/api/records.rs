@@ -1,8 +1,13 @@
 //! CRM records: `PUT`/`GET`/`DELETE /v1/records/{type}/{id}`, `GET /v1/records/{type}`, and
 //! a record's timeline, `GET /v1/records/{type}/{id}/messages` (with `/{message_id}`).
-//! `admin` and `service` callers write; every authenticated caller reads, timelines
-//! included, whichever accounts the messages sit in.
+//!
+//! `admin` and `service` callers write. Who reads (see [`sight`]): the CRM's bare service
+//! token everything; a user every record the CRM did not restrict with `visible_to`, with its
+//! whole timeline across accounts; a contact Mailroom created only while an account the user
+//! may open holds mail filed under it, and of its timeline only those accounts' messages. So
+//! a member cannot read other people's mail by having their own account create contacts.
 
+use super::accounts::can_see;
 use super::auth::Caller;
 use super::body::Fields;
 use super::error::ApiError;
@@ -15,12 +20,14 @@ use crate::record::{
     normalize_email, valid_id,
 };
 use serde_json::{Value, json};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 /// Most emails, domains or linked ids one record may list.
 const MAX_ITEMS: usize = 100;
+/// Most users one record may be restricted to.
+const MAX_VISIBLE_TO: usize = 1000;
 
 fn reference(kind: &str, id: &str) -> Result<RecordRef, ApiError> {
     let kind = RecordType::parse(kind).ok_or_else(|| ApiError::not_found("record type"))?;
@@ -85,33 +92,99 @@ fn parse(reference: &RecordRef, body: &Value) -> Result<Record, ApiError> {
     let id = reference.id.clone();
     Ok(match reference.kind {
         RecordType::Contacts => {
-            let fields = Fields::new(body, &["name", "emails", "company_ids"])?;
+            let fields = Fields::new(body, &["name", "emails", "company_ids", "visible_to"])?;
             Record::Contact(Contact {
                 id,
                 name: fields.required_text("name", 200)?.to_owned(),
                 emails: list(&fields, "emails", normalize_email, "an email address")?,
                 company_ids: ids(&fields, "company_ids")?,
                 created_by: CreatedBy::Crm,
+                visible_to: visible_to(&fields)?,
             })
         }
         RecordType::Companies => {
-            let fields = Fields::new(body, &["name", "domains"])?;
+            let fields = Fields::new(body, &["name", "domains", "visible_to"])?;
             Record::Company(Company {
                 id,
                 name: fields.required_text("name", 200)?.to_owned(),
                 domains: list(&fields, "domains", normalize_domain, "a domain")?,
+                visible_to: visible_to(&fields)?,
             })
         }
         RecordType::Deals => {
-            let fields = Fields::new(body, &["name", "contact_ids", "company_ids"])?;
+            let fields = Fields::new(body, &["name", "contact_ids", "company_ids", "visible_to"])?;
             Record::Deal(Deal {
                 id,
                 name: fields.required_text("name", 200)?.to_owned(),
                 contact_ids: ids(&fields, "contact_ids")?,
                 company_ids: ids(&fields, "company_ids")?,
+                visible_to: visible_to(&fields)?,
             })
         }
     })
+}
+
+/// `visible_to`: absent or null for everyone, else the ids of the users who may see the record
+/// (users not created yet are accepted, like the CRM's other ids).
+fn visible_to(fields: &Fields) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(users) = fields.strings("visible_to", MAX_VISIBLE_TO)? else {
+        return Ok(None);
+    };
+    let mut seen = BTreeSet::new();
+    for user in &users {
+        if user.is_empty() || user.len() > 128 {
+            return Err(ApiError::invalid("visible_to", "must list user ids"));
+        }
+        seen.insert(user.to_string());
+    }
+    Ok(Some(seen.into_iter().collect()))
+}
+
+/// Which of a record's mail a caller sees, when they may see the record at all.
+pub enum Sight {
+    /// The whole timeline, across every account.
+    Everything,
+    /// Only the messages of these accounts (the ones the caller may open).
+    Accounts(HashSet<String>),
+}
+
+impl Sight {
+    fn accounts(&self) -> Option<&HashSet<String>> {
+        match self {
+            Sight::Everything => None,
+            Sight::Accounts(accounts) => Some(accounts),
+        }
+    }
+}
+
+/// What the caller may see of `record`; `None` when they may not know it exists.
+pub async fn sight(app: &App, caller: &Caller, record: &Record) -> Result<Option<Sight>, ApiError> {
+    // The CRM's back end itself mirrors every record, created contacts included.
+    let Some(user) = &caller.user else {
+        return Ok(Some(Sight::Everything));
+    };
+    if record
+        .visible_to()
+        .is_some_and(|users| !users.contains(&user.id))
+    {
+        return Ok(None);
+    }
+    if !record.created_by_mailroom() {
+        return Ok(Some(Sight::Everything));
+    }
+    let accounts: HashSet<String> = app
+        .store
+        .accounts()
+        .await?
+        .into_iter()
+        .filter(|account| can_see(user, account))
+        .map(|account| account.id)
+        .collect();
+    let (held, _) = app
+        .store
+        .timeline(&record.reference(), Some(&accounts), None, 1)
+        .await?;
+    Ok((!held.is_empty()).then_some(Sight::Accounts(accounts)))
 }
 
 fn view(record: &Record) -> Value {
@@ -139,13 +212,8 @@ pub async fn put(
 }
 
 /// `GET /v1/records/{type}/{id}`
-pub async fn get(app: &App, kind: &str, id: &str) -> Result<Response, ApiError> {
-    let reference = reference(kind, id)?;
-    let record = app
-        .store
-        .record(&reference)
-        .await?
-        .ok_or_else(|| ApiError::not_found("record"))?;
+pub async fn get(app: &App, caller: &Caller, kind: &str, id: &str) -> Result<Response, ApiError> {
+    let (record, _) = seen(app, caller, kind, id).await?;
     Ok(json(&view(&record)))
 }
 
@@ -165,9 +233,11 @@ pub async fn delete(
     }
 }
 
-/// `GET /v1/records/{type}?created_by=`
+/// `GET /v1/records/{type}?created_by=`: the records the caller may see; a page may hold
+/// fewer than `limit` when some are hidden from the caller.
 pub async fn list_records(
     app: &App,
+    caller: &Caller,
     kind: &str,
     query: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
@@ -191,15 +261,31 @@ pub async fn list_records(
     let next_cursor = more
         .then(|| records.last().map(|r| cursor(&r.reference().id)))
         .flatten();
-    let items: Vec<Value> = records.iter().map(view).collect();
+    let mut items = Vec::with_capacity(records.len());
+    for record in &records {
+        if sight(app, caller, record).await?.is_some() {
+            items.push(view(record));
+        }
+    }
     Ok(json(&json!({"items": items, "next_cursor": next_cursor})))
 }
 
-/// The record must exist for its timeline to be read.
-async fn existing(app: &App, kind: &str, id: &str) -> Result<RecordRef, ApiError> {
+/// The record and what the caller sees of it; 404 when it does not exist or is hidden from
+/// the caller.
+async fn seen(
+    app: &App,
+    caller: &Caller,
+    kind: &str,
+    id: &str,
+) -> Result<(Record, Sight), ApiError> {
     let reference = reference(kind, id)?;
-    match app.store.record(&reference).await? {
-        Some(_) => Ok(reference),
+    let record = app
+        .store
+        .record(&reference)
+        .await?
+        .ok_or_else(|| ApiError::not_found("record"))?;
+    match sight(app, caller, &record).await? {
+        Some(sight) => Ok((record, sight)),
         None => Err(ApiError::not_found("record")),
     }
 }
@@ -207,25 +293,31 @@ async fn existing(app: &App, kind: &str, id: &str) -> Result<RecordRef, ApiError
 /// `GET /v1/records/{type}/{id}/messages`
 pub async fn timeline(
     app: &App,
+    caller: &Caller,
     kind: &str,
     id: &str,
     query: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
-    let reference = existing(app, kind, id).await?;
+    let (record, sight) = seen(app, caller, kind, id).await?;
     let page = PageRequest::from_query(query)?;
     let after = super::messages::after_key(&page)?;
-    let (messages, more) = app.store.timeline(&reference, after, page.limit).await?;
+    let (messages, more) = app
+        .store
+        .timeline(&record.reference(), sight.accounts(), after, page.limit)
+        .await?;
     super::messages::message_page(app, &messages, more).await
 }
 
-/// A message on a record's timeline; 404 for one that is not.
+/// A message on a record's timeline as the caller sees it; 404 for one that is not.
 async fn on_timeline(
     app: &App,
+    caller: &Caller,
     kind: &str,
     id: &str,
     message_id: &str,
 ) -> Result<(RecordRef, Message), ApiError> {
-    let reference = existing(app, kind, id).await?;
+    let (record, sight) = seen(app, caller, kind, id).await?;
+    let reference = record.reference();
     if !app.store.on_timeline(&reference, message_id).await? {
         return Err(ApiError::not_found("message"));
     }
@@ -234,6 +326,7 @@ async fn on_timeline(
         .message(message_id)
         .await?
         .filter(|m| !m.is_removed())
+        .filter(|m| sight.accounts().is_none_or(|a| a.contains(&m.account_id)))
         .ok_or_else(|| ApiError::not_found("message"))?;
     Ok((reference, message))
 }
@@ -242,16 +335,18 @@ async fn on_timeline(
 /// may read the record; inline images and attachments are served through the record too.
 pub async fn timeline_message(
     app: &App,
+    caller: &Caller,
     kind: &str,
     id: &str,
     message_id: &str,
+    query: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
-    let (reference, message) = on_timeline(app, kind, id, message_id).await?;
-    let raw = app
-        .store
-        .raw_message(&message.id)
-        .await?
-        .unwrap_or_default();
+    let (reference, message) = on_timeline(app, caller, kind, id, message_id).await?;
+    let mode = match super::messages::html_mode(query)? {
+        // The timeline serves the sanitized view only.
+        render::Html::Raw => return Err(ApiError::invalid("html", "is not offered on a timeline")),
+        mode => mode,
+    };
     let records = super::messages::records_of(app, &message.id).await?;
     let attachments_url = format!(
         "/v1/records/{}/{}/messages/{}/attachments",
@@ -259,23 +354,18 @@ pub async fn timeline_message(
         reference.id,
         message.id
     );
-    Ok(json(&render::full(
-        &message,
-        &raw,
-        records,
-        false,
-        &attachments_url,
-    )))
+    super::messages::full_view(app, message, records, mode, attachments_url).await
 }
 
 /// `GET /v1/records/{type}/{id}/messages/{message_id}/attachments/{attachment_id}`
 pub async fn timeline_attachment(
     app: &App,
+    caller: &Caller,
     kind: &str,
     id: &str,
     message_id: &str,
     attachment_id: &str,
 ) -> Result<Response, ApiError> {
-    let (_, message) = on_timeline(app, kind, id, message_id).await?;
+    let (_, message) = on_timeline(app, caller, kind, id, message_id).await?;
     super::messages::attachment_of(app, &message, attachment_id).await
 }

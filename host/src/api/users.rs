@@ -26,6 +26,7 @@ pub fn view(user: &User) -> Value {
         "role": user.role,
         "shared_inbox": user.shared_inbox,
         "external_id": user.external_id,
+        "disabled": user.disabled,
         "created_at": user.created_at,
     })
 }
@@ -71,7 +72,14 @@ pub async fn create(app: &App, caller: &Caller, body: &Value) -> Result<Response
     caller.admin()?;
     let fields = Fields::new(
         body,
-        &["name", "email", "role", "shared_inbox", "external_id"],
+        &[
+            "name",
+            "email",
+            "role",
+            "shared_inbox",
+            "external_id",
+            "disabled",
+        ],
     )?;
     let user = User {
         id: new_id("usr"),
@@ -82,6 +90,7 @@ pub async fn create(app: &App, caller: &Caller, body: &Value) -> Result<Response
         external_id: parse_external_id(&fields)?,
         signature: None,
         created_at: now_rfc3339(),
+        disabled: false,
     };
     app.store.insert_user(user.clone()).await?;
     Ok(json_status(&view(&user), StatusCode::CREATED))
@@ -160,7 +169,34 @@ pub async fn update(
     if fields.has("external_id") {
         user.external_id = parse_external_id(&fields)?;
     }
+    let disabling = fields.bool("disabled")? == Some(true) && !user.disabled;
+    if let Some(disabled) = fields.bool("disabled")? {
+        user.disabled = disabled;
+    }
+    // The server is never left without an admin who can sign in.
+    if user.is_admin() && user.disabled {
+        let others = app
+            .store
+            .users()
+            .await?
+            .iter()
+            .filter(|u| u.is_admin() && !u.disabled && u.id != user.id)
+            .count();
+        if others == 0 {
+            return Err(ApiError::conflict("the last admin cannot be disabled"));
+        }
+    }
     app.store.update_user(user.clone()).await?;
+    if disabling {
+        for token in app
+            .store
+            .tokens_of(&TokenOwner::User(user.id.clone()))
+            .await?
+        {
+            app.store.delete_token(&token.id).await?;
+        }
+        tracing::info!(user = %user.id, "disabled the user and revoked their tokens");
+    }
     // A user who may no longer work shared accounts loses a shared primary.
     if !user.works_shared_accounts()
         && let Some(primary) = app.store.primary(&user.id).await?
@@ -217,6 +253,7 @@ pub async fn create_token(app: &App, caller: &Caller, body: &Value) -> Result<Re
         owner: TokenOwner::User(user.id.clone()),
         name: fields.required_text("name", 100)?.to_owned(),
         created_at: now_rfc3339(),
+        last_used_at: None,
     };
     let secret = new_token();
     app.store
@@ -226,6 +263,45 @@ pub async fn create_token(app: &App, caller: &Caller, body: &Value) -> Result<Re
         &json!({"id": token.id, "token": secret, "name": token.name, "created_at": token.created_at}),
         StatusCode::CREATED,
     ))
+}
+
+/// `GET /v1/users/{id}/tokens` (admin): names, ids and times, never a secret.
+pub async fn list_tokens(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    query: &HashMap<String, String>,
+) -> Result<Response, ApiError> {
+    caller.admin()?;
+    let page = PageRequest::from_query(query)?;
+    app.store
+        .user(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    let tokens = app
+        .store
+        .tokens_of(&TokenOwner::User(id.to_owned()))
+        .await?;
+    let rest: Vec<&Token> = tokens
+        .iter()
+        .filter(|t| page.after.as_ref().is_none_or(|after| &t.id > after))
+        .collect();
+    let more = rest.len() > page.limit;
+    let items: Vec<Value> = rest
+        .iter()
+        .take(page.limit)
+        .map(|t| {
+            json!({"id": t.id, "name": t.name, "created_at": t.created_at,
+                   "last_used_at": t.last_used_at})
+        })
+        .collect();
+    let next_cursor = more
+        .then(|| {
+            rest.get(page.limit - 1)
+                .map(|t| super::paging::cursor(&t.id))
+        })
+        .flatten();
+    Ok(json(&json!({"items": items, "next_cursor": next_cursor})))
 }
 
 /// `DELETE /v1/me/tokens/{id}` and, for admins, `DELETE /v1/users/{user}/tokens/{id}`.
@@ -245,7 +321,7 @@ pub async fn revoke_token(
     // Look before removing, so that nobody can revoke a token that is not theirs.
     let belongs = app
         .store
-        .tokens_of(&owner)
+        .tokens_of(&TokenOwner::User(owner))
         .await?
         .iter()
         .any(|t| t.id == id);

@@ -39,7 +39,7 @@ pub async fn authenticate(
         } else if line.starts_with(b"* BYE") {
             return Err(ConnectorError::new(
                 ErrorKind::Connect,
-                format!("the server closed the session: {}", reply_text(&line)),
+                "the server closed the session during the login (BYE)",
             ));
         }
         // Untagged data and the completion of the connector's earlier commands are not ours.
@@ -101,32 +101,81 @@ fn login_command(tag: &str, credentials: &Credentials) -> Exchange {
     }
 }
 
+/// The end of the exchange. A failure names the status and its response code, never the
+/// server's text, which may echo what was sent (the password among it).
 fn outcome(status: &[u8], line: &[u8]) -> Result<String, ConnectorError> {
-    let text = reply_text(line);
     let status = String::from_utf8_lossy(status).to_ascii_uppercase();
     if status.starts_with("OK") {
-        Ok(text)
-    } else if status.starts_with("NO [UNAVAILABLE]") {
-        Err(ConnectorError::new(
+        return Ok(reply_text(line));
+    }
+    let code = status_code(&status);
+    Err(if status.starts_with("NO [UNAVAILABLE]") {
+        ConnectorError::new(
             ErrorKind::Connect,
-            format!("the server cannot log in now: {text}"),
-        ))
+            format!("the server cannot log in now ({code})"),
+        )
     } else if status.starts_with("NO") {
-        Err(ConnectorError::new(
+        ConnectorError::new(
             ErrorKind::AuthFailed,
-            format!("the server refused the login: {text}"),
-        ))
+            format!("the server refused the login ({code})"),
+        )
     } else {
-        Err(ConnectorError::new(
+        ConnectorError::new(
             ErrorKind::Protocol,
-            format!("the server rejected the login command: {text}"),
-        ))
+            format!("the server rejected the login command ({code})"),
+        )
+    })
+}
+
+/// `NO`, `BAD`, … with the response code in brackets when there is one (RFC 5530), e.g.
+/// `NO [AUTHENTICATIONFAILED]`.
+fn status_code(status: &str) -> String {
+    let word: String = status
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .take(8)
+        .collect();
+    let code = status[word.len()..]
+        .trim_start()
+        .strip_prefix('[')
+        .and_then(|rest| rest.split(']').next())
+        .map(|code| {
+            code.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+                .take(32)
+                .collect::<String>()
+        })
+        .filter(|code| !code.is_empty());
+    match code {
+        Some(code) => format!("{word} [{code}]"),
+        None => word,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_login_reports_its_code_and_never_the_servers_text() {
+        let line = b"a1 NO [AUTHENTICATIONFAILED] wrong password hunter2x for alice\r\n";
+        let error = outcome(&line[3..], line).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::AuthFailed);
+        assert_eq!(
+            error.message,
+            "the server refused the login (NO [AUTHENTICATIONFAILED])"
+        );
+        let line = b"a1 BAD hunter2x is not base64\r\n";
+        let error = outcome(&line[3..], line).unwrap_err();
+        assert_eq!(error.message, "the server rejected the login command (BAD)");
+        let line = b"a1 NO [UNAVAILABLE] try later, hunter2x\r\n";
+        assert!(
+            !outcome(&line[3..], line)
+                .unwrap_err()
+                .message
+                .contains("hunter2x")
+        );
+    }
     use crate::secret::Secret;
 
     fn credentials(password: &str) -> Credentials {

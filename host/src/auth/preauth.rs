@@ -75,6 +75,14 @@ impl PreAuthGuard {
 
     fn judge_line(&mut self, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // A server may end a command at a bare CR, or read a tab as a space: any control
+        // byte inside the line could hide a second command behind a harmless first one.
+        if line.iter().any(|&b| b < 0x20 || b == 0x7f) {
+            let violation = "a control character inside a command line".to_owned();
+            self.imap_violation.get_or_insert_with(|| violation.clone());
+            self.smtp_violation.get_or_insert(violation);
+            return;
+        }
         let text = String::from_utf8_lossy(line);
         if self.imap_violation.is_none() && !is_imap_preauth(&text) {
             self.imap_violation = Some(describe(&text, 1));
@@ -180,6 +188,24 @@ mod tests {
     #[test]
     fn smtp_noop_carries_nothing() {
         let g = guard(&["NOOP APPEND INBOX {200+}\r\n"]);
+        assert!(g.check(Protocol::Smtp).is_err());
+    }
+
+    #[test]
+    fn a_command_hidden_behind_a_control_byte_is_refused() {
+        // A bare CR ends the first command for some servers; the second is a login.
+        let g = guard(&["a1 ID NIL\ra2 LOGIN attacker secret\r\n"]);
+        assert!(
+            g.check(Protocol::Imap)
+                .unwrap_err()
+                .contains("control character")
+        );
+        // A tab reads as a space: `MAIL FROM`.
+        let g = guard(&["EHLO a\r\n", "MAIL\tFROM:<x@y>\r\n"]);
+        assert!(g.check(Protocol::Smtp).is_err());
+        let g = guard(&["EHLO a\x00b\r\n"]);
+        assert!(g.check(Protocol::Smtp).is_err());
+        let g = guard(&["EHLO a\r\r\n"]);
         assert!(g.check(Protocol::Smtp).is_err());
     }
 

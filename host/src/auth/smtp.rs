@@ -27,22 +27,24 @@ pub async fn authenticate(
                 None => conn.write_all(b"*\r\n").await?,
             },
             235 => return Ok(text),
+            // A failure names the reply code and its enhanced status (RFC 3463), never the
+            // server's text, which may echo what was sent.
             454 | 421 => {
                 return Err(ConnectorError::new(
                     ErrorKind::Connect,
-                    format!("the server cannot log in now: {text}"),
+                    format!("the server cannot log in now ({})", reply_code(code, &text)),
                 ));
             }
             534 | 535 | 530 => {
                 return Err(ConnectorError::new(
                     ErrorKind::AuthFailed,
-                    format!("the server refused the login: {text}"),
+                    format!("the server refused the login ({})", reply_code(code, &text)),
                 ));
             }
             _ => {
                 return Err(ConnectorError::new(
                     ErrorKind::Protocol,
-                    format!("unexpected reply to AUTH: {text}"),
+                    format!("unexpected reply to AUTH ({})", reply_code(code, &text)),
                 ));
             }
         }
@@ -95,9 +97,32 @@ async fn read_reply(conn: &mut Connection) -> Result<(u16, String), ConnectorErr
     }
 }
 
+/// A reply's code with its enhanced status code when the text starts with one, e.g.
+/// `535 5.7.8`.
+fn reply_code(code: u16, text: &str) -> String {
+    let enhanced = text.split_whitespace().next().filter(|word| {
+        let parts: Vec<&str> = word.split('.').collect();
+        parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+    });
+    match enhanced {
+        Some(enhanced) => format!("{code} {enhanced}"),
+        None => code.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_login_reports_its_code_and_never_the_servers_text() {
+        assert_eq!(reply_code(535, "5.7.8 hunter2x rejected"), "535 5.7.8");
+        assert_eq!(reply_code(535, "hunter2x rejected"), "535");
+        assert_eq!(reply_code(454, "4.7.0 5.5"), "454 4.7.0");
+    }
     use crate::secret::Secret;
 
     #[test]

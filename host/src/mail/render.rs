@@ -4,6 +4,9 @@
 use super::message::{Address, Message};
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::{Value, json};
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 fn address(a: &Address) -> Value {
     json!({"name": a.name, "email": a.email})
@@ -39,14 +42,25 @@ pub fn item(message: &Message, records: Value) -> Value {
     })
 }
 
-/// The single-message view: the item plus `text`, `html` (sanitized unless `raw_html`) and
-/// `attachments`. `cid:` references point at `{attachments_url}/{attachment id}`, where the
-/// reader downloads them.
+/// How the single-message view shows its HTML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Html {
+    /// Sanitized, remote images removed.
+    Sanitized,
+    /// Sanitized, remote images kept (the reader asked for them: `?remote=allow`).
+    RemoteAllowed,
+    /// The original, for a reader that renders it in a sandbox of its own (`?html=raw`).
+    Raw,
+}
+
+/// The single-message view: the item plus `text`, `html` and `attachments`, and
+/// `remote_content` when sanitizing removed remote images. `cid:` references point at
+/// `{attachments_url}/{attachment id}`, where the reader downloads them.
 pub fn full(
     message: &Message,
     raw: &[u8],
     records: Value,
-    raw_html: bool,
+    html_mode: Html,
     attachments_url: &str,
 ) -> Value {
     let mut view = item(message, records);
@@ -63,21 +77,23 @@ pub fn full(
             .and_then(|_| m.body_html(0))
             .map(|h| h.into_owned())
     });
-    let html = html.map(|html| {
-        if raw_html {
-            return html;
+    let mut remote_content = false;
+    let html = html.map(|html| match html_mode {
+        Html::Raw => html,
+        Html::Sanitized | Html::RemoteAllowed => {
+            let (clean, removed) = sanitize(
+                &html,
+                message,
+                attachments_url,
+                html_mode == Html::RemoteAllowed,
+            );
+            remote_content = removed;
+            clean
         }
-        let mut html = html;
-        for attachment in &message.attachments {
-            if let Some(cid) = &attachment.content_id {
-                let url = format!("{attachments_url}/{}", attachment.id);
-                html = html.replace(&format!("cid:{cid}"), &url);
-            }
-        }
-        ammonia::clean(&html)
     });
     view["text"] = json!(text);
     view["html"] = json!(html);
+    view["remote_content"] = json!(remote_content);
     view["attachments"] = Value::Array(
         message
             .attachments
@@ -89,6 +105,113 @@ pub fn full(
             .collect(),
     );
     view
+}
+
+/// Sanitizes a message's HTML for display on the CRM's origin: no scripts, handlers, forms,
+/// frames or styles (ammonia's defaults); `cid:` references rewritten to the message's own
+/// attachment URLs, the only relative URLs kept (any other would place a request on the
+/// reader's origin); remote images removed unless `allow_remote`. Returns the HTML and
+/// whether a remote image was removed.
+fn sanitize(
+    html: &str,
+    message: &Message,
+    attachments_url: &str,
+    allow_remote: bool,
+) -> (String, bool) {
+    let mut html = html.to_owned();
+    for attachment in &message.attachments {
+        if let Some(cid) = &attachment.content_id {
+            let url = format!("{attachments_url}/{}", attachment.id);
+            html = html.replace(&format!("cid:{cid}"), &url);
+        }
+    }
+    let removed = Arc::new(AtomicBool::new(false));
+    let flag = removed.clone();
+    let clean = ammonia::Builder::default()
+        .url_relative(ammonia::UrlRelative::Custom(Box::new(OwnAttachments {
+            prefix: format!("{attachments_url}/"),
+        })))
+        .attribute_filter(move |element, attribute, value| {
+            // An image loads by itself when the message is shown; a link only when followed.
+            let loads = matches!((element, attribute), ("img", "src" | "srcset"));
+            if loads && !allow_remote && is_absolute(value) {
+                flag.store(true, Ordering::Relaxed);
+                return None;
+            }
+            Some(value.into())
+        })
+        .clean(&html)
+        .to_string();
+    (clean, removed.load(Ordering::Relaxed))
+}
+
+/// Keeps the relative URLs of the message's own attachments (`{prefix}att_N`) and drops
+/// every other.
+struct OwnAttachments {
+    prefix: String,
+}
+
+impl<'a> ammonia::UrlRelativeEvaluate<'a> for OwnAttachments {
+    fn evaluate<'url>(&self, url: &'url str) -> Option<Cow<'url, str>> {
+        let id = url.strip_prefix(self.prefix.as_str())?;
+        let own = id
+            .strip_prefix("att_")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        own.then_some(Cow::Borrowed(url))
+    }
+}
+
+/// Whether `url` names a scheme or a host (`https:…`, `//host/…`), so would load from
+/// wherever it points rather than from the page's own origin.
+fn is_absolute(url: &str) -> bool {
+    let url = url.trim();
+    url.starts_with("//")
+        || url
+            .split_once(':')
+            .is_some_and(|(scheme, _)| !scheme.is_empty() && !scheme.contains('/'))
+}
+
+/// Image types a browser shows without running anything: served `inline`.
+const INLINE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+/// Types served as they are (as a download); anything else, HTML and SVG included, goes out
+/// as `application/octet-stream`, so a browser never renders a sender's part as a page on
+/// the API's origin.
+const DOWNLOAD_TYPES: &[&str] = &[
+    "application/pdf",
+    "application/zip",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "text/plain",
+    "text/csv",
+    "text/calendar",
+    "message/rfc822",
+    "audio/mpeg",
+    "video/mp4",
+];
+
+/// How an attachment with the sender's `content_type` is served: the type sent and whether
+/// it is shown inline.
+pub fn served_as(content_type: &str) -> (&'static str, bool) {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if let Some(inline) = INLINE_TYPES.iter().find(|t| **t == essence) {
+        return (inline, true);
+    }
+    match DOWNLOAD_TYPES.iter().find(|t| **t == essence) {
+        Some(known) => (known, false),
+        None => ("application/octet-stream", false),
+    }
 }
 
 /// An attachment's decoded contents, by its id.
@@ -135,7 +258,7 @@ Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--b--\r\n";
             &message,
             raw,
             json!([]),
-            false,
+            Html::Sanitized,
             "/v1/messages/msg_1/attachments",
         );
         let html = view["html"].as_str().unwrap();
@@ -148,7 +271,7 @@ Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--b--\r\n";
             &message,
             raw,
             json!([]),
-            true,
+            Html::Raw,
             "/v1/messages/msg_1/attachments",
         );
         assert!(original["html"].as_str().unwrap().contains("<script>"));
@@ -158,5 +281,82 @@ Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--b--\r\n";
         );
         assert!(attachment(&message, raw, "att_1").is_none());
         assert_eq!(view["attachments"][0]["inline"], true);
+    }
+
+    fn html_message(html: &str) -> (Message, Vec<u8>) {
+        let raw = format!(
+            "From: a@example.test\r\nSubject: s\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/html\r\n\r\n{html}\r\n"
+        )
+        .into_bytes();
+        (stored(&raw), raw)
+    }
+
+    fn shown(html: &str, mode: Html) -> (String, bool) {
+        let (message, raw) = html_message(html);
+        let view = full(
+            &message,
+            &raw,
+            json!([]),
+            mode,
+            "/v1/messages/msg_1/attachments",
+        );
+        (
+            view["html"].as_str().unwrap().to_owned(),
+            view["remote_content"].as_bool().unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_tracking_pixel_is_removed_unless_remote_content_is_allowed() {
+        let pixel =
+            r#"<p>Hi</p><img src="https://tracker.test/p.gif?u=1"><img src="//cdn.test/x.png">"#;
+        let (html, removed) = shown(pixel, Html::Sanitized);
+        assert!(removed);
+        assert!(
+            !html.contains("tracker.test") && !html.contains("cdn.test"),
+            "{html}"
+        );
+        assert!(html.contains("<p>Hi</p>"));
+        let (html, removed) = shown(pixel, Html::RemoteAllowed);
+        assert!(!removed);
+        assert!(html.contains("https://tracker.test/p.gif?u=1"), "{html}");
+        let (_, removed) = shown("<p>plain</p>", Html::Sanitized);
+        assert!(!removed);
+    }
+
+    #[test]
+    fn a_relative_url_cannot_place_a_request_on_the_readers_origin() {
+        let (html, _) = shown(
+            r#"<img src="/v1/accounts/acc_1/sync"><img src="../../v1/me"><a href="/v1/users">x</a><img src="/v1/messages/msg_1/attachments/att_0/../../raw">"#,
+            Html::RemoteAllowed,
+        );
+        assert!(!html.contains("/v1/"), "{html}");
+        // Links to other sites stay: they load nothing by themselves.
+        let (html, removed) = shown(
+            r#"<a href="https://crm.test/deal">deal</a>"#,
+            Html::Sanitized,
+        );
+        assert!(html.contains("https://crm.test/deal") && !removed, "{html}");
+    }
+
+    #[test]
+    fn only_raster_images_are_served_inline_and_active_types_never_as_themselves() {
+        assert_eq!(served_as("image/PNG; name=a.png"), ("image/png", true));
+        assert_eq!(served_as("application/pdf"), ("application/pdf", false));
+        for active in [
+            "text/html",
+            "image/svg+xml",
+            "application/xhtml+xml",
+            "text/xml",
+            "x/unknown",
+            "",
+        ] {
+            assert_eq!(
+                served_as(active),
+                ("application/octet-stream", false),
+                "{active}"
+            );
+        }
     }
 }

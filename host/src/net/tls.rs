@@ -4,14 +4,18 @@
 //! mail servers usually present a certificate that is its own CA (basic constraints CA:TRUE),
 //! which webpki refuses as an end entity (`CaUsedAsEndEntity`) even when it is a trusted root;
 //! so a certificate that is byte-for-byte one of the CA file's is accepted as the server's
-//! own. An account that allows a non-secure certificate gets a configuration that accepts any
+//! own — within its dates and for the names it lists only, so that the key of one pinned
+//! server cannot impersonate any other host. An account that allows a non-secure certificate gets a configuration that accepts any
 //! certificate (the handshake signature is still checked); that choice is the host's, per
 //! account, and never the connector's.
 
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{WebPkiServerVerifier, verify_server_name};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::server::ParsedCertificate;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use std::path::Path;
@@ -36,6 +40,24 @@ impl TlsPolicy {
     /// certificates.
     pub fn new(ca_file: Option<&Path>) -> anyhow::Result<Self> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let trust = Trust::load(ca_file, &provider)?;
+        let verified = client_config(provider.clone(), Some(trust))?;
+        let insecure = client_config(provider, None)?;
+        Ok(Self { verified, insecure })
+    }
+
+    pub fn client_config(&self, allow_insecure_certificate: bool) -> Arc<ClientConfig> {
+        if allow_insecure_certificate {
+            self.insecure.clone()
+        } else {
+            self.verified.clone()
+        }
+    }
+}
+
+impl Trust {
+    /// The webpki roots and, when given, a PEM file of extra trusted certificates.
+    fn load(ca_file: Option<&Path>, provider: &Arc<CryptoProvider>) -> anyhow::Result<Self> {
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let mut pinned = Vec::new();
@@ -55,17 +77,13 @@ impl TlsPolicy {
         }
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()?;
-        let verified = client_config(provider.clone(), Some(Trust { webpki, pinned }))?;
-        let insecure = client_config(provider, None)?;
-        Ok(Self { verified, insecure })
+        Ok(Self { webpki, pinned })
     }
 
-    pub fn client_config(&self, allow_insecure_certificate: bool) -> Arc<ClientConfig> {
-        if allow_insecure_certificate {
-            self.insecure.clone()
-        } else {
-            self.verified.clone()
-        }
+    fn is_pinned(&self, certificate: &CertificateDer<'_>) -> bool {
+        self.pinned
+            .iter()
+            .any(|p| p.as_ref() == certificate.as_ref())
     }
 }
 
@@ -85,6 +103,17 @@ fn client_config(
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth(),
     ))
+}
+
+/// Whether a certificate was refused for being outside its validity period.
+fn about_dates(reason: &CertificateError) -> bool {
+    matches!(
+        reason,
+        CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. }
+    )
 }
 
 /// Which certificates a server may present.
@@ -123,12 +152,11 @@ impl ServerCertVerifier for Verifier {
             now,
         ) {
             Ok(verified) => Ok(verified),
-            Err(_)
-                if trust
-                    .pinned
-                    .iter()
-                    .any(|p| p.as_ref() == end_entity.as_ref()) =>
+            // webpki checks the dates first: an error about them stands, pinned or not.
+            Err(rustls::Error::InvalidCertificate(reason))
+                if trust.is_pinned(end_entity) && !about_dates(&reason) =>
             {
+                verify_server_name(&ParsedCertificate::try_from(end_entity)?, server_name)?;
                 Ok(ServerCertVerified::assertion())
             }
             Err(e) => Err(e),
@@ -167,5 +195,104 @@ impl ServerCertVerifier for Verifier {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{CertificateParams, IsCa, KeyPair, date_time_ymd};
+
+    /// A self-signed certificate for `names`, a CA of its own when `ca`, valid in `years`.
+    fn certificate(names: &[&str], ca: bool, years: (i32, i32)) -> CertificateDer<'static> {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        if ca {
+            params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        }
+        params.not_before = date_time_ymd(years.0, 1, 1);
+        params.not_after = date_time_ymd(years.1, 1, 1);
+        let key = KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    /// A verifier trusting `pinned` as the operator's CA file would.
+    fn verifier(pinned: &[&CertificateDer<'static>]) -> Verifier {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        let pem: String = pinned
+            .iter()
+            .map(|c| {
+                use base64::Engine;
+                let body = base64::engine::general_purpose::STANDARD.encode(c.as_ref());
+                let lines: Vec<&str> = body
+                    .as_bytes()
+                    .chunks(64)
+                    .map(|l| std::str::from_utf8(l).unwrap())
+                    .collect();
+                format!(
+                    "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                    lines.join("\n")
+                )
+            })
+            .collect();
+        std::fs::write(&path, pem).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Verifier {
+            trust: Some(Trust::load(Some(&path), &provider).unwrap()),
+            provider,
+        }
+    }
+
+    fn accepts(verifier: &Verifier, cert: &CertificateDer<'_>, host: &str) -> bool {
+        let name = ServerName::try_from(host.to_owned()).unwrap();
+        verifier
+            .verify_server_cert(cert, &[], &name, &[], UnixTime::now())
+            .is_ok()
+    }
+
+    #[test]
+    fn a_pinned_certificate_is_accepted_for_its_own_names() {
+        for ca in [true, false] {
+            let cert = certificate(&["mail.example.test"], ca, (2020, 2090));
+            assert!(
+                accepts(&verifier(&[&cert]), &cert, "mail.example.test"),
+                "ca: {ca}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pinned_certificate_cannot_impersonate_another_host() {
+        for ca in [true, false] {
+            let cert = certificate(&["mail.example.test"], ca, (2020, 2090));
+            let verifier = verifier(&[&cert]);
+            for other in [
+                "imap.gmail.com",
+                "outlook.office365.com",
+                "other.example.test",
+            ] {
+                assert!(!accepts(&verifier, &cert, other), "{other} (ca: {ca})");
+            }
+        }
+    }
+
+    #[test]
+    fn an_expired_pinned_certificate_is_refused() {
+        for ca in [true, false] {
+            let expired = certificate(&["mail.example.test"], ca, (2001, 2002));
+            assert!(!accepts(
+                &verifier(&[&expired]),
+                &expired,
+                "mail.example.test"
+            ));
+            let future = certificate(&["mail.example.test"], ca, (2080, 2090));
+            assert!(!accepts(
+                &verifier(&[&future]),
+                &future,
+                "mail.example.test"
+            ));
+        }
     }
 }

@@ -11,12 +11,27 @@ use crate::account::Encryption;
 use crate::auth::preauth::Protocol;
 use crate::connector::{ConnectorError, ErrorKind};
 use crate::net::Connection;
+use std::time::Instant;
 use wasmtime::component::Resource;
 
 /// How many connections one job may hold open at once.
 const MAX_CONNECTIONS: usize = 16;
 /// How many messages one `known` call may ask about.
 const MAX_PROBES: usize = 10_000;
+/// The longest header line (RFC 5322), which bounds a Message-ID.
+const MAX_LINE_BYTES: usize = 998;
+
+/// A trap by which the host refuses what a connector did, with the reason the account shows.
+#[derive(Debug)]
+pub struct Denied(pub String);
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Denied {}
 
 type Wit<T> = wasmtime::Result<Result<T, types::Error>>;
 
@@ -151,11 +166,13 @@ impl auth::Host for JobState {
 
 impl mail::Host for JobState {
     async fn held(&mut self, folder: String) -> wasmtime::Result<Vec<mail::HeldRange>> {
+        let started = Instant::now();
         let lookup = self.account.as_ref().and_then(|a| a.held.clone());
         let held = match lookup {
             Some(lookup) => lookup(folder).await,
             None => Vec::new(),
         };
+        self.charge_since(started)?;
         Ok(held
             .into_iter()
             .map(|range| mail::HeldRange {
@@ -173,31 +190,43 @@ impl mail::Host for JobState {
                 probes.len()
             )));
         }
+        let started = Instant::now();
+        // A Message-ID longer than a header line can hold is no message's.
+        let probes: Vec<(String, u64)> = probes
+            .into_iter()
+            .map(|p| (truncate(p.message_id, MAX_LINE_BYTES), p.size))
+            .collect();
         let lookup = self.account.as_ref().and_then(|a| a.known.clone());
-        Ok(match lookup {
-            Some(lookup) => {
-                lookup(probes.into_iter().map(|p| (p.message_id, p.size)).collect()).await
-            }
+        let known = match lookup {
+            Some(lookup) => lookup(probes).await,
             None => vec![false; probes.len()],
-        })
+        };
+        self.charge_since(started)?;
+        Ok(known)
     }
 }
 
 impl mail::HostBodySink for JobState {
     async fn new(&mut self, size: u64) -> wasmtime::Result<Resource<BodySink>> {
-        match BodySink::new(size) {
+        let sink = BodySink::new(
+            self.sinks.clone(),
+            self.live_sinks.clone(),
+            size,
+            self.sink_memory_share,
+        );
+        match sink {
             Ok(sink) => Ok(self.table.push(sink)?),
-            // A size the host refuses ends the job with a clear reason rather than an error
+            // A sink the host refuses ends the job with a clear reason rather than an error
             // value the connector might ignore.
-            Err(reason) => Err(wasmtime::Error::msg(reason)),
+            Err(reason) => Err(wasmtime::Error::new(Denied(reason))),
         }
     }
 
     async fn write(&mut self, sink: Resource<BodySink>, data: Vec<u8>) -> Wit<()> {
-        let sink = self.table.get_mut(&sink)?;
-        Ok(sink
-            .write(&data)
-            .map_err(|message| ConnectorError::new(ErrorKind::Denied, message).into()))
+        let started = Instant::now();
+        let written = self.table.get_mut(&sink)?.write(&data);
+        self.charge_since(started)?;
+        Ok(written.map_err(|message| ConnectorError::new(ErrorKind::Denied, message).into()))
     }
 
     async fn drop(&mut self, sink: Resource<BodySink>) -> wasmtime::Result<()> {
@@ -211,7 +240,8 @@ impl log::Host for JobState {
         if self.log_budget == 0 {
             return Ok(());
         }
-        let mut message = message;
+        // One call is one log line: a newline or escape sequence in it cannot forge others.
+        let mut message = escape_controls(&message);
         if message.len() > self.log_budget {
             let mut end = self.log_budget;
             while !message.is_char_boundary(end) {
@@ -298,8 +328,25 @@ impl From<Encryption> for types::Encryption {
     }
 }
 
+/// Connector-supplied text for a log line: control characters (newlines, carriage returns,
+/// terminal escapes) written as escapes, so the text stays one line and says what it says.
+pub(super) fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
+}
+
 /// Connector-supplied text is bounded before it reaches an API response or a log.
-fn truncate(mut text: String, max: usize) -> String {
+pub(super) fn truncate(mut text: String, max: usize) -> String {
     if text.len() > max {
         let mut end = max;
         while !text.is_char_boundary(end) {
@@ -308,4 +355,21 @@ fn truncate(mut text: String, max: usize) -> String {
         text.truncate(end);
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn a_connector_cannot_forge_log_lines() {
+        let forged = "done\n2026-12-06T10:00:00Z  INFO mailroom: admin token reset\r\x1b[2K";
+        let line = escape_controls(forged);
+        assert!(!line.chars().any(char::is_control), "{line}");
+        assert!(line.contains("done\\n2026"), "{line}");
+        assert_eq!(
+            escape_controls("plain text, ünïcode"),
+            "plain text, ünïcode"
+        );
+    }
 }

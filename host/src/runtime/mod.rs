@@ -31,8 +31,11 @@ use anyhow::{Context, anyhow, bail};
 use bindings::v0_1_0 as v1;
 use bindings::v0_2_0 as v2;
 use bindings::v0_3_0 as v3;
-use sandbox::{CpuBudgetExceeded, JobAccount, JobLimits, JobState, MemoryLimitExceeded, TICK};
+use sandbox::{
+    CpuBudgetExceeded, JobAccount, JobLimits, JobState, MemoryLimitExceeded, OutputCaps, TICK,
+};
 use sha2::{Digest, Sha256};
+use sink::SinkPool;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::pin::Pin;
@@ -104,25 +107,43 @@ pub struct Runtime {
     job_timeout: Duration,
     net: NetPolicy,
     tls: TlsPolicy,
-    /// Bounds the jobs running at once, whatever their callers.
+    /// Bounds the sync jobs running at once, whatever their accounts.
     jobs: tokio::sync::Semaphore,
+    /// Bounds the connection tests running at once: a pool of their own, so that tests
+    /// against slow servers never hold up sync, nor the other way round.
+    tests: tokio::sync::Semaphore,
+    /// Where the body sinks of every job keep large messages.
+    sinks: Arc<SinkPool>,
     ticker_stop: Arc<AtomicBool>,
+}
+
+/// Which pool a job runs in.
+#[derive(Clone, Copy)]
+enum Pool {
+    Sync,
+    Test,
 }
 
 type JobFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
 
 impl Runtime {
-    /// Builds the engine, starts the epoch ticker and loads the built-in connectors.
-    /// `cache_dir` holds compiled code between runs.
+    /// Builds the engine, starts the epoch ticker and loads the built-in connectors. In
+    /// `data_dir`, `cache/` holds compiled code between runs and `spool/` the large messages
+    /// being written (the system's temporary directory without one).
     pub async fn new(
         sandbox: &SandboxConfig,
         net: &NetConfig,
         tls: TlsPolicy,
-        cache_dir: Option<&Path>,
+        data_dir: Option<&Path>,
     ) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
-        if let Some(dir) = cache_dir {
+        let spool_dir = match data_dir {
+            Some(data) => data.join("spool"),
+            None => std::env::temp_dir().join(format!("mailroom-spool-{}", std::process::id())),
+        };
+        if let Some(dir) = data_dir.map(|d| d.join("cache")) {
+            let dir = dir.as_path();
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create cache directory {}", dir.display()))?;
             let mut cache = CacheConfig::new();
@@ -161,11 +182,25 @@ impl Runtime {
                 memory_bytes: (sandbox.memory_mib as usize) << 20,
                 cpu_ticks: (sandbox.cpu_ms / TICK.as_millis() as u64).max(1),
                 log_bytes: sandbox.log_bytes,
+                caps: OutputCaps {
+                    max_folders: sandbox.max_folders,
+                    max_name_bytes: sandbox.max_folder_name_bytes,
+                    max_state_bytes: sandbox.max_state_bytes,
+                    max_page_ids: sandbox.max_page_ids,
+                    max_id_bytes: sandbox.max_id_bytes,
+                    max_reply_bytes: sandbox.max_reply_bytes,
+                },
             },
             job_timeout: Duration::from_millis(sandbox.job_timeout_ms),
             net: net.policy(),
             tls,
             jobs: tokio::sync::Semaphore::new(sandbox.max_concurrent_jobs.max(1)),
+            tests: tokio::sync::Semaphore::new(sandbox.max_concurrent_tests.max(1)),
+            sinks: SinkPool::new(
+                spool_dir,
+                sandbox.sink_memory_mib << 20,
+                sandbox.spool_mib << 20,
+            ),
             ticker_stop,
         };
         for (name, bytes) in builtin::CONNECTORS {
@@ -266,22 +301,26 @@ impl Runtime {
         let account = account_record(spec);
         let job = job_account(spec);
         let folders = self
-            .run(&connector, Some(job), move |store, instance| {
+            .run(&connector, Pool::Test, Some(job), move |store, instance| {
                 Box::pin(async move {
                     with_connector!(instance, |guest| {
                         let sessions = guest.session();
                         let session = sessions.call_constructor(&mut *store, &account).await?;
                         let result = match sessions.call_check(&mut *store, session).await? {
-                            Ok(()) => sessions.call_list_folders(&mut *store, session).await?,
-                            Err(error) => Err(error),
+                            Ok(()) => sessions
+                                .call_list_folders(&mut *store, session)
+                                .await?
+                                .map_err(ConnectorError::from)
+                                .and_then(|listed| folders_from_wit(listed, &store.data().caps)),
+                            Err(error) => Err(error.into()),
                         };
                         session.resource_drop_async(&mut *store).await?;
-                        Ok(result.map_err(ConnectorError::from))
+                        Ok(result)
                     })
                 })
             })
             .await??;
-        Ok(folders.into_iter().map(folder_from_wit).collect())
+        Ok(folders)
     }
 
     async fn describe(&self, pre: &Pre) -> anyhow::Result<Described> {
@@ -329,7 +368,13 @@ impl Runtime {
             &self.limits,
             self.net.clone(),
             self.tls.clone(),
+            self.sinks.clone(),
         )
+    }
+
+    /// The host-wide allowance of body sinks, to observe.
+    pub fn sinks(&self) -> &SinkPool {
+        &self.sinks
     }
 
     /// Runs one job: a fresh instance in a fresh store, `body` driving it, the whole under
@@ -338,11 +383,16 @@ impl Runtime {
     async fn run<R: Send>(
         &self,
         connector: &LoadedConnector,
+        pool: Pool,
         account: Option<JobAccount>,
         body: impl for<'a> FnOnce(&'a mut Store<JobState>, Instance) -> JobFuture<'a, R>,
     ) -> Result<R, ConnectorError> {
         let id = connector.info.id.as_str();
-        let _turn = self.jobs.acquire().await.map_err(|_| {
+        let slots = match pool {
+            Pool::Sync => &self.jobs,
+            Pool::Test => &self.tests,
+        };
+        let _turn = slots.acquire().await.map_err(|_| {
             ConnectorError::new(ErrorKind::Connector, "the runtime is shutting down")
         })?;
         let mut store = self.store(id, account);
@@ -352,6 +402,7 @@ impl Runtime {
         })
         .await;
         if let Some(output) = store.data().take_output() {
+            let output = imports::escape_controls(&output);
             tracing::info!(target: "mailroom::connector", connector = id, "output: {output}");
         }
         let stage = store.data().last_server.clone();
@@ -360,7 +411,12 @@ impl Runtime {
             Ok(Err(trap)) => {
                 let message = trap_message(&trap, &store);
                 tracing::warn!(connector = id, "connector job failed: {message}");
-                ConnectorError::new(ErrorKind::Connector, message)
+                let kind = if trap.downcast_ref::<imports::Denied>().is_some() {
+                    ErrorKind::Denied
+                } else {
+                    ErrorKind::Connector
+                };
+                ConnectorError::new(kind, message)
             }
             Err(_) => ConnectorError::new(
                 ErrorKind::Timeout,
@@ -406,6 +462,9 @@ fn trap_message(trap: &wasmtime::Error, store: &Store<JobState>) -> String {
     if let Some(memory) = trap.downcast_ref::<MemoryLimitExceeded>() {
         return memory.to_string();
     }
+    if let Some(denied) = trap.downcast_ref::<imports::Denied>() {
+        return denied.to_string();
+    }
     if store.data().memory.exceeded {
         return "the connector ran out of memory".to_owned();
     }
@@ -420,6 +479,32 @@ struct Described {
     version: String,
     auth: AuthKind,
     servers: Vec<String>,
+}
+
+/// The host's folders from a connector's listing, if it keeps within the caps.
+fn folders_from_wit(
+    listed: Vec<v1::mailroom::connector::types::Folder>,
+    caps: &OutputCaps,
+) -> Result<Vec<Folder>, ConnectorError> {
+    let denied = |message: String| Err(ConnectorError::new(ErrorKind::Denied, message));
+    if listed.len() > caps.max_folders {
+        return denied(format!(
+            "the connector listed {} folders; an account may have at most {}",
+            listed.len(),
+            caps.max_folders
+        ));
+    }
+    if let Some(long) = listed
+        .iter()
+        .find(|f| f.path.len() > caps.max_name_bytes || f.name.len() > caps.max_name_bytes)
+    {
+        return denied(format!(
+            "the connector listed a folder name of {} bytes; at most {} are kept",
+            long.path.len().max(long.name.len()),
+            caps.max_name_bytes
+        ));
+    }
+    Ok(listed.into_iter().map(folder_from_wit).collect())
 }
 
 fn folder_from_wit(folder: v1::mailroom::connector::types::Folder) -> Folder {

@@ -1,15 +1,19 @@
 //! The state of one connector job and the limits it runs under.
 //!
 //! Every job gets a fresh `Store` with: a memory cap, a CPU budget counted in epoch ticks
-//! spent running guest code, a capped log, a WASI context with nothing in it (no preopened
+//! spent running guest code plus the host work done for it (see [`CpuBudget`]), sinks for
+//! large messages drawn from the host-wide [`SinkPool`], a capped log, a WASI context with nothing in it (no preopened
 //! directories, no environment, no arguments, sockets denied, stdin closed), and the network
 //! allow-list and credentials of the one account it serves.
 
+use super::sink::SinkPool;
 use crate::auth::Credentials;
 use crate::net::policy::AllowList;
 use crate::net::{NetPolicy, TlsPolicy};
 use std::fmt;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -44,6 +48,13 @@ pub struct JobState {
     /// when the guest itself fails.
     pub last_server: Option<String>,
     pub open_connections: usize,
+    /// Where the job's body sinks keep what they hold.
+    pub sinks: Arc<SinkPool>,
+    /// The job's live body sinks.
+    pub live_sinks: Arc<AtomicUsize>,
+    /// Bytes one sink may keep in memory: the page size of the sync being run.
+    pub sink_memory_share: u64,
+    pub caps: OutputCaps,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
 }
@@ -62,6 +73,18 @@ pub struct JobLimits {
     pub memory_bytes: usize,
     pub cpu_ticks: u64,
     pub log_bytes: usize,
+    pub caps: OutputCaps,
+}
+
+/// Bounds on what a connector hands the host to store or serve (see `SandboxConfig`).
+#[derive(Debug, Clone, Copy)]
+pub struct OutputCaps {
+    pub max_folders: usize,
+    pub max_name_bytes: usize,
+    pub max_state_bytes: usize,
+    pub max_page_ids: usize,
+    pub max_id_bytes: usize,
+    pub max_reply_bytes: usize,
 }
 
 impl JobState {
@@ -72,6 +95,7 @@ impl JobState {
         limits: &JobLimits,
         net: NetPolicy,
         tls: TlsPolicy,
+        sinks: Arc<SinkPool>,
     ) -> Store<JobState> {
         let stdout = MemoryOutputPipe::new(limits.log_bytes);
         let stderr = MemoryOutputPipe::new(limits.log_bytes);
@@ -94,6 +118,7 @@ impl JobState {
             cpu: CpuBudget {
                 used_ticks: 0,
                 budget_ticks: limits.cpu_ticks,
+                carry: Duration::ZERO,
             },
             connector_id: connector_id.to_owned(),
             account,
@@ -102,6 +127,10 @@ impl JobState {
             log_budget: limits.log_bytes,
             last_server: None,
             open_connections: 0,
+            sinks,
+            live_sinks: Arc::new(AtomicUsize::new(0)),
+            sink_memory_share: DEFAULT_SINK_SHARE,
+            caps: limits.caps,
             stdout,
             stderr,
         };
@@ -113,15 +142,16 @@ impl JobState {
         store.epoch_deadline_callback(|mut context| {
             let cpu = &mut context.data_mut().cpu;
             cpu.used_ticks += 1;
-            if cpu.used_ticks > cpu.budget_ticks {
-                return Err(CpuBudgetExceeded {
-                    budget: TICK * cpu.budget_ticks as u32,
-                }
-                .into());
-            }
+            cpu.check()?;
             Ok(UpdateDeadline::Yield(1))
         });
         store
+    }
+
+    /// Charges the host work done for a call the guest made since `started` to the CPU
+    /// budget: a connector cannot have the host work for it past its budget.
+    pub fn charge_since(&mut self, started: Instant) -> wasmtime::Result<()> {
+        Ok(self.cpu.charge(started.elapsed())?)
     }
 
     /// Whatever the guest printed, for the log.
@@ -203,9 +233,43 @@ impl ResourceLimiter for MemoryLimit {
     }
 }
 
+/// Bytes a body sink keeps in memory when no sync set the page size.
+const DEFAULT_SINK_SHARE: u64 = 4 << 20;
+
+/// The CPU budget of one step of a job — a connection test, one sync page, one outbox item:
+/// guest code counted in epoch ticks, and host work done for the guest's calls (`held`,
+/// `known`, body sinks) at its measured cost.
 pub struct CpuBudget {
     pub used_ticks: u64,
     pub budget_ticks: u64,
+    /// Host time charged but not yet a whole tick.
+    carry: Duration,
+}
+
+impl CpuBudget {
+    /// A new step begins with the whole budget.
+    pub fn reset(&mut self) {
+        self.used_ticks = 0;
+        self.carry = Duration::ZERO;
+    }
+
+    /// Charges host work; fails once the budget is spent.
+    pub fn charge(&mut self, spent: Duration) -> Result<(), CpuBudgetExceeded> {
+        self.carry += spent;
+        let ticks = self.carry.as_nanos() / TICK.as_nanos();
+        self.carry -= TICK * ticks as u32;
+        self.used_ticks += ticks as u64;
+        self.check()
+    }
+
+    fn check(&self) -> Result<(), CpuBudgetExceeded> {
+        if self.used_ticks > self.budget_ticks {
+            return Err(CpuBudgetExceeded {
+                budget: TICK * self.budget_ticks as u32,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The trap raised when a job has used its CPU budget.
@@ -243,3 +307,27 @@ impl fmt::Display for MemoryLimitExceeded {
 }
 
 impl std::error::Error for MemoryLimitExceeded {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_work_is_charged_at_its_cost() {
+        let mut cpu = CpuBudget {
+            used_ticks: 0,
+            budget_ticks: 600,
+            carry: Duration::ZERO,
+        };
+        // 55 ms of host work per call: the 3 s budget is spent within 55 calls.
+        let calls = (0..1000)
+            .take_while(|_| cpu.charge(Duration::from_millis(55)).is_ok())
+            .count();
+        assert_eq!(calls, 54);
+        cpu.reset();
+        for _ in 0..4 {
+            cpu.charge(Duration::from_millis(2)).unwrap();
+        }
+        assert_eq!(cpu.used_ticks, 1, "parts of a tick add up");
+    }
+}

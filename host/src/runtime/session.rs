@@ -7,7 +7,7 @@ use super::bindings::v0_3_0::exports::mailroom::connector0_3_0::connector as v3;
 use super::bindings::v0_3_0::mailroom::connector0_3_0::changes;
 use super::sandbox::JobState;
 use super::sync::flags_to_wit;
-use super::{Instance, folder_from_wit};
+use super::{Instance, folders_from_wit};
 use crate::connector::{ConnectorError, ErrorKind};
 use crate::folder::Folder;
 use crate::mail::Flags;
@@ -123,12 +123,16 @@ impl<'a> Session<'a> {
         store: &mut Store<JobState>,
     ) -> wasmtime::Result<Result<Vec<Folder>, ConnectorError>> {
         let listed = match self {
-            Session::V2(sessions, session) => sessions.call_list_folders(store, *session).await?,
-            Session::V3(sessions, session) => sessions.call_list_folders(store, *session).await?,
+            Session::V2(sessions, session) => {
+                sessions.call_list_folders(&mut *store, *session).await?
+            }
+            Session::V3(sessions, session) => {
+                sessions.call_list_folders(&mut *store, *session).await?
+            }
         };
         Ok(listed
-            .map(|folders| folders.into_iter().map(folder_from_wit).collect())
-            .map_err(ConnectorError::from))
+            .map_err(ConnectorError::from)
+            .and_then(|folders| folders_from_wit(folders, &store.data().caps)))
     }
 
     pub(super) async fn sync_folder(
@@ -159,6 +163,8 @@ impl<'a> Session<'a> {
             )));
         };
         let session = *session;
+        let max_reply = store.data().caps.max_reply_bytes;
+        let reply = |r: changes::Reply| reply(r, max_reply);
         let done = match work {
             Work::Apply {
                 folder,
@@ -216,9 +222,10 @@ impl<'a> Session<'a> {
     }
 }
 
-fn reply(reply: changes::Reply) -> SmtpReply {
+/// A server's reply as the connector reports it, its text cut to `max` bytes.
+fn reply(reply: changes::Reply, max: usize) -> SmtpReply {
     SmtpReply {
         code: reply.code,
-        text: reply.text,
+        text: super::imports::truncate(reply.text, max),
     }
 }

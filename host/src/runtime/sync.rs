@@ -7,7 +7,7 @@ use super::sandbox::{JobAccount, JobState};
 use super::session::{Session, Work, WorkDone};
 use super::{Instance, Runtime, account_record, job_account};
 use crate::account::ConnectionSpec;
-use crate::connector::ConnectorError;
+use crate::connector::{ConnectorError, ErrorKind};
 use crate::folder::Folder;
 use crate::mail::{Fetched, Flags, HeldRange, SyncPage, SyncStart};
 use async_trait::async_trait;
@@ -90,12 +90,17 @@ impl Runtime {
             known: Some(known),
             ..job_account(spec)
         };
-        self.run(&connector, Some(job), move |store, instance| {
-            Box::pin(async move {
-                let mut driver = driver;
-                drive(store, instance, &account, limits, &mut driver).await
-            })
-        })
+        self.run(
+            &connector,
+            super::Pool::Sync,
+            Some(job),
+            move |store, instance| {
+                Box::pin(async move {
+                    let mut driver = driver;
+                    drive(store, instance, &account, limits, &mut driver).await
+                })
+            },
+        )
         .await?
     }
 }
@@ -107,6 +112,7 @@ async fn drive<D: SyncDriver>(
     limits: PageLimits,
     driver: &mut D,
 ) -> wasmtime::Result<Result<(), ConnectorError>> {
+    store.data_mut().sink_memory_share = limits.max_bytes;
     let session = match Session::open(store, &instance, account).await? {
         Ok(session) => session,
         Err(error) => return Ok(Err(error)),
@@ -127,7 +133,7 @@ async fn drive<D: SyncDriver>(
                 Ok(None) => break,
                 Err(error) => return Ok(Err(error)),
             };
-            store.data_mut().cpu.used_ticks = 0;
+            store.data_mut().cpu.reset();
             let done = session.work(store, work).await?;
             if let Err(error) = driver.work_done(done).await {
                 return Ok(Err(error));
@@ -137,7 +143,7 @@ async fn drive<D: SyncDriver>(
             let mut state = task.state.clone();
             loop {
                 // Each page gets the whole CPU budget: the budget bounds a step, not a mailbox.
-                store.data_mut().cpu.used_ticks = 0;
+                store.data_mut().cpu.reset();
                 let request = wit::SyncRequest {
                     folder: task.path.clone(),
                     state: state.take(),
@@ -151,7 +157,11 @@ async fn drive<D: SyncDriver>(
                     },
                 };
                 let page = match session.sync_folder(store, &request).await? {
-                    Ok(page) => page_from_wit(store, page)?,
+                    Ok(page) => match page_from_wit(store, page, limits)? {
+                        Ok(page) => page,
+                        // A page past what the host asked for ends the job.
+                        Err(denied) => return Ok(Err(denied)),
+                    },
                     Err(error) => {
                         let error = ConnectorError::from(error);
                         if driver.folder_failed(task, &error).await {
@@ -171,16 +181,90 @@ async fn drive<D: SyncDriver>(
         Ok(Ok(()))
     }
     .await;
-    session.close(store).await?;
-    result
+    match result {
+        // A trapped instance cannot be closed; the trap's reason is the job's.
+        Err(trap) => Err(trap),
+        Ok(outcome) => {
+            session.close(store).await?;
+            Ok(outcome)
+        }
+    }
 }
 
-fn page_from_wit(store: &mut Store<JobState>, page: wit::Page) -> wasmtime::Result<SyncPage> {
+/// The host's own page, from the connector's, if the page keeps within the limits the host
+/// asked for and the caps on what it stores ([`super::sandbox::OutputCaps`]): at most
+/// `max_messages` messages, and at most `max_bytes` bytes besides its largest message (which
+/// may be larger than a page and travel in a sink).
+fn page_from_wit(
+    store: &mut Store<JobState>,
+    page: wit::Page,
+    limits: PageLimits,
+) -> wasmtime::Result<Result<SyncPage, ConnectorError>> {
+    let caps = store.data().caps;
+    let denied = |message: String| Ok(Err(ConnectorError::new(ErrorKind::Denied, message)));
+    if page.messages.len() > limits.max_messages as usize {
+        return denied(format!(
+            "the connector returned a page of {} messages when at most {} were asked for",
+            page.messages.len(),
+            limits.max_messages
+        ));
+    }
+    let mut sizes = Vec::with_capacity(page.messages.len());
+    for message in &page.messages {
+        sizes.push(match &message.body {
+            wit::Body::Bytes(bytes) => bytes.len() as u64,
+            wit::Body::Sink(sink) => store.data().table.get(sink)?.written(),
+            wit::Body::Known(_) => 0,
+        });
+    }
+    let total: u64 = sizes.iter().sum();
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    if total - largest > limits.max_bytes {
+        return denied(format!(
+            "the connector returned a page of {total} bytes when {} (and one larger message) were asked for",
+            limits.max_bytes
+        ));
+    }
+    if page.state.len() > caps.max_state_bytes {
+        return denied(format!(
+            "the connector returned a folder state of {} bytes; at most {} are kept",
+            page.state.len(),
+            caps.max_state_bytes
+        ));
+    }
+    if page.changed.len() + page.removed.len() > caps.max_page_ids {
+        return denied(format!(
+            "the connector returned {} changed and removed ids in one page; at most {} are taken",
+            page.changed.len() + page.removed.len(),
+            caps.max_page_ids
+        ));
+    }
+    let ids = page
+        .messages
+        .iter()
+        .map(|m| &m.id)
+        .chain(page.changed.iter().map(|c| &c.id))
+        .chain(page.removed.iter());
+    if let Some(id) = ids.into_iter().find(|id| id.len() > caps.max_id_bytes) {
+        return denied(format!(
+            "the connector returned a message id of {} bytes; at most {} are kept",
+            id.len(),
+            caps.max_id_bytes
+        ));
+    }
     let mut messages = Vec::with_capacity(page.messages.len());
     for message in page.messages {
         let (raw, known) = match message.body {
             wit::Body::Bytes(bytes) => (bytes, None),
-            wit::Body::Sink(sink) => (store.data_mut().table.delete(sink)?.data, None),
+            wit::Body::Sink(sink) => {
+                let sink = store.data_mut().table.delete(sink)?;
+                match sink.into_bytes() {
+                    Ok(bytes) => (bytes, None),
+                    Err(reason) => {
+                        return Ok(Err(ConnectorError::new(ErrorKind::Connector, reason)));
+                    }
+                }
+            }
             wit::Body::Known(probe) => (Vec::new(), Some((probe.message_id, probe.size))),
         };
         messages.push(Fetched {
@@ -191,7 +275,7 @@ fn page_from_wit(store: &mut Store<JobState>, page: wit::Page) -> wasmtime::Resu
             known,
         });
     }
-    Ok(SyncPage {
+    Ok(Ok(SyncPage {
         reset: page.reset,
         messages,
         changed: page
@@ -203,7 +287,7 @@ fn page_from_wit(store: &mut Store<JobState>, page: wit::Page) -> wasmtime::Resu
         state: page.state,
         backfilled: page.backfilled,
         more: page.more,
-    })
+    }))
 }
 
 pub(super) fn flags_from_wit(flags: wit::MessageFlags) -> Flags {

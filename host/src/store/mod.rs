@@ -19,7 +19,7 @@ pub use self::redb::RedbStore;
 
 use crate::account::Account;
 use crate::api::auth::TokenHash;
-use crate::user::{Token, User};
+use crate::user::{Token, TokenOwner, User};
 use crate::vault::Sealed;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -70,8 +70,10 @@ pub trait Store: MailStore + OutboxStore + RecordStore + Send + Sync + 'static {
 
     async fn insert_token(&self, hash: TokenHash, token: Token) -> Result<()>;
     async fn token(&self, hash: &TokenHash) -> Result<Option<Token>>;
-    /// The tokens of a user.
-    async fn tokens_of(&self, user_id: &str) -> Result<Vec<Token>>;
+    /// Sets a token's `last_used_at`, if the token still exists (a revoked one stays gone).
+    async fn token_used(&self, hash: &TokenHash, at: String) -> Result<()>;
+    /// The tokens of a user or a service, by id.
+    async fn tokens_of(&self, owner: &TokenOwner) -> Result<Vec<Token>>;
     /// Removes a token by its id; returns it when it existed.
     async fn delete_token(&self, id: &str) -> Result<Option<Token>>;
 

@@ -10,6 +10,7 @@ use super::Result;
 use crate::mail::message::Message;
 use crate::record::{CreatedBy, Record, RecordRef, RecordType};
 use async_trait::async_trait;
+use std::collections::HashSet;
 
 #[async_trait]
 pub trait RecordStore: Send + Sync {
@@ -30,10 +31,11 @@ pub trait RecordStore: Send + Sync {
     ) -> Result<(Vec<Record>, bool)>;
     /// A record's messages, newest first after `(received_at, id)`: one per message, when
     /// copies of it sit in several accounts (the earliest copy stands for them); and whether
-    /// more follow.
+    /// more follow. With `accounts`, only the messages of those accounts count.
     async fn timeline(
         &self,
         reference: &RecordRef,
+        accounts: Option<&HashSet<String>>,
         after: Option<(i64, String)>,
         limit: usize,
     ) -> Result<(Vec<Message>, bool)>;

@@ -78,6 +78,20 @@ impl RedbStore {
     /// Opens (or creates) the database in `data`, with `cache_bytes` of page cache.
     pub fn open(data: &Path, cache_bytes: usize) -> Result<Self> {
         let path = data.join(FILE);
+        // The database holds everyone's mail: readable by this user alone, whatever the umask.
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let private = || -> std::io::Result<()> {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(0o600)
+                    .open(&path)?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            };
+            private()
+                .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        }
         let db = redb::Builder::new()
             .set_cache_size(cache_bytes)
             .create(&path)
@@ -361,17 +375,38 @@ impl Store for RedbStore {
         })
     }
 
-    async fn tokens_of(&self, user_id: &str) -> Result<Vec<Token>> {
+    async fn token_used(&self, hash: &TokenHash, at: String) -> Result<()> {
+        let hash = *hash;
+        self.write(move |txn| {
+            let mut tokens = txn.open_table(TOKENS).map_err(backend)?;
+            let stored = tokens
+                .get(hash.as_bytes().as_slice())
+                .map_err(backend)?
+                .map(|v| decode::<Token>(v.value()))
+                .transpose()?;
+            if let Some(mut token) = stored {
+                token.last_used_at = Some(at);
+                tokens
+                    .insert(hash.as_bytes().as_slice(), encode(&token)?.as_slice())
+                    .map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn tokens_of(&self, owner: &crate::user::TokenOwner) -> Result<Vec<Token>> {
         self.read(|txn| {
             let table = txn.open_table(TOKENS).map_err(backend)?;
             let mut tokens = Vec::new();
             for entry in table.iter().map_err(backend)? {
                 let (_, value) = entry.map_err(backend)?;
                 let token: Token = decode(value.value())?;
-                if token.owner == crate::user::TokenOwner::User(user_id.to_owned()) {
+                if &token.owner == owner {
                     tokens.push(token);
                 }
             }
+            tokens.sort_by(|a, b| a.id.cmp(&b.id));
             Ok(tokens)
         })
     }

@@ -22,7 +22,7 @@ use crate::record::{
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde_json::json;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
 const CONTACT_EMAILS: TableDefinition<(&str, &str), ()> = TableDefinition::new("contact_emails");
@@ -229,7 +229,7 @@ fn refile(
             push_event(
                 txn,
                 "record.associated",
-                json!({"record": new, "message_id": id}),
+                json!({"record": new, "message_id": id, "account_id": message.account_id}),
             )?;
         }
     }
@@ -547,13 +547,14 @@ pub(super) fn create_contacts(
             emails: vec![email.clone()],
             company_ids: Vec::new(),
             created_by: CreatedBy::Mailroom,
+            visible_to: None,
         };
         let record = Record::Contact(contact);
         let reference = record.reference();
         push_event(
             txn,
             "contact.created",
-            json!({"record": reference, "email": email}),
+            json!({"record": reference, "email": email, "account_id": message.account_id}),
         )?;
         replace_record(txn, &reference, Some(&record))?;
     }
@@ -708,6 +709,7 @@ impl RecordStore for RedbStore {
     async fn timeline(
         &self,
         reference: &RecordRef,
+        accounts: Option<&HashSet<String>>,
         after: Option<(i64, String)>,
         limit: usize,
     ) -> Result<(Vec<Message>, bool)> {
@@ -726,7 +728,8 @@ impl RecordStore for RedbStore {
             .map_err(backend)?;
             let load = |id: &str| -> Result<Option<Message>> {
                 let value = messages.get(id).map_err(backend)?;
-                value.map(|v| decode(v.value())).transpose()
+                let message: Option<Message> = value.map(|v| decode(v.value())).transpose()?;
+                Ok(message.filter(|m| accounts.is_none_or(|a| a.contains(&m.account_id))))
             };
             let mut found = Vec::new();
             for entry in range.rev() {

@@ -44,6 +44,8 @@ struct Slot {
     /// `requested_at`, and a job serves a request exactly when its start is at or after it.
     last_request_ms: i64,
     last_spawn_ms: i64,
+    /// The owner of a personal account, whose running jobs are bounded together.
+    owner: Option<String>,
 }
 
 struct Inner {
@@ -51,6 +53,8 @@ struct Inner {
     runtime: Arc<Runtime>,
     vault: Arc<Vault>,
     config: SyncConfig,
+    /// Jobs of one owner's personal accounts running at once.
+    max_jobs_per_owner: usize,
     slots: Mutex<HashMap<String, Slot>>,
     wake: Notify,
     /// Set when the server stops: running jobs end after their current page.
@@ -73,12 +77,14 @@ impl Scheduler {
         runtime: Arc<Runtime>,
         vault: Arc<Vault>,
         config: SyncConfig,
+        max_jobs_per_owner: usize,
     ) -> Self {
         let inner = Arc::new(Inner {
             store,
             runtime,
             vault,
             config,
+            max_jobs_per_owner: max_jobs_per_owner.max(1),
             slots: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             stopping: Arc::new(AtomicBool::new(false)),
@@ -145,15 +151,49 @@ fn may_sync(account: &Account) -> bool {
         )
 }
 
+/// The user whose personal account this is: their accounts' jobs are bounded together, and
+/// stop while the user is disabled.
+fn personal_owner(account: &Account) -> Option<&str> {
+    (account.kind == crate::account::AccountKind::Personal).then_some(account.owner_id.as_str())
+}
+
+/// The users who are disabled: their personal accounts do not sync.
+async fn disabled_users(store: &dyn Store) -> std::collections::HashSet<String> {
+    match store.users().await {
+        Ok(users) => users
+            .into_iter()
+            .filter(|u| u.disabled)
+            .map(|u| u.id)
+            .collect(),
+        Err(error) => {
+            tracing::error!("the scheduler cannot read users: {error}");
+            Default::default()
+        }
+    }
+}
+
 async fn run(inner: Arc<Inner>) {
     let interval = Duration::from_secs(inner.config.interval_secs.max(1));
     loop {
+        let disabled = disabled_users(inner.store.as_ref()).await;
         match inner.store.accounts().await {
             Ok(accounts) => {
                 let now = Instant::now();
                 let mut slots = inner.slots.lock().expect("scheduler poisoned");
                 slots.retain(|id, slot| slot.running || accounts.iter().any(|a| &a.id == id));
+                let mut running: HashMap<String, usize> = HashMap::new();
+                for owner in slots
+                    .values()
+                    .filter(|s| s.running)
+                    .filter_map(|s| s.owner.clone())
+                {
+                    *running.entry(owner).or_default() += 1;
+                }
                 for account in accounts.into_iter().filter(may_sync) {
+                    let owner = personal_owner(&account).map(str::to_owned);
+                    if owner.as_ref().is_some_and(|o| disabled.contains(o)) {
+                        continue;
+                    }
                     let slot = slots.entry(account.id.clone()).or_default();
                     let due =
                         slot.requested || slot.last_start.is_none_or(|at| now >= at + interval);
@@ -161,6 +201,14 @@ async fn run(inner: Arc<Inner>) {
                     if slot.running || !due || waiting {
                         continue;
                     }
+                    if let Some(owner) = &owner {
+                        let count = running.entry(owner.clone()).or_default();
+                        if *count >= inner.max_jobs_per_owner {
+                            continue;
+                        }
+                        *count += 1;
+                    }
+                    slot.owner = owner;
                     let mut started_ms = crate::user::now_millis();
                     if slot.requested {
                         started_ms = started_ms.max(slot.last_request_ms);
