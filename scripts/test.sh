@@ -17,7 +17,7 @@ rustup component add rustfmt clippy
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy --target wasm32-wasip2 -p mailroom-connector-imap -p mailroom-test-hostile -- -D warnings
+cargo clippy --target wasm32-wasip2 -p mailroom-connector-imap -p mailroom-test-hostile -p mailroom-test-hostile-sync -- -D warnings
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

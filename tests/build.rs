@@ -7,11 +7,18 @@ mod guests;
 use guests::Guest;
 use std::path::Path;
 
-const COMPONENTS: &[Guest] = &[Guest {
-    package: "mailroom-test-hostile",
-    lib: "mailroom_test_hostile",
-    dir: "tests/components/hostile",
-}];
+const COMPONENTS: &[Guest] = &[
+    Guest {
+        package: "mailroom-test-hostile",
+        lib: "mailroom_test_hostile",
+        dir: "tests/components/hostile",
+    },
+    Guest {
+        package: "mailroom-test-hostile-sync",
+        lib: "mailroom_test_hostile_sync",
+        dir: "tests/components/hostile-sync",
+    },
+];
 
 fn main() {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
@@ -20,4 +27,8 @@ fn main() {
         .expect("the tests crate lives in the workspace");
     let built = guests::build(workspace, COMPONENTS);
     println!("cargo:rustc-env=HOSTILE_CONNECTOR={}", built[0].display());
+    println!(
+        "cargo:rustc-env=HOSTILE_SYNC_CONNECTOR={}",
+        built[1].display()
+    );
 }

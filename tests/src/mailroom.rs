@@ -14,6 +14,11 @@ pub fn hostile_connector() -> PathBuf {
     PathBuf::from(env!("HOSTILE_CONNECTOR"))
 }
 
+/// The hostile syncing test connector, built by this crate's build script.
+pub fn hostile_sync_connector() -> PathBuf {
+    PathBuf::from(env!("HOSTILE_SYNC_CONNECTOR"))
+}
+
 pub struct Mailroom {
     server: Option<Server>,
     api: Api,

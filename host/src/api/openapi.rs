@@ -64,6 +64,12 @@ pub const ROUTES: &[Route] = &[
         .body("UserPatch")
         .ok(200, Some("User")),
     route(
+        "get",
+        "/v1/users/{id}/tokens",
+        "A user's tokens, never their secrets (admin)",
+    )
+    .paged("TokenInfo"),
+    route(
         "delete",
         "/v1/users/{id}/tokens/{token_id}",
         "Revoke a user's token (admin)",
@@ -352,6 +358,7 @@ fn schemas() -> Value {
         "id": string, "name": string, "email": string,
         "role": {"type": "string", "enum": ["admin", "member"]},
         "shared_inbox": {"type": "boolean"}, "external_id": nullable_string, "created_at": string,
+        "disabled": {"type": "boolean"},
     });
     let mut me = user.clone();
     if let Some(target) = me.as_object_mut() {
@@ -373,6 +380,7 @@ fn schemas() -> Value {
     if let Some(target) = message_full.as_object_mut() {
         target.insert("text".into(), nullable_string.clone());
         target.insert("html".into(), nullable_string.clone());
+        target.insert("remote_content".into(), json!({"type": "boolean"}));
         target.insert(
             "attachments".into(),
             json!({"type": "array", "items": schema_ref("Attachment")}),
@@ -392,7 +400,10 @@ fn schemas() -> Value {
             "shared_inbox": {"type": "boolean"}, "external_id": string}},
         "UserPatch": {"type": "object", "properties": {
             "name": string, "email": string, "role": {"type": "string", "enum": ["admin", "member"]},
-            "shared_inbox": {"type": "boolean"}, "external_id": nullable_string}},
+            "shared_inbox": {"type": "boolean"}, "external_id": nullable_string,
+            "disabled": {"type": "boolean"}}},
+        "TokenInfo": {"type": "object", "properties": {"id": string, "name": string,
+            "created_at": string, "last_used_at": nullable_string}},
         "Me": {"type": "object", "properties": me},
         "MePatch": {"type": "object", "properties": {"signature": nullable_string}},
         "TokenCreate": {"type": "object", "required": ["name"], "properties": {"name": string}},
@@ -439,12 +450,14 @@ fn schemas() -> Value {
         "RecordRef": {"type": "object", "properties": {"type": {"type": "string", "enum": ["contacts", "companies", "deals"]}, "id": string}},
         "RecordPut": {"type": "object", "required": ["name"], "properties": {"name": string,
             "emails": {"type": "array", "items": string}, "domains": {"type": "array", "items": string},
-            "company_ids": {"type": "array", "items": string}, "contact_ids": {"type": "array", "items": string}}},
+            "company_ids": {"type": "array", "items": string}, "contact_ids": {"type": "array", "items": string},
+            "visible_to": {"type": "array", "nullable": true, "items": string}}},
         "Record": {"type": "object", "properties": {"type": {"type": "string", "enum": ["contacts", "companies", "deals"]},
             "id": string, "name": string, "emails": {"type": "array", "items": string},
             "domains": {"type": "array", "items": string}, "company_ids": {"type": "array", "items": string},
             "contact_ids": {"type": "array", "items": string},
-            "created_by": {"type": "string", "enum": ["crm", "mailroom"]}}},
+            "created_by": {"type": "string", "enum": ["crm", "mailroom"]},
+            "visible_to": {"type": "array", "nullable": true, "items": string}}},
         "MessagePatch": {"type": "object", "properties": {"seen": {"type": "boolean"}, "flagged": {"type": "boolean"}}},
         "MessageMove": {"type": "object", "required": ["folder_id"], "properties": {"folder_id": string}},
         "Recipient": {"type": "object", "required": ["email"], "properties": {"email": string, "name": string}},

@@ -72,14 +72,7 @@ pub async fn create(app: &App, caller: &Caller, body: &Value) -> Result<Response
     caller.admin()?;
     let fields = Fields::new(
         body,
-        &[
-            "name",
-            "email",
-            "role",
-            "shared_inbox",
-            "external_id",
-            "disabled",
-        ],
+        &["name", "email", "role", "shared_inbox", "external_id"],
     )?;
     let user = User {
         id: new_id("usr"),
@@ -131,7 +124,14 @@ pub async fn update(
     caller.admin()?;
     let fields = Fields::new(
         body,
-        &["name", "email", "role", "shared_inbox", "external_id"],
+        &[
+            "name",
+            "email",
+            "role",
+            "shared_inbox",
+            "external_id",
+            "disabled",
+        ],
     )?;
     let _one_at_a_time = app.user_changes.lock().await;
     let mut user = app

@@ -395,7 +395,9 @@ async fn failed(inner: &Inner, account_id: &str, error: ConnectorError) -> Outco
                 let slots = inner.slots.lock().expect("scheduler poisoned");
                 slots.get(account_id).map_or(0, |s| s.failures) + 1
             };
-            if failures >= FAILURES_BEFORE_ERROR {
+            // A connector that trapped (its CPU or memory cap, a bug) says so at once; the
+            // job is still tried again, in case the cause was the mail of the moment.
+            if failures >= FAILURES_BEFORE_ERROR || error.kind == ErrorKind::Connector {
                 set_state(
                     inner,
                     account_id,

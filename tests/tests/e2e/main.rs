@@ -10,5 +10,6 @@ mod messages;
 mod outbox;
 mod records;
 mod sandbox;
+mod security;
 mod sync;
 mod users;

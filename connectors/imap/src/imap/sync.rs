@@ -528,7 +528,8 @@ fn take_within(metas: Vec<Meta>, budget: &mut Budget) -> (Vec<Meta>, bool) {
         budget.messages -= 1;
         budget.bytes = budget.bytes.saturating_sub(size);
         taken.push(meta);
-        if budget.bytes == 0 {
+        // A message that travels in parts ends the run: the host holds few sinks at once.
+        if budget.bytes == 0 || size > PART_BYTES as u64 {
             break;
         }
     }
