@@ -1,10 +1,10 @@
 //! The `mailroom` command: the server, and the operator's tools that work on its database.
 
 use clap::{Args, Parser, Subcommand};
-use mailroom::api::auth::{TokenHash, new_token};
+
 use mailroom::server::open_state;
 use mailroom::store::{RedbStore, Store};
-use mailroom::user::{Role, Token, TokenOwner, User, new_id, now_rfc3339};
+use mailroom::user::{Role, Token, TokenHash, TokenOwner, User, new_id, new_token, now_rfc3339};
 use mailroom::vault::Vault;
 use mailroom::{Bootstrap, Config, Server};
 use std::net::SocketAddr;

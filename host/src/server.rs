@@ -1,6 +1,5 @@
 //! Starting and stopping a Mailroom server: configuration in, a listening API out.
 
-use crate::api::auth::{TokenHash, new_token};
 use crate::api::{self, App};
 use crate::config::Config;
 use crate::net::TlsPolicy;
@@ -8,7 +7,7 @@ use crate::runtime::{Runtime, read_component};
 use crate::secret::Secret;
 use crate::store::{RedbStore, Store};
 use crate::sync::Scheduler;
-use crate::user::{Role, Token, TokenOwner, User, new_id, now_rfc3339};
+use crate::user::{Role, Token, TokenHash, TokenOwner, User, new_id, new_token, now_rfc3339};
 use crate::vault::{KEY_CHECK_CONTEXT, Vault};
 use anyhow::{Context, bail};
 use std::net::SocketAddr;

@@ -1,6 +1,8 @@
 //! Users, their roles and their API tokens.
 
+use base64::Engine;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,6 +76,29 @@ pub struct Token {
     /// When the token last authenticated a request (to the minute).
     #[serde(default)]
     pub last_used_at: Option<String>,
+}
+
+/// A token's hash; tokens themselves are never kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+/// A new token: 256 random bits behind a readable prefix.
+pub fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!(
+        "mr_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 /// A fresh opaque id with a readable prefix, e.g. `usr_…`, `acc_…`.

@@ -3,33 +3,8 @@
 
 use super::error::ApiError;
 use crate::store::Store;
-use crate::user::{Token, TokenOwner, User};
-use base64::Engine;
-use sha2::{Digest, Sha256};
+use crate::user::{Token, TokenHash, TokenOwner, User};
 use warp::http::StatusCode;
-
-/// A token's hash; tokens themselves are never kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenHash([u8; 32]);
-
-impl TokenHash {
-    pub fn of(token: &str) -> Self {
-        Self(Sha256::digest(token.as_bytes()).into())
-    }
-
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-/// A new token: 256 random bits behind a readable prefix.
-pub fn new_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    format!(
-        "mr_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
-}
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]

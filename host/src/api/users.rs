@@ -4,14 +4,14 @@
 //! else: a token opens its owner's personal mailboxes. Service identities come only from the
 //! operator (`MAILROOM_SERVICE_TOKEN`, `mailroom token create --service`), never from here.
 
-use super::auth::{Caller, TokenHash, new_token};
+use super::auth::Caller;
 use super::body::Fields;
 use super::error::ApiError;
 use super::paging::PageRequest;
 use super::{App, json, json_status};
 use crate::account::{AccountKind, validate_email};
 use crate::signature;
-use crate::user::{Role, Token, TokenOwner, User, new_id, now_rfc3339};
+use crate::user::{Role, Token, TokenHash, TokenOwner, User, new_id, new_token, now_rfc3339};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use warp::http::StatusCode;

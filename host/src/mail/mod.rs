@@ -20,6 +20,25 @@ pub struct Flags {
     pub draft: bool,
 }
 
+/// Flags to set (`true`), clear (`false`) or leave alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagUpdate {
+    pub seen: Option<bool>,
+    pub flagged: Option<bool>,
+    pub answered: Option<bool>,
+}
+
+impl FlagUpdate {
+    pub fn applied_to(self, flags: Flags) -> Flags {
+        Flags {
+            seen: self.seen.unwrap_or(flags.seen),
+            flagged: self.flagged.unwrap_or(flags.flagged),
+            answered: self.answered.unwrap_or(flags.answered),
+            draft: flags.draft,
+        }
+    }
+}
+
 /// A message as a connector fetched it.
 #[derive(Debug, Clone)]
 pub struct Fetched {

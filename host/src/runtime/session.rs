@@ -10,8 +10,8 @@ use super::sync::flags_to_wit;
 use super::{Instance, folders_from_wit};
 use crate::connector::{ConnectorError, ErrorKind};
 use crate::folder::Folder;
+use crate::mail::FlagUpdate;
 use crate::mail::Flags;
-use crate::store::outbox::FlagUpdate;
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 

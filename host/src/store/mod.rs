@@ -18,8 +18,7 @@ pub use self::records::RecordStore;
 pub use self::redb::RedbStore;
 
 use crate::account::Account;
-use crate::api::auth::TokenHash;
-use crate::user::{Token, TokenOwner, User};
+use crate::user::{Token, TokenHash, TokenOwner, User};
 use crate::vault::Sealed;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

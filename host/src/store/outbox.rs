@@ -6,28 +6,9 @@ use super::Result;
 use crate::folder::FolderId;
 use crate::mail::message::Message;
 use crate::mail::parse::Parsed;
-use crate::mail::{Fetched, Flags};
+use crate::mail::{Fetched, FlagUpdate};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-
-/// Flags to set (`true`), clear (`false`) or leave alone.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FlagUpdate {
-    pub seen: Option<bool>,
-    pub flagged: Option<bool>,
-    pub answered: Option<bool>,
-}
-
-impl FlagUpdate {
-    pub fn applied_to(self, flags: Flags) -> Flags {
-        Flags {
-            seen: self.seen.unwrap_or(flags.seen),
-            flagged: self.flagged.unwrap_or(flags.flagged),
-            answered: self.answered.unwrap_or(flags.answered),
-            draft: flags.draft,
-        }
-    }
-}
 
 /// A change a user made to one message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,8 +7,7 @@
 
 use super::{AccountChange, Remembered, Result, Store, StoreError};
 use crate::account::Account;
-use crate::api::auth::TokenHash;
-use crate::user::{Token, User};
+use crate::user::{Token, TokenHash, User};
 use crate::vault::Sealed;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};

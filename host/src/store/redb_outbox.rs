@@ -420,11 +420,11 @@ impl OutboxStore for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mail::FlagUpdate;
     use crate::mail::Flags;
     use crate::mail::parse::parse;
     use crate::store::MailStore;
     use crate::store::mail::FolderSync;
-    use crate::store::outbox::FlagUpdate;
 
     fn raw(message_id: &str) -> Vec<u8> {
         format!(

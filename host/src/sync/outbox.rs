@@ -14,10 +14,10 @@ use crate::connector::{ConnectorError, ErrorKind};
 use crate::folder::{FolderId, FolderRole};
 use crate::mail::compose::without_bcc;
 use crate::mail::parse::parse;
-use crate::mail::{Fetched, Flags};
+use crate::mail::{Fetched, FlagUpdate, Flags};
 use crate::runtime::{Delivery, SmtpReply, Work, WorkChange, WorkDone};
 use crate::store::outbox::{
-    Change, ChangeDone, Duty, FlagUpdate, OutboxEntry, Outgoing, RecipientReply, SendState,
+    Change, ChangeDone, Duty, OutboxEntry, Outgoing, RecipientReply, SendState,
 };
 use crate::store::{Store, StoreError};
 use serde_json::json;
