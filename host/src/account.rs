@@ -1,7 +1,7 @@
 //! The connection settings of a mail account, as the CRM sends them.
 //!
 //! The same body is used to test a connection, to create an account and to re-connect one
-//! (API.md, "Accounts"). It is parsed by hand from JSON rather than derived so that every
+//! (docs/api.md, "Accounts"). It is parsed by hand from JSON rather than derived so that every
 //! mistake is reported with the path of the offending field (`imap.port`, `email`, ...).
 
 use crate::folder::{Folder, FolderId, FolderRole};
@@ -119,7 +119,7 @@ impl SyncFrom {
     }
 }
 
-/// Where an account stands, as API.md defines the states.
+/// Where an account stands, as docs/api.md defines the states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountState {

@@ -1,5 +1,5 @@
 //! Server configuration: a TOML file (`--config`), overridden by flags and environment
-//! variables for the settings API.md names (`--listen`, `--data`, `--ca-file`).
+//! variables for the settings the README names (`--listen`, `--data`, `--ca-file`).
 //!
 //! Every tunable is documented where it is defined, with its default.
 

@@ -1,4 +1,4 @@
-//! The HTTP API (API.md): routes, authentication, and the mapping from domain results to
+//! The HTTP API (docs/api.md): routes, authentication, and the mapping from domain results to
 //! JSON responses. Handlers return `Result<Response, ApiError>`; errors become the API's error
 //! shape here and in [`error::recover`], nowhere else.
 //!

@@ -16,7 +16,7 @@ fn addresses(list: &[Address]) -> Value {
     Value::Array(list.iter().map(address).collect())
 }
 
-/// The message object of API.md, without bodies.
+/// The message object of docs/api.md, without bodies.
 pub fn item(message: &Message, records: Value) -> Value {
     json!({
         "id": message.id,

@@ -1,4 +1,4 @@
-//! Accounts and who may do what with them (API.md, "Who may do what"), against a real
+//! Accounts and who may do what with them (docs/api.md, "Accounts"), against a real
 //! Dovecot: create re-tests the connection, so every account here is real.
 
 use mailroom_tests::mailroom::{ADMIN_TOKEN, Answer, Mailroom, SERVICE_TOKEN};

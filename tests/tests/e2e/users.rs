@@ -285,7 +285,7 @@ async fn the_openapi_document_describes_every_route_the_server_has() {
             );
         }
     }
-    // Every endpoint of API.md implemented so far.
+    // Every endpoint docs/api.md describes.
     for (method, path) in [
         ("get", "/healthz"),
         ("get", "/v1/connectors"),
