@@ -138,15 +138,14 @@ async fn bootstrap(store: &dyn Store, bootstrap: &Bootstrap) -> anyhow::Result<O
         let hash = TokenHash::of(token);
         // The variable names one token: a new value replaces the one registered before.
         let crm = TokenOwner::Service("crm".into());
+        let current = store.token(&hash).await?.map(|t| t.id);
         for old in store.tokens_of(&crm).await? {
-            if old.name == SERVICE_TOKEN_NAME
-                && store.token(&hash).await?.is_none_or(|t| t.id != old.id)
-            {
+            if old.name == SERVICE_TOKEN_NAME && current.as_ref() != Some(&old.id) {
                 store.delete_token(&old.id).await?;
                 tracing::info!("revoked the previous MAILROOM_SERVICE_TOKEN");
             }
         }
-        if store.token(&hash).await?.is_none() {
+        if current.is_none() {
             store
                 .insert_token(
                     hash,

@@ -1,9 +1,9 @@
 //! `/v1/accounts`: connection tests, and the accounts themselves.
 //!
-//! Who may do what (docs/api.md, "Accounts"): a personal account is its owner's alone, for everything; a
-//! shared account is read and worked by admins and members with the shared-inbox permission
-//! and managed (created, changed, deleted, re-connected) by admins only. Anyone else is told
-//! the account does not exist.
+//! Who may do what (docs/api.md, "Accounts"): a personal account is its owner's alone, for
+//! everything; a shared account is read and worked by admins and members with the
+//! shared-inbox permission and managed (created, changed, deleted, re-connected) by admins
+//! only. Anyone else is told the account does not exist.
 
 use super::auth::Caller;
 use super::body::Fields;
@@ -105,7 +105,8 @@ async fn run_test(
     }))
 }
 
-/// A failed re-test, as docs/api.md describes the 422: the test's code, the failing server as field.
+/// A failed re-test, as docs/api.md describes the 422: the test's code, the failing server
+/// as field.
 fn failed_test(error: ConnectorError) -> ApiError {
     ApiError {
         field: error.server.clone(),

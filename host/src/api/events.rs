@@ -2,10 +2,10 @@
 //! may see: events naming an account only to those who may open it, events naming a record
 //! only to those who may see the record; the CRM's bare service token sees every event.
 
-use super::accounts::can_see;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::paging::{DEFAULT_LIMIT, MAX_LIMIT};
+use super::records::Viewer;
 use super::{App, json};
 use crate::record::RecordRef;
 use serde_json::{Value, json};
@@ -46,7 +46,7 @@ pub async fn list(
         .map(|n| n.max(1) as usize)
         .unwrap_or(DEFAULT_LIMIT);
     let deadline = Instant::now() + wait;
-    let mut accounts = HashMap::new();
+    let mut viewer = Viewer::new(caller);
     let mut cursor = after;
     if cursor == u64::MAX {
         // Nothing can follow the last sequence number.
@@ -64,9 +64,10 @@ pub async fn list(
             ));
         }
         let scanned = events.last().map(|e| e.seq);
+        viewer.refresh();
         let mut items = Vec::new();
         for event in events {
-            if sees(app, caller, &event.kind, &event.data, &mut accounts).await? {
+            if sees(app, &mut viewer, &event.kind, &event.data).await? {
                 items.push(event);
             }
         }
@@ -82,26 +83,20 @@ pub async fn list(
     }
 }
 
-/// Whether the caller may see an event: the account it names must be one they may open
-/// (`known` remembers the answers for one request), and the record it names one they may see
-/// (a created contact's `contact.created` goes to those who may open the creating account).
+/// Whether the viewer may see an event: the account it names must be one they may open, and
+/// the record it names one they may see (a created contact's `contact.created` goes to those
+/// who may open the creating account).
 async fn sees(
     app: &App,
-    caller: &Caller,
+    viewer: &mut Viewer<'_>,
     kind: &str,
     data: &Value,
-    known: &mut HashMap<String, bool>,
 ) -> Result<bool, ApiError> {
-    let Some(user) = &caller.user else {
+    let Some(accounts) = viewer.accounts(app).await? else {
         return Ok(true);
     };
     if let Some(account_id) = data.get("account_id").and_then(Value::as_str) {
-        if !known.contains_key(account_id) {
-            let account = app.store.account(account_id).await?;
-            let allowed = account.is_some_and(|a| can_see(user, &a));
-            known.insert(account_id.to_owned(), allowed);
-        }
-        if !known[account_id] {
+        if !accounts.contains(account_id) {
             return Ok(false);
         }
         if kind == "contact.created" {
@@ -114,7 +109,7 @@ async fn sees(
         return Ok(true);
     };
     Ok(match app.store.record(&reference).await? {
-        Some(record) => super::records::sight(app, caller, &record).await?.is_some(),
+        Some(record) => viewer.sight(app, &record).await?.is_some(),
         None => false,
     })
 }

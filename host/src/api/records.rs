@@ -1,7 +1,7 @@
 //! CRM records: `PUT`/`GET`/`DELETE /v1/records/{type}/{id}`, `GET /v1/records/{type}`, and
 //! a record's timeline, `GET /v1/records/{type}/{id}/messages` (with `/{message_id}`).
 //!
-//! `admin` and `service` callers write. Who reads (see [`sight`]): the CRM's bare service
+//! `admin` and `service` callers write. Who reads (see [`Viewer::sight`]): the CRM's bare service
 //! token everything; a user every record the CRM did not restrict with `visible_to`, with its
 //! whole timeline across accounts; a contact Mailroom created only while an account the user
 //! may open holds mail filed under it, and of its timeline only those accounts' messages. So
@@ -21,6 +21,7 @@ use crate::record::{
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
@@ -145,7 +146,7 @@ pub enum Sight {
     /// The whole timeline, across every account.
     Everything,
     /// Only the messages of these accounts (the ones the caller may open).
-    Accounts(HashSet<String>),
+    Accounts(Arc<HashSet<String>>),
 }
 
 impl Sight {
@@ -157,34 +158,69 @@ impl Sight {
     }
 }
 
-/// What the caller may see of `record`; `None` when they may not know it exists.
-pub async fn sight(app: &App, caller: &Caller, record: &Record) -> Result<Option<Sight>, ApiError> {
-    // The CRM's back end itself mirrors every record, created contacts included.
-    let Some(user) = &caller.user else {
-        return Ok(Some(Sight::Everything));
-    };
-    if record
-        .visible_to()
-        .is_some_and(|users| !users.contains(&user.id))
-    {
-        return Ok(None);
+/// A caller looking at records, and once needed the accounts they may open: read once for
+/// a whole request, however many records or events it judges.
+pub struct Viewer<'a> {
+    caller: &'a Caller,
+    accounts: Option<Arc<HashSet<String>>>,
+}
+
+impl<'a> Viewer<'a> {
+    pub fn new(caller: &'a Caller) -> Self {
+        Self {
+            caller,
+            accounts: None,
+        }
     }
-    if !record.created_by_mailroom() {
-        return Ok(Some(Sight::Everything));
+
+    /// Reads the caller's accounts again when next needed (accounts come and go while an
+    /// event request waits).
+    pub fn refresh(&mut self) {
+        self.accounts = None;
     }
-    let accounts: HashSet<String> = app
-        .store
-        .accounts()
-        .await?
-        .into_iter()
-        .filter(|account| can_see(user, account))
-        .map(|account| account.id)
-        .collect();
-    let (held, _) = app
-        .store
-        .timeline(&record.reference(), Some(&accounts), None, 1)
-        .await?;
-    Ok((!held.is_empty()).then_some(Sight::Accounts(accounts)))
+
+    /// The ids of the accounts the caller may open; `None` for the bare service token,
+    /// which sees everything.
+    pub async fn accounts(&mut self, app: &App) -> Result<Option<Arc<HashSet<String>>>, ApiError> {
+        let Some(user) = &self.caller.user else {
+            return Ok(None);
+        };
+        if self.accounts.is_none() {
+            let open = app
+                .store
+                .accounts()
+                .await?
+                .into_iter()
+                .filter(|account| can_see(user, account))
+                .map(|account| account.id)
+                .collect();
+            self.accounts = Some(Arc::new(open));
+        }
+        Ok(self.accounts.clone())
+    }
+
+    /// What the caller may see of `record`; `None` when they may not know it exists.
+    pub async fn sight(&mut self, app: &App, record: &Record) -> Result<Option<Sight>, ApiError> {
+        // The CRM's back end itself mirrors every record, created contacts included.
+        let Some(user) = &self.caller.user else {
+            return Ok(Some(Sight::Everything));
+        };
+        if record
+            .visible_to()
+            .is_some_and(|users| !users.contains(&user.id))
+        {
+            return Ok(None);
+        }
+        if !record.created_by_mailroom() {
+            return Ok(Some(Sight::Everything));
+        }
+        let accounts = self.accounts(app).await?.unwrap_or_default();
+        let (held, _) = app
+            .store
+            .timeline(&record.reference(), Some(&accounts), None, 1)
+            .await?;
+        Ok((!held.is_empty()).then_some(Sight::Accounts(accounts)))
+    }
 }
 
 fn view(record: &Record) -> Value {
@@ -261,9 +297,10 @@ pub async fn list_records(
     let next_cursor = more
         .then(|| records.last().map(|r| cursor(&r.reference().id)))
         .flatten();
+    let mut viewer = Viewer::new(caller);
     let mut items = Vec::with_capacity(records.len());
     for record in &records {
-        if sight(app, caller, record).await?.is_some() {
+        if viewer.sight(app, record).await?.is_some() {
             items.push(view(record));
         }
     }
@@ -284,7 +321,7 @@ async fn seen(
         .record(&reference)
         .await?
         .ok_or_else(|| ApiError::not_found("record"))?;
-    match sight(app, caller, &record).await? {
+    match Viewer::new(caller).sight(app, &record).await? {
         Some(sight) => Ok((record, sight)),
         None => Err(ApiError::not_found("record")),
     }

@@ -282,26 +282,16 @@ pub async fn list_tokens(
         .store
         .tokens_of(&TokenOwner::User(id.to_owned()))
         .await?;
-    let rest: Vec<&Token> = tokens
+    let items: Vec<Value> = tokens
         .iter()
-        .filter(|t| page.after.as_ref().is_none_or(|after| &t.id > after))
-        .collect();
-    let more = rest.len() > page.limit;
-    let items: Vec<Value> = rest
-        .iter()
-        .take(page.limit)
         .map(|t| {
             json!({"id": t.id, "name": t.name, "created_at": t.created_at,
                    "last_used_at": t.last_used_at})
         })
         .collect();
-    let next_cursor = more
-        .then(|| {
-            rest.get(page.limit - 1)
-                .map(|t| super::paging::cursor(&t.id))
-        })
-        .flatten();
-    Ok(json(&json!({"items": items, "next_cursor": next_cursor})))
+    Ok(json(&page.page(items, |t| {
+        t["id"].as_str().unwrap_or_default().to_owned()
+    })))
 }
 
 /// `DELETE /v1/me/tokens/{id}` and, for admins, `DELETE /v1/users/{user}/tokens/{id}`.

@@ -5,9 +5,9 @@
 //! which webpki refuses as an end entity (`CaUsedAsEndEntity`) even when it is a trusted root;
 //! so a certificate that is byte-for-byte one of the CA file's is accepted as the server's
 //! own — within its dates and for the names it lists only, so that the key of one pinned
-//! server cannot impersonate any other host. An account that allows a non-secure certificate gets a configuration that accepts any
-//! certificate (the handshake signature is still checked); that choice is the host's, per
-//! account, and never the connector's.
+//! server cannot impersonate any other host. An account that allows a non-secure
+//! certificate gets a configuration that accepts any certificate (the handshake signature is
+//! still checked); that choice is the host's, per account, and never the connector's.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{WebPkiServerVerifier, verify_server_name};

@@ -22,16 +22,9 @@ const MAX_PROBES: usize = 10_000;
 const MAX_LINE_BYTES: usize = 998;
 
 /// A trap by which the host refuses what a connector did, with the reason the account shows.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct Denied(pub String);
-
-impl std::fmt::Display for Denied {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Denied {}
 
 type Wit<T> = wasmtime::Result<Result<T, types::Error>>;
 

@@ -2,9 +2,9 @@
 //!
 //! Every job gets a fresh `Store` with: a memory cap, a CPU budget counted in epoch ticks
 //! spent running guest code plus the host work done for it (see [`CpuBudget`]), sinks for
-//! large messages drawn from the host-wide [`SinkPool`], a capped log, a WASI context with nothing in it (no preopened
-//! directories, no environment, no arguments, sockets denied, stdin closed), and the network
-//! allow-list and credentials of the one account it serves.
+//! large messages drawn from the host-wide [`SinkPool`], a capped log, a WASI context with
+//! nothing in it (no preopened directories, no environment, no arguments, sockets denied,
+//! stdin closed), and the network allow-list and credentials of the one account it serves.
 
 use super::sink::SinkPool;
 use crate::auth::Credentials;

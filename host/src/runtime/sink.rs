@@ -136,13 +136,7 @@ impl BodySink {
             }
             self.start_spool()?;
         }
-        if !SinkPool::reserve(&self.pool.spool_used, self.pool.spool_cap, len) {
-            return Err(
-                "the host's spool for large messages is full; the message is tried again later"
-                    .into(),
-            );
-        }
-        self.spool_reserved += len;
+        self.reserve_spool(len)?;
         let file = self.spool.as_mut().expect("spooling");
         file.write_all(part).map_err(spool_error)?;
         self.written += len;
@@ -154,7 +148,15 @@ impl BodySink {
     fn start_spool(&mut self) -> Result<(), String> {
         let mut file = anonymous_file(&self.pool.spool_dir).map_err(spool_error)?;
         let held = std::mem::take(&mut self.memory);
-        let len = held.len() as u64;
+        self.reserve_spool(held.len() as u64)?;
+        file.write_all(&held).map_err(spool_error)?;
+        self.release_memory();
+        self.spool = Some(file);
+        Ok(())
+    }
+
+    /// Takes `len` bytes of the host-wide spool allowance for this sink.
+    fn reserve_spool(&mut self, len: u64) -> Result<(), String> {
         if !SinkPool::reserve(&self.pool.spool_used, self.pool.spool_cap, len) {
             return Err(
                 "the host's spool for large messages is full; the message is tried again later"
@@ -162,9 +164,6 @@ impl BodySink {
             );
         }
         self.spool_reserved += len;
-        file.write_all(&held).map_err(spool_error)?;
-        self.release_memory();
-        self.spool = Some(file);
         Ok(())
     }
 

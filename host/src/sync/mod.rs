@@ -152,30 +152,14 @@ fn may_sync(account: &Account) -> bool {
 }
 
 /// The user whose personal account this is: their accounts' jobs are bounded together, and
-/// stop while the user is disabled.
+/// do not run while the user is disabled.
 fn personal_owner(account: &Account) -> Option<&str> {
     (account.kind == crate::account::AccountKind::Personal).then_some(account.owner_id.as_str())
-}
-
-/// The users who are disabled: their personal accounts do not sync.
-async fn disabled_users(store: &dyn Store) -> std::collections::HashSet<String> {
-    match store.users().await {
-        Ok(users) => users
-            .into_iter()
-            .filter(|u| u.disabled)
-            .map(|u| u.id)
-            .collect(),
-        Err(error) => {
-            tracing::error!("the scheduler cannot read users: {error}");
-            Default::default()
-        }
-    }
 }
 
 async fn run(inner: Arc<Inner>) {
     let interval = Duration::from_secs(inner.config.interval_secs.max(1));
     loop {
-        let disabled = disabled_users(inner.store.as_ref()).await;
         match inner.store.accounts().await {
             Ok(accounts) => {
                 let now = Instant::now();
@@ -191,9 +175,6 @@ async fn run(inner: Arc<Inner>) {
                 }
                 for account in accounts.into_iter().filter(may_sync) {
                     let owner = personal_owner(&account).map(str::to_owned);
-                    if owner.as_ref().is_some_and(|o| disabled.contains(o)) {
-                        continue;
-                    }
                     let slot = slots.entry(account.id.clone()).or_default();
                     let due =
                         slot.requested || slot.last_start.is_none_or(|at| now >= at + interval);
@@ -275,6 +256,17 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
             return Outcome::Retry { after: None };
         }
     };
+    if let Some(owner) = personal_owner(&account) {
+        match inner.store.user(owner).await {
+            Ok(Some(user)) if !user.disabled => {}
+            // A disabled (or deleted) owner's personal account waits for them.
+            Ok(_) => return Outcome::Stopped,
+            Err(error) => {
+                tracing::error!(account = account_id, "cannot read the owner: {error}");
+                return Outcome::Retry { after: None };
+            }
+        }
+    }
     let password = match inner.store.account_secret(account_id).await {
         Ok(Some(sealed)) => match inner.vault.open(account_id, &sealed) {
             Ok(secret) => Some(secret),

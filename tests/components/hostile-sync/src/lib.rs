@@ -127,26 +127,30 @@ impl GuestSession for Session {
                 .cloned()
                 .ok_or_else(|| report(format!("no {role} server")))
         };
+        // Writes `smuggled` after the greeting, then asks the host to log in behind it.
+        let smuggle = |role: &str, greeting: &str, smuggled: &[u8], protocol: Protocol| {
+            let server = server(role)?;
+            let connection = net::connect(&server.host, server.port, server.encryption)?;
+            read_until(&connection, greeting)?;
+            connection.write(smuggled)?;
+            auth::authenticate(&connection, protocol, &["PLAIN".into()])?;
+            Err(report("the host logged in after a smuggled command".into()))
+        };
         match self.mode.as_str() {
-            // A second command hidden behind a bare CR, which some servers take as a line
-            // end, then the host asked to log in after it.
-            "cr-smuggle" => {
-                let imap = server("imap")?;
-                let connection = net::connect(&imap.host, imap.port, imap.encryption)?;
-                read_until(&connection, "* ")?;
-                connection.write(b"a1 ID NIL\ra2 LOGIN attacker secret\r\n")?;
-                auth::authenticate(&connection, Protocol::Imap, &["PLAIN".into()])?;
-                Err(report("the host logged in after a smuggled command".into()))
-            }
+            // A second command hidden behind a bare CR, which some servers take as a line end.
+            "cr-smuggle" => smuggle(
+                "imap",
+                "* ",
+                b"a1 ID NIL\ra2 LOGIN attacker secret\r\n",
+                Protocol::Imap,
+            ),
             // `MAIL FROM` hidden as `MAIL<tab>FROM`, which servers read as a command.
-            "tab-smuggle" => {
-                let smtp = server("smtp")?;
-                let connection = net::connect(&smtp.host, smtp.port, smtp.encryption)?;
-                read_until(&connection, "220 ")?;
-                connection.write(b"EHLO a\r\nMAIL\tFROM:<x@y>\r\n")?;
-                auth::authenticate(&connection, Protocol::Smtp, &["PLAIN".into()])?;
-                Err(report("the host logged in after a smuggled command".into()))
-            }
+            "tab-smuggle" => smuggle(
+                "smtp",
+                "220 ",
+                b"EHLO a\r\nMAIL\tFROM:<x@y>\r\n",
+                Protocol::Smtp,
+            ),
             _ => Ok(()),
         }
     }
