@@ -8,6 +8,7 @@ use super::auth::Caller;
 use super::body::Fields;
 use super::error::ApiError;
 use super::paging::{PageRequest, cursor};
+use super::records::Viewer;
 use super::{App, json};
 use crate::folder::FolderRole;
 use crate::mail::FlagUpdate;
@@ -81,7 +82,7 @@ pub async fn list(
             },
         )
         .await?;
-    message_page(app, &messages, more).await
+    message_page(app, caller, &messages, more).await
 }
 
 /// Where a page of a message list continues: after the `(received_at, id)` its cursor names.
@@ -97,6 +98,7 @@ pub fn after_key(page: &PageRequest) -> Result<Option<(i64, String)>, ApiError> 
 /// A page of a message list, newest first, each with its records.
 pub async fn message_page(
     app: &App,
+    caller: &Caller,
     messages: &[Message],
     more: bool,
 ) -> Result<Response, ApiError> {
@@ -108,7 +110,8 @@ pub async fn message_page(
         })
         .flatten();
     let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
-    let records = app.store.message_records(&ids).await?;
+    let filed = app.store.message_records(&ids).await?;
+    let records = Viewer::new(caller).known(app, filed).await?;
     let items: Vec<Value> = messages
         .iter()
         .zip(records)
@@ -133,7 +136,7 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let message = readable(app, caller, id).await?;
     let mode = html_mode(query)?;
-    let records = records_of(app, &message.id).await?;
+    let records = records_of(app, caller, &message.id).await?;
     let attachments_url = format!("/v1/messages/{}/attachments", message.id);
     full_view(app, message, records, mode, attachments_url).await
 }
@@ -195,12 +198,14 @@ async fn off_thread<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("rendering the message failed: {e}")))
 }
 
-/// The records a message is filed under, as the message views show them.
-pub async fn records_of(app: &App, message_id: &str) -> Result<Value, ApiError> {
-    let records = app
+/// The records a message is filed under that the caller may know of, as the message views
+/// show them.
+pub async fn records_of(app: &App, caller: &Caller, message_id: &str) -> Result<Value, ApiError> {
+    let filed = app
         .store
         .message_records(std::slice::from_ref(&message_id.to_owned()))
         .await?;
+    let records = Viewer::new(caller).known(app, filed).await?;
     Ok(json!(records.into_iter().next().unwrap_or_default()))
 }
 
@@ -301,7 +306,7 @@ pub async fn update(
         return Err(ApiError::invalid("seen", "or flagged must be given"));
     }
     let message = change(app, caller, id, |_, _| Ok(Change::Flags(update))).await?;
-    let records = records_of(app, &message.id).await?;
+    let records = records_of(app, caller, &message.id).await?;
     Ok(json(&render::item(&message, records)))
 }
 
@@ -325,7 +330,7 @@ pub async fn move_to(
         })
     })
     .await?;
-    let records = records_of(app, &message.id).await?;
+    let records = records_of(app, caller, &message.id).await?;
     Ok(json(&render::item(&message, records)))
 }
 

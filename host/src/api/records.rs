@@ -199,6 +199,33 @@ impl<'a> Viewer<'a> {
         Ok(self.accounts.clone())
     }
 
+    /// Of the records each message is filed under, those the caller may know exist, in
+    /// their order.
+    pub async fn known(
+        &mut self,
+        app: &App,
+        filed: Vec<Vec<RecordRef>>,
+    ) -> Result<Vec<Vec<RecordRef>>, ApiError> {
+        if self.caller.user.is_none() {
+            return Ok(filed);
+        }
+        let mut known: HashMap<RecordRef, bool> = HashMap::new();
+        for reference in filed.iter().flatten() {
+            if known.contains_key(reference) {
+                continue;
+            }
+            let seen = match app.store.record(reference).await? {
+                Some(record) => self.sight(app, &record).await?.is_some(),
+                None => false,
+            };
+            known.insert(reference.clone(), seen);
+        }
+        Ok(filed
+            .into_iter()
+            .map(|refs| refs.into_iter().filter(|r| known[r]).collect())
+            .collect())
+    }
+
     /// What the caller may see of `record`; `None` when they may not know it exists.
     pub async fn sight(&mut self, app: &App, record: &Record) -> Result<Option<Sight>, ApiError> {
         // The CRM's back end itself mirrors every record, created contacts included.
@@ -342,7 +369,7 @@ pub async fn timeline(
         .store
         .timeline(&record.reference(), sight.accounts(), after, page.limit)
         .await?;
-    super::messages::message_page(app, &messages, more).await
+    super::messages::message_page(app, caller, &messages, more).await
 }
 
 /// A message on a record's timeline as the caller sees it; 404 for one that is not.
@@ -384,7 +411,7 @@ pub async fn timeline_message(
         render::Html::Raw => return Err(ApiError::invalid("html", "is not offered on a timeline")),
         mode => mode,
     };
-    let records = super::messages::records_of(app, &message.id).await?;
+    let records = super::messages::records_of(app, caller, &message.id).await?;
     let attachments_url = format!(
         "/v1/records/{}/{}/messages/{}/attachments",
         reference.kind.as_str(),

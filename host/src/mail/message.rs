@@ -28,6 +28,27 @@ pub struct Attachment {
     pub size: u64,
     pub inline: bool,
     pub content_id: Option<String>,
+    /// Where the part's encoded body sits in the raw message, when its decoded bytes are
+    /// the download as it is (binary parts): it is then served without parsing the
+    /// message again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<BodyRange>,
+}
+
+/// A byte range of the raw message and the transfer encoding to undo on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BodyRange {
+    pub start: u32,
+    pub end: u32,
+    pub encoding: TransferEncoding,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferEncoding {
+    Identity,
+    Base64,
+    QuotedPrintable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

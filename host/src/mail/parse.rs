@@ -2,9 +2,9 @@
 //! parser cannot make sense of is still kept: it gets what could be read and its raw bytes.
 
 use super::Fetched;
-use super::message::{Address, Attachment, Message};
+use super::message::{Address, Attachment, BodyRange, Message, TransferEncoding};
 use crate::folder::FolderId;
-use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
+use mail_parser::{Encoding, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
 
 /// How long a snippet is, in characters.
@@ -85,6 +85,7 @@ pub fn parse(raw: &[u8]) -> Parsed {
             size: part.contents().len() as u64,
             inline: part.content_disposition().is_some_and(|d| d.is_inline()),
             content_id: part.content_id().map(clean_id),
+            body: body_range(part),
         })
         .collect();
     Parsed {
@@ -105,6 +106,24 @@ pub fn parse(raw: &[u8]) -> Parsed {
         attachments,
         automated: automated(&message),
     }
+}
+
+/// The range of a binary part's encoded body. Text parts are left out: their contents are
+/// converted to UTF-8, which a range cannot reproduce, and nested messages have offsets of
+/// their own.
+fn body_range(part: &MessagePart) -> Option<BodyRange> {
+    if !matches!(part.body, PartType::Binary(_) | PartType::InlineBinary(_)) {
+        return None;
+    }
+    Some(BodyRange {
+        start: part.offset_body,
+        end: part.offset_end,
+        encoding: match part.encoding {
+            Encoding::None => TransferEncoding::Identity,
+            Encoding::Base64 => TransferEncoding::Base64,
+            Encoding::QuotedPrintable => TransferEncoding::QuotedPrintable,
+        },
+    })
 }
 
 /// Why the message looks sent by a machine (RFC 3464 reports, RFC 3834 Auto-Submitted,

@@ -1,7 +1,9 @@
 //! A message as the API shows it: the list item, and the full view with text, sanitized
 //! HTML and attachments, derived from the raw bytes.
 
-use super::message::{Address, Message};
+use super::message::{Address, BodyRange, Message, TransferEncoding};
+use mail_parser::decoders::base64::base64_decode;
+use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::{Value, json};
 use std::borrow::Cow;
@@ -214,15 +216,33 @@ pub fn served_as(content_type: &str) -> (&'static str, bool) {
     }
 }
 
-/// An attachment's decoded contents, by its id.
+/// An attachment's decoded contents, by its id: a binary part is decoded from its range of
+/// the raw message; anything else, or a range that does not give the size seen at ingest,
+/// parses the message again.
 pub fn attachment(message: &Message, raw: &[u8], attachment_id: &str) -> Option<Vec<u8>> {
     let index: usize = attachment_id.strip_prefix("att_")?.parse().ok()?;
-    message.attachments.get(index)?;
+    let meta = message.attachments.get(index)?;
+    if let Some(contents) = meta
+        .body
+        .and_then(|range| decode_range(raw, range))
+        .filter(|contents| contents.len() as u64 == meta.size)
+    {
+        return Some(contents);
+    }
     let parsed = MessageParser::default().parse(raw)?;
     parsed
         .attachments()
         .nth(index)
         .map(|part| part.contents().to_vec())
+}
+
+fn decode_range(raw: &[u8], range: BodyRange) -> Option<Vec<u8>> {
+    let encoded = raw.get(range.start as usize..range.end as usize)?;
+    match range.encoding {
+        TransferEncoding::Identity => Some(encoded.to_vec()),
+        TransferEncoding::Base64 => base64_decode(encoded),
+        TransferEncoding::QuotedPrintable => quoted_printable_decode(encoded),
+    }
 }
 
 #[cfg(test)]
@@ -244,6 +264,56 @@ mod tests {
             &crate::folder::FolderId::for_path("INBOX"),
             &fetched,
         )
+    }
+
+    #[test]
+    fn binary_attachments_are_served_from_their_range_as_a_full_parse_gives_them() {
+        let raw = b"From: a@example.test\r\nSubject: s\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nHi\r\n\
+--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJeLjz9MK\r\nAAECAwQFBgcICQ==\r\n\
+--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\nab=3Dc=\r\nd=00e\r\nline two\r\n\
+--b\r\nContent-Type: image/png\r\nContent-Disposition: inline\r\n\r\n\x89PNG\r\n\x1a\n\x00\r\n\
+--b\r\nContent-Type: text/csv\r\nContent-Disposition: attachment; filename=t.csv\r\n\r\na,b\r\n\
+--b--\r\n";
+        let message = stored(raw);
+        let parsed = MessageParser::default().parse(&raw[..]).unwrap();
+        let expected: Vec<Vec<u8>> = parsed
+            .attachments()
+            .map(|p| p.contents().to_vec())
+            .collect();
+        assert_eq!(message.attachments.len(), 4);
+        let ranged: Vec<bool> = message
+            .attachments
+            .iter()
+            .map(|a| a.body.is_some())
+            .collect();
+        assert_eq!(ranged, [true, true, true, false], "text parts parse again");
+        for (meta, contents) in message.attachments.iter().zip(&expected) {
+            if let Some(range) = meta.body {
+                assert_eq!(
+                    decode_range(raw, range).as_ref(),
+                    Some(contents),
+                    "{}",
+                    meta.id
+                );
+            }
+            assert_eq!(attachment(&message, raw, &meta.id).as_ref(), Some(contents));
+        }
+    }
+
+    #[test]
+    fn a_range_that_does_not_match_falls_back_to_parsing() {
+        let raw = b"From: a@example.test\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/pdf\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n";
+        let mut message = stored(raw);
+        let range = message.attachments[0].body.as_mut().unwrap();
+        range.start += 4;
+        assert_eq!(attachment(&message, raw, "att_0").unwrap(), b"%PDF-1.4\n");
+        message.attachments[0].body.as_mut().unwrap().end = u32::MAX;
+        assert_eq!(attachment(&message, raw, "att_0").unwrap(), b"%PDF-1.4\n");
     }
 
     #[test]

@@ -440,6 +440,79 @@ async fn a_member_cannot_read_others_mail_through_contacts_their_own_account_cre
     );
 }
 
+#[tokio::test]
+async fn a_restricted_record_is_not_named_on_the_messages_filed_under_it() {
+    let setup = Setup::start().await;
+    let mailroom = &setup.mailroom;
+    let mo = mailroom.create_member("Mo", "mo@crm.test").await;
+    for (path, body) in [
+        (
+            "/v1/records/contacts/client",
+            json!({"name": "Client", "emails": ["client@target.test"], "visible_to": [mo]}),
+        ),
+        (
+            "/v1/records/companies/target",
+            json!({"name": "Target", "domains": ["target.test"]}),
+        ),
+    ] {
+        let put = mailroom.call(Method::PUT, path, Some(body)).await;
+        assert_eq!(put.status, StatusCode::CREATED, "{}", put.body);
+    }
+    let mut imap = setup.imap("alice").await;
+    imap.append(
+        "INBOX",
+        "",
+        &days_ago(1),
+        &mail("client@target.test", "alice@example.test", "terms"),
+    )
+    .await;
+    imap.logout().await;
+    let account = setup.connect("alice", "1_month", json!({})).await;
+
+    // The admin reads the message but learns only of the company.
+    let listed = mailroom.messages(&account, "").await;
+    assert_eq!(listed.len(), 1);
+    let company = json!([{"type": "companies", "id": "target"}]);
+    assert_eq!(listed[0]["records"], company, "{}", listed[0]);
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    let one = mailroom.get(&format!("/v1/messages/{id}")).await;
+    assert_eq!(one.body["records"], company, "{}", one.body);
+    let patched = mailroom
+        .call(
+            Method::PATCH,
+            &format!("/v1/messages/{id}"),
+            Some(json!({"flagged": true})),
+        )
+        .await;
+    assert_eq!(patched.body["records"], company, "{}", patched.body);
+    let timeline = mailroom.get("/v1/records/companies/target/messages").await;
+    assert_eq!(
+        timeline.body["items"][0]["records"], company,
+        "{}",
+        timeline.body
+    );
+
+    // The CRM's back end sees both.
+    let crm = mailroom
+        .call_as(
+            SERVICE_TOKEN,
+            None,
+            Method::GET,
+            "/v1/records/companies/target/messages",
+            None,
+        )
+        .await;
+    assert_eq!(crm.status, StatusCode::OK, "{}", crm.body);
+    let mut kinds: Vec<&str> = crm.body["items"][0]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["companies", "contacts"], "{}", crm.body);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_disabled_user_is_refused_everywhere_and_their_tokens_end() {
     let mailroom = Mailroom::start(|_| {}).await;
