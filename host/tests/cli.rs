@@ -75,6 +75,36 @@ fn users_and_tokens_are_managed_from_the_shell() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("no user usr_nobody"));
     let missing = mailroom(&data, &["token", "revoke", "tok_nobody"], &[]);
     assert!(!missing.status.success());
+
+    // A user's tokens are listed by id and name, never by secret, until revoked.
+    let second = stdout(&mailroom(
+        &data,
+        &["token", "create", "--user", &id, "--name", "laptop"],
+        &[],
+    ));
+    let listed = stdout(&mailroom(&data, &["token", "list", "--user", &id], &[]));
+    let rows: Vec<Vec<&str>> = listed.lines().map(|l| l.split('\t').collect()).collect();
+    let mut names: Vec<&str> = rows.iter().map(|r| r[1]).collect();
+    names.sort();
+    assert_eq!(names, ["laptop", "ops"], "{listed}");
+    assert!(
+        rows.iter()
+            .all(|r| r[0].starts_with("tok_") && r[3] == "never used")
+    );
+    assert!(!listed.contains(&token) && !listed.contains(&second) && !listed.contains("mr_"));
+    let services = stdout(&mailroom(
+        &data,
+        &["token", "list", "--service", "crm"],
+        &[],
+    ));
+    assert_eq!(services.lines().count(), 1, "{services}");
+    let ops = rows.iter().find(|r| r[1] == "ops").unwrap()[0];
+    mailroom(&data, &["token", "revoke", ops], &[]);
+    let listed = stdout(&mailroom(&data, &["token", "list", "--user", &id], &[]));
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.contains("laptop"), "{listed}");
+    let neither = mailroom(&data, &["token", "list"], &[]);
+    assert!(!neither.status.success());
     let _ = std::fs::remove_dir_all(&data);
 }
 

@@ -229,3 +229,17 @@ fn reply(reply: changes::Reply, max: usize) -> SmtpReply {
         text: super::imports::truncate(reply.text, max),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connector_cannot_store_a_reply_text_of_megabytes() {
+        let text = format!("250 {}", "é".repeat(1 << 20));
+        let stored = reply(changes::Reply { code: 250, text }, 1024);
+        assert_eq!(stored.code, 250);
+        assert!(stored.text.len() <= 1024 && stored.text.len() > 1000);
+        assert!(stored.text.starts_with("250 é"));
+    }
+}

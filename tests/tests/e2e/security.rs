@@ -126,11 +126,12 @@ async fn a_connector_that_spins_in_a_sync_reports_its_cpu_budget() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flood_of_known_calls_is_charged_to_the_cpu_budget() {
-    // Each call costs the host far more than the guest; only charging the host's work stops
-    // the connector before its job's time runs out.
+    // Each call costs the host about 20 ms and the guest almost nothing. Counted as one
+    // 5 ms tick per call, a budget of 2 s would take 400 calls, some 8 s, beyond the job's
+    // 5 s; charged at its real cost, it ends the job in about 2 s.
     let mailroom = hostile_mailroom(|config| {
-        config.sandbox.cpu_ms = 500;
-        config.sandbox.job_timeout_ms = 6_000;
+        config.sandbox.cpu_ms = 2_000;
+        config.sandbox.job_timeout_ms = 5_000;
     })
     .await;
     let account = failed_sync(&mailroom, "known-flood").await;
@@ -511,6 +512,54 @@ async fn a_restricted_record_is_not_named_on_the_messages_filed_under_it() {
         .collect();
     kinds.sort();
     assert_eq!(kinds, ["companies", "contacts"], "{}", crm.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_members_stuck_accounts_cannot_take_every_sync_slot() {
+    // Two job slots for the whole server; a job may spin for a minute.
+    let mailroom = hostile_mailroom(|config| {
+        config.sandbox.max_concurrent_jobs = 2;
+        config.sandbox.max_jobs_per_owner = 1;
+        config.sandbox.cpu_ms = 60_000;
+        config.sandbox.job_timeout_ms = 60_000;
+    })
+    .await;
+    let mo = mailroom.create_member("Mo", "mo@crm.test").await;
+    let mut body = hostile_body("spin", 1, 1);
+    body["kind"] = json!("personal");
+    body["sync_from"] = json!("1_month");
+    for _ in 0..3 {
+        let created = mailroom
+            .call_as(
+                SERVICE_TOKEN,
+                Some(&mo),
+                Method::POST,
+                "/v1/accounts",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    }
+    let mut shared = hostile_body("empty", 1, 1);
+    shared["kind"] = json!("shared");
+    shared["sync_from"] = json!("1_month");
+    let created = mailroom.post("/v1/accounts", shared).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let account = mailroom.get(&format!("/v1/accounts/{id}")).await.body;
+        if !account["last_sync_at"].is_null() {
+            assert_eq!(account["state"], "active", "{account}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the shared inbox waited behind a member's accounts: {account}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    mailroom.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

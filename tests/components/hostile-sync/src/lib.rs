@@ -226,6 +226,8 @@ impl GuestSession for Session {
                     x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
                 }
             }
+            // A well-behaved empty folder.
+            "empty" => Ok(page(Vec::new(), b"s".to_vec())),
             other => Err(report(format!("unknown mode `{other}`"))),
         }
     }
