@@ -4,6 +4,8 @@
 //!
 //! The embedded backend is [`redb`](self::redb): one database file in the data directory.
 
+mod directory;
+pub mod kv;
 pub mod mail;
 pub mod outbox;
 pub mod records;

@@ -1,68 +1,34 @@
 //! The embedded store: one redb file, `mailroom.redb`, in the data directory.
 //!
-//! Values are JSON in `&str`-keyed tables. redb has one writer at a time and `begin_write`
-//! blocks, so every write runs on a dedicated writer thread and the async caller awaits its
-//! result; reads open their own read transaction and never wait for the writer. The schema
-//! version lives in the `meta` table and is migrated, step by step, when the file is opened.
+//! Users, tokens and accounts live in the tables of the storage seam ([`super::kv`]), with
+//! their rules in [`super::directory`]; mail, records and the outbox are still typed redb
+//! tables, migrated to the seam one area at a time. The file's layout version lives in the
+//! `meta` table and is migrated, step by step, when the file is opened.
 
-use super::{AccountChange, Remembered, Result, Store, StoreError};
+use super::kv::redb::{RedbBackend, RedbWriter};
+use super::kv::{Backend, Key};
+use super::{AccountChange, Remembered, Result, Store, StoreError, directory};
 use crate::account::Account;
 use crate::user::{Token, TokenHash, User};
 use crate::vault::Sealed;
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::mpsc;
-use tokio::sync::oneshot;
 
 pub const FILE: &str = "mailroom.redb";
 
-/// The schema this code writes. Bump it with a migration step in [`migrate`].
-const SCHEMA_VERSION: u64 = 4;
+/// The layout this code writes. Bump it with a migration step in [`migrate`].
+const SCHEMA_VERSION: u64 = 5;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
-const USERS_BY_EXTERNAL_ID: TableDefinition<&str, &str> =
-    TableDefinition::new("users_by_external_id");
-const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tokens");
-const TOKEN_HASHES: TableDefinition<&str, &[u8]> = TableDefinition::new("token_hashes");
-const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
-const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
-const PRIMARIES: TableDefinition<&str, &str> = TableDefinition::new("primaries");
-const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
-
-type Job = Box<dyn FnOnce(&Database) + Send>;
 
 pub struct RedbStore {
-    db: Arc<Database>,
-    /// `None` only while dropping.
-    writer: Option<mpsc::Sender<Job>>,
-    writer_thread: Option<std::thread::JoinHandle<()>>,
+    kv: RedbBackend,
 }
 
-impl Drop for RedbStore {
-    /// Finishes the queued writes and closes the file before returning, so the same data
-    /// directory can be opened again at once (redb allows one opener).
-    fn drop(&mut self) {
-        self.writer.take();
-        if let Some(thread) = self.writer_thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl From<redb::Error> for StoreError {
-    fn from(error: redb::Error) -> Self {
-        StoreError::Backend(error.to_string())
-    }
-}
-
-pub(super) fn backend(error: impl Into<redb::Error>) -> StoreError {
-    error.into().into()
-}
+pub(super) use super::kv::redb::backend;
 
 pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("cannot encode: {e}")))
@@ -76,48 +42,8 @@ pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 impl RedbStore {
     /// Opens (or creates) the database in `data`, with `cache_bytes` of page cache.
     pub fn open(data: &Path, cache_bytes: usize) -> Result<Self> {
-        let path = data.join(FILE);
-        // The database holds everyone's mail: readable by this user alone, whatever the umask.
-        {
-            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-            let private = || -> std::io::Result<()> {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .mode(0o600)
-                    .open(&path)?;
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            };
-            private()
-                .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
-        }
-        let db = redb::Builder::new()
-            .set_cache_size(cache_bytes)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
-                other => StoreError::Backend(format!("cannot open {}: {other}", path.display())),
-            })?;
-        let txn = db.begin_write().map_err(backend)?;
-        migrate(&txn)?;
-        txn.commit().map_err(backend)?;
-
-        let db = Arc::new(db);
-        let (writer, jobs) = mpsc::channel::<Job>();
-        let writer_db = db.clone();
-        let writer_thread = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || {
-                for job in jobs {
-                    job(&writer_db);
-                }
-            })
-            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
-        Ok(Self {
-            db,
-            writer: Some(writer),
-            writer_thread: Some(writer_thread),
-        })
+        let kv = RedbBackend::open(&data.join(FILE), cache_bytes, migrate)?;
+        Ok(Self { kv })
     }
 
     /// Runs `f` in one write transaction on the writer thread; commits when it succeeds.
@@ -125,33 +51,11 @@ impl RedbStore {
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let (done, result) = oneshot::channel();
-        let job: Job = Box::new(move |db: &Database| {
-            let outcome = db
-                .begin_write()
-                .map_err(backend)
-                .and_then(|txn| match f(&txn) {
-                    Ok(value) => txn.commit().map_err(backend).map(|()| value),
-                    Err(error) => {
-                        let _ = txn.abort();
-                        Err(error)
-                    }
-                });
-            let _ = done.send(outcome);
-        });
-        self.writer
-            .as_ref()
-            .ok_or_else(|| StoreError::Backend("the store is closing".into()))?
-            .send(job)
-            .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
-        result
-            .await
-            .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?
+        self.kv.write_txn(f).await
     }
 
-    pub(super) fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T>) -> Result<T> {
-        let txn = self.db.begin_read().map_err(backend)?;
-        f(&txn)
+    pub(super) fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
+        self.kv.read_txn(f)
     }
 
     pub(super) fn get_json<T: DeserializeOwned>(
@@ -165,18 +69,6 @@ impl RedbStore {
                 Some(value) => decode(value.value()).map(Some),
                 None => Ok(None),
             }
-        })
-    }
-
-    fn all_json<T: DeserializeOwned>(&self, table: TableDefinition<&str, &[u8]>) -> Result<Vec<T>> {
-        self.read(|txn| {
-            let table = txn.open_table(table).map_err(backend)?;
-            let mut items = Vec::new();
-            for entry in table.iter().map_err(backend)? {
-                let (_, value) = entry.map_err(backend)?;
-                items.push(decode(value.value())?);
-            }
-            Ok(items)
         })
     }
 }
@@ -200,16 +92,14 @@ fn migrate(txn: &WriteTransaction) -> Result<()> {
             known: SCHEMA_VERSION,
         });
     }
-    if found < 1 {
-        // Version 1: every table exists from the start, so readers never meet a missing one.
-        txn.open_table(USERS).map_err(backend)?;
-        txn.open_table(USERS_BY_EXTERNAL_ID).map_err(backend)?;
-        txn.open_table(TOKENS).map_err(backend)?;
-        txn.open_table(TOKEN_HASHES).map_err(backend)?;
-        txn.open_table(ACCOUNTS).map_err(backend)?;
-        txn.open_table(SECRETS).map_err(backend)?;
-        txn.open_table(PRIMARIES).map_err(backend)?;
-        txn.open_table(IDEMPOTENCY).map_err(backend)?;
+    // Version 1 made users, tokens and accounts; version 5 moved them under the storage
+    // seam. It runs first, as version 4's filing reads accounts where they now are.
+    if (1..5).contains(&found) {
+        let key_check = meta
+            .remove("key_check")
+            .map_err(backend)?
+            .map(|v| v.value().to_vec());
+        move_directory_to_seam(txn, key_check)?;
     }
     if found < 2 {
         // Version 2: synced mail and the event log.
@@ -229,245 +119,153 @@ fn migrate(txn: &WriteTransaction) -> Result<()> {
     Ok(())
 }
 
-/// An account, read inside a write transaction.
+type Entries = Vec<(Key, Vec<u8>)>;
+
+/// Empties a typed table of versions 1 to 4 into `(key, value)` pairs of the seam's layout
+/// and deletes it, so that its name can hold a byte table.
+fn drain<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &WriteTransaction,
+    name: &str,
+    mut entry: impl FnMut(redb::AccessGuard<'_, K>, redb::AccessGuard<'_, V>) -> Result<(Key, Vec<u8>)>,
+) -> Result<Entries> {
+    let definition = TableDefinition::<K, V>::new(name);
+    let mut entries = Vec::new();
+    {
+        let table = txn.open_table(definition).map_err(backend)?;
+        for item in table.iter().map_err(backend)? {
+            let (key, value) = item.map_err(backend)?;
+            entries.push(entry(key, value)?);
+        }
+    }
+    txn.delete_table(definition).map_err(backend)?;
+    Ok(entries)
+}
+
+/// Version 5: the tables of [`directory`] as byte tables. Their values were already the
+/// JSON the seam's tables hold, except plain-text ids, which become JSON strings.
+fn move_directory_to_seam(txn: &WriteTransaction, key_check: Option<Vec<u8>>) -> Result<()> {
+    let json_text = |text: &str| encode(&text);
+    let mut moved: Vec<(&'static str, Entries)> = Vec::new();
+    for name in ["users", "accounts", "secrets", "idempotency"] {
+        let entries = drain::<&str, &[u8]>(txn, name, |k, v| {
+            Ok((Key::new().str(k.value()), v.value().to_vec()))
+        })?;
+        moved.push((name, entries));
+    }
+    for name in ["users_by_external_id", "primaries"] {
+        let entries = drain::<&str, &str>(txn, name, |k, v| {
+            Ok((Key::new().str(k.value()), json_text(v.value())?))
+        })?;
+        moved.push((name, entries));
+    }
+    let token_hashes = drain::<&str, &[u8]>(txn, "token_hashes", |k, v| {
+        Ok((Key::new().str(k.value()), v.value().to_vec()))
+    })?;
+    moved.push(("token_hashes", token_hashes));
+    let tokens = drain::<&[u8], &[u8]>(txn, "tokens", |k, v| {
+        Ok((Key::new().bytes(k.value()), v.value().to_vec()))
+    })?;
+    moved.push(("tokens", tokens));
+    if let Some(sealed) = key_check {
+        moved.push(("settings", vec![(Key::new().str("key_check"), sealed)]));
+    }
+    let mut seam = RedbWriter::new(txn);
+    for (table, entries) in moved {
+        for (key, value) in entries {
+            super::kv::Writer::put(&mut seam, table, key.as_bytes(), &value)?;
+        }
+    }
+    Ok(())
+}
+
+/// An account, read inside a write transaction of the typed tables.
 pub(super) fn load_account(txn: &WriteTransaction, id: &str) -> Result<Option<Account>> {
-    let accounts = txn.open_table(ACCOUNTS).map_err(backend)?;
-    let value = accounts.get(id).map_err(backend)?;
-    value.map(|v| decode(v.value())).transpose()
+    directory::account(&RedbWriter::new(txn), id)
 }
 
 /// The addresses of every connected account and every user, as stored.
 pub(super) fn own_addresses(txn: &WriteTransaction) -> Result<Vec<String>> {
-    let mut addresses = Vec::new();
-    for entry in txn
-        .open_table(ACCOUNTS)
-        .map_err(backend)?
-        .iter()
-        .map_err(backend)?
-    {
-        let account: Account = decode(entry.map_err(backend)?.1.value())?;
-        addresses.push(account.email);
-    }
-    for entry in txn
-        .open_table(USERS)
-        .map_err(backend)?
-        .iter()
-        .map_err(backend)?
-    {
-        let user: User = decode(entry.map_err(backend)?.1.value())?;
-        addresses.push(user.email);
-    }
-    Ok(addresses)
-}
-
-fn write_account(txn: &WriteTransaction, account: &Account, secret: Option<&Sealed>) -> Result<()> {
-    let mut accounts = txn.open_table(ACCOUNTS).map_err(backend)?;
-    accounts
-        .insert(account.id.as_str(), encode(account)?.as_slice())
-        .map_err(backend)?;
-    if let Some(secret) = secret {
-        let mut secrets = txn.open_table(SECRETS).map_err(backend)?;
-        secrets
-            .insert(account.id.as_str(), encode(secret)?.as_slice())
-            .map_err(backend)?;
-    }
-    Ok(())
-}
-
-fn write_key_check(txn: &WriteTransaction, sealed: &Sealed) -> Result<()> {
-    let mut meta = txn.open_table(META).map_err(backend)?;
-    meta.insert("key_check", encode(sealed)?.as_slice())
-        .map_err(backend)?;
-    Ok(())
-}
-
-/// Keeps `users_by_external_id` in step with a user being written.
-fn index_external_id(txn: &WriteTransaction, user: &User, previous: Option<&User>) -> Result<()> {
-    let mut index = txn.open_table(USERS_BY_EXTERNAL_ID).map_err(backend)?;
-    if let Some(external_id) = &user.external_id
-        && let Some(owner) = index.get(external_id.as_str()).map_err(backend)?
-        && owner.value() != user.id
-    {
-        return Err(StoreError::Conflict(format!(
-            "external_id `{external_id}` belongs to another user"
-        )));
-    }
-    if let Some(old) = previous.and_then(|p| p.external_id.as_deref()) {
-        index.remove(old).map_err(backend)?;
-    }
-    if let Some(external_id) = &user.external_id {
-        index
-            .insert(external_id.as_str(), user.id.as_str())
-            .map_err(backend)?;
-    }
-    Ok(())
+    directory::own_addresses(&RedbWriter::new(txn))
 }
 
 #[async_trait]
 impl Store for RedbStore {
     async fn user_count(&self) -> Result<u64> {
-        self.read(|txn| {
-            let table = txn.open_table(USERS).map_err(backend)?;
-            redb::ReadableTableMetadata::len(&table).map_err(backend)
-        })
+        self.kv.read(directory::user_count)
     }
 
     async fn insert_user(&self, user: User) -> Result<()> {
-        self.write(move |txn| {
-            index_external_id(txn, &user, None)?;
-            let mut users = txn.open_table(USERS).map_err(backend)?;
-            users
-                .insert(user.id.as_str(), encode(&user)?.as_slice())
-                .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        self.kv
+            .write(move |txn| directory::put_user(txn, &user))
+            .await
     }
 
     async fn update_user(&self, user: User) -> Result<()> {
-        self.write(move |txn| {
-            let previous: Option<User> = {
-                let users = txn.open_table(USERS).map_err(backend)?;
-                let previous = users.get(user.id.as_str()).map_err(backend)?;
-                previous.map(|p| decode(p.value())).transpose()?
-            };
-            index_external_id(txn, &user, previous.as_ref())?;
-            let mut users = txn.open_table(USERS).map_err(backend)?;
-            users
-                .insert(user.id.as_str(), encode(&user)?.as_slice())
-                .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        self.kv
+            .write(move |txn| directory::put_user(txn, &user))
+            .await
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>> {
-        self.get_json(USERS, id)
+        self.kv.read(|txn| directory::user(txn, id))
     }
 
     async fn users(&self) -> Result<Vec<User>> {
-        self.all_json(USERS)
+        self.kv.read(directory::users)
     }
 
     async fn insert_token(&self, hash: TokenHash, token: Token) -> Result<()> {
-        self.write(move |txn| {
-            let mut tokens = txn.open_table(TOKENS).map_err(backend)?;
-            tokens
-                .insert(hash.as_bytes().as_slice(), encode(&token)?.as_slice())
-                .map_err(backend)?;
-            let mut hashes = txn.open_table(TOKEN_HASHES).map_err(backend)?;
-            hashes
-                .insert(token.id.as_str(), hash.as_bytes().as_slice())
-                .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        self.kv
+            .write(move |txn| directory::insert_token(txn, &hash, &token))
+            .await
     }
 
     async fn token(&self, hash: &TokenHash) -> Result<Option<Token>> {
-        self.read(|txn| {
-            let tokens = txn.open_table(TOKENS).map_err(backend)?;
-            match tokens.get(hash.as_bytes().as_slice()).map_err(backend)? {
-                Some(value) => decode(value.value()).map(Some),
-                None => Ok(None),
-            }
-        })
+        self.kv.read(|txn| directory::token(txn, hash))
     }
 
     async fn token_used(&self, hash: &TokenHash, at: String) -> Result<()> {
         let hash = *hash;
-        self.write(move |txn| {
-            let mut tokens = txn.open_table(TOKENS).map_err(backend)?;
-            let stored = tokens
-                .get(hash.as_bytes().as_slice())
-                .map_err(backend)?
-                .map(|v| decode::<Token>(v.value()))
-                .transpose()?;
-            if let Some(mut token) = stored {
-                token.last_used_at = Some(at);
-                tokens
-                    .insert(hash.as_bytes().as_slice(), encode(&token)?.as_slice())
-                    .map_err(backend)?;
-            }
-            Ok(())
-        })
-        .await
+        self.kv
+            .write(move |txn| directory::token_used(txn, &hash, at))
+            .await
     }
 
     async fn tokens_of(&self, owner: &crate::user::TokenOwner) -> Result<Vec<Token>> {
-        self.read(|txn| {
-            let table = txn.open_table(TOKENS).map_err(backend)?;
-            let mut tokens = Vec::new();
-            for entry in table.iter().map_err(backend)? {
-                let (_, value) = entry.map_err(backend)?;
-                let token: Token = decode(value.value())?;
-                if &token.owner == owner {
-                    tokens.push(token);
-                }
-            }
-            tokens.sort_by(|a, b| a.id.cmp(&b.id));
-            Ok(tokens)
-        })
+        self.kv.read(|txn| directory::tokens_of(txn, owner))
     }
 
     async fn delete_token(&self, id: &str) -> Result<Option<Token>> {
         let id = id.to_owned();
-        self.write(move |txn| {
-            let mut hashes = txn.open_table(TOKEN_HASHES).map_err(backend)?;
-            let Some(hash) = hashes.remove(id.as_str()).map_err(backend)? else {
-                return Ok(None);
-            };
-            let hash = hash.value().to_vec();
-            let mut tokens = txn.open_table(TOKENS).map_err(backend)?;
-            let removed = tokens.remove(hash.as_slice()).map_err(backend)?;
-            removed.map(|t| decode(t.value())).transpose()
-        })
-        .await
-    }
-
-    async fn insert_account(&self, account: Account, secret: Option<Sealed>) -> Result<()> {
-        self.write(move |txn| write_account(txn, &account, secret.as_ref()))
+        self.kv
+            .write(move |txn| directory::delete_token(txn, &id))
             .await
     }
 
-    async fn update_account(&self, mut account: Account, secret: Option<Sealed>) -> Result<()> {
-        self.write(move |txn| {
-            let stored: Account = {
-                let accounts = txn.open_table(ACCOUNTS).map_err(backend)?;
-                let stored = accounts.get(account.id.as_str()).map_err(backend)?;
-                let stored = stored.ok_or(StoreError::NotFound("account"))?;
-                decode(stored.value())?
-            };
-            if stored.revision != account.revision {
-                return Err(StoreError::Conflict(
-                    "the account was changed by another request meanwhile; read it again".into(),
-                ));
-            }
-            account.revision += 1;
-            write_account(txn, &account, secret.as_ref())
-        })
-        .await
+    async fn insert_account(&self, account: Account, secret: Option<Sealed>) -> Result<()> {
+        self.kv
+            .write(move |txn| directory::put_account(txn, &account, secret.as_ref()))
+            .await
+    }
+
+    async fn update_account(&self, account: Account, secret: Option<Sealed>) -> Result<()> {
+        self.kv
+            .write(move |txn| directory::update_account(txn, account, secret.as_ref()))
+            .await
     }
 
     async fn account(&self, id: &str) -> Result<Option<Account>> {
-        self.get_json(ACCOUNTS, id)
+        self.kv.read(|txn| directory::account(txn, id))
     }
 
     async fn accounts(&self) -> Result<Vec<Account>> {
-        self.all_json(ACCOUNTS)
+        self.kv.read(directory::accounts)
     }
 
     async fn delete_account(&self, id: &str) -> Result<bool> {
         let id = id.to_owned();
         self.write(move |txn| {
-            let mut accounts = txn.open_table(ACCOUNTS).map_err(backend)?;
-            let existed = accounts.remove(id.as_str()).map_err(backend)?.is_some();
-            let mut secrets = txn.open_table(SECRETS).map_err(backend)?;
-            secrets.remove(id.as_str()).map_err(backend)?;
-            let mut primaries = txn.open_table(PRIMARIES).map_err(backend)?;
-            primaries
-                .retain(|_, account| account != id.as_str())
-                .map_err(backend)?;
+            let existed = directory::delete_account(&mut RedbWriter::new(txn), &id)?;
             super::redb_mail::delete_account_mail(txn, &id)?;
             super::redb_outbox::delete_account_outbox(txn, &id)?;
             Ok(existed)
@@ -477,38 +275,17 @@ impl Store for RedbStore {
 
     async fn modify_account(&self, id: &str, change: AccountChange) -> Result<Option<Account>> {
         let id = id.to_owned();
-        self.write(move |txn| {
-            let account: Option<Account> = {
-                let accounts = txn.open_table(ACCOUNTS).map_err(backend)?;
-                let value = accounts.get(id.as_str()).map_err(backend)?;
-                value.map(|v| decode(v.value())).transpose()?
-            };
-            let Some(mut account) = account else {
-                return Ok(None);
-            };
-            if change(&mut account) {
-                account.revision += 1;
-                write_account(txn, &account, None)?;
-            }
-            Ok(Some(account))
-        })
-        .await
+        self.kv
+            .write(move |txn| directory::modify_account(txn, &id, change))
+            .await
     }
 
     async fn account_secret(&self, id: &str) -> Result<Option<Sealed>> {
-        self.get_json(SECRETS, id)
+        self.kv.read(|txn| directory::account_secret(txn, id))
     }
 
     async fn secrets(&self) -> Result<Vec<(String, Sealed)>> {
-        self.read(|txn| {
-            let table = txn.open_table(SECRETS).map_err(backend)?;
-            let mut items = Vec::new();
-            for entry in table.iter().map_err(backend)? {
-                let (key, value) = entry.map_err(backend)?;
-                items.push((key.value().to_owned(), decode(value.value())?));
-            }
-            Ok(items)
-        })
+        self.kv.read(directory::secrets)
     }
 
     async fn replace_secrets(
@@ -516,69 +293,147 @@ impl Store for RedbStore {
         secrets: Vec<(String, Sealed)>,
         key_check: Sealed,
     ) -> Result<()> {
-        self.write(move |txn| {
-            let mut table = txn.open_table(SECRETS).map_err(backend)?;
-            for (id, sealed) in &secrets {
-                table
-                    .insert(id.as_str(), encode(sealed)?.as_slice())
-                    .map_err(backend)?;
-            }
-            write_key_check(txn, &key_check)
-        })
-        .await
+        self.kv
+            .write(move |txn| directory::replace_secrets(txn, &secrets, &key_check))
+            .await
     }
 
     async fn primary(&self, user_id: &str) -> Result<Option<String>> {
-        self.read(|txn| {
-            let table = txn.open_table(PRIMARIES).map_err(backend)?;
-            Ok(table
-                .get(user_id)
-                .map_err(backend)?
-                .map(|v| v.value().to_owned()))
-        })
+        self.kv.read(|txn| directory::primary(txn, user_id))
     }
 
     async fn set_primary(&self, user_id: &str, account_id: Option<&str>) -> Result<()> {
         let (user_id, account_id) = (user_id.to_owned(), account_id.map(str::to_owned));
-        self.write(move |txn| {
-            let mut table = txn.open_table(PRIMARIES).map_err(backend)?;
-            match account_id {
-                Some(account) => table.insert(user_id.as_str(), account.as_str()).map(|_| ()),
-                None => table.remove(user_id.as_str()).map(|_| ()),
-            }
-            .map_err(backend)
-        })
-        .await
+        self.kv
+            .write(move |txn| directory::set_primary(txn, &user_id, account_id.as_deref()))
+            .await
     }
 
     async fn remembered(&self, key: &str) -> Result<Option<Remembered>> {
-        self.get_json(IDEMPOTENCY, key)
+        self.kv.read(|txn| directory::remembered(txn, key))
     }
 
     async fn remember(&self, key: &str, response: Remembered) -> Result<()> {
         let key = key.to_owned();
-        self.write(move |txn| {
-            let mut table = txn.open_table(IDEMPOTENCY).map_err(backend)?;
-            // Forget what is past its 24 hours while we are here.
-            let horizon = response.at_unix - 24 * 3600;
-            table
-                .retain(|_, value| {
-                    serde_json::from_slice::<Remembered>(value).is_ok_and(|r| r.at_unix >= horizon)
-                })
-                .map_err(backend)?;
-            table
-                .insert(key.as_str(), encode(&response)?.as_slice())
-                .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        self.kv
+            .write(move |txn| directory::remember(txn, &key, &response))
+            .await
     }
 
     async fn key_check(&self) -> Result<Option<Sealed>> {
-        self.get_json(META, "key_check")
+        self.kv.read(directory::key_check)
     }
 
     async fn set_key_check(&self, sealed: Sealed) -> Result<()> {
-        self.write(move |txn| write_key_check(txn, &sealed)).await
+        self.kv
+            .write(move |txn| directory::set_key_check(txn, &sealed))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::directory::tests::{a_token, a_user, an_account, sealed};
+    use crate::user::TokenOwner;
+
+    /// A file as version 4 wrote it: users, tokens and accounts in typed tables.
+    fn version_4_file(path: &Path) {
+        let db = redb::Database::create(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let hash = TokenHash::of("secret");
+            let put = |name: &str, key: &str, value: Vec<u8>| {
+                let mut table = txn
+                    .open_table(TableDefinition::<&str, &[u8]>::new(name))
+                    .unwrap();
+                table.insert(key, value.as_slice()).unwrap();
+            };
+            put("meta", "schema_version", 4u64.to_be_bytes().to_vec());
+            put("meta", "key_check", encode(&sealed("check")).unwrap());
+            put(
+                "users",
+                "usr_a",
+                encode(&a_user("usr_a", Some("crm-1"))).unwrap(),
+            );
+            put(
+                "accounts",
+                "acc_1",
+                encode(&an_account("acc_1", "a@x.test")).unwrap(),
+            );
+            put("secrets", "acc_1", encode(&sealed("pw")).unwrap());
+            put("token_hashes", "tok_1", hash.as_bytes().to_vec());
+            let remembered = Remembered {
+                at_unix: 5,
+                status: 201,
+                body: serde_json::json!({}),
+            };
+            put("idempotency", "k1", encode(&remembered).unwrap());
+            let text = |name: &str, key: &str, value: &str| {
+                let mut table = txn
+                    .open_table(TableDefinition::<&str, &str>::new(name))
+                    .unwrap();
+                table.insert(key, value).unwrap();
+            };
+            text("users_by_external_id", "crm-1", "usr_a");
+            text("primaries", "usr_a", "acc_1");
+            let mut tokens = txn
+                .open_table(TableDefinition::<&[u8], &[u8]>::new("tokens"))
+                .unwrap();
+            let stored = a_token("tok_1", TokenOwner::User("usr_a".into()));
+            tokens
+                .insert(
+                    hash.as_bytes().as_slice(),
+                    encode(&stored).unwrap().as_slice(),
+                )
+                .unwrap();
+        }
+        super::super::redb_mail::create_tables(&txn).unwrap();
+        super::super::redb_outbox::create_tables(&txn).unwrap();
+        super::super::redb_records::create_tables(&txn).unwrap();
+        txn.commit().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_version_4_file_keeps_its_users_tokens_and_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        version_4_file(&dir.path().join(FILE));
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(
+            store.user("usr_a").await.unwrap(),
+            Some(a_user("usr_a", Some("crm-1")))
+        );
+        let found = store.token(&TokenHash::of("secret")).await.unwrap();
+        assert_eq!(found.map(|t| t.id).as_deref(), Some("tok_1"));
+        assert_eq!(
+            store.account("acc_1").await.unwrap(),
+            Some(an_account("acc_1", "a@x.test"))
+        );
+        assert_eq!(
+            store.account_secret("acc_1").await.unwrap(),
+            Some(sealed("pw"))
+        );
+        assert_eq!(
+            store.primary("usr_a").await.unwrap().as_deref(),
+            Some("acc_1")
+        );
+        assert_eq!(store.key_check().await.unwrap(), Some(sealed("check")));
+        assert_eq!(store.remembered("k1").await.unwrap().unwrap().status, 201);
+        // The external-id index came along: it still refuses a second owner.
+        let taken = store.insert_user(a_user("usr_b", Some("crm-1"))).await;
+        assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+        // Revoking by id still finds the token's hash.
+        assert!(store.delete_token("tok_1").await.unwrap().is_some());
+        drop(store);
+        // Opening again changes nothing.
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.users().await.unwrap().len(), 1);
+        assert!(
+            store
+                .token(&TokenHash::of("secret"))
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }
