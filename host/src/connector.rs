@@ -42,6 +42,23 @@ pub enum ErrorKind {
     Denied,
     /// The connector itself failed: it trapped, ran out of memory or CPU, or broke the contract.
     Connector,
+    /// Mailroom itself failed to keep or read what the job handled (its storage): neither
+    /// the connector's fault nor the server's.
+    Internal,
+}
+
+/// What an error asks of whoever handles it. Decided here, once, for every caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// The login was refused: the account waits until its user re-connects it.
+    Reconnect,
+    /// Refused for good (gone, unsupported, denied): trying again changes nothing.
+    GiveUp,
+    /// The server could not be reached, or asked to slow down: try again in a later job;
+    /// nothing else on that server can be done now.
+    Later,
+    /// Something failed midway: try again, and say so when it keeps failing.
+    Retry,
 }
 
 impl ErrorKind {
@@ -59,7 +76,28 @@ impl ErrorKind {
             Self::Unsupported => "unsupported",
             Self::Denied => "denied",
             Self::Connector => "connector",
+            Self::Internal => "internal",
         }
+    }
+
+    pub fn remedy(self) -> Remedy {
+        match self {
+            Self::AuthFailed => Remedy::Reconnect,
+            Self::NotFound | Self::Unsupported | Self::Denied => Remedy::GiveUp,
+            Self::Connect | Self::Dns | Self::Tls | Self::Timeout | Self::RateLimited => {
+                Remedy::Later
+            }
+            Self::Protocol | Self::Connector | Self::Internal => Remedy::Retry,
+        }
+    }
+
+    /// Whether the server surely took nothing: the job failed before it could hand the
+    /// server a message (a timeout may come after the server accepted one).
+    pub fn surely_undelivered(self) -> bool {
+        matches!(
+            self,
+            Self::AuthFailed | Self::Connect | Self::Dns | Self::Tls | Self::RateLimited
+        )
     }
 }
 
@@ -102,3 +140,41 @@ impl fmt::Display for ConnectorError {
 }
 
 impl std::error::Error for ConnectorError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_one_remedy_and_only_early_failures_prove_nothing_was_sent() {
+        use ErrorKind::*;
+        let all = [
+            AuthFailed,
+            Tls,
+            Dns,
+            Connect,
+            Timeout,
+            Protocol,
+            RateLimited,
+            NotFound,
+            Unsupported,
+            Denied,
+            Connector,
+            Internal,
+        ];
+        let later: Vec<ErrorKind> = all
+            .into_iter()
+            .filter(|k| k.remedy() == Remedy::Later)
+            .collect();
+        assert_eq!(later, [Tls, Dns, Connect, Timeout, RateLimited]);
+        assert_eq!(AuthFailed.remedy(), Remedy::Reconnect);
+        assert_eq!(Internal.remedy(), Remedy::Retry);
+        // A timeout may come after the server took the message: a send is not repeated.
+        assert!(!Timeout.surely_undelivered() && Connect.surely_undelivered());
+        assert!(
+            all.iter()
+                .all(|k| !k.surely_undelivered() || k.remedy() != Remedy::Retry)
+        );
+        assert_eq!(Internal.code(), "internal");
+    }
+}

@@ -276,7 +276,7 @@ impl From<ConnectorError> for types::Error {
             ErrorKind::RateLimited => W::RateLimited,
             ErrorKind::NotFound => W::NotFound,
             ErrorKind::Unsupported => W::Unsupported,
-            ErrorKind::Denied | ErrorKind::Connector => W::Denied,
+            ErrorKind::Denied | ErrorKind::Connector | ErrorKind::Internal => W::Denied,
         };
         types::Error {
             kind,

@@ -73,7 +73,7 @@ impl Driver {
     async fn settle(&mut self) -> Result<(), ConnectorError> {
         match self.pending.take() {
             Some(pending) => pending.await.map_err(|e| {
-                ConnectorError::new(ErrorKind::Connector, format!("a commit failed: {e}"))
+                ConnectorError::new(ErrorKind::Internal, format!("a commit failed: {e}"))
             })?,
             None => Ok(()),
         }
@@ -110,14 +110,14 @@ async fn commit(
                 .collect::<Vec<_>>()
         })
         .await
-        .map_err(|e| ConnectorError::new(ErrorKind::Connector, format!("parsing failed: {e}")))?;
+        .map_err(|e| ConnectorError::new(ErrorKind::Internal, format!("parsing failed: {e}")))?;
     }
     store.commit_page(page).await.map_err(store_error)?;
     Ok(())
 }
 
 fn store_error(error: StoreError) -> ConnectorError {
-    ConnectorError::new(ErrorKind::Connector, format!("cannot store mail: {error}"))
+    ConnectorError::new(ErrorKind::Internal, format!("cannot store mail: {error}"))
 }
 
 /// The account's folders after a listing: known folders keep their choice, new ones are

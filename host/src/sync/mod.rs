@@ -10,7 +10,7 @@ pub use job::reflect_listing;
 
 use crate::account::{Account, AccountState};
 use crate::config::SyncConfig;
-use crate::connector::{ConnectorError, ErrorKind};
+use crate::connector::{ConnectorError, ErrorKind, Remedy};
 use crate::folder::FolderId;
 use crate::mail::held_ranges;
 use crate::runtime::{HeldLookup, KnownLookup, PageLimits, Runtime};
@@ -359,8 +359,8 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
 }
 
 async fn failed(inner: &Inner, account_id: &str, error: ConnectorError) -> Outcome {
-    match error.kind {
-        ErrorKind::AuthFailed => {
+    match error.kind.remedy() {
+        Remedy::Reconnect => {
             let server = error.server.as_deref().unwrap_or("mail");
             let reason = format!(
                 "the {server} server refused the login ({}); re-connect the account with the current password",
@@ -369,7 +369,7 @@ async fn failed(inner: &Inner, account_id: &str, error: ConnectorError) -> Outco
             set_state(inner, account_id, AccountState::AuthRequired, Some(reason)).await;
             Outcome::Stopped
         }
-        ErrorKind::Unsupported | ErrorKind::Denied => {
+        Remedy::GiveUp => {
             set_state(
                 inner,
                 account_id,
@@ -381,7 +381,7 @@ async fn failed(inner: &Inner, account_id: &str, error: ConnectorError) -> Outco
                 after: Some(MAX_BACKOFF),
             }
         }
-        _ => {
+        Remedy::Later | Remedy::Retry => {
             tracing::warn!(account = account_id, "sync failed: {error}");
             let failures = {
                 let slots = inner.slots.lock().expect("scheduler poisoned");

@@ -10,7 +10,7 @@
 //! died during delivery) looks for its Message-ID in the mailbox instead.
 
 use crate::account::Account;
-use crate::connector::{ConnectorError, ErrorKind};
+use crate::connector::{ConnectorError, ErrorKind, Remedy};
 use crate::folder::{FolderId, FolderRole};
 use crate::mail::compose::without_bcc;
 use crate::mail::parse::parse;
@@ -540,22 +540,12 @@ impl Pusher {
         error: ConnectorError,
     ) -> Result<(), ConnectorError> {
         let Current { entry, plan, .. } = current;
-        let whole_account = error.kind == ErrorKind::AuthFailed;
-        let never = matches!(
-            error.kind,
-            ErrorKind::NotFound | ErrorKind::Unsupported | ErrorKind::Denied
-        );
+        let remedy = error.kind.remedy();
+        let whole_account = remedy == Remedy::Reconnect;
+        let never = remedy == Remedy::GiveUp;
         let outcome = match plan {
             Plan::Send(mut outgoing) => {
-                let undelivered = whole_account
-                    || matches!(
-                        error.kind,
-                        ErrorKind::Connect
-                            | ErrorKind::Dns
-                            | ErrorKind::Tls
-                            | ErrorKind::RateLimited
-                    );
-                if undelivered {
+                if error.kind.surely_undelivered() {
                     // The server could not be reached: the other sends wait too.
                     self.blocked.insert(SENDS.to_owned());
                     self.requeue(outgoing, &error.message).await
@@ -588,15 +578,7 @@ impl Pusher {
             // Worth another try in a later job. When the server cannot be reached, nothing
             // else can be done now; otherwise later changes of this message wait behind it.
             _ => {
-                let unreachable = matches!(
-                    error.kind,
-                    ErrorKind::Connect
-                        | ErrorKind::Dns
-                        | ErrorKind::Tls
-                        | ErrorKind::Timeout
-                        | ErrorKind::RateLimited
-                );
-                if unreachable {
+                if remedy == Remedy::Later {
                     self.finished = true;
                 } else {
                     self.blocked.insert(blocking_key(&entry.duty).to_owned());
@@ -632,5 +614,5 @@ fn reply_text(reply: &SmtpReply) -> String {
 }
 
 fn store_error(error: StoreError) -> ConnectorError {
-    ConnectorError::new(ErrorKind::Connector, format!("cannot store mail: {error}"))
+    ConnectorError::new(ErrorKind::Internal, format!("cannot store mail: {error}"))
 }
