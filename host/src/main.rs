@@ -221,19 +221,8 @@ async fn user(command: UserCommand, state: StateArgs) -> anyhow::Result<()> {
         } => {
             let role = Role::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("--role must be admin or member, not {role}"))?;
-            mailroom::account::validate_email(&email)
-                .map_err(|m| anyhow::anyhow!("--email {m}"))?;
-            let user = User {
-                id: new_id("usr"),
-                name,
-                email,
-                role,
-                shared_inbox,
-                external_id,
-                signature: None,
-                created_at: now_rfc3339(),
-                disabled: false,
-            };
+            let user = User::new(name, email, role, shared_inbox, external_id)
+                .map_err(|e| anyhow::anyhow!("--{} {}", e.field.replace('_', "-"), e.message))?;
             store.insert_user(user.clone()).await?;
             println!("{}", user.id);
         }

@@ -46,7 +46,70 @@ impl Role {
     }
 }
 
+/// A field of a user that is not acceptable, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub field: &'static str,
+    pub message: &'static str,
+}
+
+impl Invalid {
+    fn new(field: &'static str, message: &'static str) -> Self {
+        Self { field, message }
+    }
+}
+
+/// The longest name a user may have, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// The longest CRM id a user may carry, in characters (ASCII only).
+pub const MAX_EXTERNAL_ID_CHARS: usize = 128;
+
+/// Checks the CRM's id for a user.
+pub fn check_external_id(id: &str) -> Result<(), Invalid> {
+    if id.is_empty() || id.chars().count() > MAX_EXTERNAL_ID_CHARS {
+        return Err(Invalid::new("external_id", "must have 1 to 128 characters"));
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
+    {
+        return Err(Invalid::new(
+            "external_id",
+            "may hold only A-Z a-z 0-9 . _ : -",
+        ));
+    }
+    Ok(())
+}
+
 impl User {
+    /// A new user, checked the same way whoever asks (the API, the command line).
+    pub fn new(
+        name: String,
+        email: String,
+        role: Role,
+        shared_inbox: bool,
+        external_id: Option<String>,
+    ) -> Result<Self, Invalid> {
+        if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS {
+            return Err(Invalid::new("name", "must have 1 to 200 characters"));
+        }
+        crate::account::validate_email(&email).map_err(|m| Invalid::new("email", m))?;
+        if let Some(id) = &external_id {
+            check_external_id(id)?;
+        }
+        Ok(Self {
+            id: new_id("usr"),
+            name,
+            email,
+            role,
+            shared_inbox,
+            external_id,
+            signature: None,
+            created_at: now_rfc3339(),
+            disabled: false,
+        })
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
@@ -157,5 +220,31 @@ mod tests {
             "2027-01-15T08:00:00.000Z"
         );
         assert!(rfc3339_millis(1_800_000_000_999) < rfc3339_millis(1_800_000_001_000));
+    }
+
+    fn new(name: &str, email: &str, external_id: Option<&str>) -> Result<User, Invalid> {
+        User::new(
+            name.into(),
+            email.into(),
+            Role::Member,
+            false,
+            external_id.map(str::to_owned),
+        )
+    }
+
+    #[test]
+    fn a_new_user_is_checked_field_by_field() {
+        let user = new("Ann Müller", "ann@crm.test", Some("crm:42")).unwrap();
+        assert!(user.id.starts_with("usr_") && !user.disabled);
+        let field = |r: Result<User, Invalid>| r.unwrap_err().field;
+        assert_eq!(field(new(" ", "ann@crm.test", None)), "name");
+        assert_eq!(field(new(&"é".repeat(201), "ann@crm.test", None)), "name");
+        assert!(new(&"é".repeat(200), "ann@crm.test", None).is_ok());
+        assert_eq!(field(new("Ann", "not an address", None)), "email");
+        assert_eq!(
+            field(new("Ann", "ann@crm.test", Some("a b"))),
+            "external_id"
+        );
+        assert_eq!(field(new("Ann", "ann@crm.test", Some(""))), "external_id");
     }
 }

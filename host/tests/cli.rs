@@ -70,6 +70,28 @@ fn users_and_tokens_are_managed_from_the_shell() {
     ));
     assert!(service.starts_with("mr_") && service != token);
 
+    // The command line checks a user as the API does.
+    let bad = mailroom(
+        &data,
+        &[
+            "user",
+            "add",
+            "--name",
+            "Bo",
+            "--email",
+            "bo@crm.test",
+            "--external-id",
+            "a b",
+        ],
+        &[],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--external-id may hold only"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
     let refused = mailroom(&data, &["token", "create", "--user", "usr_nobody"], &[]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("no user usr_nobody"));

@@ -11,7 +11,10 @@ use super::paging::PageRequest;
 use super::{App, json, json_status};
 use crate::account::{AccountKind, validate_email};
 use crate::signature;
-use crate::user::{Role, Token, TokenHash, TokenOwner, User, new_id, new_token, now_rfc3339};
+use crate::user::{
+    Invalid, MAX_EXTERNAL_ID_CHARS, MAX_NAME_CHARS, Role, Token, TokenHash, TokenOwner, User,
+    check_external_id, new_id, new_token, now_rfc3339,
+};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use warp::http::StatusCode;
@@ -53,18 +56,15 @@ fn parse_email(fields: &Fields<'_>) -> Result<Option<String>, ApiError> {
 }
 
 fn parse_external_id(fields: &Fields<'_>) -> Result<Option<String>, ApiError> {
-    let id = fields.text("external_id", 128)?;
-    if let Some(id) = id
-        && !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
-    {
-        return Err(ApiError::invalid(
-            "external_id",
-            "may hold only A-Z a-z 0-9 . _ : -",
-        ));
+    let id = fields.text("external_id", MAX_EXTERNAL_ID_CHARS)?;
+    if let Some(id) = id {
+        check_external_id(id).map_err(invalid)?;
     }
     Ok(id.map(str::to_owned))
+}
+
+fn invalid(invalid: Invalid) -> ApiError {
+    ApiError::invalid(invalid.field, invalid.message)
 }
 
 /// `POST /v1/users`
@@ -74,17 +74,14 @@ pub async fn create(app: &App, caller: &Caller, body: &Value) -> Result<Response
         body,
         &["name", "email", "role", "shared_inbox", "external_id"],
     )?;
-    let user = User {
-        id: new_id("usr"),
-        name: fields.required_text("name", 200)?.to_owned(),
-        email: parse_email(&fields)?.ok_or_else(|| ApiError::invalid("email", "is required"))?,
-        role: parse_role(&fields)?.ok_or_else(|| ApiError::invalid("role", "is required"))?,
-        shared_inbox: fields.bool("shared_inbox")?.unwrap_or(false),
-        external_id: parse_external_id(&fields)?,
-        signature: None,
-        created_at: now_rfc3339(),
-        disabled: false,
-    };
+    let user = User::new(
+        fields.required_text("name", MAX_NAME_CHARS)?.to_owned(),
+        parse_email(&fields)?.ok_or_else(|| ApiError::invalid("email", "is required"))?,
+        parse_role(&fields)?.ok_or_else(|| ApiError::invalid("role", "is required"))?,
+        fields.bool("shared_inbox")?.unwrap_or(false),
+        parse_external_id(&fields)?,
+    )
+    .map_err(invalid)?;
     app.store.insert_user(user.clone()).await?;
     Ok(json_status(&view(&user), StatusCode::CREATED))
 }
