@@ -16,6 +16,7 @@ pub mod folder;
 pub mod mail;
 pub mod net;
 pub mod record;
+pub mod rotation;
 pub mod runtime;
 pub mod secret;
 pub mod server;

@@ -5,7 +5,6 @@ use clap::{Args, Parser, Subcommand};
 use mailroom::server::open_state;
 use mailroom::store::{RedbStore, Store};
 use mailroom::user::{Role, Token, TokenHash, TokenOwner, User, new_id, new_token, now_rfc3339};
-use mailroom::vault::Vault;
 use mailroom::{Bootstrap, Config, Server};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -310,29 +309,13 @@ async fn secrets(command: SecretsCommand, state: StateArgs) -> anyhow::Result<()
             let config = load_config(state.config.as_ref(), state.data.clone())?;
             // Opening checks the current key, so a wrong one fails before anything changes.
             let (store, _) = open_state(&config, from_env.as_deref()).await?;
-            if from_env.is_none() {
-                mailroom::vault::add_key_to_file(&config.data)?;
-            }
-            let vault = Vault::load(&config.data, from_env.as_deref())?;
-            let mut resealed = Vec::new();
-            for (id, sealed) in store.secrets().await? {
-                let secret = vault
-                    .open(&id, &sealed)
-                    .map_err(|e| anyhow::anyhow!("account {id}: {e}"))?;
-                resealed.push((id.clone(), vault.seal(&id, &secret)));
-            }
-            let count = resealed.len();
-            let check = vault.seal(
-                mailroom::vault::KEY_CHECK_CONTEXT,
-                &mailroom::secret::Secret::new("mailroom"),
-            );
-            store.replace_secrets(resealed, check).await?;
-            if from_env.is_none() {
-                mailroom::vault::drop_old_keys_from_file(&config.data)?;
-            }
+            let rotated =
+                mailroom::rotation::rotate(store.as_ref(), &config.data, from_env.as_deref())
+                    .await?;
             eprintln!(
-                "sealed {count} secret(s) under key {}{}",
-                vault.current_key_id(),
+                "sealed {} secret(s) under key {}{}",
+                rotated.count,
+                rotated.key_id,
                 if from_env.is_some() {
                     "; MAILROOM_SECRET_KEY may now hold the new key alone"
                 } else {
