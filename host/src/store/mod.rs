@@ -4,16 +4,23 @@
 //!
 //! The embedded backend is [`redb`](self::redb): one database file in the data directory.
 
+mod contacts;
 mod directory;
+mod events;
+mod filing;
+mod ingest;
 pub mod kv;
+mod kv_store;
 pub mod mail;
+mod mailbox;
 pub mod outbox;
+mod queue;
 pub mod records;
 mod redb;
-mod redb_mail;
-mod redb_outbox;
-mod redb_records;
+#[cfg(test)]
+mod testing;
 
+pub use self::kv_store::KvStore;
 pub use self::mail::MailStore;
 pub use self::outbox::OutboxStore;
 pub use self::records::RecordStore;

@@ -88,6 +88,18 @@ impl Key {
         self
     }
 
+    /// The start of every string element that begins with `value`: a prefix to scan, never
+    /// followed by another element.
+    pub fn str_prefix(mut self, value: &str) -> Self {
+        for &byte in value.as_bytes() {
+            self.0.push(byte);
+            if byte == 0 {
+                self.0.push(0xFF);
+            }
+        }
+        self
+    }
+
     pub fn u64(mut self, value: u64) -> Self {
         self.0.extend_from_slice(&value.to_be_bytes());
         self
@@ -123,6 +135,13 @@ impl Key {
 
 /// A stored key read back element by element, in the order it was built.
 pub struct KeyReader<'a>(&'a [u8]);
+
+impl KeyReader<'_> {
+    /// The bytes not read yet.
+    pub fn rest(&self) -> &[u8] {
+        self.0
+    }
+}
 
 impl<'a> KeyReader<'a> {
     pub fn new(key: &'a [u8]) -> Self {
@@ -215,6 +234,19 @@ impl Codec for Bytes {
     }
 }
 
+/// Values that are text, kept as their UTF-8 bytes (ids pointing elsewhere).
+pub struct Text;
+
+impl Codec for Text {
+    type Value = String;
+    fn encode(value: &String) -> Result<Vec<u8>> {
+        Ok(value.as_bytes().to_vec())
+    }
+    fn decode(bytes: &[u8]) -> Result<String> {
+        String::from_utf8(bytes.to_vec()).map_err(|_| damaged("a stored id"))
+    }
+}
+
 /// No value: the key is the fact (an index entry).
 pub struct Unit;
 
@@ -288,6 +320,48 @@ impl<C: Codec> Table<C> {
         )
     }
 
+    /// Like [`Table::scan_prefix`], within the keys after `after` and before `before`
+    /// (both start with `prefix`; unbounded: the prefix's first or last key).
+    pub fn scan_between(
+        &self,
+        txn: &dyn Reader,
+        prefix: &Key,
+        after: Bound<&Key>,
+        before: Bound<&Key>,
+        reverse: bool,
+        mut visit: impl FnMut(KeyReader<'_>, C::Value) -> Result<bool>,
+    ) -> Result<()> {
+        let (start, end) = prefix.prefix_range();
+        let from = match after {
+            Bound::Unbounded => start,
+            Bound::Included(key) => Bound::Included(key.as_bytes()),
+            Bound::Excluded(key) => Bound::Excluded(key.as_bytes()),
+        };
+        let to = match before {
+            Bound::Unbounded => end.as_ref().map(Vec::as_slice),
+            Bound::Included(key) => Bound::Included(key.as_bytes()),
+            Bound::Excluded(key) => Bound::Excluded(key.as_bytes()),
+        };
+        txn.scan(self.name, from, to, reverse, &mut |key, value| {
+            visit(KeyReader::new(&key[prefix.0.len()..]), C::decode(value)?)
+        })
+    }
+
+    /// The first (or with `reverse`, last) entry whose key starts with `prefix`.
+    pub fn first(
+        &self,
+        txn: &dyn Reader,
+        prefix: &Key,
+        reverse: bool,
+    ) -> Result<Option<(Vec<u8>, C::Value)>> {
+        let mut found = None;
+        self.scan_prefix(txn, prefix, reverse, |rest, value| {
+            found = Some((rest.0.to_vec(), value));
+            Ok(false)
+        })?;
+        Ok(found)
+    }
+
     /// Every entry whose key starts with `prefix`, in key order: the rest of each key and
     /// its value.
     pub fn prefixed(&self, txn: &dyn Reader, prefix: &Key) -> Result<Vec<(Vec<u8>, C::Value)>> {
@@ -307,6 +381,21 @@ impl<C: Codec> Table<C> {
             Ok(true)
         })?;
         Ok(values)
+    }
+
+    /// Every key that starts with `prefix`, each without the prefix, read back by `read`.
+    pub fn keys<T>(
+        &self,
+        txn: &dyn Reader,
+        prefix: &Key,
+        mut read: impl FnMut(&mut KeyReader<'_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut keys = Vec::new();
+        self.scan_prefix(txn, prefix, false, |mut rest, _| {
+            keys.push(read(&mut rest)?);
+            Ok(true)
+        })?;
+        Ok(keys)
     }
 
     /// Removes every entry whose key starts with `prefix`; returns how many.

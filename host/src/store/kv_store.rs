@@ -1,0 +1,405 @@
+//! Every store operation as a transaction of the storage seam, on whichever backend: the
+//! domain's modules decide, the backend keeps.
+
+use super::kv::Backend;
+use super::mail::{
+    Event, FolderCounts, FolderSync, MailStore, MessageQuery, PageOutcome, PageWrite,
+};
+use super::outbox::{Change, ChangeDone, Duty, OutboxEntry, OutboxStore, Outgoing};
+use super::records::RecordStore;
+use super::{
+    AccountChange, Remembered, Result, Store, contacts, directory, events, filing, ingest, mailbox,
+    queue,
+};
+use crate::account::Account;
+use crate::folder::FolderId;
+use crate::mail::message::Message;
+use crate::mail::parse::Parsed;
+use crate::mail::{Fetched, Flags};
+use crate::record::{CreatedBy, Record, RecordRef, RecordType};
+use crate::user::{Token, TokenHash, TokenOwner, User};
+use crate::vault::Sealed;
+use async_trait::async_trait;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+
+/// The store over a backend.
+pub struct KvStore<B> {
+    pub(super) backend: B,
+}
+
+impl<B: Backend> KvStore<B> {
+    pub fn new(backend: B) -> Self {
+        Self { backend }
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Store for KvStore<B> {
+    async fn user_count(&self) -> Result<u64> {
+        self.backend.read(directory::user_count)
+    }
+
+    async fn insert_user(&self, user: User) -> Result<()> {
+        self.backend
+            .write(move |txn| directory::put_user(txn, &user))
+            .await
+    }
+
+    async fn update_user(&self, user: User) -> Result<()> {
+        self.backend
+            .write(move |txn| directory::put_user(txn, &user))
+            .await
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<User>> {
+        self.backend.read(|txn| directory::user(txn, id))
+    }
+
+    async fn users(&self) -> Result<Vec<User>> {
+        self.backend.read(directory::users)
+    }
+
+    async fn insert_token(&self, hash: TokenHash, token: Token) -> Result<()> {
+        self.backend
+            .write(move |txn| directory::insert_token(txn, &hash, &token))
+            .await
+    }
+
+    async fn token(&self, hash: &TokenHash) -> Result<Option<Token>> {
+        self.backend.read(|txn| directory::token(txn, hash))
+    }
+
+    async fn token_used(&self, hash: &TokenHash, at: String) -> Result<()> {
+        let hash = *hash;
+        self.backend
+            .write(move |txn| directory::token_used(txn, &hash, at))
+            .await
+    }
+
+    async fn tokens_of(&self, owner: &TokenOwner) -> Result<Vec<Token>> {
+        self.backend.read(|txn| directory::tokens_of(txn, owner))
+    }
+
+    async fn delete_token(&self, id: &str) -> Result<Option<Token>> {
+        let id = id.to_owned();
+        self.backend
+            .write(move |txn| directory::delete_token(txn, &id))
+            .await
+    }
+
+    async fn insert_account(&self, account: Account, secret: Option<Sealed>) -> Result<()> {
+        self.backend
+            .write(move |txn| directory::put_account(txn, &account, secret.as_ref()))
+            .await
+    }
+
+    async fn update_account(&self, account: Account, secret: Option<Sealed>) -> Result<()> {
+        self.backend
+            .write(move |txn| directory::update_account(txn, account, secret.as_ref()))
+            .await
+    }
+
+    async fn account(&self, id: &str) -> Result<Option<Account>> {
+        self.backend.read(|txn| directory::account(txn, id))
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>> {
+        self.backend.read(directory::accounts)
+    }
+
+    async fn delete_account(&self, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        self.backend
+            .write(move |txn| {
+                let existed = directory::delete_account(txn, &id)?;
+                mailbox::delete_account_mail(txn, &id)?;
+                queue::delete_account_outbox(txn, &id)?;
+                Ok(existed)
+            })
+            .await
+    }
+
+    async fn modify_account(&self, id: &str, change: AccountChange) -> Result<Option<Account>> {
+        let id = id.to_owned();
+        self.backend
+            .write(move |txn| directory::modify_account(txn, &id, change))
+            .await
+    }
+
+    async fn account_secret(&self, id: &str) -> Result<Option<Sealed>> {
+        self.backend.read(|txn| directory::account_secret(txn, id))
+    }
+
+    async fn secrets(&self) -> Result<Vec<(String, Sealed)>> {
+        self.backend.read(directory::secrets)
+    }
+
+    async fn replace_secrets(
+        &self,
+        secrets: Vec<(String, Sealed)>,
+        key_check: Sealed,
+    ) -> Result<()> {
+        self.backend
+            .write(move |txn| directory::replace_secrets(txn, &secrets, &key_check))
+            .await
+    }
+
+    async fn primary(&self, user_id: &str) -> Result<Option<String>> {
+        self.backend.read(|txn| directory::primary(txn, user_id))
+    }
+
+    async fn set_primary(&self, user_id: &str, account_id: Option<&str>) -> Result<()> {
+        let (user_id, account_id) = (user_id.to_owned(), account_id.map(str::to_owned));
+        self.backend
+            .write(move |txn| directory::set_primary(txn, &user_id, account_id.as_deref()))
+            .await
+    }
+
+    async fn remembered(&self, key: &str) -> Result<Option<Remembered>> {
+        self.backend.read(|txn| directory::remembered(txn, key))
+    }
+
+    async fn remember(&self, key: &str, response: Remembered) -> Result<()> {
+        let key = key.to_owned();
+        self.backend
+            .write(move |txn| directory::remember(txn, &key, &response))
+            .await
+    }
+
+    async fn key_check(&self) -> Result<Option<Sealed>> {
+        self.backend.read(directory::key_check)
+    }
+
+    async fn set_key_check(&self, sealed: Sealed) -> Result<()> {
+        self.backend
+            .write(move |txn| directory::set_key_check(txn, &sealed))
+            .await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> MailStore for KvStore<B> {
+    async fn folder_syncs(&self, account_id: &str) -> Result<HashMap<FolderId, FolderSync>> {
+        self.backend
+            .read(|txn| mailbox::folder_syncs(txn, account_id))
+    }
+
+    async fn commit_page(&self, page: PageWrite) -> Result<PageOutcome> {
+        self.backend
+            .write(move |txn| ingest::commit(txn, page))
+            .await
+    }
+
+    async fn forget_folder(&self, account_id: &str, folder_id: &FolderId) -> Result<()> {
+        let (account, folder) = (account_id.to_owned(), folder_id.clone());
+        self.backend
+            .write(move |txn| mailbox::forget_folder(txn, &account, &folder))
+            .await
+    }
+
+    async fn finish_job(&self, account_id: &str) -> Result<usize> {
+        // Most jobs leave no orphan: then there is nothing to write (and no fsync to wait for).
+        if !self
+            .backend
+            .read(|txn| mailbox::has_orphans(txn, account_id))?
+        {
+            return Ok(0);
+        }
+        let account = account_id.to_owned();
+        self.backend
+            .write(move |txn| mailbox::delete_orphans(txn, &account))
+            .await
+    }
+
+    async fn known(&self, account_id: &str, probes: Vec<(String, u64)>) -> Result<Vec<bool>> {
+        self.backend.read(|txn| {
+            probes
+                .iter()
+                .map(|(message_id, size)| {
+                    mailbox::find_known(txn, account_id, message_id, *size)
+                        .map(|found| found.is_some())
+                })
+                .collect()
+        })
+    }
+
+    async fn held(&self, account_id: &str, folder_id: &FolderId) -> Result<Vec<(u64, Flags)>> {
+        self.backend
+            .read(|txn| mailbox::held(txn, account_id, folder_id))
+    }
+
+    async fn message(&self, id: &str) -> Result<Option<Message>> {
+        self.backend.read(|txn| mailbox::load(txn, id))
+    }
+
+    async fn raw_message(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        self.backend.read(|txn| mailbox::raw(txn, id))
+    }
+
+    async fn messages(
+        &self,
+        account_id: &str,
+        query: MessageQuery,
+    ) -> Result<(Vec<Message>, bool)> {
+        self.backend
+            .read(|txn| mailbox::messages(txn, account_id, &query))
+    }
+
+    async fn folder_counts(&self, account_id: &str) -> Result<FolderCounts> {
+        self.backend
+            .read(|txn| mailbox::folder_counts(txn, account_id))
+    }
+
+    async fn push_event(&self, kind: &str, data: Value) -> Result<u64> {
+        let kind = kind.to_owned();
+        self.backend
+            .write(move |txn| events::push(txn, &kind, data))
+            .await
+    }
+
+    async fn events(&self, after: u64, limit: usize) -> Result<(Vec<Event>, u64)> {
+        self.backend.read(|txn| events::after(txn, after, limit))
+    }
+
+    async fn last_event_seq(&self) -> Result<u64> {
+        self.backend.read(events::last_seq)
+    }
+}
+
+#[async_trait]
+impl<B: Backend> OutboxStore for KvStore<B> {
+    async fn queue_change(&self, message_id: &str, change: Change) -> Result<Option<Message>> {
+        let id = message_id.to_owned();
+        self.backend
+            .write(move |txn| queue::queue_change(txn, &id, change))
+            .await
+    }
+
+    async fn queue_send(&self, outgoing: Outgoing, raw: Vec<u8>) -> Result<Outgoing> {
+        self.backend
+            .write(move |txn| queue::queue_send(txn, outgoing, &raw))
+            .await
+    }
+
+    async fn next_duty(&self, account_id: &str, after: u64) -> Result<Option<OutboxEntry>> {
+        self.backend
+            .read(|txn| queue::next_duty(txn, account_id, after))
+    }
+
+    async fn change_done(&self, entry: &OutboxEntry, done: ChangeDone) -> Result<()> {
+        let entry = entry.clone();
+        self.backend
+            .write(move |txn| queue::change_done(txn, &entry, done))
+            .await
+    }
+
+    async fn save_outgoing(
+        &self,
+        outgoing: Outgoing,
+        entry: Option<&OutboxEntry>,
+        then: Vec<Duty>,
+    ) -> Result<()> {
+        let entry = entry.cloned();
+        self.backend
+            .write(move |txn| queue::save_outgoing(txn, &outgoing, entry.as_ref(), &then))
+            .await
+    }
+
+    async fn outgoing(&self, id: &str) -> Result<Option<Outgoing>> {
+        self.backend.read(|txn| queue::outgoing(txn, id))
+    }
+
+    async fn outgoing_raw(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        self.backend.read(|txn| queue::outgoing_raw(txn, id))
+    }
+
+    async fn file_sent_copy(
+        &self,
+        entry: &OutboxEntry,
+        folder: FolderId,
+        fetched: Fetched,
+        parsed: Parsed,
+    ) -> Result<String> {
+        let entry = entry.clone();
+        self.backend
+            .write(move |txn| queue::file_sent_copy(txn, &entry, folder, fetched, parsed))
+            .await
+    }
+
+    async fn drop_duty(&self, entry: &OutboxEntry) -> Result<()> {
+        let entry = entry.clone();
+        self.backend
+            .write(move |txn| queue::drop_duty(txn, &entry))
+            .await
+    }
+
+    async fn defer_duty(&self, entry: &OutboxEntry) -> Result<()> {
+        let entry = entry.clone();
+        self.backend
+            .write(move |txn| queue::defer_duty(txn, &entry))
+            .await
+    }
+
+    async fn find_message_id(&self, account_id: &str, message_id: &str) -> Result<Option<String>> {
+        self.backend
+            .read(|txn| mailbox::find_by_message_id(txn, account_id, message_id))
+    }
+}
+
+#[async_trait]
+impl<B: Backend> RecordStore for KvStore<B> {
+    async fn put_record(&self, record: Record) -> Result<bool> {
+        self.backend
+            .write(move |txn| contacts::put_record(txn, &record))
+            .await
+    }
+
+    async fn record(&self, reference: &RecordRef) -> Result<Option<Record>> {
+        self.backend.read(|txn| filing::record(txn, reference))
+    }
+
+    async fn delete_record(&self, reference: &RecordRef) -> Result<bool> {
+        let reference = reference.clone();
+        self.backend
+            .write(move |txn| Ok(filing::replace_record(txn, &reference, None)?.is_some()))
+            .await
+    }
+
+    async fn records(
+        &self,
+        kind: RecordType,
+        created_by: Option<CreatedBy>,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<Record>, bool)> {
+        self.backend
+            .read(|txn| filing::records(txn, kind, created_by, after.as_deref(), limit))
+    }
+
+    async fn timeline(
+        &self,
+        reference: &RecordRef,
+        accounts: Option<&HashSet<String>>,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<(Vec<Message>, bool)> {
+        let after = after.as_ref().map(|(at, id)| (*at, id.as_str()));
+        self.backend
+            .read(|txn| filing::timeline(txn, reference, accounts, after, limit))
+    }
+
+    async fn on_timeline(&self, reference: &RecordRef, message_id: &str) -> Result<bool> {
+        self.backend
+            .read(|txn| filing::on_timeline(txn, reference, message_id))
+    }
+
+    async fn message_records(&self, message_ids: &[String]) -> Result<Vec<Vec<RecordRef>>> {
+        self.backend.read(|txn| {
+            message_ids
+                .iter()
+                .map(|id| filing::filed_as(txn, id))
+                .collect()
+        })
+    }
+}

@@ -1,0 +1,466 @@
+//! Synced mail as kept: messages, their raw bytes, where each sits on the server, and each
+//! folder's sync progress; the reads the API and the sync make of them.
+//!
+//! Tables (`acct` the account id):
+//! * `messages` id → message; `bodies` id → raw bytes, exactly as fetched;
+//! * `provider_ids` (acct, folder, provider id) → flags byte + message id: the folder's
+//!   mapping, and what `held` and the folder counts read without touching a message;
+//! * `identities` (acct, identity) → message id: recognises a message in another folder;
+//! * `timeline` (acct, received_at, id): lists, newest first;
+//! * `folder_syncs` (acct, folder) → progress; `orphans` (acct, id): in no folder since a
+//!   page of the current job.
+
+use super::kv::{Bytes, Json, Key, Reader, Table, Text, Unit, Writer};
+use super::mail::{FolderCounts, FolderSync, MessageQuery};
+use super::{Result, StoreError, events, filing};
+use crate::folder::FolderId;
+use crate::mail::Flags;
+use crate::mail::message::{Message, Placement};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::ops::Bound;
+
+pub(super) const MESSAGES: Table<Json<Message>> = Table::new("messages");
+pub(super) const BODIES: Table<Bytes> = Table::new("bodies");
+pub(super) const PROVIDER_IDS: Table<Bytes> = Table::new("provider_ids");
+pub(super) const IDENTITIES: Table<Text> = Table::new("identities");
+pub(super) const TIMELINE: Table<Unit> = Table::new("timeline");
+pub(super) const FOLDER_SYNCS: Table<Json<FolderSync>> = Table::new("folder_syncs");
+pub(super) const ORPHANS: Table<Unit> = Table::new("orphans");
+
+pub(super) fn id_key(id: &str) -> Key {
+    Key::new().str(id)
+}
+
+pub(super) fn provider_key(account: &str, folder: &str, provider_id: &str) -> Key {
+    Key::new().str(account).str(folder).str(provider_id)
+}
+
+pub(super) fn identity_key(account: &str, identity: &str) -> Key {
+    Key::new().str(account).str(identity)
+}
+
+pub(super) fn timeline_key(account: &str, received_at: i64, id: &str) -> Key {
+    Key::new().str(account).i64(received_at).str(id)
+}
+
+pub(super) fn orphan_key(account: &str, id: &str) -> Key {
+    Key::new().str(account).str(id)
+}
+
+fn flags_byte(flags: Flags) -> u8 {
+    flags.seen as u8
+        | (flags.flagged as u8) << 1
+        | (flags.answered as u8) << 2
+        | (flags.draft as u8) << 3
+}
+
+fn flags_of(byte: u8) -> Flags {
+    Flags {
+        seen: byte & 1 != 0,
+        flagged: byte & 2 != 0,
+        answered: byte & 4 != 0,
+        draft: byte & 8 != 0,
+    }
+}
+
+/// A folder mapping's value: the flags and the message id.
+pub(super) fn mapping(flags: Flags, message_id: &str) -> Vec<u8> {
+    let mut value = Vec::with_capacity(1 + message_id.len());
+    value.push(flags_byte(flags));
+    value.extend_from_slice(message_id.as_bytes());
+    value
+}
+
+pub(super) fn mapped_id(value: &[u8]) -> Result<(Flags, String)> {
+    let (&flags, id) = value
+        .split_first()
+        .ok_or_else(|| StoreError::Backend("a folder mapping is damaged".into()))?;
+    let id = std::str::from_utf8(id)
+        .map_err(|_| StoreError::Backend("a folder mapping is damaged".into()))?;
+    Ok((flags_of(flags), id.to_owned()))
+}
+
+/// The message a folder holds under a provider id, with the flags the mapping has.
+pub(super) fn mapped(
+    txn: &dyn Reader,
+    account: &str,
+    folder: &str,
+    provider_id: &str,
+) -> Result<Option<(Flags, String)>> {
+    PROVIDER_IDS
+        .get(txn, &provider_key(account, folder, provider_id))?
+        .map(|value| mapped_id(&value))
+        .transpose()
+}
+
+pub(super) fn map(
+    txn: &mut dyn Writer,
+    account: &str,
+    folder: &str,
+    provider_id: &str,
+    flags: Flags,
+    message_id: &str,
+) -> Result<()> {
+    PROVIDER_IDS.put(
+        txn,
+        &provider_key(account, folder, provider_id),
+        &mapping(flags, message_id),
+    )
+}
+
+/// Removes a folder mapping; returns what it held.
+pub(super) fn unmap(
+    txn: &mut dyn Writer,
+    account: &str,
+    folder: &str,
+    provider_id: &str,
+) -> Result<Option<(Flags, String)>> {
+    PROVIDER_IDS
+        .take(txn, &provider_key(account, folder, provider_id))?
+        .map(|value| mapped_id(&value))
+        .transpose()
+}
+
+pub(super) fn load(txn: &dyn Reader, id: &str) -> Result<Option<Message>> {
+    MESSAGES.get(txn, &id_key(id))
+}
+
+pub(super) fn save(txn: &mut dyn Writer, message: &Message) -> Result<()> {
+    MESSAGES.put(txn, &id_key(&message.id), message)
+}
+
+/// Stores a new message: its record, bytes, identity, place on the timeline and in its
+/// folder.
+pub(super) fn insert(
+    txn: &mut dyn Writer,
+    message: &Message,
+    folder: &str,
+    provider_id: &str,
+    raw: &[u8],
+) -> Result<()> {
+    let account = message.account_id.as_str();
+    BODIES.put(txn, &id_key(&message.id), &raw.to_vec())?;
+    IDENTITIES.put(txn, &identity_key(account, &message.identity), &message.id)?;
+    TIMELINE.put(
+        txn,
+        &timeline_key(account, message.received_at, &message.id),
+        &(),
+    )?;
+    map(
+        txn,
+        account,
+        folder,
+        provider_id,
+        message.flags,
+        &message.id,
+    )?;
+    save(txn, message)
+}
+
+/// Sets a message's flags, in its record and in every folder mapping.
+pub(super) fn set_flags(txn: &mut dyn Writer, message: &mut Message, flags: Flags) -> Result<()> {
+    message.flags = flags;
+    for m in &message.folders {
+        map(
+            txn,
+            &message.account_id,
+            m.folder_id.as_str(),
+            &m.provider_id,
+            flags,
+            &message.id,
+        )?;
+    }
+    save(txn, message)
+}
+
+/// The data of an event about one message.
+pub(super) fn updated(message: &Message) -> Value {
+    json!({"account_id": message.account_id, "message_id": message.id})
+}
+
+/// Ends a message's pending record once nothing is queued for it and the server holds it
+/// where the user put it.
+pub(super) fn settle(message: &mut Message) {
+    let Some(pending) = &message.pending else {
+        return;
+    };
+    let placed = match &pending.placement {
+        None => true,
+        Some(Placement::Folder(folder)) => message.folders.iter().all(|m| &m.folder_id == folder),
+        Some(Placement::Removed) => message.folders.is_empty(),
+    };
+    if pending.changes == 0 && placed {
+        message.pending = None;
+    }
+}
+
+/// The account's message with this Message-ID and raw size, if any (identities begin with
+/// the Message-ID and a space).
+pub(super) fn find_known(
+    txn: &dyn Reader,
+    account: &str,
+    message_id: &str,
+    size: u64,
+) -> Result<Option<String>> {
+    let prefix = Key::new()
+        .str(account)
+        .str_prefix(&format!("{message_id} "));
+    let mut found = None;
+    IDENTITIES.scan_prefix(txn, &prefix, false, |_, id| match load(txn, &id)? {
+        Some(message) if message.size == size => {
+            found = Some(message.id);
+            Ok(false)
+        }
+        _ => Ok(true),
+    })?;
+    Ok(found)
+}
+
+/// The id of the account's message with this Message-ID, if any.
+pub(super) fn find_by_message_id(
+    txn: &dyn Reader,
+    account: &str,
+    message_id: &str,
+) -> Result<Option<String>> {
+    let prefix = Key::new()
+        .str(account)
+        .str_prefix(&format!("{message_id} "));
+    Ok(IDENTITIES.first(txn, &prefix, false)?.map(|(_, id)| id))
+}
+
+/// Takes a message out of a folder (one provider id, or all of that folder's); a message
+/// left in no folder becomes an orphan, deleted when the job ends unless it turns up again.
+pub(super) fn leave_folder(
+    txn: &mut dyn Writer,
+    message: &mut Message,
+    folder: &FolderId,
+    provider_id: Option<&str>,
+) -> Result<()> {
+    message
+        .folders
+        .retain(|m| !(&m.folder_id == folder && provider_id.is_none_or(|p| p == m.provider_id)));
+    if message.folders.is_empty() {
+        ORPHANS.put(txn, &orphan_key(&message.account_id, &message.id), &())?;
+    } else {
+        events::push(txn, "message.updated", updated(message))?;
+    }
+    save(txn, message)
+}
+
+/// Deletes a message and everything that points at it.
+pub(super) fn delete_message(txn: &mut dyn Writer, message: &Message) -> Result<()> {
+    filing::unfile(txn, message)?;
+    let account = message.account_id.as_str();
+    for m in &message.folders {
+        unmap(txn, account, m.folder_id.as_str(), &m.provider_id)?;
+    }
+    let identity = identity_key(account, &message.identity);
+    if IDENTITIES.get(txn, &identity)?.as_deref() == Some(message.id.as_str()) {
+        IDENTITIES.delete(txn, &identity)?;
+    }
+    TIMELINE.delete(
+        txn,
+        &timeline_key(account, message.received_at, &message.id),
+    )?;
+    BODIES.delete(txn, &id_key(&message.id))?;
+    MESSAGES.delete(txn, &id_key(&message.id))?;
+    Ok(())
+}
+
+/// Removes everything an account's mail left in the store (the account is being deleted).
+pub(super) fn delete_account_mail(txn: &mut dyn Writer, account: &str) -> Result<()> {
+    let ids = TIMELINE.keys(txn, &Key::new().str(account), |key| {
+        key.i64()?;
+        key.str()
+    })?;
+    for id in ids {
+        if let Some(message) = load(txn, &id)? {
+            delete_message(txn, &message)?;
+        }
+    }
+    FOLDER_SYNCS.delete_prefix(txn, &Key::new().str(account))?;
+    ORPHANS.delete_prefix(txn, &Key::new().str(account))?;
+    Ok(())
+}
+
+pub fn folder_syncs(txn: &dyn Reader, account: &str) -> Result<HashMap<FolderId, FolderSync>> {
+    let mut syncs = HashMap::new();
+    FOLDER_SYNCS.scan_prefix(txn, &Key::new().str(account), false, |mut key, sync| {
+        syncs.insert(FolderId::from_stored(&key.str()?), sync);
+        Ok(true)
+    })?;
+    Ok(syncs)
+}
+
+pub(super) fn set_folder_sync(
+    txn: &mut dyn Writer,
+    account: &str,
+    folder: &str,
+    sync: &FolderSync,
+) -> Result<()> {
+    FOLDER_SYNCS.put(txn, &Key::new().str(account).str(folder), sync)
+}
+
+/// Takes every message out of a folder no longer synced, and forgets its progress.
+pub fn forget_folder(txn: &mut dyn Writer, account: &str, folder: &FolderId) -> Result<()> {
+    let prefix = Key::new().str(account).str(folder.as_str());
+    let mut held = Vec::new();
+    PROVIDER_IDS.scan_prefix(txn, &prefix, false, |mut key, value| {
+        held.push((key.str()?, mapped_id(&value)?.1));
+        Ok(true)
+    })?;
+    for (provider_id, _) in &held {
+        unmap(txn, account, folder.as_str(), provider_id)?;
+    }
+    for (_, id) in held {
+        if let Some(mut message) = load(txn, &id)? {
+            leave_folder(txn, &mut message, folder, None)?;
+        }
+    }
+    FOLDER_SYNCS.delete(txn, &prefix)?;
+    Ok(())
+}
+
+/// Whether the job left messages in no folder.
+pub fn has_orphans(txn: &dyn Reader, account: &str) -> Result<bool> {
+    Ok(ORPHANS
+        .first(txn, &Key::new().str(account), false)?
+        .is_some())
+}
+
+/// Deletes the messages a job left in no folder; returns how many.
+pub fn delete_orphans(txn: &mut dyn Writer, account: &str) -> Result<usize> {
+    let orphans = ORPHANS.keys(txn, &Key::new().str(account), |key| key.str())?;
+    let mut deleted = 0;
+    for id in &orphans {
+        if let Some(message) = load(txn, id)?
+            && message.folders.is_empty()
+        {
+            delete_message(txn, &message)?;
+            deleted += 1;
+            // A message deleted in Mailroom was announced when it was deleted.
+            if message.is_removed() {
+                continue;
+            }
+            events::push(
+                txn,
+                "message.deleted",
+                json!({"account_id": account, "message_id": id}),
+            )?;
+        }
+    }
+    ORPHANS.delete_prefix(txn, &Key::new().str(account))?;
+    Ok(deleted)
+}
+
+/// The numeric provider ids a folder holds, ascending, with their flags.
+pub fn held(txn: &dyn Reader, account: &str, folder: &FolderId) -> Result<Vec<(u64, Flags)>> {
+    let mut held = Vec::new();
+    let prefix = Key::new().str(account).str(folder.as_str());
+    PROVIDER_IDS.scan_prefix(txn, &prefix, false, |mut key, value| {
+        if let Ok(id) = key.str()?.parse::<u64>() {
+            let flags = value.first().copied().map(flags_of);
+            held.push((id, flags.unwrap_or_default()));
+        }
+        Ok(true)
+    })?;
+    held.sort_unstable_by_key(|(id, _)| *id);
+    Ok(held)
+}
+
+pub fn raw(txn: &dyn Reader, id: &str) -> Result<Option<Vec<u8>>> {
+    BODIES.get(txn, &id_key(id))
+}
+
+fn matches(message: &Message, query: &MessageQuery) -> bool {
+    if message.is_removed() {
+        return false;
+    }
+    if let Some(folder) = &query.folder
+        && !message.in_folder(folder)
+    {
+        return false;
+    }
+    if let Some(unread) = query.unread
+        && unread == message.flags.seen
+    {
+        return false;
+    }
+    if query.words.is_empty() {
+        return true;
+    }
+    let mut haystack = String::new();
+    haystack.push_str(message.subject.as_deref().unwrap_or_default());
+    haystack.push(' ');
+    haystack.push_str(&message.snippet);
+    let addresses = message
+        .from
+        .iter()
+        .chain(&message.to)
+        .chain(&message.cc)
+        .chain(&message.bcc)
+        .chain(&message.reply_to);
+    for a in addresses {
+        haystack.push(' ');
+        haystack.push_str(a.name.as_deref().unwrap_or_default());
+        haystack.push(' ');
+        haystack.push_str(&a.email);
+    }
+    let haystack = haystack.to_lowercase();
+    query.words.iter().all(|w| haystack.contains(w.as_str()))
+}
+
+/// An account's messages, newest first, that match the query; and whether more follow.
+pub fn messages(
+    txn: &dyn Reader,
+    account: &str,
+    query: &MessageQuery,
+) -> Result<(Vec<Message>, bool)> {
+    let prefix = Key::new().str(account);
+    let before = query
+        .after
+        .as_ref()
+        .map(|(at, id)| timeline_key(account, *at, id));
+    let mut found = Vec::new();
+    let mut more = false;
+    TIMELINE.scan_between(
+        txn,
+        &prefix,
+        Bound::Unbounded,
+        before.as_ref().map_or(Bound::Unbounded, Bound::Excluded),
+        true,
+        |mut key, ()| {
+            key.i64()?;
+            let Some(message) = load(txn, &key.str()?)? else {
+                return Ok(true);
+            };
+            if !matches(&message, query) {
+                return Ok(true);
+            }
+            if found.len() == query.limit {
+                more = true;
+                return Ok(false);
+            }
+            found.push(message);
+            Ok(true)
+        },
+    )?;
+    Ok((found, more))
+}
+
+/// Per folder of the account: unread and total messages.
+pub fn folder_counts(txn: &dyn Reader, account: &str) -> Result<FolderCounts> {
+    let mut counts: FolderCounts = HashMap::new();
+    PROVIDER_IDS.scan_prefix(txn, &Key::new().str(account), false, |mut key, value| {
+        let count = counts
+            .entry(FolderId::from_stored(&key.str()?))
+            .or_default();
+        count.1 += 1;
+        if value.first().is_some_and(|f| f & 1 == 0) {
+            count.0 += 1;
+        }
+        Ok(true)
+    })?;
+    Ok(counts)
+}
