@@ -1,8 +1,17 @@
-//! Where Mailroom keeps its state, behind the [`Store`] trait so that a second backend
-//! (PostgreSQL, for more than one machine) can stand beside the embedded one without the API
-//! or the sync code noticing.
+//! Where Mailroom keeps its state.
 //!
-//! The embedded backend is [`redb`](self::redb): one database file in the data directory.
+//! Three layers, each knowing only the one below:
+//! * the traits the API and the sync call ([`Store`], [`MailStore`], [`OutboxStore`],
+//!   [`RecordStore`]), implemented once by [`KvStore`];
+//! * the rules, written once as transaction functions: `directory` (users, tokens,
+//!   accounts), `ingest` (a sync page taken in), `mailbox` (messages and their places),
+//!   `filing` (records and the mail filed under them), `contacts` (contacts created for
+//!   unknown parties), `queue` (the outbox) and `events` (the event log);
+//! * the storage seam, [`kv`]: ordered byte tables in transactions, with a backend for one
+//!   redb file ([`RedbStore`], the embedded default) and one in memory (for the rules' tests).
+//!
+//! A second backend (PostgreSQL, for more than one machine) implements [`kv::Backend`] and
+//! nothing else.
 
 mod contacts;
 mod directory;
