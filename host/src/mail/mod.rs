@@ -8,6 +8,7 @@ pub mod compose;
 pub mod message;
 pub mod parse;
 pub mod render;
+pub mod work;
 
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +69,13 @@ pub struct SyncPage {
     pub backfilled: bool,
     /// The folder has more to sync now.
     pub more: bool,
+}
+
+/// How much one page of a folder's sync may carry.
+#[derive(Debug, Clone, Copy)]
+pub struct PageLimits {
+    pub max_messages: u32,
+    pub max_bytes: u64,
 }
 
 /// Where a folder's first sync begins.

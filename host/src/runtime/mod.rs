@@ -9,28 +9,23 @@
 //!
 //! Never gives a connector a secret, a file, an environment variable or a socket of its own.
 
-mod bindings;
 mod builtin;
-mod imports;
+mod host;
 pub mod sandbox;
-mod session;
 pub mod sink;
 mod sync;
+mod wit;
 
-pub use session::{Delivery, SmtpReply, Work, WorkChange, WorkDone};
-pub use sync::{FolderTask, HeldLookup, KnownLookup, PageLimits, Step, SyncDriver};
+pub use sync::{FolderTask, HeldLookup, KnownLookup, Step, SyncDriver};
 
 use crate::account::ConnectionSpec;
 use crate::auth::Credentials;
 use crate::config::{NetConfig, SandboxConfig};
-use crate::connector::{AuthKind, ConnectorError, ConnectorInfo, ErrorKind};
-use crate::folder::{Folder, FolderRole};
+use crate::connector::{ConnectorError, ConnectorInfo, ErrorKind};
+use crate::folder::Folder;
 use crate::net::policy::AllowList;
 use crate::net::{NetPolicy, TlsPolicy};
 use anyhow::{Context, anyhow, bail};
-use bindings::v0_1_0 as v1;
-use bindings::v0_2_0 as v2;
-use bindings::v0_3_0 as v3;
 use sandbox::{
     CpuBudgetExceeded, JobAccount, JobLimits, JobState, MemoryLimitExceeded, OutputCaps, TICK,
 };
@@ -42,7 +37,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Cache, CacheConfig, Config, Engine, Store};
 
 /// The largest component accepted.
@@ -51,52 +46,7 @@ pub const MAX_COMPONENT_BYTES: usize = 32 * 1024 * 1024;
 /// A connector ready to run.
 pub struct LoadedConnector {
     pub info: ConnectorInfo,
-    pre: Pre,
-}
-
-/// A compiled connector, by the version of the world it was built for.
-enum Pre {
-    V1(v1::MailConnectorPre<JobState>),
-    V2(v2::MailConnectorPre<JobState>),
-    V3(v3::MailConnectorPre<JobState>),
-}
-
-/// A running instance of a connector.
-enum Instance {
-    V1(v1::MailConnector),
-    V2(v2::MailConnector),
-    V3(v3::MailConnector),
-}
-
-impl Pre {
-    async fn instantiate(&self, store: &mut Store<JobState>) -> wasmtime::Result<Instance> {
-        Ok(match self {
-            Pre::V1(pre) => Instance::V1(pre.instantiate_async(store).await?),
-            Pre::V2(pre) => Instance::V2(pre.instantiate_async(store).await?),
-            Pre::V3(pre) => Instance::V3(pre.instantiate_async(store).await?),
-        })
-    }
-}
-
-/// Runs `$body` with `$guest` bound to the instance's `connector` export, whatever its
-/// version: the interfaces the versions share have the same Rust types.
-macro_rules! with_connector {
-    ($instance:expr, |$guest:ident| $body:expr) => {
-        match $instance {
-            Instance::V1(instance) => {
-                let $guest = instance.mailroom_connector_connector();
-                $body
-            }
-            Instance::V2(instance) => {
-                let $guest = instance.mailroom_connector0_2_0_connector();
-                $body
-            }
-            Instance::V3(instance) => {
-                let $guest = instance.mailroom_connector0_3_0_connector();
-                $body
-            }
-        }
-    };
+    compiled: wit::Compiled,
 }
 
 pub struct Runtime {
@@ -153,12 +103,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        v1::MailConnector::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |state| state)?;
-        // 0.2.0 uses 0.1.0's interfaces as they are and adds `mail`.
-        v2::mailroom::connector0_2_0::mail::add_to_linker::<_, HasSelf<JobState>>(
-            &mut linker,
-            |state| state,
-        )?;
+        wit::add_to_linker(&mut linker)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
@@ -232,20 +177,8 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("the component does not fit the connector world: {e}"))?;
-        let (pre, wit_version) = if let Ok(pre) = v3::MailConnectorPre::new(pre.clone()) {
-            (Pre::V3(pre), "0.3.0")
-        } else if let Ok(pre) = v2::MailConnectorPre::new(pre.clone()) {
-            (Pre::V2(pre), "0.2.0")
-        } else {
-            match v1::MailConnectorPre::new(pre) {
-                Ok(pre) => (Pre::V1(pre), "0.1.0"),
-                Err(e) => bail!(
-                    "the component does not export the connector interface of any world version this host speaks (up to mailroom:connector@{}): {e}",
-                    bindings::WIT_VERSION
-                ),
-            }
-        };
-        let described = self.describe(&pre).await?;
+        let (compiled, wit_version) = wit::Compiled::new(pre)?;
+        let described = self.describe(&compiled).await?;
         let info = ConnectorInfo {
             id: described.id,
             name: described.name,
@@ -268,7 +201,7 @@ impl Runtime {
             info.id.clone(),
             Arc::new(LoadedConnector {
                 info: info.clone(),
-                pre,
+                compiled,
             }),
         );
         Ok(info)
@@ -298,60 +231,21 @@ impl Runtime {
         spec: &ConnectionSpec,
     ) -> Result<Vec<Folder>, ConnectorError> {
         let connector = self.loaded(&spec.connector)?;
-        let account = account_record(spec);
         let job = job_account(spec);
+        let spec = spec.clone();
         let folders = self
             .run(&connector, Pool::Test, Some(job), move |store, instance| {
-                Box::pin(async move {
-                    with_connector!(instance, |guest| {
-                        let sessions = guest.session();
-                        let session = sessions.call_constructor(&mut *store, &account).await?;
-                        let result = match sessions.call_check(&mut *store, session).await? {
-                            Ok(()) => sessions
-                                .call_list_folders(&mut *store, session)
-                                .await?
-                                .map_err(ConnectorError::from)
-                                .and_then(|listed| folders_from_wit(listed, &store.data().caps)),
-                            Err(error) => Err(error.into()),
-                        };
-                        session.resource_drop_async(&mut *store).await?;
-                        Ok(result)
-                    })
-                })
+                Box::pin(async move { instance.test(store, &spec).await })
             })
             .await??;
         Ok(folders)
     }
 
-    async fn describe(&self, pre: &Pre) -> anyhow::Result<Described> {
+    async fn describe(&self, compiled: &wit::Compiled) -> anyhow::Result<wit::Described> {
         let mut store = self.store("(loading)", None);
-        let instance = pre.instantiate(&mut store).await?;
-        macro_rules! described {
-            ($version:ident, $instance:expr, $export:ident) => {{
-                use $version::ConnectorAuthKind as A;
-                let info = $instance.$export().call_describe(&mut store).await?;
-                Described {
-                    id: info.id,
-                    name: info.name,
-                    version: info.version,
-                    auth: match info.auth {
-                        A::Password => AuthKind::Password,
-                        A::Oauth2 => AuthKind::Oauth2,
-                    },
-                    servers: info.servers,
-                }
-            }};
-        }
         let call = async {
-            wasmtime::Result::Ok(match &instance {
-                Instance::V1(instance) => described!(v1, instance, mailroom_connector_connector),
-                Instance::V2(instance) => {
-                    described!(v2, instance, mailroom_connector0_2_0_connector)
-                }
-                Instance::V3(instance) => {
-                    described!(v3, instance, mailroom_connector0_3_0_connector)
-                }
-            })
+            let instance = compiled.instantiate(&mut store).await?;
+            instance.describe(&mut store).await
         };
         match tokio::time::timeout(Duration::from_secs(10), call).await {
             Ok(Ok(described)) => Ok(described),
@@ -385,7 +279,7 @@ impl Runtime {
         connector: &LoadedConnector,
         pool: Pool,
         account: Option<JobAccount>,
-        body: impl for<'a> FnOnce(&'a mut Store<JobState>, Instance) -> JobFuture<'a, R>,
+        body: impl for<'a> FnOnce(&'a mut Store<JobState>, wit::Instance) -> JobFuture<'a, R>,
     ) -> Result<R, ConnectorError> {
         let id = connector.info.id.as_str();
         let slots = match pool {
@@ -397,12 +291,12 @@ impl Runtime {
         })?;
         let mut store = self.store(id, account);
         let outcome = tokio::time::timeout(self.job_timeout, async {
-            let instance = connector.pre.instantiate(&mut store).await?;
+            let instance = connector.compiled.instantiate(&mut store).await?;
             body(&mut store, instance).await
         })
         .await;
         if let Some(output) = store.data().take_output() {
-            let output = imports::escape_controls(&output);
+            let output = host::escape_controls(&output);
             tracing::info!(target: "mailroom::connector", connector = id, "output: {output}");
         }
         let stage = store.data().last_server.clone();
@@ -411,7 +305,7 @@ impl Runtime {
             Ok(Err(trap)) => {
                 let message = trap_message(&trap, &store);
                 tracing::warn!(connector = id, "connector job failed: {message}");
-                let kind = if trap.downcast_ref::<imports::Denied>().is_some() {
+                let kind = if trap.downcast_ref::<host::Denied>().is_some() {
                     ErrorKind::Denied
                 } else {
                     ErrorKind::Connector
@@ -462,7 +356,7 @@ fn trap_message(trap: &wasmtime::Error, store: &Store<JobState>) -> String {
     if let Some(memory) = trap.downcast_ref::<MemoryLimitExceeded>() {
         return memory.to_string();
     }
-    if let Some(denied) = trap.downcast_ref::<imports::Denied>() {
+    if let Some(denied) = trap.downcast_ref::<host::Denied>() {
         return denied.to_string();
     }
     if store.data().memory.exceeded {
@@ -470,55 +364,6 @@ fn trap_message(trap: &wasmtime::Error, store: &Store<JobState>) -> String {
     }
     let root = trap.root_cause().to_string();
     format!("the connector failed: {root}")
-}
-
-/// What a connector says about itself, whatever its version.
-struct Described {
-    id: String,
-    name: String,
-    version: String,
-    auth: AuthKind,
-    servers: Vec<String>,
-}
-
-/// The host's folders from a connector's listing, if it keeps within the caps.
-fn folders_from_wit(
-    listed: Vec<v1::mailroom::connector::types::Folder>,
-    caps: &OutputCaps,
-) -> Result<Vec<Folder>, ConnectorError> {
-    let denied = |message: String| Err(ConnectorError::new(ErrorKind::Denied, message));
-    if listed.len() > caps.max_folders {
-        return denied(format!(
-            "the connector listed {} folders; an account may have at most {}",
-            listed.len(),
-            caps.max_folders
-        ));
-    }
-    if let Some(long) = listed
-        .iter()
-        .find(|f| f.path.len() > caps.max_name_bytes || f.name.len() > caps.max_name_bytes)
-    {
-        return denied(format!(
-            "the connector listed a folder name of {} bytes; at most {} are kept",
-            long.path.len().max(long.name.len()),
-            caps.max_name_bytes
-        ));
-    }
-    Ok(listed.into_iter().map(folder_from_wit).collect())
-}
-
-fn folder_from_wit(folder: v1::mailroom::connector::types::Folder) -> Folder {
-    use v1::mailroom::connector::types::FolderRole as R;
-    let role = folder.role.map(|r| match r {
-        R::Inbox => FolderRole::Inbox,
-        R::Sent => FolderRole::Sent,
-        R::Drafts => FolderRole::Drafts,
-        R::Trash => FolderRole::Trash,
-        R::Spam => FolderRole::Spam,
-        R::Archive => FolderRole::Archive,
-        R::All => FolderRole::All,
-    });
-    Folder::new(folder.path, folder.name, role, folder.selectable)
 }
 
 /// What a job may reach and log in with, for the account `spec` describes.
@@ -532,25 +377,6 @@ fn job_account(spec: &ConnectionSpec) -> JobAccount {
         allow_insecure_certificate: spec.allow_insecure_certificate,
         held: None,
         known: None,
-    }
-}
-
-fn account_record(spec: &ConnectionSpec) -> v1::mailroom::connector::types::Account {
-    use v1::mailroom::connector::types::{Account, Server};
-    Account {
-        email: spec.email.clone(),
-        username: spec.username.clone(),
-        servers: spec
-            .servers
-            .iter()
-            .map(|s| Server {
-                role: s.role.clone(),
-                host: s.host.clone(),
-                port: s.port,
-                encryption: s.encryption.into(),
-            })
-            .collect(),
-        settings: spec.settings.clone(),
     }
 }
 

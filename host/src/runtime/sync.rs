@@ -2,14 +2,14 @@
 //! then folder after folder, page after page, each page handed to a [`SyncDriver`] that
 //! commits it before the next is asked for.
 
-use super::bindings::v0_2_0::mailroom::connector0_2_0::mail as wit;
 use super::sandbox::{JobAccount, JobState};
-use super::session::{Session, Work, WorkDone};
-use super::{Instance, Runtime, account_record, job_account};
+use super::wit::{Fetched, FolderRequest, Instance};
+use super::{Runtime, job_account};
 use crate::account::ConnectionSpec;
-use crate::connector::{ConnectorError, ErrorKind};
+use crate::connector::ConnectorError;
 use crate::folder::Folder;
-use crate::mail::{Fetched, Flags, HeldRange, SyncPage, SyncStart};
+use crate::mail::work::{Work, WorkDone};
+use crate::mail::{HeldRange, PageLimits, SyncPage, SyncStart};
 use async_trait::async_trait;
 use std::sync::Arc;
 use wasmtime::Store;
@@ -25,13 +25,6 @@ pub type KnownLookup = Arc<
         + Send
         + Sync,
 >;
-
-/// How much one page may carry.
-#[derive(Debug, Clone, Copy)]
-pub struct PageLimits {
-    pub max_messages: u32,
-    pub max_bytes: u64,
-}
 
 /// A folder to sync in this job.
 #[derive(Debug, Clone)]
@@ -84,11 +77,11 @@ impl Runtime {
         driver: impl SyncDriver,
     ) -> Result<(), ConnectorError> {
         let connector = self.loaded(&spec.connector)?;
-        let account = account_record(spec);
+        let spec = spec.clone();
         let job = JobAccount {
             held: Some(held),
             known: Some(known),
-            ..job_account(spec)
+            ..job_account(&spec)
         };
         self.run(
             &connector,
@@ -97,7 +90,7 @@ impl Runtime {
             move |store, instance| {
                 Box::pin(async move {
                     let mut driver = driver;
-                    drive(store, instance, &account, limits, &mut driver).await
+                    drive(store, instance, &spec, limits, &mut driver).await
                 })
             },
         )
@@ -108,12 +101,12 @@ impl Runtime {
 async fn drive<D: SyncDriver>(
     store: &mut Store<JobState>,
     instance: Instance,
-    account: &super::v1::mailroom::connector::types::Account,
+    spec: &ConnectionSpec,
     limits: PageLimits,
     driver: &mut D,
 ) -> wasmtime::Result<Result<(), ConnectorError>> {
     store.data_mut().sink_memory_share = limits.max_bytes;
-    let session = match Session::open(store, &instance, account).await? {
+    let session = match instance.session(store, spec).await? {
         Ok(session) => session,
         Err(error) => return Ok(Err(error)),
     };
@@ -144,26 +137,17 @@ async fn drive<D: SyncDriver>(
             loop {
                 // Each page gets the whole CPU budget: the budget bounds a step, not a mailbox.
                 store.data_mut().cpu.reset();
-                let request = wit::SyncRequest {
-                    folder: task.path.clone(),
+                let request = FolderRequest {
+                    path: task.path.clone(),
                     state: state.take(),
-                    start: match task.start {
-                        SyncStart::Now => wit::Start::Now,
-                        SyncStart::Since(at) => wit::Start::Since(at),
-                    },
-                    limits: wit::Limits {
-                        max_messages: limits.max_messages,
-                        max_bytes: limits.max_bytes,
-                    },
+                    start: task.start,
+                    limits,
                 };
                 let page = match session.sync_folder(store, &request).await? {
-                    Ok(page) => match page_from_wit(store, page, limits)? {
-                        Ok(page) => page,
-                        // A page past what the host asked for ends the job.
-                        Err(denied) => return Ok(Err(denied)),
-                    },
-                    Err(error) => {
-                        let error = ConnectorError::from(error);
+                    Fetched::Page(page) => page,
+                    // A page past what the host asked for ends the job.
+                    Fetched::Refused(denied) => return Ok(Err(denied)),
+                    Fetched::Failed(error) => {
                         if driver.folder_failed(task, &error).await {
                             break;
                         }
@@ -188,122 +172,5 @@ async fn drive<D: SyncDriver>(
             session.close(store).await?;
             Ok(outcome)
         }
-    }
-}
-
-/// The host's own page, from the connector's, if the page keeps within the limits the host
-/// asked for and the caps on what it stores ([`super::sandbox::OutputCaps`]): at most
-/// `max_messages` messages, and at most `max_bytes` bytes besides its largest message (which
-/// may be larger than a page and travel in a sink).
-fn page_from_wit(
-    store: &mut Store<JobState>,
-    page: wit::Page,
-    limits: PageLimits,
-) -> wasmtime::Result<Result<SyncPage, ConnectorError>> {
-    let caps = store.data().caps;
-    let denied = |message: String| Ok(Err(ConnectorError::new(ErrorKind::Denied, message)));
-    if page.messages.len() > limits.max_messages as usize {
-        return denied(format!(
-            "the connector returned a page of {} messages when at most {} were asked for",
-            page.messages.len(),
-            limits.max_messages
-        ));
-    }
-    let mut sizes = Vec::with_capacity(page.messages.len());
-    for message in &page.messages {
-        sizes.push(match &message.body {
-            wit::Body::Bytes(bytes) => bytes.len() as u64,
-            wit::Body::Sink(sink) => store.data().table.get(sink)?.written(),
-            wit::Body::Known(_) => 0,
-        });
-    }
-    let total: u64 = sizes.iter().sum();
-    let largest = sizes.iter().copied().max().unwrap_or(0);
-    if total - largest > limits.max_bytes {
-        return denied(format!(
-            "the connector returned a page of {total} bytes when {} (and one larger message) were asked for",
-            limits.max_bytes
-        ));
-    }
-    if page.state.len() > caps.max_state_bytes {
-        return denied(format!(
-            "the connector returned a folder state of {} bytes; at most {} are kept",
-            page.state.len(),
-            caps.max_state_bytes
-        ));
-    }
-    if page.changed.len() + page.removed.len() > caps.max_page_ids {
-        return denied(format!(
-            "the connector returned {} changed and removed ids in one page; at most {} are taken",
-            page.changed.len() + page.removed.len(),
-            caps.max_page_ids
-        ));
-    }
-    let ids = page
-        .messages
-        .iter()
-        .map(|m| &m.id)
-        .chain(page.changed.iter().map(|c| &c.id))
-        .chain(page.removed.iter());
-    if let Some(id) = ids.into_iter().find(|id| id.len() > caps.max_id_bytes) {
-        return denied(format!(
-            "the connector returned a message id of {} bytes; at most {} are kept",
-            id.len(),
-            caps.max_id_bytes
-        ));
-    }
-    let mut messages = Vec::with_capacity(page.messages.len());
-    for message in page.messages {
-        let (raw, known) = match message.body {
-            wit::Body::Bytes(bytes) => (bytes, None),
-            wit::Body::Sink(sink) => {
-                let sink = store.data_mut().table.delete(sink)?;
-                match sink.into_bytes() {
-                    Ok(bytes) => (bytes, None),
-                    Err(reason) => {
-                        return Ok(Err(ConnectorError::new(ErrorKind::Connector, reason)));
-                    }
-                }
-            }
-            wit::Body::Known(probe) => (Vec::new(), Some((probe.message_id, probe.size))),
-        };
-        messages.push(Fetched {
-            provider_id: message.id,
-            flags: flags_from_wit(message.flags),
-            received_at: message.received_at,
-            raw,
-            known,
-        });
-    }
-    Ok(Ok(SyncPage {
-        reset: page.reset,
-        messages,
-        changed: page
-            .changed
-            .into_iter()
-            .map(|c| (c.id, flags_from_wit(c.flags)))
-            .collect(),
-        removed: page.removed,
-        state: page.state,
-        backfilled: page.backfilled,
-        more: page.more,
-    }))
-}
-
-pub(super) fn flags_from_wit(flags: wit::MessageFlags) -> Flags {
-    Flags {
-        seen: flags.seen,
-        flagged: flags.flagged,
-        answered: flags.answered,
-        draft: flags.draft,
-    }
-}
-
-pub(super) fn flags_to_wit(flags: Flags) -> wit::MessageFlags {
-    wit::MessageFlags {
-        seen: flags.seen,
-        flagged: flags.flagged,
-        answered: flags.answered,
-        draft: flags.draft,
     }
 }

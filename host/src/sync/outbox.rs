@@ -14,8 +14,8 @@ use crate::connector::{ConnectorError, ErrorKind, Remedy};
 use crate::folder::{FolderId, FolderRole};
 use crate::mail::compose::without_bcc;
 use crate::mail::parse::parse;
+use crate::mail::work::{Delivery, SmtpReply, Work, WorkChange, WorkDone};
 use crate::mail::{Fetched, FlagUpdate, Flags};
-use crate::runtime::{Delivery, SmtpReply, Work, WorkChange, WorkDone};
 use crate::store::outbox::{
     Change, ChangeDone, Duty, OutboxEntry, Outgoing, RecipientReply, SendState,
 };

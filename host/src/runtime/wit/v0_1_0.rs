@@ -1,30 +1,43 @@
-//! The host side of the connector world's imports: `net`, `auth` and `log`.
+//! `mailroom:connector@0.1.0`: a connector that tests a connection and lists folders. It
+//! introduced the host's `net`, `auth` and `log` interfaces and the shared `types`.
 //!
-//! These functions are the whole surface a connector can reach. Each one checks the job's
-//! account before acting; none of them ever returns a secret.
+//! These host functions are the whole network surface a connector can reach. Each checks
+//! the job's account before acting; none of them ever returns a secret.
 
-use super::bindings::v0_1_0::mailroom::connector::{auth, log, net, types};
-use super::bindings::v0_2_0::mailroom::connector0_2_0::mail;
-use super::sandbox::JobState;
-use super::sink::BodySink;
-use crate::account::Encryption;
+use super::super::host::{escape_controls, truncate};
+use super::super::sandbox::{JobState, OutputCaps};
+use crate::account::{ConnectionSpec, Encryption};
 use crate::auth::preauth::Protocol;
 use crate::connector::{ConnectorError, ErrorKind};
+use crate::folder::{Folder, FolderRole};
 use crate::net::Connection;
-use std::time::Instant;
-use wasmtime::component::Resource;
+use mailroom::connector::{auth, log, net, types};
+use wasmtime::component::{HasSelf, Linker, Resource};
+
+wasmtime::component::bindgen!({
+    world: "mail-connector",
+    path: "../wit/0.1.0",
+    imports: { default: async | trappable },
+    exports: { default: async },
+    with: {
+        "mailroom:connector/net.connection": crate::net::Connection,
+    },
+});
+
+use self::exports::mailroom::connector::connector as exported;
+
+pub const VERSION: &str = "0.1.0";
+
+pub type Pre = MailConnectorPre<JobState>;
 
 /// How many connections one job may hold open at once.
 const MAX_CONNECTIONS: usize = 16;
-/// How many messages one `known` call may ask about.
-const MAX_PROBES: usize = 10_000;
-/// The longest header line (RFC 5322), which bounds a Message-ID.
-const MAX_LINE_BYTES: usize = 998;
 
-/// A trap by which the host refuses what a connector did, with the reason the account shows.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Denied(pub String);
+pub fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
+    MailConnector::add_to_linker::<_, HasSelf<JobState>>(linker, |state| state)
+}
+
+super::common_calls!(mailroom_connector_connector);
 
 type Wit<T> = wasmtime::Result<Result<T, types::Error>>;
 
@@ -157,77 +170,6 @@ impl auth::Host for JobState {
     }
 }
 
-impl mail::Host for JobState {
-    async fn held(&mut self, folder: String) -> wasmtime::Result<Vec<mail::HeldRange>> {
-        let started = Instant::now();
-        let lookup = self.account.as_ref().and_then(|a| a.held.clone());
-        let held = match lookup {
-            Some(lookup) => lookup(folder).await,
-            None => Vec::new(),
-        };
-        self.charge_since(started)?;
-        Ok(held
-            .into_iter()
-            .map(|range| mail::HeldRange {
-                first: range.first,
-                last: range.last,
-                flags: super::sync::flags_to_wit(range.flags),
-            })
-            .collect())
-    }
-
-    async fn known(&mut self, probes: Vec<mail::MessageProbe>) -> wasmtime::Result<Vec<bool>> {
-        if probes.len() > MAX_PROBES {
-            return Err(wasmtime::Error::msg(format!(
-                "a connector asked about {} messages at once; at most {MAX_PROBES} are answered",
-                probes.len()
-            )));
-        }
-        let started = Instant::now();
-        // A Message-ID longer than a header line can hold is no message's.
-        let probes: Vec<(String, u64)> = probes
-            .into_iter()
-            .map(|p| (truncate(p.message_id, MAX_LINE_BYTES), p.size))
-            .collect();
-        let lookup = self.account.as_ref().and_then(|a| a.known.clone());
-        let known = match lookup {
-            Some(lookup) => lookup(probes).await,
-            None => vec![false; probes.len()],
-        };
-        self.charge_since(started)?;
-        Ok(known)
-    }
-}
-
-impl mail::HostBodySink for JobState {
-    async fn new(&mut self, size: u64) -> wasmtime::Result<Resource<BodySink>> {
-        let sink = BodySink::new(
-            self.sinks.clone(),
-            self.live_sinks.clone(),
-            size,
-            self.sink_memory_share,
-        );
-        match sink {
-            Ok(sink) => Ok(self.table.push(sink)?),
-            // A sink the host refuses ends the job with a clear reason rather than an error
-            // value the connector might ignore.
-            Err(reason) => Err(wasmtime::Error::new(Denied(reason))),
-        }
-    }
-
-    async fn write(&mut self, sink: Resource<BodySink>, data: Vec<u8>) -> Wit<()> {
-        let started = Instant::now();
-        let written = self.table.get_mut(&sink)?.write(&data);
-        self.charge_since(started)?;
-        Ok(written.map_err(|message| ConnectorError::new(ErrorKind::Denied, message).into()))
-    }
-
-    async fn drop(&mut self, sink: Resource<BodySink>) -> wasmtime::Result<()> {
-        self.table.delete(sink)?;
-        Ok(())
-    }
-}
-
 impl log::Host for JobState {
     async fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         if self.log_budget == 0 {
@@ -321,48 +263,62 @@ impl From<Encryption> for types::Encryption {
     }
 }
 
-/// Connector-supplied text for a log line: control characters (newlines, carriage returns,
-/// terminal escapes) written as escapes, so the text stays one line and says what it says.
-pub(super) fn escape_controls(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_owned();
+/// The host's folders from a connector's listing, if it keeps within the caps.
+pub(super) fn folders_from_wit(
+    listed: Vec<types::Folder>,
+    caps: &OutputCaps,
+) -> Result<Vec<Folder>, ConnectorError> {
+    let denied = |message: String| Err(ConnectorError::new(ErrorKind::Denied, message));
+    if listed.len() > caps.max_folders {
+        return denied(format!(
+            "the connector listed {} folders; an account may have at most {}",
+            listed.len(),
+            caps.max_folders
+        ));
     }
-    let mut escaped = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            escaped.extend(c.escape_default());
-        } else {
-            escaped.push(c);
-        }
+    if let Some(long) = listed
+        .iter()
+        .find(|f| f.path.len() > caps.max_name_bytes || f.name.len() > caps.max_name_bytes)
+    {
+        return denied(format!(
+            "the connector listed a folder name of {} bytes; at most {} are kept",
+            long.path.len().max(long.name.len()),
+            caps.max_name_bytes
+        ));
     }
-    escaped
+    Ok(listed.into_iter().map(folder_from_wit).collect())
 }
 
-/// Connector-supplied text is bounded before it reaches an API response or a log.
-pub(super) fn truncate(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
+fn folder_from_wit(folder: types::Folder) -> Folder {
+    use types::FolderRole as R;
+    let role = folder.role.map(|r| match r {
+        R::Inbox => FolderRole::Inbox,
+        R::Sent => FolderRole::Sent,
+        R::Drafts => FolderRole::Drafts,
+        R::Trash => FolderRole::Trash,
+        R::Spam => FolderRole::Spam,
+        R::Archive => FolderRole::Archive,
+        R::All => FolderRole::All,
+    });
+    Folder::new(folder.path, folder.name, role, folder.selectable)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::escape_controls;
-
-    #[test]
-    fn a_connector_cannot_forge_log_lines() {
-        let forged = "done\n2026-12-06T10:00:00Z  INFO mailroom: admin token reset\r\x1b[2K";
-        let line = escape_controls(forged);
-        assert!(!line.chars().any(char::is_control), "{line}");
-        assert!(line.contains("done\\n2026"), "{line}");
-        assert_eq!(
-            escape_controls("plain text, ünïcode"),
-            "plain text, ünïcode"
-        );
+/// The account as a connector sees it: addresses and servers, never a password.
+pub(super) fn account_record(spec: &ConnectionSpec) -> types::Account {
+    use types::{Account, Server};
+    Account {
+        email: spec.email.clone(),
+        username: spec.username.clone(),
+        servers: spec
+            .servers
+            .iter()
+            .map(|s| Server {
+                role: s.role.clone(),
+                host: s.host.clone(),
+                port: s.port,
+                encryption: s.encryption.into(),
+            })
+            .collect(),
+        settings: spec.settings.clone(),
     }
 }

@@ -1,0 +1,305 @@
+//! The connector contract, one module per released version of the `mailroom:connector`
+//! world: each holds its bindings, the conversions between its types and the host's, and the
+//! host functions it introduced. The enums here dispatch over the versions, so the rest of
+//! the runtime speaks only the host's terms. Adding a version is one module and one arm per
+//! method (see `wit/README.md`).
+//!
+//! A later version reuses the interfaces it takes unchanged from an earlier one (`with` in
+//! its bindings), so the host implements each interface once, in the version that
+//! introduced it.
+
+pub mod v0_1_0;
+pub mod v0_2_0;
+pub mod v0_3_0;
+
+use super::sandbox::JobState;
+use crate::account::ConnectionSpec;
+use crate::connector::{AuthKind, ConnectorError, ErrorKind};
+use crate::folder::Folder;
+use crate::mail::work::{Work, WorkDone};
+use crate::mail::{PageLimits, SyncPage, SyncStart};
+use anyhow::bail;
+use wasmtime::Store;
+use wasmtime::component::{InstancePre, Linker};
+
+/// The newest version the host speaks.
+pub const NEWEST: &str = v0_3_0::VERSION;
+
+/// Gives the linker every interface a connector of any version may import.
+pub fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
+    v0_1_0::add_to_linker(linker)?;
+    v0_2_0::add_to_linker(linker)
+}
+
+/// What a connector says about itself, whatever its version.
+pub struct Described {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub auth: AuthKind,
+    pub servers: Vec<String>,
+}
+
+/// A compiled connector, by the version of the world it was built for.
+pub enum Compiled {
+    V0_1(v0_1_0::Pre),
+    V0_2(v0_2_0::Pre),
+    V0_3(v0_3_0::Pre),
+}
+
+/// A running instance of a connector.
+pub enum Instance {
+    V0_1(v0_1_0::MailConnector),
+    V0_2(v0_2_0::MailConnector),
+    V0_3(v0_3_0::MailConnector),
+}
+
+/// A session of a connector that can sync.
+pub enum Session<'a> {
+    V0_2(v0_2_0::Session<'a>),
+    V0_3(v0_3_0::Session<'a>),
+}
+
+/// One page of a folder asked for.
+pub struct FolderRequest {
+    pub path: String,
+    pub state: Option<Vec<u8>>,
+    pub start: SyncStart,
+    pub limits: PageLimits,
+}
+
+/// What came of asking for a page.
+pub enum Fetched {
+    Page(SyncPage),
+    /// The connector reported an error.
+    Failed(ConnectorError),
+    /// The host refused the page (over the limits it asked for, or past its caps).
+    Refused(ConnectorError),
+}
+
+impl Compiled {
+    /// The component compiled for the newest version it exports, and that version.
+    pub fn new(pre: InstancePre<JobState>) -> anyhow::Result<(Self, &'static str)> {
+        if let Ok(pre) = v0_3_0::Pre::new(pre.clone()) {
+            return Ok((Self::V0_3(pre), v0_3_0::VERSION));
+        }
+        if let Ok(pre) = v0_2_0::Pre::new(pre.clone()) {
+            return Ok((Self::V0_2(pre), v0_2_0::VERSION));
+        }
+        match v0_1_0::Pre::new(pre) {
+            Ok(pre) => Ok((Self::V0_1(pre), v0_1_0::VERSION)),
+            Err(e) => bail!(
+                "the component does not export the connector interface of any world version this host speaks (up to mailroom:connector@{NEWEST}): {e}"
+            ),
+        }
+    }
+
+    pub async fn instantiate(&self, store: &mut Store<JobState>) -> wasmtime::Result<Instance> {
+        Ok(match self {
+            Self::V0_1(pre) => Instance::V0_1(pre.instantiate_async(store).await?),
+            Self::V0_2(pre) => Instance::V0_2(pre.instantiate_async(store).await?),
+            Self::V0_3(pre) => Instance::V0_3(pre.instantiate_async(store).await?),
+        })
+    }
+}
+
+impl Instance {
+    pub async fn describe(&self, store: &mut Store<JobState>) -> wasmtime::Result<Described> {
+        match self {
+            Self::V0_1(instance) => v0_1_0::describe(instance, store).await,
+            Self::V0_2(instance) => v0_2_0::describe(instance, store).await,
+            Self::V0_3(instance) => v0_3_0::describe(instance, store).await,
+        }
+    }
+
+    /// Connects to every server of the account and lists its folders.
+    pub async fn test(
+        &self,
+        store: &mut Store<JobState>,
+        spec: &ConnectionSpec,
+    ) -> wasmtime::Result<Result<Vec<Folder>, ConnectorError>> {
+        match self {
+            Self::V0_1(instance) => v0_1_0::test(instance, store, spec).await,
+            Self::V0_2(instance) => v0_2_0::test(instance, store, spec).await,
+            Self::V0_3(instance) => v0_3_0::test(instance, store, spec).await,
+        }
+    }
+
+    /// Opens a session that can sync, or says why this connector's version cannot.
+    pub async fn session(
+        &self,
+        store: &mut Store<JobState>,
+        spec: &ConnectionSpec,
+    ) -> wasmtime::Result<Result<Session<'_>, ConnectorError>> {
+        Ok(Ok(match self {
+            Self::V0_1(_) => {
+                return Ok(Err(ConnectorError::new(
+                    ErrorKind::Unsupported,
+                    "this connector was built for mailroom:connector@0.1.0, which cannot sync",
+                )));
+            }
+            Self::V0_2(instance) => {
+                Session::V0_2(v0_2_0::Session::open(instance, store, spec).await?)
+            }
+            Self::V0_3(instance) => {
+                Session::V0_3(v0_3_0::Session::open(instance, store, spec).await?)
+            }
+        }))
+    }
+}
+
+impl Session<'_> {
+    pub async fn list_folders(
+        &self,
+        store: &mut Store<JobState>,
+    ) -> wasmtime::Result<Result<Vec<Folder>, ConnectorError>> {
+        match self {
+            Self::V0_2(session) => session.list_folders(store).await,
+            Self::V0_3(session) => session.list_folders(store).await,
+        }
+    }
+
+    pub async fn sync_folder(
+        &self,
+        store: &mut Store<JobState>,
+        request: &FolderRequest,
+    ) -> wasmtime::Result<Fetched> {
+        match self {
+            Self::V0_2(session) => session.sync_folder(store, request).await,
+            Self::V0_3(session) => session.sync_folder(store, request).await,
+        }
+    }
+
+    /// Does one piece of outbox work.
+    pub async fn work(
+        &self,
+        store: &mut Store<JobState>,
+        work: Work,
+    ) -> wasmtime::Result<Result<WorkDone, ConnectorError>> {
+        match self {
+            Self::V0_2(_) => Ok(Err(ConnectorError::new(
+                ErrorKind::Unsupported,
+                "this connector was built for mailroom:connector@0.2.0, which cannot change mail on the server or send",
+            ))),
+            Self::V0_3(session) => session.work(store, work).await,
+        }
+    }
+
+    pub async fn close(self, store: &mut Store<JobState>) -> wasmtime::Result<()> {
+        match self {
+            Self::V0_2(session) => session.close(store).await,
+            Self::V0_3(session) => session.close(store).await,
+        }
+    }
+}
+
+/// The calls every version makes the same way: `describe`, a connection test, and a
+/// session's folder listing, paging and closing. Expanded in each version module, whose
+/// instance exports its `connector` interface through `$export`.
+macro_rules! common_calls {
+    ($export:ident) => {
+        pub async fn describe(
+            instance: &MailConnector,
+            store: &mut wasmtime::Store<crate::runtime::sandbox::JobState>,
+        ) -> wasmtime::Result<super::Described> {
+            let info = instance.$export().call_describe(store).await?;
+            Ok(super::Described {
+                id: info.id,
+                name: info.name,
+                version: info.version,
+                auth: match info.auth {
+                    exported::AuthKind::Password => crate::connector::AuthKind::Password,
+                    exported::AuthKind::Oauth2 => crate::connector::AuthKind::Oauth2,
+                },
+                servers: info.servers,
+            })
+        }
+
+        pub async fn test(
+            instance: &MailConnector,
+            store: &mut wasmtime::Store<crate::runtime::sandbox::JobState>,
+            spec: &crate::account::ConnectionSpec,
+        ) -> wasmtime::Result<Result<Vec<crate::folder::Folder>, crate::connector::ConnectorError>>
+        {
+            let sessions = instance.$export().session();
+            let account = super::v0_1_0::account_record(spec);
+            let session = sessions.call_constructor(&mut *store, &account).await?;
+            let result = match sessions.call_check(&mut *store, session).await? {
+                Ok(()) => sessions
+                    .call_list_folders(&mut *store, session)
+                    .await?
+                    .map_err(crate::connector::ConnectorError::from)
+                    .and_then(|listed| super::v0_1_0::folders_from_wit(listed, &store.data().caps)),
+                Err(error) => Err(error.into()),
+            };
+            session.resource_drop_async(&mut *store).await?;
+            Ok(result)
+        }
+    };
+}
+
+/// A syncing session's calls that read the same in every version from 0.2.0 on.
+macro_rules! session_calls {
+    ($export:ident) => {
+        /// A session of this version's connector.
+        pub struct Session<'a> {
+            sessions: exported::GuestSession<'a>,
+            session: wasmtime::component::ResourceAny,
+        }
+
+        impl<'a> Session<'a> {
+            pub async fn open(
+                instance: &'a MailConnector,
+                store: &mut wasmtime::Store<crate::runtime::sandbox::JobState>,
+                spec: &crate::account::ConnectionSpec,
+            ) -> wasmtime::Result<Self> {
+                let sessions = instance.$export().session();
+                let account = super::v0_1_0::account_record(spec);
+                let session = sessions.call_constructor(&mut *store, &account).await?;
+                Ok(Self { sessions, session })
+            }
+
+            pub async fn list_folders(
+                &self,
+                store: &mut wasmtime::Store<crate::runtime::sandbox::JobState>,
+            ) -> wasmtime::Result<
+                Result<Vec<crate::folder::Folder>, crate::connector::ConnectorError>,
+            > {
+                let listed = self
+                    .sessions
+                    .call_list_folders(&mut *store, self.session)
+                    .await?;
+                Ok(listed
+                    .map_err(crate::connector::ConnectorError::from)
+                    .and_then(|folders| {
+                        super::v0_1_0::folders_from_wit(folders, &store.data().caps)
+                    }))
+            }
+
+            pub async fn sync_folder(
+                &self,
+                store: &mut wasmtime::Store<crate::runtime::sandbox::JobState>,
+                request: &super::FolderRequest,
+            ) -> wasmtime::Result<super::Fetched> {
+                let wit_request = super::v0_2_0::request_to_wit(request);
+                match self
+                    .sessions
+                    .call_sync_folder(&mut *store, self.session, &wit_request)
+                    .await?
+                {
+                    Ok(page) => super::v0_2_0::page_from_wit(store, page, request.limits),
+                    Err(error) => Ok(super::Fetched::Failed(error.into())),
+                }
+            }
+
+            pub async fn close(
+                self,
+                store: &mut wasmtime::Store<crate::runtime::sandbox::JobState>,
+            ) -> wasmtime::Result<()> {
+                self.session.resource_drop_async(&mut *store).await
+            }
+        }
+    };
+}
+
+use {common_calls, session_calls};

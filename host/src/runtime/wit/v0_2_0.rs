@@ -1,0 +1,261 @@
+//! `mailroom:connector@0.2.0`: a connector that syncs folders page by page. It introduced
+//! the host's `mail` interface: what the host holds (`held`, `known`) and body sinks for
+//! messages larger than a page.
+
+use super::super::host::{Denied, truncate};
+use super::super::sandbox::JobState;
+use super::super::sink::BodySink;
+use super::{Fetched, FolderRequest};
+use crate::connector::{ConnectorError, ErrorKind};
+use crate::mail::{Fetched as FetchedMessage, Flags, PageLimits, SyncPage, SyncStart};
+use mailroom::connector0_2_0::mail;
+use std::time::Instant;
+use wasmtime::Store;
+use wasmtime::component::{HasSelf, Linker, Resource};
+
+wasmtime::component::bindgen!({
+    world: "mailroom:connector/mail-connector@0.2.0",
+    path: ["../wit/0.1.0", "../wit/0.2.0"],
+    imports: { default: async | trappable },
+    exports: { default: async },
+    with: {
+        "mailroom:connector/types@0.1.0": super::v0_1_0::mailroom::connector::types,
+        "mailroom:connector/net@0.1.0": super::v0_1_0::mailroom::connector::net,
+        "mailroom:connector/auth@0.1.0": super::v0_1_0::mailroom::connector::auth,
+        "mailroom:connector/log@0.1.0": super::v0_1_0::mailroom::connector::log,
+        "mailroom:connector/mail.body-sink": crate::runtime::sink::BodySink,
+    },
+});
+
+use self::exports::mailroom::connector0_2_0::connector as exported;
+
+pub const VERSION: &str = "0.2.0";
+
+pub type Pre = MailConnectorPre<JobState>;
+
+/// How many messages one `known` call may ask about.
+const MAX_PROBES: usize = 10_000;
+/// The longest header line (RFC 5322), which bounds a Message-ID.
+const MAX_LINE_BYTES: usize = 998;
+
+type Wit<T> = wasmtime::Result<Result<T, super::v0_1_0::mailroom::connector::types::Error>>;
+
+/// 0.2.0 takes 0.1.0's interfaces as they are and adds `mail`.
+pub fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
+    mail::add_to_linker::<_, HasSelf<JobState>>(linker, |state| state)
+}
+
+super::common_calls!(mailroom_connector0_2_0_connector);
+super::session_calls!(mailroom_connector0_2_0_connector);
+
+/// A page asked for, in this version's terms (later versions ask the same way).
+pub(super) fn request_to_wit(request: &FolderRequest) -> mail::SyncRequest {
+    mail::SyncRequest {
+        folder: request.path.clone(),
+        state: request.state.clone(),
+        start: match request.start {
+            SyncStart::Now => mail::Start::Now,
+            SyncStart::Since(at) => mail::Start::Since(at),
+        },
+        limits: mail::Limits {
+            max_messages: request.limits.max_messages,
+            max_bytes: request.limits.max_bytes,
+        },
+    }
+}
+
+impl mail::Host for JobState {
+    async fn held(&mut self, folder: String) -> wasmtime::Result<Vec<mail::HeldRange>> {
+        let started = Instant::now();
+        let lookup = self.account.as_ref().and_then(|a| a.held.clone());
+        let held = match lookup {
+            Some(lookup) => lookup(folder).await,
+            None => Vec::new(),
+        };
+        self.charge_since(started)?;
+        Ok(held
+            .into_iter()
+            .map(|range| mail::HeldRange {
+                first: range.first,
+                last: range.last,
+                flags: flags_to_wit(range.flags),
+            })
+            .collect())
+    }
+
+    async fn known(&mut self, probes: Vec<mail::MessageProbe>) -> wasmtime::Result<Vec<bool>> {
+        if probes.len() > MAX_PROBES {
+            return Err(wasmtime::Error::msg(format!(
+                "a connector asked about {} messages at once; at most {MAX_PROBES} are answered",
+                probes.len()
+            )));
+        }
+        let started = Instant::now();
+        // A Message-ID longer than a header line can hold is no message's.
+        let probes: Vec<(String, u64)> = probes
+            .into_iter()
+            .map(|p| (truncate(p.message_id, MAX_LINE_BYTES), p.size))
+            .collect();
+        let lookup = self.account.as_ref().and_then(|a| a.known.clone());
+        let known = match lookup {
+            Some(lookup) => lookup(probes).await,
+            None => vec![false; probes.len()],
+        };
+        self.charge_since(started)?;
+        Ok(known)
+    }
+}
+
+impl mail::HostBodySink for JobState {
+    async fn new(&mut self, size: u64) -> wasmtime::Result<Resource<BodySink>> {
+        let sink = BodySink::new(
+            self.sinks.clone(),
+            self.live_sinks.clone(),
+            size,
+            self.sink_memory_share,
+        );
+        match sink {
+            Ok(sink) => Ok(self.table.push(sink)?),
+            // A sink the host refuses ends the job with a clear reason rather than an error
+            // value the connector might ignore.
+            Err(reason) => Err(wasmtime::Error::new(Denied(reason))),
+        }
+    }
+
+    async fn write(&mut self, sink: Resource<BodySink>, data: Vec<u8>) -> Wit<()> {
+        let started = Instant::now();
+        let written = self.table.get_mut(&sink)?.write(&data);
+        self.charge_since(started)?;
+        Ok(written.map_err(|message| ConnectorError::new(ErrorKind::Denied, message).into()))
+    }
+
+    async fn drop(&mut self, sink: Resource<BodySink>) -> wasmtime::Result<()> {
+        self.table.delete(sink)?;
+        Ok(())
+    }
+}
+
+/// The host's own page, from the connector's, if the page keeps within the limits the host
+/// asked for and the caps on what it stores ([`super::sandbox::OutputCaps`]): at most
+/// `max_messages` messages, and at most `max_bytes` bytes besides its largest message (which
+/// may be larger than a page and travel in a sink).
+pub(super) fn page_from_wit(
+    store: &mut Store<JobState>,
+    page: mail::Page,
+    limits: PageLimits,
+) -> wasmtime::Result<Fetched> {
+    let caps = store.data().caps;
+    let denied = |message: String| {
+        Ok(Fetched::Refused(ConnectorError::new(
+            ErrorKind::Denied,
+            message,
+        )))
+    };
+    if page.messages.len() > limits.max_messages as usize {
+        return denied(format!(
+            "the connector returned a page of {} messages when at most {} were asked for",
+            page.messages.len(),
+            limits.max_messages
+        ));
+    }
+    let mut sizes = Vec::with_capacity(page.messages.len());
+    for message in &page.messages {
+        sizes.push(match &message.body {
+            mail::Body::Bytes(bytes) => bytes.len() as u64,
+            mail::Body::Sink(sink) => store.data().table.get(sink)?.written(),
+            mail::Body::Known(_) => 0,
+        });
+    }
+    let total: u64 = sizes.iter().sum();
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    if total - largest > limits.max_bytes {
+        return denied(format!(
+            "the connector returned a page of {total} bytes when {} (and one larger message) were asked for",
+            limits.max_bytes
+        ));
+    }
+    if page.state.len() > caps.max_state_bytes {
+        return denied(format!(
+            "the connector returned a folder state of {} bytes; at most {} are kept",
+            page.state.len(),
+            caps.max_state_bytes
+        ));
+    }
+    if page.changed.len() + page.removed.len() > caps.max_page_ids {
+        return denied(format!(
+            "the connector returned {} changed and removed ids in one page; at most {} are taken",
+            page.changed.len() + page.removed.len(),
+            caps.max_page_ids
+        ));
+    }
+    let ids = page
+        .messages
+        .iter()
+        .map(|m| &m.id)
+        .chain(page.changed.iter().map(|c| &c.id))
+        .chain(page.removed.iter());
+    if let Some(id) = ids.into_iter().find(|id| id.len() > caps.max_id_bytes) {
+        return denied(format!(
+            "the connector returned a message id of {} bytes; at most {} are kept",
+            id.len(),
+            caps.max_id_bytes
+        ));
+    }
+    let mut messages = Vec::with_capacity(page.messages.len());
+    for message in page.messages {
+        let (raw, known) = match message.body {
+            mail::Body::Bytes(bytes) => (bytes, None),
+            mail::Body::Sink(sink) => {
+                let sink = store.data_mut().table.delete(sink)?;
+                match sink.into_bytes() {
+                    Ok(bytes) => (bytes, None),
+                    Err(reason) => {
+                        return Ok(Fetched::Refused(ConnectorError::new(
+                            ErrorKind::Connector,
+                            reason,
+                        )));
+                    }
+                }
+            }
+            mail::Body::Known(probe) => (Vec::new(), Some((probe.message_id, probe.size))),
+        };
+        messages.push(FetchedMessage {
+            provider_id: message.id,
+            flags: flags_from_wit(message.flags),
+            received_at: message.received_at,
+            raw,
+            known,
+        });
+    }
+    Ok(Fetched::Page(SyncPage {
+        reset: page.reset,
+        messages,
+        changed: page
+            .changed
+            .into_iter()
+            .map(|c| (c.id, flags_from_wit(c.flags)))
+            .collect(),
+        removed: page.removed,
+        state: page.state,
+        backfilled: page.backfilled,
+        more: page.more,
+    }))
+}
+
+pub(super) fn flags_from_wit(flags: mail::MessageFlags) -> Flags {
+    Flags {
+        seen: flags.seen,
+        flagged: flags.flagged,
+        answered: flags.answered,
+        draft: flags.draft,
+    }
+}
+
+pub(super) fn flags_to_wit(flags: Flags) -> mail::MessageFlags {
+    mail::MessageFlags {
+        seen: flags.seen,
+        flagged: flags.flagged,
+        answered: flags.answered,
+        draft: flags.draft,
+    }
+}
