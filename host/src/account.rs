@@ -4,45 +4,14 @@
 //! (docs/api.md, "Accounts"). It is parsed by hand from JSON rather than derived so that every
 //! mistake is reported with the path of the offending field (`imap.port`, `email`, ...).
 
+use crate::endpoint::refused_address_reason;
+use crate::endpoint::{Encryption, ServerSpec};
 use crate::folder::{Folder, FolderId, FolderRole};
-use crate::net::policy::refused_address_reason;
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::net::IpAddr;
-
-/// How a connection to a server is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Encryption {
-    /// Implicit TLS from the first byte.
-    Ssl,
-    /// Plaintext upgraded with STARTTLS before anything else; never falls back.
-    Starttls,
-    /// Plaintext throughout (only when the account asks for it).
-    None,
-}
-
-impl Encryption {
-    fn parse(value: &str) -> Option<Self> {
-        match value {
-            "ssl" => Some(Self::Ssl),
-            "starttls" => Some(Self::Starttls),
-            "none" => Some(Self::None),
-            _ => None,
-        }
-    }
-}
-
-/// One server of an account, named by its role (`imap`, `smtp`, or what a connector declares).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServerSpec {
-    pub role: String,
-    pub host: String,
-    pub port: u16,
-    pub encryption: Encryption,
-}
 
 /// Everything needed to reach and log in to an account's servers.
 #[derive(Debug, Clone)]
@@ -206,7 +175,7 @@ impl Account {
         if self.state != state || self.state_reason != reason {
             self.state = state;
             self.state_reason = reason;
-            self.state_since = crate::user::now_rfc3339();
+            self.state_since = crate::clock::now_rfc3339();
         }
     }
 }

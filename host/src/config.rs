@@ -3,11 +3,9 @@
 //!
 //! Every tunable is documented where it is defined, with its default.
 
-use crate::net::NetPolicy;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -152,16 +150,6 @@ impl Default for NetConfig {
             allow_private_networks: true,
             connect_timeout_ms: 15_000,
             io_timeout_ms: 60_000,
-        }
-    }
-}
-
-impl NetConfig {
-    pub fn policy(&self) -> NetPolicy {
-        NetPolicy {
-            allow_private_networks: self.allow_private_networks,
-            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
-            io_timeout: Duration::from_millis(self.io_timeout_ms),
         }
     }
 }

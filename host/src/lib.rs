@@ -10,9 +10,12 @@
 pub mod account;
 pub mod api;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod connector;
+pub mod endpoint;
 pub mod folder;
+pub mod id;
 pub mod mail;
 pub mod net;
 pub mod record;

@@ -2,9 +2,11 @@
 
 use clap::{Args, Parser, Subcommand};
 
+use mailroom::clock::now_rfc3339;
+use mailroom::id::new_id;
 use mailroom::server::open_state;
 use mailroom::store::{RedbStore, Store};
-use mailroom::user::{Role, Token, TokenHash, TokenOwner, User, new_id, new_token, now_rfc3339};
+use mailroom::user::{Role, Token, TokenHash, TokenOwner, User, new_token};
 use mailroom::{Bootstrap, Config, Server};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,13 +1,15 @@
 //! Starting and stopping a Mailroom server: configuration in, a listening API out.
 
 use crate::api::{self, App};
+use crate::clock::now_rfc3339;
 use crate::config::Config;
+use crate::id::new_id;
 use crate::net::TlsPolicy;
 use crate::runtime::{Runtime, read_component};
 use crate::secret::Secret;
 use crate::store::{RedbStore, Store};
 use crate::sync::Scheduler;
-use crate::user::{Role, Token, TokenHash, TokenOwner, User, new_id, new_token, now_rfc3339};
+use crate::user::{Role, Token, TokenHash, TokenOwner, User, new_token};
 use crate::vault::{KEY_CHECK_CONTEXT, Vault};
 use anyhow::{Context, bail};
 use std::net::SocketAddr;

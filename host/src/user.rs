@@ -98,14 +98,14 @@ impl User {
             check_external_id(id)?;
         }
         Ok(Self {
-            id: new_id("usr"),
+            id: crate::id::new_id("usr"),
             name,
             email,
             role,
             shared_inbox,
             external_id,
             signature: None,
-            created_at: now_rfc3339(),
+            created_at: crate::clock::now_rfc3339(),
             disabled: false,
         })
     }
@@ -164,63 +164,9 @@ pub fn new_token() -> String {
     )
 }
 
-/// A fresh opaque id with a readable prefix, e.g. `usr_…`, `acc_…`.
-pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", hex::encode(rand::random::<[u8; 10]>()))
-}
-
-/// Now, as RFC 3339 UTC with seconds.
-pub fn now_rfc3339() -> String {
-    rfc3339(time::OffsetDateTime::now_utc())
-}
-
-pub fn rfc3339(at: time::OffsetDateTime) -> String {
-    let at = at
-        .to_offset(time::UtcOffset::UTC)
-        .replace_nanosecond(0)
-        .unwrap_or(at);
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-/// A Unix time in seconds as RFC 3339 UTC.
-pub fn rfc3339_unix(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .map(rfc3339)
-        .unwrap_or_default()
-}
-
-/// Now, in milliseconds since the Unix epoch.
-pub fn now_millis() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// A time in milliseconds since the Unix epoch as RFC 3339 UTC with milliseconds: for times
-/// clients compare (`requested_at` and `last_sync_at`), where a second is too coarse.
-pub fn rfc3339_millis(millis: i64) -> String {
-    let text = rfc3339_unix(millis.div_euclid(1000));
-    match text.strip_suffix('Z') {
-        Some(base) => format!("{base}.{:03}Z", millis.rem_euclid(1000)),
-        None => text,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn millisecond_times_keep_three_digits_so_they_compare_as_text() {
-        assert_eq!(
-            rfc3339_millis(1_800_000_000_007),
-            "2027-01-15T08:00:00.007Z"
-        );
-        assert_eq!(
-            rfc3339_millis(1_800_000_000_000),
-            "2027-01-15T08:00:00.000Z"
-        );
-        assert!(rfc3339_millis(1_800_000_000_999) < rfc3339_millis(1_800_000_001_000));
-    }
 
     fn new(name: &str, email: &str, external_id: Option<&str>) -> Result<User, Invalid> {
         User::new(

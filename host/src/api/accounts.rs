@@ -13,10 +13,12 @@ use super::{App, json};
 use crate::account::{
     Account, AccountFolder, AccountKind, AccountState, ConnectionSpec, SyncFrom, parse_connection,
 };
+use crate::clock::rfc3339;
 use crate::connector::ConnectorError;
 use crate::folder::Folder;
+use crate::id::new_id;
 use crate::store::StoreError;
-use crate::user::{User, new_id, rfc3339};
+use crate::user::User;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;

@@ -115,7 +115,7 @@ async fn note_use(store: &dyn Store, hash: TokenHash, token: &Token) -> Result<(
         })
         .is_some_and(|at| now - at < time::Duration::minutes(1));
     if !recent {
-        store.token_used(&hash, crate::user::rfc3339(now)).await?;
+        store.token_used(&hash, crate::clock::rfc3339(now)).await?;
     }
     Ok(())
 }

@@ -182,7 +182,7 @@ pub async fn send(
         .unwrap_or("mailroom");
     let message_id = format!(
         "{}@{domain}",
-        crate::user::new_id("mr").trim_start_matches("mr_")
+        crate::id::new_id("mr").trim_start_matches("mr_")
     );
     let envelope_to = {
         let mut seen = std::collections::HashSet::new();
@@ -219,7 +219,7 @@ pub async fn send(
             let digest = Sha256::digest(format!("{}\n{account_id}\n{key}", caller.key()));
             format!("out_{}", hex::encode(&digest[..16]))
         }
-        None => crate::user::new_id("out"),
+        None => crate::id::new_id("out"),
     };
     let outgoing = Outgoing {
         id,
@@ -232,7 +232,7 @@ pub async fn send(
         recipients: Vec::new(),
         in_reply_to: original.map(|(o, _)| o.id),
         sent_message_id: None,
-        created_at: crate::user::now_rfc3339(),
+        created_at: crate::clock::now_rfc3339(),
         attempts: 0,
     };
     let queued = app.store.queue_send(outgoing, raw).await?;

@@ -10,10 +10,12 @@ use super::error::ApiError;
 use super::paging::PageRequest;
 use super::{App, json, json_status};
 use crate::account::{AccountKind, validate_email};
+use crate::clock::now_rfc3339;
+use crate::id::new_id;
 use crate::signature;
 use crate::user::{
     Invalid, MAX_EXTERNAL_ID_CHARS, MAX_NAME_CHARS, Role, Token, TokenHash, TokenOwner, User,
-    check_external_id, new_id, new_token, now_rfc3339,
+    check_external_id, new_token,
 };
 use serde_json::{Value, json};
 use std::collections::HashMap;

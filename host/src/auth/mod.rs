@@ -5,7 +5,7 @@
 //! The WIT world has no function that returns a credential. When a connector asks to log in
 //! (`auth.authenticate`), the host:
 //!
-//! 1. checks that the connection is in a fresh pre-auth state ([`preauth::PreAuthGuard`]) and
+//! 1. checks that the connection is in a fresh pre-auth state ([`crate::net::preauth::PreAuthGuard`]) and
 //!    protected by TLS unless the account chose no encryption;
 //! 2. writes its own command and the encoded credentials straight from host memory to the
 //!    socket (the buffers are zeroized afterwards);
@@ -17,13 +17,12 @@
 //! The connector sees the connection before and after, never during, the exchange.
 
 pub mod imap;
-pub mod preauth;
 pub mod smtp;
 
 use crate::connector::{ConnectorError, ErrorKind};
 use crate::net::Connection;
+use crate::net::preauth::Protocol;
 use crate::secret::Secret;
-use preauth::Protocol;
 use secrecy::zeroize::Zeroizing;
 
 /// What the host logs in with. Lives only in the host.

@@ -55,7 +55,7 @@ pub struct Fetched {
     pub known: Option<(String, u64)>,
 }
 
-/// One step of a folder's sync, as [`crate::runtime::Runtime::sync`] reports it.
+/// One step of a folder's sync, as a sync job reports it.
 #[derive(Debug, Clone, Default)]
 pub struct SyncPage {
     /// The server invalidated every id of the folder: forget them and sync it again.

@@ -33,7 +33,7 @@ pub fn item(message: &Message, records: Value) -> Value {
         "bcc": addresses(&message.bcc),
         "reply_to": addresses(&message.reply_to),
         "date": message.date,
-        "received_at": crate::user::rfc3339_unix(message.received_at),
+        "received_at": crate::clock::rfc3339_unix(message.received_at),
         "snippet": message.snippet,
         "seen": message.flags.seen,
         "flagged": message.flags.flagged,

@@ -5,9 +5,9 @@
 //! the connection's buffer and reach the connector next, in order.
 
 use super::policy::{NetPolicy, resolve};
-use crate::account::{Encryption, ServerSpec};
-use crate::auth::preauth::PreAuthGuard;
 use crate::connector::{ConnectorError, ErrorKind};
+use crate::endpoint::{Encryption, ServerSpec};
+use crate::net::preauth::PreAuthGuard;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use std::io;

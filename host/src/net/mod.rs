@@ -6,6 +6,7 @@
 
 pub mod connection;
 pub mod policy;
+pub mod preauth;
 pub mod tls;
 
 pub use connection::Connection;

@@ -6,9 +6,10 @@
 //! addresses always, loopback and private networks only when the operator forbids them (mail
 //! servers often live there).
 
-use crate::account::ServerSpec;
+use crate::config::NetConfig;
 use crate::connector::{ConnectorError, ErrorKind};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use crate::endpoint::{ServerSpec, refused_address_reason};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Operator-wide network rules.
@@ -22,72 +23,14 @@ pub struct NetPolicy {
     pub io_timeout: Duration,
 }
 
-/// Why an address is never reachable by a connector, or `None` when it is allowed.
-pub fn refused_address_reason(ip: IpAddr, allow_private: bool) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) => refused_v4(v4, allow_private),
-        IpAddr::V6(v6) => match embedded_v4(v6) {
-            Some(v4) => refused_v4(v4, allow_private),
-            None => refused_v6(v6, allow_private),
-        },
+impl NetPolicy {
+    pub fn new(config: &NetConfig) -> Self {
+        Self {
+            allow_private_networks: config.allow_private_networks,
+            connect_timeout: Duration::from_millis(config.connect_timeout_ms),
+            io_timeout: Duration::from_millis(config.io_timeout_ms),
+        }
     }
-}
-
-/// The IPv4 address an IPv6 address stands for: IPv4-mapped (`::ffff:0:0/96`),
-/// IPv4-compatible (`::/96`), NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`).
-fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
-    let s = ip.segments();
-    let low =
-        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return Some(v4);
-    }
-    match s {
-        [0, 0, 0, 0, 0, 0, hi, lo] if (hi, lo) != (0, 0) && (hi, lo) != (0, 1) => Some(low(hi, lo)),
-        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
-        [0x2002, hi, lo, ..] => Some(low(hi, lo)),
-        _ => None,
-    }
-}
-
-fn refused_v4(ip: Ipv4Addr, allow_private: bool) -> Option<&'static str> {
-    const METADATA: [Ipv4Addr; 2] = [
-        Ipv4Addr::new(100, 100, 100, 200), // Alibaba Cloud
-        Ipv4Addr::new(168, 63, 129, 16),   // Azure wire server
-    ];
-    if ip.is_link_local() {
-        // 169.254.0.0/16 holds the AWS, GCP and Azure metadata services.
-        return Some("a link-local address");
-    }
-    if METADATA.contains(&ip) {
-        return Some("a cloud metadata address");
-    }
-    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
-        return Some("not a unicast address");
-    }
-    let shared = ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64; // 100.64.0.0/10
-    if !allow_private && (ip.is_loopback() || ip.is_private() || shared) {
-        return Some("on a loopback or private network");
-    }
-    None
-}
-
-fn refused_v6(ip: Ipv6Addr, allow_private: bool) -> Option<&'static str> {
-    let segments = ip.segments();
-    if (segments[0] & 0xffc0) == 0xfe80 {
-        return Some("a link-local address");
-    }
-    if ip == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254) {
-        return Some("a cloud metadata address");
-    }
-    if ip.is_unspecified() || ip.is_multicast() {
-        return Some("not a unicast address");
-    }
-    let unique_local = (segments[0] & 0xfe00) == 0xfc00;
-    if !allow_private && (ip.is_loopback() || unique_local) {
-        return Some("on a loopback or private network");
-    }
-    None
 }
 
 /// The servers one job may connect to.
@@ -215,7 +158,7 @@ mod tests {
             role: "imap".into(),
             host: "mail.example.com".into(),
             port: 993,
-            encryption: crate::account::Encryption::Ssl,
+            encryption: crate::endpoint::Encryption::Ssl,
         }]);
         assert!(list.server("MAIL.example.com.", 993).is_some());
         assert!(list.server("mail.example.com", 143).is_none());

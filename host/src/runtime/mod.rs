@@ -137,7 +137,7 @@ impl Runtime {
                 },
             },
             job_timeout: Duration::from_millis(sandbox.job_timeout_ms),
-            net: net.policy(),
+            net: NetPolicy::new(net),
             tls,
             jobs: tokio::sync::Semaphore::new(sandbox.max_concurrent_jobs.max(1)),
             tests: tokio::sync::Semaphore::new(sandbox.max_concurrent_tests.max(1)),

@@ -83,7 +83,7 @@ pub fn create_for(
             continue;
         }
         let contact = Contact {
-            id: crate::user::new_id("ct"),
+            id: crate::id::new_id("ct"),
             name: name
                 .map(|n| n.trim().to_owned())
                 .filter(|n| !n.is_empty() && !n.contains('@'))

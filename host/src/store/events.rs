@@ -35,7 +35,7 @@ pub fn push(txn: &mut dyn Writer, kind: &str, data: Value) -> Result<u64> {
     let event = Event {
         seq,
         kind: kind.to_owned(),
-        at: crate::user::now_rfc3339(),
+        at: crate::clock::now_rfc3339(),
         data,
     };
     EVENTS.put(txn, &seq_key(seq), &event)?;

@@ -77,7 +77,7 @@ pub fn commit(txn: &mut dyn Writer, page: PageWrite) -> Result<PageOutcome> {
         let Some(parsed) = parsed else {
             continue;
         };
-        let id = crate::user::new_id("msg");
+        let id = crate::id::new_id("msg");
         let automated = parsed.automated;
         let message = parsed.into_message(id, account, &page.folder_id, &fetched);
         mailbox::insert(txn, &message, folder, &fetched.provider_id, &fetched.raw)?;

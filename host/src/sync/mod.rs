@@ -106,13 +106,13 @@ impl Scheduler {
     pub fn request(&self, account_id: &str) -> String {
         let mut slots = self.inner.slots.lock().expect("scheduler poisoned");
         let slot = slots.entry(account_id.to_owned()).or_default();
-        let at = crate::user::now_millis().max(slot.last_spawn_ms + 1);
+        let at = crate::clock::now_millis().max(slot.last_spawn_ms + 1);
         slot.last_request_ms = slot.last_request_ms.max(at);
         slot.requested = true;
         slot.not_before = None;
         drop(slots);
         self.inner.wake.notify_one();
-        crate::user::rfc3339_millis(at)
+        crate::clock::rfc3339_millis(at)
     }
 
     /// Stops starting jobs and lets running ones end after their current page (each page
@@ -191,7 +191,7 @@ async fn run(inner: Arc<Inner>) {
                         *count += 1;
                     }
                     slot.owner = owner;
-                    let mut started_ms = crate::user::now_millis();
+                    let mut started_ms = crate::clock::now_millis();
                     if slot.requested {
                         started_ms = started_ms.max(slot.last_request_ms);
                     }
@@ -199,7 +199,7 @@ async fn run(inner: Arc<Inner>) {
                     slot.requested = false;
                     slot.last_start = Some(now);
                     slot.last_spawn_ms = started_ms;
-                    let started_at = crate::user::rfc3339_millis(started_ms);
+                    let started_at = crate::clock::rfc3339_millis(started_ms);
                     let mut jobs = inner.jobs.lock().expect("scheduler poisoned");
                     while jobs.try_join_next().is_some() {}
                     jobs.spawn(job(inner.clone(), account.id, started_at));

@@ -6,11 +6,12 @@
 
 use super::super::host::{escape_controls, truncate};
 use super::super::sandbox::{JobState, OutputCaps};
-use crate::account::{ConnectionSpec, Encryption};
-use crate::auth::preauth::Protocol;
+use crate::account::ConnectionSpec;
 use crate::connector::{ConnectorError, ErrorKind};
+use crate::endpoint::Encryption;
 use crate::folder::{Folder, FolderRole};
 use crate::net::Connection;
+use crate::net::preauth::Protocol;
 use mailroom::connector::{auth, log, net, types};
 use wasmtime::component::{HasSelf, Linker, Resource};
 
