@@ -619,62 +619,28 @@ pub fn uid_set(uids: &[u32]) -> String {
     out
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+/// RFC 3501 `date`: `d-Mon-yyyy`.
+const IMAP_DATE: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[day padding:none]-[month repr:short]-[year]");
 
-/// `d-Mon-yyyy` (RFC 3501 `date`) of a Unix time, in UTC.
+/// RFC 3501 `date-time`: `dd-Mon-yyyy hh:mm:ss +zzzz` (the day may be space-padded).
+const INTERNAL_DATE: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[day padding:none]-[month repr:short case_sensitive:false]-[year] [hour]:[minute]:[second] [offset_hour sign:mandatory][offset_minute]"
+);
+
+/// `d-Mon-yyyy` of a Unix time, in UTC.
 fn imap_date(unix: i64) -> String {
-    let (year, month, day) = civil_from_days(unix.div_euclid(86_400));
-    format!("{day}-{}-{year}", MONTHS[(month - 1) as usize])
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|at| at.format(IMAP_DATE).ok())
+        .unwrap_or_else(|| "1-Jan-1970".to_owned())
 }
 
 /// `dd-Mon-yyyy hh:mm:ss +zzzz` to a Unix time.
 fn parse_internal_date(text: &str) -> Option<i64> {
-    let (date, rest) = text.trim().split_once(' ')?;
-    let (time, zone) = rest.trim().split_once(' ')?;
-    let mut parts = date.split('-');
-    let day: i64 = parts.next()?.trim().parse().ok()?;
-    let month_name = parts.next()?;
-    let month = MONTHS
-        .iter()
-        .position(|m| m.eq_ignore_ascii_case(month_name))? as i64
-        + 1;
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut clock = time.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
-    let sign = match zone.as_bytes().first()? {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let zone: i64 = zone.get(1..5)?.parse().ok()?;
-    let offset = sign * ((zone / 100) * 3600 + (zone % 100) * 60);
-    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s - offset)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
-    (year, month, day)
+    time::OffsetDateTime::parse(text.trim(), INTERNAL_DATE)
+        .ok()
+        .map(|at| at.unix_timestamp())
 }
 
 #[cfg(test)]
@@ -689,6 +655,10 @@ mod tests {
         );
         assert_eq!(parse_internal_date(" 1-Jan-1970 00:00:00 +0000"), Some(0));
         assert_eq!(parse_internal_date("1-Foo-1970 00:00:00 +0000"), None);
+        assert_eq!(
+            parse_internal_date("05-jan-2026 10:00:00 +0100"),
+            Some(1_767_603_600)
+        );
         assert_eq!(imap_date(837_596_665), "17-Jul-1996");
         assert_eq!(imap_date(0), "1-Jan-1970");
     }
