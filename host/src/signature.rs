@@ -17,48 +17,15 @@ pub fn sanitize(html: &str) -> Result<Option<String>, String> {
     Ok((!clean.is_empty()).then(|| clean.to_owned()))
 }
 
-/// The text form of sanitized HTML: tags dropped, line breaks where blocks and `<br>` were,
-/// entities decoded, blank runs collapsed.
+/// The text form of sanitized HTML: blocks and `<br>` as line breaks, entities decoded,
+/// no decoration and no wrapping.
 pub fn to_text(html: &str) -> String {
-    let mut text = String::with_capacity(html.len());
-    let mut rest = html;
-    while let Some(start) = rest.find('<') {
-        text.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find('>') else {
-            break;
-        };
-        let tag = rest[start + 1..start + end]
-            .trim_start_matches('/')
-            .split(|c: char| c.is_whitespace() || c == '/')
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        if matches!(
-            tag.as_str(),
-            "br" | "p" | "div" | "li" | "tr" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "table"
-        ) {
-            text.push('\n');
-        }
-        rest = &rest[start + end + 1..];
-    }
-    text.push_str(rest);
-    let decoded = text
-        .replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&");
-    let lines: Vec<&str> = decoded.lines().map(str::trim_end).collect();
-    let mut out = String::new();
-    for line in lines {
-        if line.trim().is_empty() && (out.is_empty() || out.ends_with("\n\n")) {
-            continue;
-        }
-        out.push_str(line.trim_start());
-        out.push('\n');
-    }
-    out.trim_end().to_owned()
+    const UNWRAPPED: usize = 100_000;
+    let text = html2text::config::plain()
+        .string_from_read(html.as_bytes(), UNWRAPPED)
+        .unwrap_or_default();
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    lines.join("\n").trim().to_owned()
 }
 
 #[cfg(test)]
@@ -86,6 +53,10 @@ mod tests {
         assert_eq!(
             to_text("<p>Jane Doe<br>Sales &amp; Support</p><p>ACME</p>"),
             "Jane Doe\nSales & Support\n\nACME"
+        );
+        assert_eq!(
+            to_text("<div>Caf&eacute; &#8212; <i>open</i></div>"),
+            "Café — open"
         );
     }
 }

@@ -26,6 +26,7 @@ use crate::folder::Folder;
 use crate::net::policy::AllowList;
 use crate::net::{NetPolicy, TlsPolicy};
 use anyhow::{Context, anyhow, bail};
+use futures::future::BoxFuture;
 use sandbox::{
     CpuBudgetExceeded, JobAccount, JobLimits, JobState, MemoryLimitExceeded, OutputCaps, TICK,
 };
@@ -33,7 +34,6 @@ use sha2::{Digest, Sha256};
 use sink::SinkPool;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -74,7 +74,7 @@ enum Pool {
     Test,
 }
 
-type JobFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+type JobFuture<'a, R> = BoxFuture<'a, wasmtime::Result<R>>;
 
 impl Runtime {
     /// Builds the engine, starts the epoch ticker and loads the built-in connectors. In

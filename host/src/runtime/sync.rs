@@ -11,20 +11,16 @@ use crate::folder::Folder;
 use crate::mail::work::{Work, WorkDone};
 use crate::mail::{HeldRange, PageLimits, SyncPage, SyncStart};
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use std::sync::Arc;
 use wasmtime::Store;
 
 /// Answers a connector's `held(folder)`: the runs of ids the host holds for a folder path.
-pub type HeldLookup = Arc<
-    dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = Vec<HeldRange>> + Send>> + Send + Sync,
->;
+pub type HeldLookup = Arc<dyn Fn(String) -> BoxFuture<'static, Vec<HeldRange>> + Send + Sync>;
 
 /// Answers a connector's `known(probes)`: whether the host holds each (Message-ID, size).
-pub type KnownLookup = Arc<
-    dyn Fn(Vec<(String, u64)>) -> std::pin::Pin<Box<dyn Future<Output = Vec<bool>> + Send>>
-        + Send
-        + Sync,
->;
+pub type KnownLookup =
+    Arc<dyn Fn(Vec<(String, u64)>) -> BoxFuture<'static, Vec<bool>> + Send + Sync>;
 
 /// A folder to sync in this job.
 #[derive(Debug, Clone)]
