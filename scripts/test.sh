@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of Mailroom, on a fresh machine too: installs what the
 # end-to-end tests start (Dovecot, an aiosmtpd SMTP server, openssl) and the wasm target,
-# then checks formatting and lints and runs the whole test suite.
+# then checks formatting and lints, runs the whole test suite, and checks the API against
+# its OpenAPI document with Schemathesis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # A one-off build gains nothing from incremental state; it only costs disk.
@@ -23,6 +24,8 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace 2>&1 | tee "$log" || status=$?
+# The API against its own OpenAPI document, every Schemathesis check.
+tests/schemathesis/run.sh target/debug/mailroom || status=$?
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"

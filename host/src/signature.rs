@@ -21,7 +21,7 @@ pub fn sanitize(html: &str) -> Result<Option<String>, String> {
 /// no decoration and no wrapping.
 pub fn to_text(html: &str) -> String {
     const UNWRAPPED: usize = 100_000;
-    let text = html2text::config::plain()
+    let text = html2text::config::plain_no_decorate()
         .string_from_read(html.as_bytes(), UNWRAPPED)
         .unwrap_or_default();
     let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
@@ -51,7 +51,7 @@ mod tests {
     #[test]
     fn the_text_form_keeps_lines() {
         assert_eq!(
-            to_text("<p>Jane Doe<br>Sales &amp; Support</p><p>ACME</p>"),
+            to_text("<p>Jane <b>Doe</b><br>Sales &amp; Support</p><p>ACME</p>"),
             "Jane Doe\nSales & Support\n\nACME"
         );
         assert_eq!(

@@ -1,9 +1,10 @@
-//! The HTTP API (docs/api.md): routes, authentication, and the mapping from domain results to
-//! JSON responses. Handlers return `Result<Response, ApiError>`; errors become the API's error
-//! shape here and in [`error::recover`], nowhere else.
+//! The HTTP API (docs/api.md): dispatch over the declared routes ([`routes::ROUTES`]),
+//! authentication, and the mapping from domain results to JSON responses. Handlers return
+//! `Result<Response, ApiError>`; errors become the API's error shape here and in
+//! [`error::recover`], nowhere else.
 //!
-//! Routes match the path before the method, so an unknown path is a 404 and a known path
-//! with the wrong method a 405.
+//! A request is matched on its path first: an unknown path is a 404, a known path with
+//! another method a 405 that says in `Allow` which methods it has.
 
 mod accounts;
 pub mod auth;
@@ -17,6 +18,7 @@ mod outbox;
 mod paging;
 mod rate_limit;
 mod records;
+mod routes;
 mod users;
 
 use crate::runtime::Runtime;
@@ -31,7 +33,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use warp::Filter;
 use warp::filters::BoxedFilter;
-use warp::http::StatusCode;
+use warp::filters::path::FullPath;
+use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::{Reply, Response};
 
 pub use openapi::document as openapi_document;
@@ -102,21 +105,6 @@ pub fn no_content() -> Response {
 /// A request body, or why it was refused.
 type Body = Result<Bytes, ApiError>;
 
-fn parse_json(body: Body) -> Result<serde_json::Value, ApiError> {
-    serde_json::from_slice(&body?)
-        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
-}
-
-/// The request body, read up to `max` bytes. Size errors are answers of the route itself
-/// rather than rejections, which warp would let another route's 405 outrank.
-fn body(max: u64) -> impl Filter<Extract = (Body,), Error = warp::Rejection> + Clone {
-    warp::header::optional::<u64>("content-length")
-        .and(warp::body::stream())
-        .and_then(move |length: Option<u64>, stream| async move {
-            Ok::<_, std::convert::Infallible>(read_body(length, stream, max).await)
-        })
-}
-
 async fn read_body<B: bytes::Buf>(
     length: Option<u64>,
     stream: impl futures::Stream<Item = Result<B, warp::Error>>,
@@ -157,35 +145,6 @@ async fn read_body<B: bytes::Buf>(
         }
     }
     Ok(body.freeze())
-}
-
-/// What every authenticated route starts from.
-#[derive(Clone)]
-struct Request {
-    app: Arc<App>,
-    authorization: Option<String>,
-    act_as: Option<String>,
-}
-
-impl Request {
-    /// Authenticates, then runs `handler`; any error becomes the error shape.
-    async fn run<F, Fut>(self, handler: F) -> Response
-    where
-        F: FnOnce(Arc<App>, auth::Caller) -> Fut,
-        Fut: Future<Output = Result<Response, ApiError>>,
-    {
-        let result = async {
-            let caller = auth::authenticate(
-                self.app.store.as_ref(),
-                self.authorization.as_deref(),
-                self.act_as.as_deref(),
-            )
-            .await?;
-            handler(self.app, caller).await
-        }
-        .await;
-        result.unwrap_or_else(Reply::into_response)
-    }
 }
 
 /// Runs a creating request once per `Idempotency-Key` (per caller and endpoint, 24 hours):
@@ -248,408 +207,138 @@ where
 
 /// Every route of the API, with rejections turned into JSON errors.
 pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
-    let max_body = app.max_body_bytes;
-    let max_attachment = app.max_attachment_bytes;
-    let request = warp::any()
-        .map(move || app.clone())
-        .and(warp::header::optional::<String>("authorization"))
-        .and(warp::header::optional::<String>("x-mailroom-user"))
-        .map(|app, authorization, act_as| Request {
-            app,
-            authorization,
-            act_as,
-        });
-    let query = || warp::query::<HashMap<String, String>>();
-    let body = move || body(max_body);
-    let idempotency_key = || warp::header::optional::<String>("idempotency-key");
-
-    let healthz = warp::path!("healthz")
-        .and(warp::get())
-        .map(|| json(&serde_json::json!({"status": "ok"})));
-    let openapi = warp::path!("v1" / "openapi.json")
-        .and(warp::get())
-        .map(|| json(&openapi::document()));
-
-    let connectors = warp::path!("v1" / "connectors")
-        .and(warp::get())
-        .and(request.clone())
-        .and(query())
-        .then(|r: Request, q: HashMap<String, String>| {
-            r.run(move |app, _caller| async move { connectors::list(&app, &q).await })
-        });
-
-    // Users and tokens.
-    let create_user = warp::path!("v1" / "users")
-        .and(warp::post())
-        .and(request.clone())
-        .and(body())
-        .then(|r: Request, b: Body| {
-            r.run(move |app, caller| async move {
-                    users::create(&app, &caller, &parse_json(b)?).await
-                })
-        });
-    let list_users = warp::path!("v1" / "users")
-        .and(warp::get())
-        .and(request.clone())
-        .and(query())
-        .then(|r: Request, q: HashMap<String, String>| {
-            r.run(move |app, caller| async move { users::list(&app, &caller, &q).await })
-        });
-    let get_user = warp::path!("v1" / "users" / String)
-        .and(warp::get())
-        .and(request.clone())
-        .then(|id: String, r: Request| {
-            r.run(move |app, caller| async move { users::get(&app, &caller, &id).await })
-        });
-    let update_user = warp::path!("v1" / "users" / String)
-        .and(warp::patch())
-        .and(request.clone())
-        .and(body())
-        .then(|id: String, r: Request, b: Body| {
-            r.run(move |app, caller| async move {
-                users::update(&app, &caller, &id, &parse_json(b)?).await
-            })
-        });
-    let list_user_tokens = warp::path!("v1" / "users" / String / "tokens")
-        .and(warp::get())
-        .and(request.clone())
-        .and(query())
-        .then(|id: String, r: Request, q: HashMap<String, String>| {
-            r.run(
-                move |app, caller| async move { users::list_tokens(&app, &caller, &id, &q).await },
-            )
-        });
-    let revoke_user_token = warp::path!("v1" / "users" / String / "tokens" / String)
-        .and(warp::delete())
-        .and(request.clone())
-        .then(|user: String, id: String, r: Request| {
-            r.run(move |app, caller| async move {
-                users::revoke_token(&app, &caller, Some(&user), &id).await
-            })
-        });
-    let me = warp::path!("v1" / "me")
-        .and(warp::get())
-        .and(request.clone())
-        .then(|r: Request| r.run(|app, caller| async move { users::me(&app, &caller).await }));
-    let update_me = warp::path!("v1" / "me")
-        .and(warp::patch())
-        .and(request.clone())
-        .and(body())
-        .then(|r: Request, b: Body| {
-            r.run(move |app, caller| async move {
-                users::update_me(&app, &caller, &parse_json(b)?).await
-            })
-        });
-    let create_token = warp::path!("v1" / "me" / "tokens")
-        .and(warp::post())
-        .and(request.clone())
-        .and(body())
-        .then(|r: Request, b: Body| {
-            r.run(move |app, caller| async move {
-                users::create_token(&app, &caller, &parse_json(b)?).await
-            })
-        });
-    let revoke_token = warp::path!("v1" / "me" / "tokens" / String)
-        .and(warp::delete())
-        .and(request.clone())
-        .then(|id: String, r: Request| {
-            r.run(move |app, caller| async move {
-                    users::revoke_token(&app, &caller, None, &id).await
-                })
-        });
-
-    // Accounts.
-    let test_account = warp::path!("v1" / "accounts" / "test")
-        .and(warp::post())
-        .and(request.clone())
-        .and(body())
-        .then(|r: Request, b: Body| {
-            r.run(move |app, caller| async move {
-                accounts::test(&app, &caller, &parse_json(b)?).await
-            })
-        });
-    let create_account = warp::path!("v1" / "accounts")
-        .and(warp::post())
-        .and(request.clone())
-        .and(idempotency_key())
-        .and(body())
-        .then(|r: Request, key: Option<String>, b: Body| {
-            r.run(move |app, caller| async move {
-                let body = parse_json(b)?;
-                idempotent(&app, &caller, "POST /v1/accounts", key, || {
-                    accounts::create(&app, &caller, &body)
-                })
-                .await
-            })
-        });
-    let list_accounts = warp::path!("v1" / "accounts")
-        .and(warp::get())
-        .and(request.clone())
-        .and(query())
-        .then(|r: Request, q: HashMap<String, String>| {
-            r.run(move |app, caller| async move { accounts::list(&app, &caller, &q).await })
-        });
-    let get_account = warp::path!("v1" / "accounts" / String)
-        .and(warp::get())
-        .and(request.clone())
-        .then(|id: String, r: Request| {
-            r.run(move |app, caller| async move { accounts::get(&app, &caller, &id).await })
-        });
-    let update_account = warp::path!("v1" / "accounts" / String)
-        .and(warp::patch())
-        .and(request.clone())
-        .and(body())
-        .then(|id: String, r: Request, b: Body| {
-            r.run(move |app, caller| async move {
-                accounts::update(&app, &caller, &id, &parse_json(b)?).await
-            })
-        });
-    let delete_account = warp::path!("v1" / "accounts" / String)
-        .and(warp::delete())
-        .and(request.clone())
-        .then(|id: String, r: Request| {
-            r.run(move |app, caller| async move { accounts::delete(&app, &caller, &id).await })
-        });
-    let set_primary = warp::path!("v1" / "accounts" / String / "primary")
-        .and(warp::put())
-        .and(request.clone())
-        .then(|id: String, r: Request| {
-            r.run(move |app, caller| async move { accounts::set_primary(&app, &caller, &id).await })
-        });
-    let unset_primary = warp::path!("v1" / "accounts" / String / "primary")
-        .and(warp::delete())
-        .and(request.clone())
-        .then(|id: String, r: Request| {
-            r.run(
-                move |app, caller| async move { accounts::unset_primary(&app, &caller, &id).await },
-            )
-        });
-    let reconnect = warp::path!("v1" / "accounts" / String / "reconnect")
-        .and(warp::post())
-        .and(request.clone())
-        .and(body())
-        .then(|id: String, r: Request, b: Body| {
-            r.run(move |app, caller| async move {
-                accounts::reconnect(&app, &caller, &id, &parse_json(b)?).await
-            })
-        });
-    let folders = warp::path!("v1" / "accounts" / String / "folders")
-        .and(warp::get())
-        .and(request.clone())
-        .and(query())
-        .then(|id: String, r: Request, q: HashMap<String, String>| {
-            r.run(move |app, caller| async move { accounts::folders(&app, &caller, &id, &q).await })
-        });
-
-    let sync = warp::path!("v1" / "accounts" / String / "sync")
-        .and(warp::post())
-        .and(request.clone())
-        .then(|id: String, r: Request| {
-            r.run(move |app, caller| async move { accounts::sync(&app, &caller, &id).await })
-        });
-
-    // Messages and events.
-    let list_messages = warp::path!("v1" / "accounts" / String / "messages")
-        .and(warp::get())
-        .and(request.clone())
-        .and(query())
-        .then(|id: String, r: Request, q: HashMap<String, String>| {
-            r.run(move |app, caller| async move { messages::list(&app, &caller, &id, &q).await })
-        });
-    let get_message = warp::path!("v1" / "messages" / String)
-        .and(warp::get())
-        .and(request.clone())
-        .and(query())
-        .then(|id: String, r: Request, q: HashMap<String, String>| {
-            r.run(move |app, caller| async move { messages::get(&app, &caller, &id, &q).await })
-        });
-    let raw_message = warp::path!("v1" / "messages" / String / "raw")
-        .and(warp::get())
-        .and(request.clone())
-        .then(|id: String, r: Request| {
-            r.run(move |app, caller| async move { messages::raw(&app, &caller, &id).await })
-        });
-    let attachment = warp::path!("v1" / "messages" / String / "attachments" / String)
-        .and(warp::get())
-        .and(request.clone())
-        .then(|id: String, attachment: String, r: Request| {
-            r.run(move |app, caller| async move {
-                messages::attachment(&app, &caller, &id, &attachment).await
-            })
-        });
-    let update_message = warp::path!("v1" / "messages" / String)
-        .and(warp::patch())
-        .and(request.clone())
-        .and(body())
-        .then(|id: String, r: Request, b: Body| {
-            r.run(move |app, caller| async move {
-                messages::update(&app, &caller, &id, &parse_json(b)?).await
-            })
-        });
-    let move_message = warp::path!("v1" / "messages" / String / "move")
-        .and(warp::post())
-        .and(request.clone())
-        .and(body())
-        .then(|id: String, r: Request, b: Body| {
-            r.run(move |app, caller| async move {
-                messages::move_to(&app, &caller, &id, &parse_json(b)?).await
-            })
-        });
-    let delete_message = warp::path!("v1" / "messages" / String)
-        .and(warp::delete())
-        .and(request.clone())
-        .then(|id: String, r: Request| {
-            r.run(move |app, caller| async move { messages::delete(&app, &caller, &id).await })
-        });
-    // Attachments come base64-encoded in the body: it may be larger than elsewhere.
-    let send_body_limit = max_body + max_attachment * 4 / 3 + 64 * 1024;
-    let send = warp::path!("v1" / "accounts" / String / "send")
-        .and(warp::post())
-        .and(request.clone())
-        .and(idempotency_key())
-        .and(self::body(send_body_limit))
-        .then(|id: String, r: Request, key: Option<String>, b: Body| {
-            r.run(move |app, caller| async move {
-                let body = parse_json(b)?;
-                let endpoint = format!("POST /v1/accounts/{id}/send");
-                let key_for_id = key.clone();
-                idempotent(&app, &caller, &endpoint, key, || {
-                    outbox::send(&app, &caller, &id, &body, key_for_id.as_deref())
-                })
-                .await
-            })
-        });
-    let outbox_entry = warp::path!("v1" / "outbox" / String)
-        .and(warp::get())
-        .and(request.clone())
-        .then(|id: String, r: Request| {
-            r.run(move |app, caller| async move { outbox::get(&app, &caller, &id).await })
-        });
-    // Records.
-    let put_record = warp::path!("v1" / "records" / String / String)
-        .and(warp::put())
-        .and(request.clone())
-        .and(body())
-        .then(|kind: String, id: String, r: Request, b: Body| {
-            r.run(move |app, caller| async move {
-                records::put(&app, &caller, &kind, &id, &parse_json(b)?).await
-            })
-        });
-    let get_record = warp::path!("v1" / "records" / String / String)
-        .and(warp::get())
-        .and(request.clone())
-        .then(|kind: String, id: String, r: Request| {
-            r.run(move |app, caller| async move { records::get(&app, &caller, &kind, &id).await })
-        });
-    let delete_record = warp::path!("v1" / "records" / String / String)
-        .and(warp::delete())
-        .and(request.clone())
-        .then(|kind: String, id: String, r: Request| {
-            r.run(
-                move |app, caller| async move { records::delete(&app, &caller, &kind, &id).await },
-            )
-        });
-    let list_records = warp::path!("v1" / "records" / String)
-        .and(warp::get())
-        .and(request.clone())
-        .and(query())
-        .then(|kind: String, r: Request, q: HashMap<String, String>| {
-            r.run(move |app, caller| async move {
-                records::list_records(&app, &caller, &kind, &q).await
-            })
-        });
-    let timeline = warp::path!("v1" / "records" / String / String / "messages")
-        .and(warp::get())
-        .and(request.clone())
-        .and(query())
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
         .then(
-            |kind: String, id: String, r: Request, q: HashMap<String, String>| {
-                r.run(move |app, caller| async move {
-                    records::timeline(&app, &caller, &kind, &id, &q).await
-                })
+            move |method, path: FullPath, query: String, headers: HeaderMap, body| {
+                dispatch(app.clone(), method, path, query, headers, body)
             },
-        );
-    let timeline_message = warp::path!("v1" / "records" / String / String / "messages" / String)
-        .and(warp::get())
-        .and(request.clone())
-        .and(query())
-        .then(
-            |kind: String, id: String, message: String, r: Request, q: HashMap<String, String>| {
-                r.run(move |app, caller| async move {
-                    records::timeline_message(&app, &caller, &kind, &id, &message, &q).await
-                })
-            },
-        );
-    let timeline_attachment = warp::path!(
-        "v1" / "records" / String / String / "messages" / String / "attachments" / String
-    )
-    .and(warp::get())
-    .and(request.clone())
-    .then(
-        |kind: String, id: String, message: String, attachment: String, r: Request| {
-            r.run(move |app, caller| async move {
-                records::timeline_attachment(&app, &caller, &kind, &id, &message, &attachment).await
-            })
-        },
-    );
-    let events = warp::path!("v1" / "events")
-        .and(warp::get())
-        .and(request.clone())
-        .and(query())
-        .then(|r: Request, q: HashMap<String, String>| {
-            r.run(move |app, caller| async move { events::list(&app, &caller, &q).await })
-        });
-
-    let routes: [BoxedFilter<(Response,)>; 41] = [
-        healthz.boxed(),
-        openapi.boxed(),
-        connectors.boxed(),
-        create_user.boxed(),
-        list_users.boxed(),
-        get_user.boxed(),
-        update_user.boxed(),
-        revoke_user_token.boxed(),
-        me.boxed(),
-        update_me.boxed(),
-        create_token.boxed(),
-        revoke_token.boxed(),
-        list_user_tokens.boxed(),
-        test_account.boxed(),
-        create_account.boxed(),
-        list_accounts.boxed(),
-        get_account.boxed(),
-        update_account.boxed(),
-        delete_account.boxed(),
-        set_primary.boxed(),
-        unset_primary.boxed(),
-        reconnect.boxed(),
-        folders.boxed(),
-        sync.boxed(),
-        list_messages.boxed(),
-        get_message.boxed(),
-        raw_message.boxed(),
-        attachment.boxed(),
-        update_message.boxed(),
-        move_message.boxed(),
-        delete_message.boxed(),
-        send.boxed(),
-        outbox_entry.boxed(),
-        put_record.boxed(),
-        get_record.boxed(),
-        delete_record.boxed(),
-        list_records.boxed(),
-        timeline.boxed(),
-        timeline_message.boxed(),
-        timeline_attachment.boxed(),
-        events.boxed(),
-    ];
-    routes
-        .into_iter()
-        .reduce(|all, route| all.or(route).unify().boxed())
-        .expect("there are routes")
+        )
         .recover(error::recover)
         .unify()
         .with(warp::trace::request())
         .map(Reply::into_response)
         .boxed()
+}
+
+/// A header as text, or a 400 naming it.
+fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
+    headers
+        .get(name)
+        .map(|value| {
+            value
+                .to_str()
+                .map(str::to_owned)
+                .map_err(|_| ApiError::bad_request(format!("the {name} header is malformed")))
+        })
+        .transpose()
+}
+
+/// Finds the route of a request, authenticates, reads what the route needs and runs it.
+async fn dispatch<B: bytes::Buf>(
+    app: Arc<App>,
+    method: Method,
+    path: FullPath,
+    query: String,
+    headers: HeaderMap,
+    body: impl futures::Stream<Item = Result<B, warp::Error>>,
+) -> Response {
+    let path = path.as_str();
+    let mut candidates: Vec<(&routes::Route, Vec<String>, usize)> = routes::ROUTES
+        .iter()
+        .filter_map(|route| {
+            route
+                .matches(path)
+                .map(|(params, literal)| (route, params, literal))
+        })
+        .collect();
+    if candidates.is_empty() {
+        return ApiError::no_endpoint().into_response();
+    }
+    // The most literal match wins: `/v1/accounts/test` is not an account's path.
+    let most_literal = candidates.iter().map(|(_, _, literal)| *literal).max();
+    candidates.retain(|(_, _, literal)| Some(*literal) == most_literal);
+    let wanted = method.as_str().to_ascii_lowercase();
+    let Some(index) = candidates
+        .iter()
+        .position(|(route, _, _)| route.method == wanted)
+    else {
+        let mut allowed: Vec<String> = candidates
+            .iter()
+            .map(|(route, _, _)| route.method.to_ascii_uppercase())
+            .collect();
+        allowed.sort();
+        allowed.dedup();
+        let mut response = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this path does not accept that method",
+        )
+        .into_response();
+        if let Ok(allow) = warp::http::HeaderValue::from_str(&allowed.join(", ")) {
+            response
+                .headers_mut()
+                .insert(warp::http::header::ALLOW, allow);
+        }
+        return response;
+    };
+    let (route, params, _) = candidates.swap_remove(index);
+    let call = async {
+        let query = if route.reads_query() {
+            serde_urlencoded::from_str::<HashMap<String, String>>(&query)
+                .map_err(|_| ApiError::bad_request("the query string is malformed"))?
+        } else {
+            HashMap::new()
+        };
+        let caller = if route.auth {
+            let authorization = header(&headers, "authorization")?;
+            let act_as = header(&headers, "x-mailroom-user")?;
+            Some(
+                auth::authenticate(
+                    app.store.as_ref(),
+                    authorization.as_deref(),
+                    act_as.as_deref(),
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        let idempotency_key = if route.idempotent {
+            header(&headers, "idempotency-key")?
+        } else {
+            None
+        };
+        let body = match route.body {
+            Some(_) => {
+                let length = header(&headers, "content-length")?
+                    .map(|v| v.trim().parse::<u64>())
+                    .transpose()
+                    .map_err(|_| ApiError::bad_request("the content-length header is malformed"))?;
+                let max = match route.body_limit {
+                    routes::BodyLimit::Standard => app.max_body_bytes,
+                    // Attachments come base64-encoded in the body.
+                    routes::BodyLimit::WithAttachments => {
+                        app.max_body_bytes + app.max_attachment_bytes * 4 / 3 + 64 * 1024
+                    }
+                };
+                read_body(length, body, max).await?
+            }
+            None => Bytes::new(),
+        };
+        (route.handler)(routes::Call {
+            app: app.clone(),
+            caller,
+            params,
+            query,
+            body,
+            idempotency_key,
+        })
+        .await
+    };
+    call.await.unwrap_or_else(Reply::into_response)
 }

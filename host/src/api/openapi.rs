@@ -1,234 +1,70 @@
-//! `GET /v1/openapi.json`: the OpenAPI 3 description of the API, built from [`ROUTES`], the
-//! one list of endpoints. A test calls every route listed here and checks the server knows it.
+//! `GET /v1/openapi.json`: the OpenAPI 3 description of the API, built from the routes'
+//! declarations ([`super::routes::ROUTES`]) and the shapes of their bodies.
 
+use super::routes::{ROUTES, Route};
 use serde_json::{Value, json};
 
-pub struct Route {
-    pub method: &'static str,
-    pub path: &'static str,
-    pub summary: &'static str,
-    /// Whether a bearer token is needed.
-    pub auth: bool,
-    /// The request body's schema.
-    pub body: Option<&'static str>,
-    /// The success status and its body's schema.
-    pub ok: (u16, Option<&'static str>),
-    /// A paged collection (`limit`, `cursor`).
-    pub paged: bool,
+fn operation_id(route: &Route) -> String {
+    format!("{} {}", route.method, route.path)
 }
 
-const fn route(method: &'static str, path: &'static str, summary: &'static str) -> Route {
-    Route {
-        method,
-        path,
-        summary,
-        auth: true,
-        body: None,
-        ok: (200, None),
-        paged: false,
+/// Where a response leads: from an operation that creates something to every operation on
+/// it (its id from the answer, or from the path it was put at), and from a send to its
+/// outbox entry and a message list to its first message. These let a client (or a test
+/// tool) follow the API from the ids it is given.
+fn links(route: &Route) -> serde_json::Map<String, Value> {
+    let mut links = serde_json::Map::new();
+    let mut link = |target: &Route, parameters: Value| {
+        links.insert(
+            format!("{} {}", target.method, target.path).replace(['/', '{', '}', ' '], "_"),
+            json!({"operationId": operation_id(target), "parameters": parameters}),
+        );
+    };
+    let targets = |prefix: &str| {
+        let prefix = prefix.to_owned();
+        ROUTES
+            .iter()
+            .filter(move |t| t.path.starts_with(&prefix) && t.path != prefix)
+    };
+    match (route.method, route.ok.0) {
+        // A new item of a collection: the operations on `{collection}/{param}…`.
+        ("post", 201) => {
+            for target in targets(&format!("{}/{{", route.path)) {
+                let rest = &target.path[route.path.len() + 2..];
+                let param = rest.split('}').next().unwrap_or("id");
+                link(target, json!({param: "$response.body#/id"}));
+            }
+        }
+        // An item put at its own path: the operations on it and below.
+        ("put", _) if route.path.ends_with('}') => {
+            let params: serde_json::Map<String, Value> = route
+                .path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .map(|p| (p.to_owned(), json!(format!("$request.path.{p}"))))
+                .collect();
+            for target in ROUTES
+                .iter()
+                .filter(|t| t.path.starts_with(route.path) && !std::ptr::eq(*t, route))
+            {
+                link(target, Value::Object(params.clone()));
+            }
+        }
+        _ => {}
     }
+    let outbox = ROUTES.iter().find(|t| t.path == "/v1/outbox/{id}");
+    if route.path == "/v1/accounts/{id}/send"
+        && let Some(target) = outbox
+    {
+        link(target, json!({"id": "$response.body#/outbox_id"}));
+    }
+    if route.path == "/v1/accounts/{id}/messages" {
+        for target in ROUTES.iter().filter(|t| t.path == "/v1/messages/{id}") {
+            link(target, json!({"id": "$response.body#/items/0/id"}));
+        }
+    }
+    links
 }
-
-impl Route {
-    const fn public(mut self) -> Self {
-        self.auth = false;
-        self
-    }
-    const fn body(mut self, schema: &'static str) -> Self {
-        self.body = Some(schema);
-        self
-    }
-    const fn ok(mut self, status: u16, schema: Option<&'static str>) -> Self {
-        self.ok = (status, schema);
-        self
-    }
-    const fn paged(mut self, item: &'static str) -> Self {
-        self.paged = true;
-        self.ok = (200, Some(item));
-        self
-    }
-}
-
-pub const ROUTES: &[Route] = &[
-    route("get", "/healthz", "Liveness")
-        .public()
-        .ok(200, Some("Health")),
-    route("get", "/v1/openapi.json", "This document").public(),
-    route("get", "/v1/connectors", "Loaded connectors").paged("Connector"),
-    route("post", "/v1/users", "Create a user (admin)")
-        .body("UserCreate")
-        .ok(201, Some("User")),
-    route("get", "/v1/users", "List users (admin)").paged("User"),
-    route("get", "/v1/users/{id}", "Get a user (admin)").ok(200, Some("User")),
-    route("patch", "/v1/users/{id}", "Change a user (admin)")
-        .body("UserPatch")
-        .ok(200, Some("User")),
-    route(
-        "get",
-        "/v1/users/{id}/tokens",
-        "A user's tokens, never their secrets (admin)",
-    )
-    .paged("TokenInfo"),
-    route(
-        "delete",
-        "/v1/users/{id}/tokens/{token_id}",
-        "Revoke a user's token (admin)",
-    )
-    .ok(204, None),
-    route("get", "/v1/me", "The caller").ok(200, Some("Me")),
-    route("patch", "/v1/me", "Change the caller's signature")
-        .body("MePatch")
-        .ok(200, Some("Me")),
-    route("post", "/v1/me/tokens", "Create a token for the caller")
-        .body("TokenCreate")
-        .ok(201, Some("NewToken")),
-    route(
-        "delete",
-        "/v1/me/tokens/{token_id}",
-        "Revoke one of the caller's tokens",
-    )
-    .ok(204, None),
-    route(
-        "post",
-        "/v1/accounts/test",
-        "Test a connection and list its folders",
-    )
-    .body("Connection")
-    .ok(200, Some("TestResult")),
-    route("post", "/v1/accounts", "Connect an account")
-        .body("AccountCreate")
-        .ok(201, Some("Account")),
-    route(
-        "get",
-        "/v1/accounts",
-        "Accounts the caller may see, primary first",
-    )
-    .paged("Account"),
-    route("get", "/v1/accounts/{id}", "Get an account").ok(200, Some("Account")),
-    route("patch", "/v1/accounts/{id}", "Change an account")
-        .body("AccountPatch")
-        .ok(200, Some("Account")),
-    route(
-        "delete",
-        "/v1/accounts/{id}",
-        "Delete an account with everything Mailroom holds for it",
-    )
-    .ok(204, None),
-    route(
-        "put",
-        "/v1/accounts/{id}/primary",
-        "Make the account the caller's primary",
-    )
-    .ok(200, Some("Account")),
-    route(
-        "delete",
-        "/v1/accounts/{id}/primary",
-        "Unset the caller's primary",
-    )
-    .ok(204, None),
-    route(
-        "post",
-        "/v1/accounts/{id}/reconnect",
-        "Re-test and re-enable an account",
-    )
-    .body("Reconnect")
-    .ok(200, Some("Account")),
-    route("get", "/v1/accounts/{id}/folders", "An account's folders").paged("AccountFolderCounts"),
-    route(
-        "post",
-        "/v1/accounts/{id}/sync",
-        "Ask for a sync of the account",
-    )
-    .ok(202, Some("SyncRequested")),
-    route(
-        "get",
-        "/v1/accounts/{id}/messages",
-        "An account's messages, newest first (folder, unread, q)",
-    )
-    .paged("Message"),
-    route(
-        "get",
-        "/v1/messages/{id}",
-        "A message with its bodies and attachments",
-    )
-    .ok(200, Some("MessageFull")),
-    route(
-        "get",
-        "/v1/messages/{id}/raw",
-        "A message's raw bytes (message/rfc822)",
-    ),
-    route(
-        "get",
-        "/v1/messages/{id}/attachments/{attachment_id}",
-        "An attachment's contents",
-    ),
-    route(
-        "patch",
-        "/v1/messages/{id}",
-        "Mark read, unread, starred (pushed to the server)",
-    )
-    .body("MessagePatch")
-    .ok(200, Some("Message")),
-    route(
-        "post",
-        "/v1/messages/{id}/move",
-        "Move a message to another folder",
-    )
-    .body("MessageMove")
-    .ok(200, Some("Message")),
-    route(
-        "delete",
-        "/v1/messages/{id}",
-        "Delete a message (to the trash; for good from the trash)",
-    )
-    .ok(204, None),
-    route(
-        "post",
-        "/v1/accounts/{id}/send",
-        "Send a message (with the caller's signature)",
-    )
-    .body("Send")
-    .ok(202, Some("SendQueued")),
-    route("get", "/v1/outbox/{id}", "How a send went").ok(200, Some("OutboxEntry")),
-    route(
-        "put",
-        "/v1/records/{type}/{id}",
-        "Create (201) or replace (200) a record: contacts, companies, deals",
-    )
-    .body("RecordPut")
-    .ok(200, Some("Record")),
-    route("get", "/v1/records/{type}/{id}", "Get a record").ok(200, Some("Record")),
-    route(
-        "delete",
-        "/v1/records/{type}/{id}",
-        "Delete a record and its filing",
-    )
-    .ok(204, None),
-    route(
-        "get",
-        "/v1/records/{type}",
-        "Records of a type (created_by)",
-    )
-    .paged("Record"),
-    route(
-        "get",
-        "/v1/records/{type}/{id}/messages",
-        "A record's messages across all accounts, newest first",
-    )
-    .paged("Message"),
-    route(
-        "get",
-        "/v1/records/{type}/{id}/messages/{message_id}",
-        "A message on a record's timeline",
-    )
-    .ok(200, Some("MessageFull")),
-    route(
-        "get",
-        "/v1/records/{type}/{id}/messages/{message_id}/attachments/{attachment_id}",
-        "An attachment of a message on a record's timeline",
-    ),
-    route("get", "/v1/events", "The event log (after, wait)").paged("Event"),
-];
 
 fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
@@ -246,17 +82,33 @@ pub fn document() -> Value {
             .path
             .split('/')
             .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .map(|name| {
+                let schema = match name {
+                    "type" => json!({"type": "string", "enum": ["contacts", "companies", "deals"]}),
+                    // The CRM's own ids.
+                    "id" if route.path.starts_with("/v1/records/") => {
+                        json!({"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"})
+                    }
+                    _ => json!({"type": "string", "minLength": 1}),
+                };
+                json!({"name": name, "in": "path", "required": true, "schema": schema})
+            })
             .collect();
         if route.paged {
             parameters.push(json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}));
             parameters.push(json!({"name": "cursor", "in": "query", "schema": {"type": "string"}}));
         }
+        for (name, schema, description) in route.query {
+            let schema: Value = serde_json::from_str(schema).expect("a query schema is JSON");
+            parameters.push(
+                json!({"name": name, "in": "query", "description": description, "schema": schema}),
+            );
+        }
         if route.auth {
             parameters.push(json!({"name": "X-Mailroom-User", "in": "header", "description": "For service tokens: the user to act as.", "schema": {"type": "string"}}));
         }
-        if route.path == "/v1/accounts" && route.method == "post" {
-            parameters.push(json!({"name": "Idempotency-Key", "in": "header", "description": "A retry with the same key within 24 h returns the first result.", "schema": {"type": "string", "maxLength": 255}}));
+        if route.idempotent {
+            parameters.push(json!({"name": "Idempotency-Key", "in": "header", "description": "A retry with the same key within 24 h returns the first result.", "schema": {"type": "string", "minLength": 1, "maxLength": 255}}));
         }
         let (status, schema) = route.ok;
         let success = match (schema, route.paged) {
@@ -272,8 +124,20 @@ pub fn document() -> Value {
             }
             (None, _) => json!({"description": "Success"}),
         };
+        let mut success = success;
+        let links = links(route);
+        if !links.is_empty() {
+            success["links"] = Value::Object(links);
+        }
         let mut responses = serde_json::Map::new();
+        if route.may_create {
+            responses.insert("201".into(), success.clone());
+        }
         responses.insert(status.to_string(), success);
+        responses.insert(
+            "default".into(),
+            error_response("Any other answer is an error in this shape"),
+        );
         responses.insert("400".into(), error_response("Malformed request"));
         if route.auth {
             responses.insert("401".into(), error_response("Missing or unknown token"));
@@ -292,7 +156,7 @@ pub fn document() -> Value {
         }
         let mut operation = json!({
             "summary": route.summary,
-            "operationId": format!("{} {}", route.method, route.path),
+            "operationId": operation_id(route),
             "parameters": parameters,
             "responses": responses,
         });
@@ -322,18 +186,47 @@ pub fn document() -> Value {
     })
 }
 
+/// Text as the API takes it: trimmed, not blank, no control characters, at most `max`.
+fn text(max: usize) -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": max,
+           "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"})
+}
+
+fn nullable(mut schema: Value) -> Value {
+    schema["nullable"] = json!(true);
+    schema
+}
+
+/// A request body's object: only the properties named; an optional one may also be `null`,
+/// which the API takes as absent.
+fn request(required: &[&str], mut properties: Value) -> Value {
+    if let Some(properties) = properties.as_object_mut() {
+        for (name, schema) in properties.iter_mut() {
+            if !required.contains(&name.as_str()) && schema.get("type").is_some() {
+                schema["nullable"] = json!(true);
+            }
+        }
+    }
+    json!({"type": "object", "required": required, "properties": properties,
+           "additionalProperties": false})
+}
+
 fn schemas() -> Value {
     let string = json!({"type": "string"});
     let nullable_string = json!({"type": "string", "nullable": true});
+    let external_id = json!({"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"});
     let server = json!({"type": "object", "required": ["host", "port", "encryption"], "properties": {
         "host": string, "port": {"type": "integer", "minimum": 1, "maximum": 65535},
         "encryption": {"type": "string", "enum": ["ssl", "starttls", "none"]}}});
     let role = json!({"type": "string", "nullable": true, "enum": ["inbox", "sent", "drafts", "trash", "spam", "archive", "all", null]});
+    let email = json!({"type": "string", "format": "email", "maxLength": 254});
     let connection = json!({
-        "connector": string, "email": string, "password": string, "username": nullable_string,
-        "imap": schema_ref("Server"), "smtp": schema_ref("Server"),
+        "connector": {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$"},
+        "email": email, "password": {"type": "string", "minLength": 1, "maxLength": 1024},
+        "username": {"type": "string", "nullable": true, "minLength": 1, "maxLength": 254},
+        "imap": schema_ref("ServerInput"), "smtp": schema_ref("ServerInput"),
         "allow_insecure_certificate": {"type": "boolean"},
-        "settings": {"type": "object", "additionalProperties": true},
+        "settings": {"type": "object", "additionalProperties": {"type": "string"}},
     });
     let mut account_create = connection.clone();
     let create_extra = json!({
@@ -341,7 +234,7 @@ fn schemas() -> Value {
         "sync_from": {"type": "string", "enum": ["now", "1_month", "3_months", "6_months"]},
         "create_contact": {"type": "boolean"},
         "active_folders": {"type": "array", "items": string},
-        "display_name": string,
+        "display_name": text(200),
     });
     if let (Some(target), Some(extra)) = (account_create.as_object_mut(), create_extra.as_object())
     {
@@ -395,21 +288,26 @@ fn schemas() -> Value {
             "auth": {"type": "string", "enum": ["password", "oauth2"]},
             "servers": {"type": "array", "items": string}, "builtin": {"type": "boolean"}, "digest": string}},
         "User": {"type": "object", "properties": user},
-        "UserCreate": {"type": "object", "required": ["name", "email", "role"], "properties": {
-            "name": string, "email": string, "role": {"type": "string", "enum": ["admin", "member"]},
-            "shared_inbox": {"type": "boolean"}, "external_id": string}},
-        "UserPatch": {"type": "object", "properties": {
-            "name": string, "email": string, "role": {"type": "string", "enum": ["admin", "member"]},
-            "shared_inbox": {"type": "boolean"}, "external_id": nullable_string,
-            "disabled": {"type": "boolean"}}},
+        "UserCreate": request(&["name", "email", "role"], json!({
+            "name": text(200), "email": email, "role": {"type": "string", "enum": ["admin", "member"]},
+            "shared_inbox": {"type": "boolean"}, "external_id": external_id})),
+        "UserPatch": request(&[], json!({
+            "name": text(200), "email": email, "role": {"type": "string", "enum": ["admin", "member"]},
+            "shared_inbox": {"type": "boolean"},
+            "external_id": {"type": "string", "nullable": true, "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+            "disabled": {"type": "boolean"}})),
         "TokenInfo": {"type": "object", "properties": {"id": string, "name": string,
             "created_at": string, "last_used_at": nullable_string}},
         "Me": {"type": "object", "properties": me},
-        "MePatch": {"type": "object", "properties": {"signature": nullable_string}},
-        "TokenCreate": {"type": "object", "required": ["name"], "properties": {"name": string}},
+        "MePatch": request(&[], json!({"signature": {"type": "string", "nullable": true, "maxLength": 16384}})),
+        "TokenCreate": request(&["name"], json!({"name": text(100)})),
         "NewToken": {"type": "object", "properties": {"id": string, "token": string, "name": string, "created_at": string}},
         "Server": server,
-        "Connection": {"type": "object", "required": ["connector", "email", "password"], "properties": connection},
+        "ServerInput": request(&["host", "port", "encryption"], json!({
+            "host": {"type": "string", "minLength": 1, "maxLength": 253},
+            "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+            "encryption": {"type": "string", "enum": ["ssl", "starttls", "none"]}})),
+        "Connection": request(&["connector", "email", "password"], connection),
         "TestResult": {"type": "object", "required": ["ok"], "properties": {
             "ok": {"type": "boolean"},
             "folders": {"type": "array", "items": schema_ref("Folder")},
@@ -417,11 +315,12 @@ fn schemas() -> Value {
             "error": {"type": "object", "properties": {"code": string, "message": string}}}},
         "Folder": {"type": "object", "properties": {"id": string, "name": string, "role": role,
             "selectable": {"type": "boolean"}, "default_active": {"type": "boolean"}}},
-        "AccountCreate": {"type": "object", "required": ["connector", "email", "password", "kind", "sync_from"], "properties": account_create},
-        "AccountPatch": {"type": "object", "properties": {
-            "display_name": nullable_string, "create_contact": {"type": "boolean"},
-            "active_folders": {"type": "array", "items": string}, "enabled": {"type": "boolean"}}},
-        "Reconnect": {"type": "object", "required": ["connector", "email", "password"], "properties": reconnect},
+        "AccountCreate": request(&["connector", "email", "password", "kind", "sync_from"], account_create),
+        "AccountPatch": request(&[], json!({
+            "display_name": nullable(text(200)),
+            "create_contact": {"type": "boolean"},
+            "active_folders": {"type": "array", "maxItems": 1000, "items": string}, "enabled": {"type": "boolean"}})),
+        "Reconnect": request(&["connector", "email", "password"], reconnect),
         "Account": {"type": "object", "properties": {
             "id": string, "kind": {"type": "string", "enum": ["shared", "personal"]}, "owner_id": string,
             "connector": string, "email": string, "display_name": nullable_string, "username": nullable_string,
@@ -448,20 +347,21 @@ fn schemas() -> Value {
         "Event": {"type": "object", "properties": {"seq": {"type": "integer"}, "type": string,
             "at": string, "data": {"type": "object", "additionalProperties": true}}},
         "RecordRef": {"type": "object", "properties": {"type": {"type": "string", "enum": ["contacts", "companies", "deals"]}, "id": string}},
-        "RecordPut": {"type": "object", "required": ["name"], "properties": {"name": string,
-            "emails": {"type": "array", "items": string}, "domains": {"type": "array", "items": string},
+        "RecordPut": request(&["name"], json!({"name": text(200),
+            "emails": {"type": "array", "items": email}, "domains": {"type": "array", "items": string},
             "company_ids": {"type": "array", "items": string}, "contact_ids": {"type": "array", "items": string},
-            "visible_to": {"type": "array", "nullable": true, "items": string}}},
+            "visible_to": {"type": "array", "nullable": true, "items": string}})),
         "Record": {"type": "object", "properties": {"type": {"type": "string", "enum": ["contacts", "companies", "deals"]},
             "id": string, "name": string, "emails": {"type": "array", "items": string},
             "domains": {"type": "array", "items": string}, "company_ids": {"type": "array", "items": string},
             "contact_ids": {"type": "array", "items": string},
             "created_by": {"type": "string", "enum": ["crm", "mailroom"]},
             "visible_to": {"type": "array", "nullable": true, "items": string}}},
-        "MessagePatch": {"type": "object", "properties": {"seen": {"type": "boolean"}, "flagged": {"type": "boolean"}}},
-        "MessageMove": {"type": "object", "required": ["folder_id"], "properties": {"folder_id": string}},
-        "Recipient": {"type": "object", "required": ["email"], "properties": {"email": string, "name": string}},
-        "Send": {"type": "object", "properties": {
+        "MessagePatch": {"type": "object", "minProperties": 1, "additionalProperties": false,
+            "properties": {"seen": {"type": "boolean"}, "flagged": {"type": "boolean"}}},
+        "MessageMove": request(&["folder_id"], json!({"folder_id": text(512)})),
+        "Recipient": request(&["email"], json!({"email": email, "name": text(200)})),
+        "Send": {"type": "object", "additionalProperties": false, "properties": {
             "to": {"type": "array", "items": schema_ref("Recipient")},
             "cc": {"type": "array", "items": schema_ref("Recipient")},
             "bcc": {"type": "array", "items": schema_ref("Recipient")},
@@ -481,4 +381,35 @@ fn schemas() -> Value {
         "AccountFolderCounts": {"type": "object", "properties": {"id": string, "name": string, "role": role,
             "active": {"type": "boolean"}, "unread": {"type": "integer"}, "total": {"type": "integer"}}},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_described_once_with_its_headers_and_parameters() {
+        let document = document();
+        let paths = document["paths"].as_object().unwrap();
+        let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(operations, ROUTES.len());
+        let send = &paths["/v1/accounts/{id}/send"]["post"];
+        let headers: Vec<&str> = send["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "header")
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert!(headers.contains(&"Idempotency-Key"), "{headers:?}");
+        let events = &paths["/v1/events"]["get"]["parameters"];
+        assert!(
+            events
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "wait"),
+            "{events}"
+        );
+    }
 }
