@@ -4,6 +4,7 @@
 //! These host functions are the whole network surface a connector can reach. Each checks
 //! the job's account before acting; none of them ever returns a secret.
 
+use self::mailroom::connector::{auth, log, net, types};
 use super::super::host::{escape_controls, truncate};
 use super::super::sandbox::{JobState, OutputCaps};
 use crate::account::ConnectionSpec;
@@ -12,7 +13,6 @@ use crate::endpoint::Encryption;
 use crate::folder::{Folder, FolderRole};
 use crate::net::Connection;
 use crate::net::preauth::Protocol;
-use mailroom::connector::{auth, log, net, types};
 use wasmtime::component::{HasSelf, Linker, Resource};
 
 wasmtime::component::bindgen!({

@@ -2,13 +2,13 @@
 //! the host's `mail` interface: what the host holds (`held`, `known`) and body sinks for
 //! messages larger than a page.
 
+use self::mailroom::connector0_2_0::mail;
 use super::super::host::{Denied, truncate};
 use super::super::sandbox::JobState;
 use super::super::sink::BodySink;
 use super::{Fetched, FolderRequest};
 use crate::connector::{ConnectorError, ErrorKind};
 use crate::mail::{Fetched as FetchedMessage, Flags, PageLimits, SyncPage, SyncStart};
-use mailroom::connector0_2_0::mail;
 use std::time::Instant;
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker, Resource};

@@ -1,12 +1,12 @@
 //! `mailroom:connector@0.3.0`: a connector that also changes mail on the server and sends
 //! (the exported `changes`), for the outbox. It introduced no host interface.
 
+use self::mailroom::connector0_3_0::changes;
 use super::super::host::truncate;
 use super::super::sandbox::JobState;
 use super::v0_2_0::flags_to_wit;
 use crate::connector::ConnectorError;
 use crate::mail::work::{Delivery, SmtpReply, Work, WorkChange, WorkDone};
-use mailroom::connector0_3_0::changes;
 use wasmtime::Store;
 
 wasmtime::component::bindgen!({
