@@ -221,12 +221,16 @@ pub fn remembered(txn: &dyn Reader, key: &str) -> Result<Option<Remembered>> {
     IDEMPOTENCY.get(txn, &id(key))
 }
 
-/// Remembers an answer, and forgets those past their 24 hours.
+/// Remembers an answer, and forgets those past their 24 hours (and any that no longer
+/// reads as an answer).
 pub fn remember(txn: &mut dyn Writer, key: &str, response: &Remembered) -> Result<()> {
+    const STORED: Table<Bytes> = Table::new(IDEMPOTENCY.name);
     let horizon = response.at_unix - 24 * 3600;
     let mut expired = Vec::new();
-    IDEMPOTENCY.scan_prefix(txn, &Key::new(), false, |mut stored_key, stored| {
-        if stored.at_unix < horizon {
+    STORED.scan_prefix(txn, &Key::new(), false, |mut stored_key, bytes| {
+        let current = serde_json::from_slice::<Remembered>(&bytes)
+            .is_ok_and(|stored| stored.at_unix >= horizon);
+        if !current {
             expired.push(stored_key.str()?);
         }
         Ok(true)
@@ -540,5 +544,20 @@ pub(super) mod tests {
         assert!(kv.read(|txn| remembered(txn, "k1")).unwrap().is_none());
         let kept = kv.read(|txn| remembered(txn, "k2")).unwrap().unwrap();
         assert_eq!(kept.status, 202);
+
+        // A damaged answer is forgotten rather than blocking every later one.
+        const RAW: Table<Bytes> = Table::new(IDEMPOTENCY.name);
+        kv.write(|txn| RAW.put(txn, &id("broken"), &b"{not json".to_vec()))
+            .await
+            .unwrap();
+        kv.write(move |txn| remember(txn, "k4", &answer(1_002 + 24 * 3600)))
+            .await
+            .unwrap();
+        assert!(
+            kv.read(|txn| RAW.get(txn, &id("broken")))
+                .unwrap()
+                .is_none()
+        );
+        assert!(kv.read(|txn| remembered(txn, "k4")).unwrap().is_some());
     }
 }

@@ -23,8 +23,8 @@ fn seq_of(key: &[u8]) -> Result<u64> {
 
 /// The newest event's number; 0 before the first.
 pub fn last_seq(txn: &dyn Reader) -> Result<u64> {
-    match EVENTS.first(txn, &Key::new(), true)? {
-        Some((key, _)) => seq_of(&key),
+    match EVENTS.first_key(txn, &Key::new(), true)? {
+        Some(key) => seq_of(&key),
         None => Ok(0),
     }
 }
@@ -62,8 +62,8 @@ pub fn push(txn: &mut dyn Writer, kind: &str, data: Value) -> Result<u64> {
 
 /// Up to `limit` events after `after`, and the oldest number the log still holds.
 pub fn after(txn: &dyn Reader, after: u64, limit: usize) -> Result<(Vec<Event>, u64)> {
-    let oldest = match EVENTS.first(txn, &Key::new(), false)? {
-        Some((key, _)) => seq_of(&key)?,
+    let oldest = match EVENTS.first_key(txn, &Key::new(), false)? {
+        Some(key) => seq_of(&key)?,
         None => 1,
     };
     let mut events = Vec::new();

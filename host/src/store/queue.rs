@@ -280,11 +280,16 @@ pub fn file_sent_copy(
 
 /// Marks a change duty as found gone once; it stays first in the queue.
 pub fn defer_duty(txn: &mut dyn Writer, entry: &OutboxEntry) -> Result<()> {
+    let key = duty_key(&entry.account_id, entry.seq);
+    // Gone meanwhile (the account was deleted): nothing to put back.
+    if !OUTBOX.contains(txn, &key)? {
+        return Ok(());
+    }
     let mut duty = entry.duty.clone();
     if let Duty::Change { retried, .. } = &mut duty {
         *retried = true;
     }
-    OUTBOX.put(txn, &duty_key(&entry.account_id, entry.seq), &duty)
+    OUTBOX.put(txn, &key, &duty)
 }
 
 pub fn drop_duty(txn: &mut dyn Writer, entry: &OutboxEntry) -> Result<()> {
@@ -315,6 +320,7 @@ mod tests {
     use crate::mail::FlagUpdate;
     use crate::mail::Flags;
     use crate::mail::parse::parse;
+    use crate::store::kv::Backend;
     use crate::store::kv::memory::MemoryBackend;
     use crate::store::mail::FolderSync;
     use crate::store::{KvStore, MailStore, OutboxStore};
@@ -447,6 +453,20 @@ mod tests {
             store.held("acc", &archive).await.unwrap(),
             [(3, Flags::default())]
         );
+    }
+
+    #[tokio::test]
+    async fn a_duty_of_a_deleted_account_is_not_put_back() {
+        let (_dir, store, id) = store_with("7", Flags::default()).await;
+        store.queue_change(&id, Change::Expunge).await.unwrap();
+        let entry = store.next_duty("acc", 0).await.unwrap().unwrap();
+        store
+            .backend
+            .write(|txn| delete_account_outbox(txn, "acc"))
+            .await
+            .unwrap();
+        store.defer_duty(&entry).await.unwrap();
+        assert!(store.next_duty("acc", 0).await.unwrap().is_none());
     }
 
     #[tokio::test]

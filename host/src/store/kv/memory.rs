@@ -3,7 +3,6 @@
 
 use super::{Backend, Reader, Result, Visit, Writer};
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
@@ -121,20 +120,18 @@ impl Backend for MemoryBackend {
         f(&Snapshot(self.snapshot()))
     }
 
-    fn write<T: Send + 'static>(
+    // Like the others, the transaction runs when the future is awaited.
+    async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut dyn Writer) -> Result<T> + Send + 'static,
-    ) -> impl Future<Output = Result<T>> + Send {
-        let outcome = {
-            let _one_writer = self.writer.lock().expect("memory store poisoned");
-            let mut txn = Transaction((*self.snapshot()).clone());
-            let value = f(&mut txn);
-            if value.is_ok() {
-                *self.committed.lock().expect("memory store poisoned") = Arc::new(txn.0);
-            }
-            value
-        };
-        std::future::ready(outcome)
+    ) -> Result<T> {
+        let _one_writer = self.writer.lock().expect("memory store poisoned");
+        let mut txn = Transaction((*self.snapshot()).clone());
+        let value = f(&mut txn);
+        if value.is_ok() {
+            *self.committed.lock().expect("memory store poisoned") = Arc::new(txn.0);
+        }
+        value
     }
 }
 

@@ -10,6 +10,11 @@
 //! Transaction functions are synchronous: the embedded backend runs them on its writer
 //! thread; a networked one runs them on a blocking thread, each primitive a round trip.
 //!
+//! What a backend must guarantee: write transactions run **one at a time** (the rules count
+//! on it: the next event number, the outbox's numbering, unique external ids and one
+//! created contact per address are read and written in the same transaction), and a read
+//! sees one committed state throughout. Keys compare as unsigned bytes.
+//!
 //! Keys are tuples ([`Key`]) encoded so that byte order is tuple order and a tuple's
 //! encoding is a prefix of every longer tuple that starts with it; values are typed by their
 //! table ([`Table`]).
@@ -20,6 +25,7 @@ pub mod redb;
 use super::{Result, StoreError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::borrow::Cow;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::ops::Bound;
@@ -152,6 +158,21 @@ impl<'a> KeyReader<'a> {
         String::from_utf8(self.bytes()?).map_err(|_| damaged("a key"))
     }
 
+    /// A string element, borrowed from the key when it holds no escaped `00` byte.
+    pub fn text(&mut self) -> Result<Cow<'a, str>> {
+        let end = self
+            .0
+            .windows(2)
+            .position(|pair| pair[0] == 0)
+            .ok_or_else(|| damaged("a key"))?;
+        if self.0[end + 1] != 1 {
+            return self.str().map(Cow::Owned);
+        }
+        let text = std::str::from_utf8(&self.0[..end]).map_err(|_| damaged("a key"))?;
+        self.0 = &self.0[end + 2..];
+        Ok(Cow::Borrowed(text))
+    }
+
     pub fn bytes(&mut self) -> Result<Vec<u8>> {
         let mut value = Vec::new();
         let mut rest = self.0;
@@ -203,7 +224,8 @@ fn damaged(what: &str) -> StoreError {
 /// How a table's values are written.
 pub trait Codec {
     type Value;
-    fn encode(value: &Self::Value) -> Result<Vec<u8>>;
+    /// The bytes to keep: borrowed when the value is already bytes.
+    fn encode(value: &Self::Value) -> Result<Cow<'_, [u8]>>;
     fn decode(bytes: &[u8]) -> Result<Self::Value>;
 }
 
@@ -212,8 +234,10 @@ pub struct Json<T>(PhantomData<T>);
 
 impl<T: Serialize + DeserializeOwned> Codec for Json<T> {
     type Value = T;
-    fn encode(value: &T) -> Result<Vec<u8>> {
-        serde_json::to_vec(value).map_err(|e| StoreError::Backend(format!("cannot encode: {e}")))
+    fn encode(value: &T) -> Result<Cow<'_, [u8]>> {
+        serde_json::to_vec(value)
+            .map(Cow::Owned)
+            .map_err(|e| StoreError::Backend(format!("cannot encode: {e}")))
     }
     fn decode(bytes: &[u8]) -> Result<T> {
         serde_json::from_slice(bytes)
@@ -226,8 +250,8 @@ pub struct Bytes;
 
 impl Codec for Bytes {
     type Value = Vec<u8>;
-    fn encode(value: &Vec<u8>) -> Result<Vec<u8>> {
-        Ok(value.clone())
+    fn encode(value: &Vec<u8>) -> Result<Cow<'_, [u8]>> {
+        Ok(Cow::Borrowed(value))
     }
     fn decode(bytes: &[u8]) -> Result<Vec<u8>> {
         Ok(bytes.to_vec())
@@ -239,8 +263,8 @@ pub struct Text;
 
 impl Codec for Text {
     type Value = String;
-    fn encode(value: &String) -> Result<Vec<u8>> {
-        Ok(value.as_bytes().to_vec())
+    fn encode(value: &String) -> Result<Cow<'_, [u8]>> {
+        Ok(Cow::Borrowed(value.as_bytes()))
     }
     fn decode(bytes: &[u8]) -> Result<String> {
         String::from_utf8(bytes.to_vec()).map_err(|_| damaged("a stored id"))
@@ -252,8 +276,8 @@ pub struct Unit;
 
 impl Codec for Unit {
     type Value = ();
-    fn encode(_: &()) -> Result<Vec<u8>> {
-        Ok(Vec::new())
+    fn encode(_: &()) -> Result<Cow<'_, [u8]>> {
+        Ok(Cow::Borrowed(&[]))
     }
     fn decode(_: &[u8]) -> Result<()> {
         Ok(())
@@ -290,6 +314,40 @@ impl<C: Codec> Table<C> {
 
     pub fn delete(&self, txn: &mut dyn Writer, key: &Key) -> Result<bool> {
         txn.delete(self.name, key.as_bytes())
+    }
+
+    /// Visits the entries whose keys start with `prefix` with their stored bytes, not
+    /// decoded, in key order or reversed, until `visit` returns `false`.
+    pub fn scan_prefix_raw(
+        &self,
+        txn: &dyn Reader,
+        prefix: &Key,
+        reverse: bool,
+        mut visit: impl FnMut(KeyReader<'_>, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let (from, to) = prefix.prefix_range();
+        txn.scan(
+            self.name,
+            from,
+            to.as_ref().map(Vec::as_slice),
+            reverse,
+            &mut |key, value| visit(KeyReader::new(&key[prefix.0.len()..]), value),
+        )
+    }
+
+    /// The first (or with `reverse`, last) key that starts with `prefix`, without it.
+    pub fn first_key(
+        &self,
+        txn: &dyn Reader,
+        prefix: &Key,
+        reverse: bool,
+    ) -> Result<Option<Vec<u8>>> {
+        let mut found = None;
+        self.scan_prefix_raw(txn, prefix, reverse, |rest, _| {
+            found = Some(rest.0.to_vec());
+            Ok(false)
+        })?;
+        Ok(found)
     }
 
     /// Removes a key and returns its value.
@@ -331,6 +389,11 @@ impl<C: Codec> Table<C> {
         reverse: bool,
         mut visit: impl FnMut(KeyReader<'_>, C::Value) -> Result<bool>,
     ) -> Result<()> {
+        for bound in [after, before] {
+            if let Bound::Included(key) | Bound::Excluded(key) = bound {
+                debug_assert!(key.0.starts_with(&prefix.0), "a bound outside its prefix");
+            }
+        }
         let (start, end) = prefix.prefix_range();
         let from = match after {
             Bound::Unbounded => start,
@@ -419,6 +482,13 @@ impl<C: Codec> Table<C> {
     }
 }
 
+impl Table<Bytes> {
+    /// Keeps bytes the caller holds as a slice, without copying them first.
+    pub fn put_slice(&self, txn: &mut dyn Writer, key: &Key, value: &[u8]) -> Result<()> {
+        txn.put(self.name, key.as_bytes(), value)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -476,6 +546,12 @@ pub(crate) mod tests {
         assert_eq!(reader.bytes().unwrap(), [0, 1, 0xFF]);
         assert_eq!(reader.str().unwrap(), "");
         assert!(reader.u64().is_err());
+
+        let key = Key::new().str("a\0b").str("cd").u64(1);
+        let mut reader = KeyReader::new(key.as_bytes());
+        assert_eq!(reader.text().unwrap(), "a\0b");
+        assert!(matches!(reader.text().unwrap(), Cow::Borrowed("cd")));
+        assert_eq!(reader.u64().unwrap(), 1);
     }
 
     /// What every backend must do, run against each of them.

@@ -111,16 +111,21 @@ impl RedbBackend {
     ) -> Result<T> {
         let (done, result) = oneshot::channel();
         let job: Job = Box::new(move |db: &Database| {
-            let outcome = db
-                .begin_write()
-                .map_err(backend)
-                .and_then(|txn| match f(&txn) {
+            let outcome = db.begin_write().map_err(backend).and_then(|txn| {
+                // A transaction function that panics fails its own write, not the writer
+                // thread every later write needs.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&txn)))
+                    .unwrap_or_else(|_| {
+                        Err(StoreError::Backend("a write transaction panicked".into()))
+                    });
+                match ran {
                     Ok(value) => txn.commit().map_err(backend).map(|()| value),
                     Err(error) => {
                         let _ = txn.abort();
                         Err(error)
                     }
-                });
+                }
+            });
             let _ = done.send(outcome);
         });
         self.writer
@@ -312,5 +317,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = RedbBackend::open(&dir.path().join("kv.redb"), 1 << 20, |_| Ok(())).unwrap();
         super::super::tests::a_backend_keeps_ordered_tables_in_transactions(backend).await;
+    }
+
+    #[tokio::test]
+    async fn a_transaction_that_panics_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = RedbBackend::open(&dir.path().join("kv.redb"), 1 << 20, |_| Ok(())).unwrap();
+        let panicked = backend
+            .write(|_| -> Result<()> { panic!("a bug in a rule") })
+            .await;
+        assert!(
+            matches!(panicked, Err(StoreError::Backend(_))),
+            "{panicked:?}"
+        );
+        backend
+            .write(|txn| txn.put("t", b"k", b"v"))
+            .await
+            .expect("the writer still writes");
+        assert_eq!(
+            backend.read(|txn| txn.get("t", b"k")).unwrap(),
+            Some(b"v".to_vec())
+        );
     }
 }
