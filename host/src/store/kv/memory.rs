@@ -29,44 +29,12 @@ impl MemoryBackend {
     }
 }
 
-struct Snapshot(Arc<Tables>);
+/// A write transaction: a copy of the committed tables, which becomes them on success.
 struct Transaction(Tables);
 
-fn scan(
-    tables: &Tables,
-    table: &'static str,
-    from: Bound<&[u8]>,
-    to: Bound<&[u8]>,
-    reverse: bool,
-    visit: &mut Visit<'_>,
-) -> Result<()> {
-    let Some(entries) = tables.get(table) else {
-        return Ok(());
-    };
-    if super::is_empty_range(from, to) {
-        return Ok(());
-    }
-    let range = entries.range::<[u8], _>((from, to));
-    let mut step = |(key, value): (&Vec<u8>, &Vec<u8>)| visit(key, value);
-    if reverse {
-        for entry in range.rev() {
-            if !step(entry)? {
-                break;
-            }
-        }
-    } else {
-        for entry in range {
-            if !step(entry)? {
-                break;
-            }
-        }
-    }
-    Ok(())
-}
-
-impl Reader for Snapshot {
+impl Reader for Tables {
     fn get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.0.get(table).and_then(|t| t.get(key)).cloned())
+        Ok(HashMap::get(self, table).and_then(|t| t.get(key)).cloned())
     }
 
     fn scan(
@@ -77,13 +45,30 @@ impl Reader for Snapshot {
         reverse: bool,
         visit: &mut Visit<'_>,
     ) -> Result<()> {
-        scan(&self.0, table, from, to, reverse, visit)
+        let Some(entries) = HashMap::get(self, table) else {
+            return Ok(());
+        };
+        if super::is_empty_range(from, to) {
+            return Ok(());
+        }
+        let range = entries.range::<[u8], _>((from, to));
+        let ordered: Box<dyn Iterator<Item = _>> = if reverse {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        for (key, value) in ordered {
+            if !visit(key, value)? {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 
 impl Reader for Transaction {
     fn get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.0.get(table).and_then(|t| t.get(key)).cloned())
+        Reader::get(&self.0, table, key)
     }
 
     fn scan(
@@ -94,7 +79,7 @@ impl Reader for Transaction {
         reverse: bool,
         visit: &mut Visit<'_>,
     ) -> Result<()> {
-        scan(&self.0, table, from, to, reverse, visit)
+        Reader::scan(&self.0, table, from, to, reverse, visit)
     }
 }
 
@@ -117,7 +102,7 @@ impl Writer for Transaction {
 
 impl Backend for MemoryBackend {
     fn read<T>(&self, f: impl FnOnce(&dyn Reader) -> Result<T>) -> Result<T> {
-        f(&Snapshot(self.snapshot()))
+        f(&*self.snapshot())
     }
 
     // Like the others, the transaction runs when the future is awaited.
