@@ -208,7 +208,7 @@ const TIMELINE_VIEW: &[QueryParam] = &[REMOTE];
 const EVENTS: &[QueryParam] = &[
     (
         "after",
-        r#"{"type": "integer", "minimum": 0}"#,
+        r#"{"type": "integer", "minimum": 0, "maximum": 18446744073709551615}"#,
         "Events after this sequence number",
     ),
     (
