@@ -1,16 +1,11 @@
-//! The connection settings of a mail account, as the CRM sends them.
-//!
-//! The same body is used to test a connection, to create an account and to re-connect one
-//! (docs/api.md, "Accounts"). It is parsed by hand from JSON rather than derived so that every
-//! mistake is reported with the path of the offending field (`imap.port`, `email`, ...).
+//! Mail accounts: how one is reached ([`ConnectionSpec`]), who works it, which folders sync,
+//! and the rules for the addresses and hosts a connection may name.
 
+use crate::endpoint::ServerSpec;
 use crate::endpoint::refused_address_reason;
-use crate::endpoint::{Encryption, ServerSpec};
 use crate::folder::{Folder, FolderId, FolderRole};
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-use std::fmt;
 use std::net::IpAddr;
 
 /// Everything needed to reach and log in to an account's servers.
@@ -180,30 +175,6 @@ impl Account {
     }
 }
 
-/// A field of a request that is missing or wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
-    pub field: String,
-    pub message: String,
-}
-
-impl Invalid {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Invalid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
-
-impl std::error::Error for Invalid {}
-
 /// The fields of a connection body that are not server blocks.
 const CONNECTION_FIELDS: &[&str] = &[
     "connector",
@@ -242,94 +213,6 @@ pub fn is_reserved_role(name: &str) -> bool {
     CONNECTION_FIELDS.contains(&name) || RESERVED_ROLES.contains(&name)
 }
 
-/// Parses a connection body. `server_roles` are the server blocks the connector declares;
-/// `other_fields` are keys that belong to the surrounding request (e.g. `active_folders` on
-/// create) and are accepted here without being read.
-pub fn parse_connection(
-    body: &Value,
-    server_roles: impl Fn(&str) -> Option<Vec<String>>,
-    other_fields: &[&str],
-) -> Result<ConnectionSpec, Invalid> {
-    let object = body
-        .as_object()
-        .ok_or_else(|| Invalid::new("body", "expected a JSON object"))?;
-    let connector = required_str(object, "connector")?;
-    let roles = server_roles(connector)
-        .ok_or_else(|| Invalid::new("connector", format!("unknown connector `{connector}`")))?;
-
-    for key in object.keys() {
-        let known = CONNECTION_FIELDS.contains(&key.as_str())
-            || other_fields.contains(&key.as_str())
-            || roles.iter().any(|r| r == key);
-        if !known {
-            return Err(Invalid::new(key.as_str(), "unknown field"));
-        }
-    }
-
-    let email = required_str(object, "email")?;
-    validate_email(email).map_err(|m| Invalid::new("email", m))?;
-    let password = match object.get("password") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(p)) if p.is_empty() => {
-            return Err(Invalid::new("password", "must not be empty"));
-        }
-        Some(Value::String(p)) => Some(Secret::new(p.as_str())),
-        Some(_) => return Err(Invalid::new("password", "expected a string")),
-    };
-    let username = optional_str(object, "username")?
-        .map(|u| {
-            if u.is_empty() || u.len() > 320 || u.chars().any(char::is_control) {
-                Err(Invalid::new(
-                    "username",
-                    "must be 1-320 characters without control characters",
-                ))
-            } else {
-                Ok(u.to_owned())
-            }
-        })
-        .transpose()?;
-    let allow_insecure_certificate = match object.get("allow_insecure_certificate") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(Invalid::new(
-                "allow_insecure_certificate",
-                "expected true or false",
-            ));
-        }
-    };
-    let settings = parse_settings(object.get("settings"))?;
-    let servers = roles
-        .iter()
-        .map(|role| parse_server(role, object.get(role.as_str())))
-        .collect::<Result<Vec<_>, _>>()?;
-
-    Ok(ConnectionSpec {
-        connector: connector.to_owned(),
-        email: email.to_owned(),
-        username,
-        password,
-        servers,
-        allow_insecure_certificate,
-        settings,
-    })
-}
-
-fn required_str<'a>(object: &'a Map<String, Value>, field: &str) -> Result<&'a str, Invalid> {
-    optional_str(object, field)?.ok_or_else(|| Invalid::new(field, "is required"))
-}
-
-fn optional_str<'a>(
-    object: &'a Map<String, Value>,
-    field: &str,
-) -> Result<Option<&'a str>, Invalid> {
-    match object.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(Invalid::new(field, "expected a string")),
-    }
-}
-
 /// A deliberately permissive address check: one `@`, a plausible local part and domain,
 /// nothing a header could be smuggled through. Servers are the judges of the rest.
 pub fn validate_email(email: &str) -> Result<(), &'static str> {
@@ -352,65 +235,10 @@ pub fn validate_email(email: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn parse_server(role: &str, value: Option<&Value>) -> Result<ServerSpec, Invalid> {
-    let object = match value {
-        Some(Value::Object(object)) => object,
-        None | Some(Value::Null) => return Err(Invalid::new(role, "is required")),
-        Some(_) => return Err(Invalid::new(role, "expected an object")),
-    };
-    let field = |name: &str| format!("{role}.{name}");
-    for key in object.keys() {
-        if !["host", "port", "encryption"].contains(&key.as_str()) {
-            return Err(Invalid::new(field(key), "unknown field"));
-        }
-    }
-    let host = match object.get("host") {
-        Some(Value::String(h)) => h.trim(),
-        None | Some(Value::Null) => return Err(Invalid::new(field("host"), "is required")),
-        Some(_) => return Err(Invalid::new(field("host"), "expected a string")),
-    };
-    let host = normalize_host(host).map_err(|m| Invalid::new(field("host"), m))?;
-    let port = match object.get("port") {
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .filter(|p| (1..=65535).contains(p))
-            .ok_or_else(|| Invalid::new(field("port"), "must be a whole number from 1 to 65535"))?
-            as u16,
-        None | Some(Value::Null) => return Err(Invalid::new(field("port"), "is required")),
-        Some(_) => {
-            return Err(Invalid::new(
-                field("port"),
-                "must be a whole number from 1 to 65535",
-            ));
-        }
-    };
-    let encryption = match object.get("encryption") {
-        Some(Value::String(e)) => Encryption::parse(e).ok_or_else(|| {
-            Invalid::new(
-                field("encryption"),
-                "must be one of `ssl`, `starttls`, `none`",
-            )
-        })?,
-        None | Some(Value::Null) => return Err(Invalid::new(field("encryption"), "is required")),
-        Some(_) => {
-            return Err(Invalid::new(
-                field("encryption"),
-                "must be one of `ssl`, `starttls`, `none`",
-            ));
-        }
-    };
-    Ok(ServerSpec {
-        role: role.to_owned(),
-        host,
-        port,
-        encryption,
-    })
-}
-
 /// A host name (lower-cased) or an address literal (IPv6 without its brackets). Addresses a
 /// connector may never reach (link-local, cloud metadata) are refused here already, so the
 /// user hears of it before any test.
-fn normalize_host(host: &str) -> Result<String, String> {
+pub fn normalize_host(host: &str) -> Result<String, String> {
     let literal = match host.strip_prefix('[') {
         Some(rest) => rest
             .strip_suffix(']')
@@ -442,100 +270,9 @@ fn normalize_host(host: &str) -> Result<String, String> {
     Ok(host.to_ascii_lowercase())
 }
 
-fn parse_settings(value: Option<&Value>) -> Result<Vec<(String, String)>, Invalid> {
-    let object = match value {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Object(object)) => object,
-        Some(_) => return Err(Invalid::new("settings", "expected an object")),
-    };
-    if object.len() > 64 {
-        return Err(Invalid::new("settings", "has more than 64 entries"));
-    }
-    object
-        .iter()
-        .map(|(key, value)| {
-            let text = match value {
-                Value::String(s) => s.clone(),
-                Value::Bool(_) | Value::Number(_) => value.to_string(),
-                _ => {
-                    return Err(Invalid::new(
-                        format!("settings.{key}"),
-                        "expected a string, number or boolean",
-                    ));
-                }
-            };
-            if key.len() > 64 || text.len() > 4096 {
-                return Err(Invalid::new(format!("settings.{key}"), "is too long"));
-            }
-            Ok((key.clone(), text))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn roles(connector: &str) -> Option<Vec<String>> {
-        (connector == "imap").then(|| vec!["imap".to_owned(), "smtp".to_owned()])
-    }
-
-    fn body() -> Value {
-        json!({
-            "connector": "imap",
-            "email": "alice@example.com",
-            "password": "pw",
-            "imap": {"host": "mail.example.com", "port": 993, "encryption": "ssl"},
-            "smtp": {"host": "mail.example.com", "port": 587, "encryption": "starttls"},
-        })
-    }
-
-    fn error_field(body: Value) -> String {
-        parse_connection(&body, roles, &[]).unwrap_err().field
-    }
-
-    #[test]
-    fn a_complete_body_parses() {
-        let spec = parse_connection(&body(), roles, &[]).unwrap();
-        assert_eq!(spec.login(), "alice@example.com");
-        assert_eq!(
-            spec.server("smtp").unwrap().encryption,
-            Encryption::Starttls
-        );
-        assert_eq!(spec.server("imap").unwrap().port, 993);
-    }
-
-    #[test]
-    fn each_mistake_names_its_field() {
-        let mut b = body();
-        b["imap"]["port"] = json!(70000);
-        assert_eq!(error_field(b), "imap.port");
-        let mut b = body();
-        b["smtp"]["encryption"] = json!("tls");
-        assert_eq!(error_field(b), "smtp.encryption");
-        let mut b = body();
-        b["email"] = json!("not-an-address");
-        assert_eq!(error_field(b), "email");
-        let mut b = body();
-        b["connector"] = json!("pop3");
-        assert_eq!(error_field(b), "connector");
-        let mut b = body();
-        b["colour"] = json!("red");
-        assert_eq!(error_field(b), "colour");
-        let mut b = body();
-        b.as_object_mut().unwrap().remove("smtp");
-        assert_eq!(error_field(b), "smtp");
-        let mut b = body();
-        b["imap"]["host"] = json!("169.254.169.254");
-        assert_eq!(error_field(b), "imap.host");
-        let mut b = body();
-        b["imap"]["host"] = json!("bad host name");
-        assert_eq!(error_field(b), "imap.host");
-        let mut b = body();
-        b["imap"]["host"] = json!("[10.0.0.1");
-        assert_eq!(error_field(b), "imap.host");
-    }
 
     #[test]
     fn sync_from_counts_calendar_months_and_clamps_the_day() {
@@ -554,14 +291,5 @@ mod tests {
             SyncFrom::SixMonths.date_from(datetime!(2028-08-31 00:00 UTC)),
             datetime!(2028-02-29 00:00 UTC)
         );
-    }
-
-    #[test]
-    fn loopback_and_private_servers_are_accepted() {
-        let mut b = body();
-        b["imap"]["host"] = json!("127.0.0.1");
-        b["smtp"]["host"] = json!("[::1]");
-        let spec = parse_connection(&b, roles, &[]).unwrap();
-        assert_eq!(spec.server("smtp").unwrap().host, "::1");
     }
 }

@@ -6,34 +6,62 @@
 //! only. Anyone else is told the account does not exist.
 
 use super::auth::Caller;
-use super::body::Fields;
+use super::body::{self, List, Required, Text};
+use super::connection;
 use super::error::ApiError;
 use super::paging::PageRequest;
 use super::{App, json};
-use crate::account::{
-    Account, AccountFolder, AccountKind, AccountState, ConnectionSpec, SyncFrom, parse_connection,
-};
+use crate::account::{Account, AccountFolder, AccountKind, AccountState, ConnectionSpec, SyncFrom};
 use crate::clock::rfc3339;
 use crate::connector::ConnectorError;
 use crate::folder::Folder;
 use crate::id::new_id;
 use crate::store::StoreError;
 use crate::user::User;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-/// Fields of the create and re-connect bodies besides the connection.
-const CREATE_FIELDS: &[&str] = &[
-    "kind",
-    "sync_from",
-    "create_contact",
-    "active_folders",
-    "display_name",
-];
-const RECONNECT_FIELDS: &[&str] = &["active_folders"];
+/// The fields of a create body besides the connection; a test takes them too (so one body
+/// serves both) and checks them without using them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateFields {
+    kind: Option<Text<16>>,
+    sync_from: Option<Text<16>>,
+    create_contact: Option<bool>,
+    active_folders: Option<List<String, MAX_FOLDERS>>,
+    display_name: Option<Text<200>>,
+}
+
+/// The fields of a re-connect body besides the connection.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReconnectFields {
+    active_folders: Option<List<String, MAX_FOLDERS>>,
+}
+
+/// `PATCH /v1/accounts/{id}`; `display_name: null` clears it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountChange {
+    #[serde(default, deserialize_with = "body::nullable")]
+    display_name: Option<Option<Text<200>>>,
+    create_contact: Option<bool>,
+    active_folders: Option<List<String, MAX_FOLDERS>>,
+    enabled: Option<bool>,
+}
+
+/// Most folders one request may name active.
+const MAX_FOLDERS: usize = 1000;
+
+fn folder_ids(chosen: &Option<List<String, MAX_FOLDERS>>) -> Option<Vec<&str>> {
+    chosen
+        .as_ref()
+        .map(|list| list.0.iter().map(String::as_str).collect())
+}
 
 #[derive(Serialize)]
 #[serde(untagged)]
@@ -55,16 +83,20 @@ struct TestError {
     message: String,
 }
 
-fn parse(app: &App, body: &Value, other_fields: &[&str]) -> Result<ConnectionSpec, ApiError> {
-    let spec = parse_connection(
-        body,
-        |id| app.runtime.connector(id).map(|c| c.info.servers.clone()),
-        other_fields,
-    )?;
+/// The connection in `body`, with a password, and the body's other fields read as `T`.
+fn parse<'a, T: Deserialize<'a>>(
+    app: &App,
+    body: &Value,
+    rest: &'a mut Value,
+) -> Result<(ConnectionSpec, T), ApiError> {
+    let (spec, others) = connection::parse(body, |id| {
+        app.runtime.connector(id).map(|c| c.info.servers.clone())
+    })?;
     if spec.password.is_none() {
         return Err(ApiError::invalid("password", "is required"));
     }
-    Ok(spec)
+    *rest = others;
+    Ok((spec, body::parse(rest)?))
 }
 
 /// How long a caller who has too many tests running is asked to wait.
@@ -122,7 +154,8 @@ fn failed_test(error: ConnectorError) -> ApiError {
 
 /// `POST /v1/accounts/test`
 pub async fn test(app: &App, caller: &Caller, body: &Value) -> Result<Response, ApiError> {
-    let spec = parse(app, body, CREATE_FIELDS)?;
+    let mut rest = Value::Null;
+    let (spec, _): (_, CreateFields) = parse(app, body, &mut rest)?;
     let outcome = match run_test(app, caller, &spec).await? {
         Ok(folders) => TestOutcome::Passed { ok: true, folders },
         Err(error) => TestOutcome::Failed {
@@ -256,10 +289,9 @@ pub async fn create(
     body: &Value,
 ) -> Result<(StatusCode, Value), ApiError> {
     let user = caller.user()?;
-    let spec = parse(app, body, CREATE_FIELDS)?;
-    // parse_connection has refused unknown fields already.
-    let fields = Fields::lenient(body)?;
-    let kind = match fields.required_text("kind", 16)? {
+    let mut rest = Value::Null;
+    let (spec, fields): (_, CreateFields) = parse(app, body, &mut rest)?;
+    let kind = match fields.kind.required("kind")?.as_str() {
         "shared" => AccountKind::Shared,
         "personal" => AccountKind::Personal,
         _ => return Err(ApiError::invalid("kind", "must be `shared` or `personal`")),
@@ -269,15 +301,16 @@ pub async fn create(
             "only an admin may connect a shared account",
         ));
     }
-    let sync_from = SyncFrom::parse(fields.required_text("sync_from", 16)?).ok_or_else(|| {
-        ApiError::invalid(
-            "sync_from",
-            "must be one of `now`, `1_month`, `3_months`, `6_months`",
-        )
-    })?;
-    let create_contact = fields.bool("create_contact")?.unwrap_or(false);
-    let display_name = fields.text("display_name", 200)?.map(str::to_owned);
-    let chosen = fields.strings("active_folders", 1000)?;
+    let sync_from =
+        SyncFrom::parse(fields.sync_from.required("sync_from")?.as_str()).ok_or_else(|| {
+            ApiError::invalid(
+                "sync_from",
+                "must be one of `now`, `1_month`, `3_months`, `6_months`",
+            )
+        })?;
+    let create_contact = fields.create_contact.unwrap_or(false);
+    let display_name = fields.display_name.map(Text::into_inner);
+    let chosen = folder_ids(&fields.active_folders);
     if kind == AccountKind::Personal {
         let owned = app
             .store
@@ -389,23 +422,11 @@ pub async fn update(
     body: &Value,
 ) -> Result<Response, ApiError> {
     let user = caller.user()?;
-    let fields = Fields::new(
-        body,
-        &[
-            "display_name",
-            "create_contact",
-            "active_folders",
-            "enabled",
-        ],
-    )?;
-    let display_name = if fields.has("display_name") {
-        Some(fields.text("display_name", 200)?.map(str::to_owned))
-    } else {
-        None
-    };
-    let create_contact = fields.bool("create_contact")?;
-    let chosen = fields.strings("active_folders", 1000)?;
-    let enabled = fields.bool("enabled")?;
+    let fields: AccountChange = body::parse(body)?;
+    let display_name = fields.display_name.map(|name| name.map(Text::into_inner));
+    let create_contact = fields.create_contact;
+    let chosen = folder_ids(&fields.active_folders);
+    let enabled = fields.enabled;
     // A sync job may change the account's state meanwhile; the change applies to the
     // account as it is then.
     let mut attempts = 0;
@@ -497,15 +518,15 @@ pub async fn reconnect(
 ) -> Result<Response, ApiError> {
     let user = caller.user()?;
     let mut account = managed(app, user, id).await?;
-    let spec = parse(app, body, RECONNECT_FIELDS)?;
+    let mut rest = Value::Null;
+    let (spec, fields): (_, ReconnectFields) = parse(app, body, &mut rest)?;
     if spec.connector != account.connector {
         return Err(ApiError::invalid(
             "connector",
             format!("must stay `{}` for this account", account.connector),
         ));
     }
-    let fields = Fields::lenient(body)?;
-    let chosen = fields.strings("active_folders", 1000)?;
+    let chosen = folder_ids(&fields.active_folders);
     let listing = run_test(app, caller, &spec).await?.map_err(failed_test)?;
     let secret = spec
         .password

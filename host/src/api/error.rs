@@ -90,15 +90,6 @@ impl ApiError {
     }
 }
 
-impl From<crate::account::Invalid> for ApiError {
-    fn from(invalid: crate::account::Invalid) -> Self {
-        if invalid.field == "body" {
-            return Self::bad_request(invalid.message);
-        }
-        Self::invalid(invalid.field, invalid.message)
-    }
-}
-
 impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> Self {
         match error {

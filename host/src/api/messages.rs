@@ -5,7 +5,7 @@
 
 use super::accounts::{can_see, visible};
 use super::auth::Caller;
-use super::body::Fields;
+use super::body::{self, Required, Text};
 use super::error::ApiError;
 use super::paging::{PageRequest, cursor};
 use super::records::Viewer;
@@ -16,6 +16,7 @@ use crate::mail::message::Message;
 use crate::mail::render;
 use crate::store::mail::MessageQuery;
 use crate::store::outbox::Change;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use warp::http::{StatusCode, header};
@@ -289,6 +290,19 @@ async fn change(
     Ok(changed)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlagsBody {
+    seen: Option<bool>,
+    flagged: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveBody {
+    folder_id: Option<Text<512>>,
+}
+
 /// `PATCH /v1/messages/{id}` `{"seen"?, "flagged"?}`
 pub async fn update(
     app: &App,
@@ -296,10 +310,10 @@ pub async fn update(
     id: &str,
     body: &Value,
 ) -> Result<Response, ApiError> {
-    let fields = Fields::new(body, &["seen", "flagged"])?;
+    let fields: FlagsBody = body::parse(body)?;
     let update = FlagUpdate {
-        seen: fields.bool("seen")?,
-        flagged: fields.bool("flagged")?,
+        seen: fields.seen,
+        flagged: fields.flagged,
         answered: None,
     };
     if update.seen.is_none() && update.flagged.is_none() {
@@ -317,8 +331,9 @@ pub async fn move_to(
     id: &str,
     body: &Value,
 ) -> Result<Response, ApiError> {
-    let fields = Fields::new(body, &["folder_id"])?;
-    let folder_id = fields.required_text("folder_id", 512)?;
+    let fields: MoveBody = body::parse(body)?;
+    let folder_id = fields.folder_id.required("folder_id")?;
+    let folder_id = folder_id.as_str();
     let message = change(app, caller, id, |_, account| {
         let folder = account
             .folders

@@ -9,6 +9,7 @@
 mod accounts;
 pub mod auth;
 mod body;
+mod connection;
 mod connectors;
 pub mod error;
 mod events;

@@ -3,7 +3,7 @@
 
 use super::accounts::{can_see, visible};
 use super::auth::Caller;
-use super::body::Fields;
+use super::body::{self, List, Long, Text};
 use super::error::ApiError;
 use super::messages::readable;
 use super::{App, json};
@@ -11,6 +11,7 @@ use crate::mail::compose::{self, Attached, Draft, Original, Signature};
 use crate::mail::message::Address;
 use crate::store::outbox::{Outgoing, SendState};
 use base64::Engine;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use warp::http::StatusCode;
@@ -21,25 +22,67 @@ const MAX_RECIPIENTS: usize = 100;
 /// The largest text or HTML body, in bytes.
 const MAX_BODY_TEXT: usize = 4 * 1024 * 1024;
 
-/// A list of `{"email", "name"?}`.
-fn recipients(fields: &Fields, name: &'static str) -> Result<Vec<Address>, ApiError> {
-    fields
-        .objects(name, MAX_RECIPIENTS)?
-        .iter()
+/// The body of a send (docs/api.md, "Sending").
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendBody<'a> {
+    to: Option<List<Recipient, MAX_RECIPIENTS>>,
+    cc: Option<List<Recipient, MAX_RECIPIENTS>>,
+    bcc: Option<List<Recipient, MAX_RECIPIENTS>>,
+    subject: Option<Text<998>>,
+    text: Option<Long<MAX_BODY_TEXT>>,
+    html: Option<Long<MAX_BODY_TEXT>>,
+    #[serde(borrow)]
+    attachments: Option<List<Attachment<'a>, 100>>,
+    in_reply_to: Option<Text<128>>,
+    signature: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Recipient {
+    email: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Attachment<'a> {
+    filename: Option<Text<255>>,
+    content_type: Option<Text<255>>,
+    /// Borrowed from the request: attachments are the bulk of a send.
+    #[serde(borrow)]
+    content_base64: Option<&'a str>,
+}
+
+/// The addresses of `To`, `Cc` or `Bcc` (`list`), each one a header can carry safely.
+fn recipients(
+    list: Option<List<Recipient, MAX_RECIPIENTS>>,
+    name: &'static str,
+) -> Result<Vec<Address>, ApiError> {
+    list.map(|l| l.0)
+        .unwrap_or_default()
+        .into_iter()
         .map(|item| {
-            item.only(name, &["email", "name"])?;
-            let email = item.required_text("email", 320).map_err(|_| {
-                ApiError::invalid(
-                    name,
-                    "needs an email of 1-320 characters without control characters",
-                )
-            })?;
-            let display = item.text("name", 200).map_err(|_| {
-                ApiError::invalid(
-                    name,
-                    "names must be 1-200 characters without control characters",
-                )
-            })?;
+            let email = item
+                .email
+                .as_deref()
+                .and_then(Text::<320>::check)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        name,
+                        "needs an email of 1-320 characters without control characters",
+                    )
+                })?;
+            let display = match item.name.as_deref() {
+                None => None,
+                Some(display) => Some(Text::<200>::check(display).ok_or_else(|| {
+                    ApiError::invalid(
+                        name,
+                        "names must be 1-200 characters without control characters",
+                    )
+                })?),
+            };
             let address = Address {
                 email: email.to_owned(),
                 name: display.map(str::to_owned),
@@ -50,18 +93,18 @@ fn recipients(fields: &Fields, name: &'static str) -> Result<Vec<Address>, ApiEr
         .collect()
 }
 
-fn attachments(fields: &Fields, max_bytes: u64) -> Result<Vec<Attached>, ApiError> {
+/// The attachments decoded, at most `max_bytes` in all.
+fn attachments(
+    list: Option<List<Attachment<'_>, 100>>,
+    max_bytes: u64,
+) -> Result<Vec<Attached>, ApiError> {
     let mut total = 0u64;
-    fields
-        .objects("attachments", 100)?
-        .iter()
+    list.map(|l| l.0)
+        .unwrap_or_default()
+        .into_iter()
         .map(|item| {
-            item.only(
-                "attachments",
-                &["filename", "content_type", "content_base64"],
-            )?;
             let encoded = item
-                .string("content_base64", usize::MAX)?
+                .content_base64
                 .ok_or_else(|| ApiError::invalid("attachments", "need content_base64"))?;
             let compact: String = encoded.split_ascii_whitespace().collect();
             let bytes = base64::engine::general_purpose::STANDARD
@@ -80,13 +123,13 @@ fn attachments(fields: &Fields, max_bytes: u64) -> Result<Vec<Attached>, ApiErro
             }
             Ok(Attached {
                 filename: item
-                    .text("filename", 255)?
+                    .filename
                     .ok_or_else(|| ApiError::invalid("attachments", "need a filename"))?
-                    .to_owned(),
+                    .into_inner(),
                 content_type: item
-                    .text("content_type", 255)?
-                    .unwrap_or("application/octet-stream")
-                    .to_owned(),
+                    .content_type
+                    .map(Text::into_inner)
+                    .unwrap_or_else(|| "application/octet-stream".to_owned()),
                 bytes,
             })
         })
@@ -109,24 +152,11 @@ pub async fn send(
             "the account is disabled; enable it before sending",
         ));
     }
-    let fields = Fields::new(
-        body,
-        &[
-            "to",
-            "cc",
-            "bcc",
-            "subject",
-            "text",
-            "html",
-            "attachments",
-            "in_reply_to",
-            "signature",
-        ],
-    )?;
+    let fields: SendBody = body::parse(body)?;
     let (to, cc, bcc) = (
-        recipients(&fields, "to")?,
-        recipients(&fields, "cc")?,
-        recipients(&fields, "bcc")?,
+        recipients(fields.to, "to")?,
+        recipients(fields.cc, "cc")?,
+        recipients(fields.bcc, "bcc")?,
     );
     let count = to.len() + cc.len() + bcc.len();
     if count == 0 {
@@ -138,10 +168,10 @@ pub async fn send(
             format!("with cc and bcc may hold at most {MAX_RECIPIENTS} recipients"),
         ));
     }
-    let original = match fields.text("in_reply_to", 128)? {
+    let original = match &fields.in_reply_to {
         None => None,
         Some(id) => {
-            let message = readable(app, caller, id)
+            let message = readable(app, caller, id.as_str())
                 .await
                 .map_err(|_| ApiError::invalid("in_reply_to", "is not a message you can see"))?;
             let raw = app
@@ -153,8 +183,8 @@ pub async fn send(
             Some((message, references))
         }
     };
-    let subject = match (fields.text("subject", 998)?, &original) {
-        (Some(subject), _) => subject.to_owned(),
+    let subject = match (fields.subject, &original) {
+        (Some(subject), _) => subject.into_inner(),
         (None, Some((original, _))) => compose::reply_subject(original.subject.as_deref()),
         (None, None) => {
             return Err(ApiError::invalid(
@@ -163,12 +193,12 @@ pub async fn send(
             ));
         }
     };
-    let text = fields.string("text", MAX_BODY_TEXT)?.map(str::to_owned);
-    let html = fields.string("html", MAX_BODY_TEXT)?.map(str::to_owned);
+    let text = fields.text.map(|t| t.0);
+    let html = fields.html.map(|h| h.0);
     if text.is_none() && html.is_none() {
         return Err(ApiError::invalid("text", "or html must be given"));
     }
-    let signature = match fields.bool("signature")?.unwrap_or(true) {
+    let signature = match fields.signature.unwrap_or(true) {
         true => user.signature.as_ref().map(|html| Signature {
             text: crate::signature::to_text(html),
             html: html.clone(),
@@ -204,7 +234,7 @@ pub async fn send(
         subject,
         text,
         html,
-        attachments: attachments(&fields, app.max_attachment_bytes)?,
+        attachments: attachments(fields.attachments, app.max_attachment_bytes)?,
         message_id: message_id.clone(),
         date: std::time::SystemTime::now(),
         reply_to: original.as_ref().map(|(o, references)| Original {

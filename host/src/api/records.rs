@@ -9,7 +9,7 @@
 
 use super::accounts::can_see;
 use super::auth::Caller;
-use super::body::Fields;
+use super::body::{self, List, Required, Text};
 use super::error::ApiError;
 use super::paging::{PageRequest, cursor};
 use super::{App, json, json_status, no_content};
@@ -19,6 +19,7 @@ use crate::record::{
     Company, Contact, CreatedBy, Deal, Record, RecordRef, RecordType, normalize_domain,
     normalize_email, valid_id,
 };
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -60,28 +61,42 @@ fn may_write(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
+/// A `PUT` body; which of the lists a record takes depends on its type.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordBody {
+    name: Option<Text<200>>,
+    emails: Option<List<String, MAX_ITEMS>>,
+    domains: Option<List<String, MAX_ITEMS>>,
+    contact_ids: Option<List<String, MAX_ITEMS>>,
+    company_ids: Option<List<String, MAX_ITEMS>>,
+    /// Absent or null for everyone, else the ids of the users who may see the record (users
+    /// not created yet are accepted, like the CRM's other ids).
+    visible_to: Option<List<String, MAX_VISIBLE_TO>>,
+}
+
 /// A list of distinct values, each normalized by `normalize` or refused.
-fn list(
-    fields: &Fields,
+fn distinct(
+    values: Option<List<String, MAX_ITEMS>>,
     name: &str,
     normalize: impl Fn(&str) -> Option<String>,
     what: &str,
 ) -> Result<Vec<String>, ApiError> {
     let mut seen = BTreeSet::new();
-    let mut values = Vec::new();
-    for raw in fields.strings(name, MAX_ITEMS)?.unwrap_or_default() {
-        let value = normalize(raw)
+    let mut normalized = Vec::new();
+    for raw in values.map(|l| l.0).unwrap_or_default() {
+        let value = normalize(&raw)
             .ok_or_else(|| ApiError::invalid(name, format!("`{raw}` is not {what}")))?;
         if seen.insert(value.clone()) {
-            values.push(value);
+            normalized.push(value);
         }
     }
-    Ok(values)
+    Ok(normalized)
 }
 
-fn ids(fields: &Fields, name: &str) -> Result<Vec<String>, ApiError> {
-    list(
-        fields,
+fn ids(values: Option<List<String, MAX_ITEMS>>, name: &str) -> Result<Vec<String>, ApiError> {
+    distinct(
+        values,
         name,
         |id| valid_id(id).then(|| id.to_owned()),
         "a record id",
@@ -91,54 +106,57 @@ fn ids(fields: &Fields, name: &str) -> Result<Vec<String>, ApiError> {
 /// The record a `PUT` body describes.
 fn parse(reference: &RecordRef, body: &Value) -> Result<Record, ApiError> {
     let id = reference.id.clone();
-    Ok(match reference.kind {
-        RecordType::Contacts => {
-            let fields = Fields::new(body, &["name", "emails", "company_ids", "visible_to"])?;
-            Record::Contact(Contact {
-                id,
-                name: fields.required_text("name", 200)?.to_owned(),
-                emails: list(&fields, "emails", normalize_email, "an email address")?,
-                company_ids: ids(&fields, "company_ids")?,
-                created_by: CreatedBy::Crm,
-                visible_to: visible_to(&fields)?,
-            })
-        }
-        RecordType::Companies => {
-            let fields = Fields::new(body, &["name", "domains", "visible_to"])?;
-            Record::Company(Company {
-                id,
-                name: fields.required_text("name", 200)?.to_owned(),
-                domains: list(&fields, "domains", normalize_domain, "a domain")?,
-                visible_to: visible_to(&fields)?,
-            })
-        }
-        RecordType::Deals => {
-            let fields = Fields::new(body, &["name", "contact_ids", "company_ids", "visible_to"])?;
-            Record::Deal(Deal {
-                id,
-                name: fields.required_text("name", 200)?.to_owned(),
-                contact_ids: ids(&fields, "contact_ids")?,
-                company_ids: ids(&fields, "company_ids")?,
-                visible_to: visible_to(&fields)?,
-            })
-        }
-    })
-}
-
-/// `visible_to`: absent or null for everyone, else the ids of the users who may see the record
-/// (users not created yet are accepted, like the CRM's other ids).
-fn visible_to(fields: &Fields) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(users) = fields.strings("visible_to", MAX_VISIBLE_TO)? else {
-        return Ok(None);
+    let fields: RecordBody = body::parse(body)?;
+    let takes: &[&str] = match reference.kind {
+        RecordType::Contacts => &["emails", "company_ids"],
+        RecordType::Companies => &["domains"],
+        RecordType::Deals => &["contact_ids", "company_ids"],
     };
-    let mut seen = BTreeSet::new();
-    for user in &users {
-        if user.is_empty() || user.len() > 128 {
-            return Err(ApiError::invalid("visible_to", "must list user ids"));
-        }
-        seen.insert(user.to_string());
+    let given = [
+        ("emails", fields.emails.is_some()),
+        ("domains", fields.domains.is_some()),
+        ("contact_ids", fields.contact_ids.is_some()),
+        ("company_ids", fields.company_ids.is_some()),
+    ];
+    if let Some((other, _)) = given
+        .iter()
+        .find(|(name, given)| *given && !takes.contains(name))
+    {
+        return Err(ApiError::invalid(*other, "is not a known field"));
     }
-    Ok(Some(seen.into_iter().collect()))
+    let name = fields.name.required("name")?.into_inner();
+    let visible_to = fields.visible_to.map(|users| {
+        let users: BTreeSet<String> = users.0.into_iter().collect();
+        users.into_iter().collect::<Vec<_>>()
+    });
+    if let Some(users) = &visible_to
+        && users.iter().any(|u| u.is_empty() || u.len() > 128)
+    {
+        return Err(ApiError::invalid("visible_to", "must list user ids"));
+    }
+    Ok(match reference.kind {
+        RecordType::Contacts => Record::Contact(Contact {
+            id,
+            name,
+            emails: distinct(fields.emails, "emails", normalize_email, "an email address")?,
+            company_ids: ids(fields.company_ids, "company_ids")?,
+            created_by: CreatedBy::Crm,
+            visible_to,
+        }),
+        RecordType::Companies => Record::Company(Company {
+            id,
+            name,
+            domains: distinct(fields.domains, "domains", normalize_domain, "a domain")?,
+            visible_to,
+        }),
+        RecordType::Deals => Record::Deal(Deal {
+            id,
+            name,
+            contact_ids: ids(fields.contact_ids, "contact_ids")?,
+            company_ids: ids(fields.company_ids, "company_ids")?,
+            visible_to,
+        }),
+    })
 }
 
 /// Which of a record's mail a caller sees, when they may see the record at all.

@@ -5,11 +5,11 @@
 //! operator (`MAILROOM_SERVICE_TOKEN`, `mailroom token create --service`), never from here.
 
 use super::auth::Caller;
-use super::body::Fields;
+use super::body::{self, Email, Required, Text};
 use super::error::ApiError;
 use super::paging::PageRequest;
 use super::{App, json, json_status};
-use crate::account::{AccountKind, validate_email};
+use crate::account::AccountKind;
 use crate::clock::now_rfc3339;
 use crate::id::new_id;
 use crate::signature;
@@ -17,6 +17,7 @@ use crate::user::{
     Invalid, MAX_EXTERNAL_ID_CHARS, MAX_NAME_CHARS, Role, Token, TokenHash, TokenOwner, User,
     check_external_id, new_token,
 };
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use warp::http::StatusCode;
@@ -36,33 +37,31 @@ pub fn view(user: &User) -> Value {
     })
 }
 
-fn parse_role(fields: &Fields<'_>) -> Result<Option<Role>, ApiError> {
-    fields
-        .text("role", 16)?
-        .map(|role| {
-            Role::parse(role)
-                .ok_or_else(|| ApiError::invalid("role", "must be `admin` or `member`"))
-        })
-        .transpose()
+/// `POST /v1/users`, and `PATCH /v1/users/{id}` with `disabled`; absent fields stay as they
+/// are on a change, and `external_id: null` clears it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    name: Option<Text<MAX_NAME_CHARS>>,
+    email: Option<Email>,
+    role: Option<Role>,
+    shared_inbox: Option<bool>,
+    #[serde(default, deserialize_with = "body::nullable")]
+    external_id: Option<Option<Text<MAX_EXTERNAL_ID_CHARS>>>,
+    #[serde(default)]
+    disabled: Option<bool>,
 }
 
-fn parse_email(fields: &Fields<'_>) -> Result<Option<String>, ApiError> {
-    fields
-        .text("email", 254)?
-        .map(|email| {
-            validate_email(email)
-                .map(|()| email.to_owned())
-                .map_err(|m| ApiError::invalid("email", m))
-        })
-        .transpose()
-}
-
-fn parse_external_id(fields: &Fields<'_>) -> Result<Option<String>, ApiError> {
-    let id = fields.text("external_id", MAX_EXTERNAL_ID_CHARS)?;
-    if let Some(id) = id {
-        check_external_id(id).map_err(invalid)?;
+impl UserBody {
+    fn external_id(&self) -> Result<Option<Option<String>>, ApiError> {
+        let Some(id) = &self.external_id else {
+            return Ok(None);
+        };
+        if let Some(id) = id {
+            check_external_id(id.as_str()).map_err(invalid)?;
+        }
+        Ok(Some(id.as_ref().map(|id| id.as_str().to_owned())))
     }
-    Ok(id.map(str::to_owned))
 }
 
 fn invalid(invalid: Invalid) -> ApiError {
@@ -72,16 +71,17 @@ fn invalid(invalid: Invalid) -> ApiError {
 /// `POST /v1/users`
 pub async fn create(app: &App, caller: &Caller, body: &Value) -> Result<Response, ApiError> {
     caller.admin()?;
-    let fields = Fields::new(
-        body,
-        &["name", "email", "role", "shared_inbox", "external_id"],
-    )?;
+    let fields: UserBody = body::parse(body)?;
+    if fields.disabled.is_some() {
+        return Err(ApiError::invalid("disabled", "is not a known field"));
+    }
+    let external_id = fields.external_id()?.flatten();
     let user = User::new(
-        fields.required_text("name", MAX_NAME_CHARS)?.to_owned(),
-        parse_email(&fields)?.ok_or_else(|| ApiError::invalid("email", "is required"))?,
-        parse_role(&fields)?.ok_or_else(|| ApiError::invalid("role", "is required"))?,
-        fields.bool("shared_inbox")?.unwrap_or(false),
-        parse_external_id(&fields)?,
+        fields.name.required("name")?.into_inner(),
+        fields.email.required("email")?.0,
+        fields.role.required("role")?,
+        fields.shared_inbox.unwrap_or(false),
+        external_id,
     )
     .map_err(invalid)?;
     app.store.insert_user(user.clone()).await?;
@@ -121,30 +121,21 @@ pub async fn update(
     body: &Value,
 ) -> Result<Response, ApiError> {
     caller.admin()?;
-    let fields = Fields::new(
-        body,
-        &[
-            "name",
-            "email",
-            "role",
-            "shared_inbox",
-            "external_id",
-            "disabled",
-        ],
-    )?;
+    let fields: UserBody = body::parse(body)?;
+    let external_id = fields.external_id()?;
     let _one_at_a_time = app.user_changes.lock().await;
     let mut user = app
         .store
         .user(id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    if let Some(name) = fields.text("name", 200)? {
-        user.name = name.to_owned();
+    if let Some(name) = fields.name {
+        user.name = name.into_inner();
     }
-    if let Some(email) = parse_email(&fields)? {
-        user.email = email;
+    if let Some(email) = fields.email {
+        user.email = email.0;
     }
-    if let Some(role) = parse_role(&fields)? {
+    if let Some(role) = fields.role {
         // The server is never left without an admin: only an admin can create users.
         if user.role == Role::Admin && role != Role::Admin {
             let admins = app
@@ -162,14 +153,14 @@ pub async fn update(
         }
         user.role = role;
     }
-    if let Some(shared_inbox) = fields.bool("shared_inbox")? {
+    if let Some(shared_inbox) = fields.shared_inbox {
         user.shared_inbox = shared_inbox;
     }
-    if fields.has("external_id") {
-        user.external_id = parse_external_id(&fields)?;
+    if let Some(external_id) = external_id {
+        user.external_id = external_id;
     }
-    let disabling = fields.bool("disabled")? == Some(true) && !user.disabled;
-    if let Some(disabled) = fields.bool("disabled")? {
+    let disabling = fields.disabled == Some(true) && !user.disabled;
+    if let Some(disabled) = fields.disabled {
         user.disabled = disabled;
     }
     // The server is never left without an admin who can sign in.
@@ -221,22 +212,31 @@ async fn me_view(app: &App, user: &User) -> Result<Value, ApiError> {
     Ok(body)
 }
 
+/// `PATCH /v1/me`: the signature is HTML, or null for none.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MeBody {
+    #[serde(default, deserialize_with = "body::nullable")]
+    signature: Option<Option<String>>,
+}
+
+/// `POST /v1/me/tokens`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    name: Option<Text<100>>,
+}
+
 /// `PATCH /v1/me`
 pub async fn update_me(app: &App, caller: &Caller, body: &Value) -> Result<Response, ApiError> {
     let mut user = caller.user()?.clone();
-    Fields::new(body, &["signature"])?;
-    match body.get("signature") {
+    let fields: MeBody = body::parse(body)?;
+    match fields.signature {
         None => {}
-        Some(Value::Null) => user.signature = None,
-        Some(Value::String(html)) => {
+        Some(None) => user.signature = None,
+        Some(Some(html)) => {
             user.signature =
-                signature::sanitize(html).map_err(|m| ApiError::invalid("signature", m))?;
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "signature",
-                "must be a string of HTML or null",
-            ));
+                signature::sanitize(&html).map_err(|m| ApiError::invalid("signature", m))?;
         }
     }
     app.store.update_user(user.clone()).await?;
@@ -246,11 +246,11 @@ pub async fn update_me(app: &App, caller: &Caller, body: &Value) -> Result<Respo
 /// `POST /v1/me/tokens`
 pub async fn create_token(app: &App, caller: &Caller, body: &Value) -> Result<Response, ApiError> {
     let user = caller.user()?;
-    let fields = Fields::new(body, &["name"])?;
+    let fields: TokenBody = body::parse(body)?;
     let token = Token {
         id: new_id("tok"),
         owner: TokenOwner::User(user.id.clone()),
-        name: fields.required_text("name", 100)?.to_owned(),
+        name: fields.name.required("name")?.into_inner(),
         created_at: now_rfc3339(),
         last_used_at: None,
     };
