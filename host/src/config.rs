@@ -189,11 +189,23 @@ impl Default for ApiConfig {
 }
 
 /// Connectors beyond the built-in ones.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConnectorsConfig {
     /// Component files (`.wasm`) loaded at start, validated like an upload.
     pub files: Vec<PathBuf>,
+    /// The largest component accepted, from a file or an upload, in MiB. Default 64:
+    /// components built with JavaScript or Python toolchains carry their interpreter.
+    pub max_upload_mib: usize,
+}
+
+impl Default for ConnectorsConfig {
+    fn default() -> Self {
+        Self {
+            files: Vec::new(),
+            max_upload_mib: 64,
+        }
+    }
 }
 
 /// Synchronisation of accounts.

@@ -166,6 +166,34 @@ async fn bootstrap(store: &dyn Store, bootstrap: &Bootstrap) -> anyhow::Result<O
     Ok(created)
 }
 
+/// Loads the connectors admins uploaded. One that no longer loads (a host that dropped its
+/// world's version, a file configured under the same id) is reported and left stored.
+async fn load_uploaded(store: &dyn Store, runtime: &Runtime) -> anyhow::Result<()> {
+    for id in store.connector_ids().await? {
+        let Some(component) = store.connector_component(&id).await? else {
+            continue;
+        };
+        let started = std::time::Instant::now();
+        match runtime.prepare(component, false).await {
+            Ok(prepared) => match runtime.register(prepared, false) {
+                Ok(info) => tracing::info!(
+                    id = %info.id,
+                    version = %info.version,
+                    "loaded uploaded connector in {:?}",
+                    started.elapsed()
+                ),
+                Err(error) => {
+                    tracing::error!(connector = %id, "uploaded connector not loaded: {error}")
+                }
+            },
+            Err(error) => {
+                tracing::error!(connector = %id, "uploaded connector not loaded: {error}")
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Server {
     /// Opens the state, builds the runtime (compiling the connectors), binds the listener and
     /// starts serving.
@@ -173,16 +201,25 @@ impl Server {
         let (store, vault) = open_state(config, setup.secret_key.as_deref()).await?;
         let first_admin_token = bootstrap(store.as_ref(), setup).await?;
         let tls = TlsPolicy::new(config.ca_file.as_deref())?;
-        let runtime =
-            Arc::new(Runtime::new(&config.sandbox, &config.net, tls, Some(&config.data)).await?);
+        let runtime = Arc::new(
+            Runtime::new(
+                &config.sandbox,
+                &config.net,
+                &config.connectors,
+                tls,
+                Some(&config.data),
+            )
+            .await?,
+        );
         for path in &config.connectors.files {
-            let bytes = read_component(path)?;
+            let bytes = read_component(path, runtime.max_component_bytes())?;
             let info = runtime
                 .load(&bytes, false)
                 .await
                 .with_context(|| format!("connector {} was refused", path.display()))?;
             tracing::info!(id = %info.id, version = %info.version, "loaded connector {}", path.display());
         }
+        load_uploaded(store.as_ref(), &runtime).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -2,6 +2,7 @@
 //! server with an API client ([`mailroom`]).
 
 pub mod corpus;
+pub mod examples;
 pub mod fakes;
 pub mod imap;
 pub mod mailbox;

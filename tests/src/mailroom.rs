@@ -134,6 +134,22 @@ impl Api {
         answer(request).await
     }
 
+    /// Uploads a connector's component as the admin (`POST /v1/connectors`).
+    pub async fn upload_connector(&self, component: Vec<u8>, replace: bool) -> Answer {
+        let path = if replace {
+            "/v1/connectors?replace=true"
+        } else {
+            "/v1/connectors"
+        };
+        let request = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/wasm")
+            .body(component);
+        answer(request).await
+    }
+
     pub async fn get(&self, path: &str) -> Answer {
         self.call(Method::GET, path, None).await
     }

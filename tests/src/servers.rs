@@ -110,6 +110,8 @@ pub struct MailServers {
 struct Ports {
     imap: u16,
     imaps: u16,
+    pop3: u16,
+    pop3s: u16,
     lmtp: u16,
     smtp_starttls: u16,
     smtps: u16,
@@ -156,6 +158,16 @@ impl MailServers {
     /// IMAP over implicit TLS.
     pub fn imaps_port(&self) -> u16 {
         self.ports.imaps
+    }
+
+    /// POP3 without TLS; STLS is offered.
+    pub fn pop3_port(&self) -> u16 {
+        self.ports.pop3
+    }
+
+    /// POP3 over implicit TLS.
+    pub fn pop3s_port(&self) -> u16 {
+        self.ports.pop3s
     }
 
     /// SMTP submission with STARTTLS, which is required before AUTH.
@@ -267,10 +279,21 @@ impl MailServers {
             .prefix("mr-")
             .tempdir_in("/tmp")
             .expect("cannot create a temporary directory in /tmp");
-        let [imap, imaps, lmtp, smtp_starttls, smtps, smtp_plain] = free_ports();
+        let [
+            imap,
+            imaps,
+            pop3,
+            pop3s,
+            lmtp,
+            smtp_starttls,
+            smtps,
+            smtp_plain,
+        ] = free_ports();
         let ports = Ports {
             imap,
             imaps,
+            pop3,
+            pop3s,
             lmtp,
             smtp_starttls,
             smtps,
@@ -341,6 +364,8 @@ impl MailServers {
             .replace("{dir}", dir_str)
             .replace("{imap_port}", &self.ports.imap.to_string())
             .replace("{imaps_port}", &self.ports.imaps.to_string())
+            .replace("{pop3_port}", &self.ports.pop3.to_string())
+            .replace("{pop3s_port}", &self.ports.pop3s.to_string())
             .replace("{lmtp_port}", &self.ports.lmtp.to_string())
             .replace(
                 "{imap_capability}",

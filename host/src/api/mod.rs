@@ -57,6 +57,8 @@ pub struct App {
     idempotency: std::sync::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     /// Held while a user is changed, so two demotions cannot both see another admin left.
     pub user_changes: tokio::sync::Mutex<()>,
+    /// Serialises connector uploads and removals.
+    pub connector_changes: tokio::sync::Mutex<()>,
     /// Parsing and sanitizing whole messages runs off the request threads, this many at once.
     pub renders: Arc<tokio::sync::Semaphore>,
 }
@@ -87,6 +89,7 @@ impl App {
             )),
             idempotency: std::sync::Mutex::new(HashMap::new()),
             user_changes: tokio::sync::Mutex::new(()),
+            connector_changes: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -326,10 +329,22 @@ async fn dispatch<B: bytes::Buf>(
                     routes::BodyLimit::WithAttachments => {
                         app.max_body_bytes + app.max_attachment_bytes * 4 / 3 + 64 * 1024
                     }
+                    routes::BodyLimit::Component => app.runtime.max_component_bytes() as u64,
                 };
-                read_body(length, body, max).await?
+                read_body(length, body, max).await.map_err(|mut error| {
+                    if route.body_limit == routes::BodyLimit::Component
+                        && error.status == StatusCode::PAYLOAD_TOO_LARGE
+                    {
+                        error.code = "too_large";
+                    }
+                    error
+                })?
             }
             None => Bytes::new(),
+        };
+        let content_type = match route.body {
+            Some(_) => header(&headers, "content-type")?,
+            None => None,
         };
         (route.handler)(routes::Call {
             app: app.clone(),
@@ -337,6 +352,7 @@ async fn dispatch<B: bytes::Buf>(
             params,
             query,
             body,
+            content_type,
             idempotency_key,
         })
         .await

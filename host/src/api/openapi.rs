@@ -1,7 +1,8 @@
 //! `GET /v1/openapi.json`: the OpenAPI 3 description of the API, built from the routes'
 //! declarations ([`super::routes::ROUTES`]) and the shapes of their bodies.
 
-use super::routes::{ROUTES, Route};
+use super::connectors::COMPONENT_MEDIA_TYPE;
+use super::routes::{BodyLimit, ROUTES, Route};
 use serde_json::{Value, json};
 
 fn operation_id(route: &Route) -> String {
@@ -165,8 +166,18 @@ pub fn document() -> Value {
         } else {
             operation["security"] = json!([]);
         }
-        if let Some(body) = route.body {
-            operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema_ref(body)}}});
+        match route.body {
+            Some(_) if route.body_limit == BodyLimit::Component => {
+                operation["requestBody"] = json!({"required": true, "content": {
+                    COMPONENT_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}});
+                operation["responses"]["409"] =
+                    error_response("The id is taken, built in, or in use (`code` says which)");
+                operation["responses"]["415"] = error_response("Not `application/wasm`");
+            }
+            Some(body) => {
+                operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema_ref(body)}}});
+            }
+            None => {}
         }
         paths
             .entry(route.path)

@@ -22,6 +22,7 @@ pub struct Call {
     pub(super) params: Vec<String>,
     pub query: HashMap<String, String>,
     pub(super) body: Bytes,
+    pub(super) content_type: Option<String>,
     pub idempotency_key: Option<String>,
 }
 
@@ -52,6 +53,8 @@ pub enum BodyLimit {
     Standard,
     /// Room for base64-encoded attachments besides (`api.max_attachment_bytes`).
     WithAttachments,
+    /// A connector's component, raw (`connectors.max_upload_mib`).
+    Component,
 }
 
 /// A query parameter a route reads: name, its OpenAPI schema (JSON), and what it does.
@@ -133,6 +136,12 @@ impl Route {
     }
     const fn with_attachments(mut self) -> Self {
         self.body_limit = BodyLimit::WithAttachments;
+        self
+    }
+    /// The body is a component's bytes (`application/wasm`), not JSON.
+    const fn component_body(mut self) -> Self {
+        self.body = Some("Component");
+        self.body_limit = BodyLimit::Component;
         self
     }
 
@@ -217,6 +226,16 @@ const EVENTS: &[QueryParam] = &[
         "Seconds to wait for an event when none is there",
     ),
 ];
+const CONNECTOR_UPLOAD: &[QueryParam] = &[(
+    "replace",
+    r#"{"type": "boolean"}"#,
+    "Replace the connector loaded under the same id",
+)];
+const CONNECTOR_REMOVE: &[QueryParam] = &[(
+    "force",
+    r#"{"type": "boolean"}"#,
+    "Remove it even while accounts use it (they are disabled)",
+)];
 const RECORDS: &[QueryParam] = &[(
     "created_by",
     r#"{"type": "string", "enum": ["crm", "mailroom"]}"#,
@@ -246,6 +265,31 @@ pub const ROUTES: &[Route] = &[
         handle!(c => connectors::list(&c.app, &c.query).await),
     )
     .paged("Connector"),
+    route(
+        "post",
+        "/v1/connectors",
+        "Load a connector from its component (admin)",
+        handle!(c => connectors::upload(&c.app, c.caller()?, &c.query, c.content_type.as_deref(), c.body.clone()).await),
+    )
+    .component_body()
+    .query(CONNECTOR_UPLOAD)
+    .ok(200, Some("Connector"))
+    .may_create(),
+    route(
+        "get",
+        "/v1/connectors/{id}",
+        "A loaded connector",
+        handle!(c => connectors::get(&c.app, c.param(0)).await),
+    )
+    .ok(200, Some("Connector")),
+    route(
+        "delete",
+        "/v1/connectors/{id}",
+        "Unload an uploaded connector (admin)",
+        handle!(c => connectors::remove(&c.app, c.caller()?, c.param(0), &c.query).await),
+    )
+    .query(CONNECTOR_REMOVE)
+    .ok(204, None),
     // Users and tokens.
     route(
         "post",

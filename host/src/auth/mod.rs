@@ -17,6 +17,7 @@
 //! The connector sees the connection before and after, never during, the exchange.
 
 pub mod imap;
+pub mod pop3;
 pub mod smtp;
 
 use crate::connector::{ConnectorError, ErrorKind};
@@ -42,6 +43,7 @@ pub fn protocol_of_role(role: &str) -> Option<Protocol> {
     match role {
         "imap" => Some(Protocol::Imap),
         "smtp" => Some(Protocol::Smtp),
+        "pop3" => Some(Protocol::Pop3),
         _ => None,
     }
 }
@@ -75,6 +77,7 @@ pub async fn authenticate(
     let result = match protocol {
         Protocol::Imap => imap::authenticate(conn, mechanisms, credentials).await,
         Protocol::Smtp => smtp::authenticate(conn, mechanisms, credentials).await,
+        Protocol::Pop3 => pop3::authenticate(conn, mechanisms, credentials).await,
     };
     result
         .map(|line| redact(&line, credentials))

@@ -17,6 +17,8 @@ pub struct PreAuthGuard {
     imap_violation: Option<String>,
     /// Why the connection is not in an SMTP pre-auth state, if it is not.
     smtp_violation: Option<String>,
+    /// Why the connection is not in a POP3 pre-auth state, if it is not.
+    pop3_violation: Option<String>,
     authenticated: bool,
 }
 
@@ -25,6 +27,7 @@ pub struct PreAuthGuard {
 pub enum Protocol {
     Imap,
     Smtp,
+    Pop3,
 }
 
 impl PreAuthGuard {
@@ -40,9 +43,7 @@ impl PreAuthGuard {
             } else if self.partial.len() < MAX_LINE {
                 self.partial.push(byte);
             } else {
-                let violation = "an over-long command line".to_owned();
-                self.imap_violation.get_or_insert_with(|| violation.clone());
-                self.smtp_violation.get_or_insert(violation);
+                self.violate_all("an over-long command line");
             }
         }
     }
@@ -58,6 +59,7 @@ impl PreAuthGuard {
         let violation = match protocol {
             Protocol::Imap => &self.imap_violation,
             Protocol::Smtp => &self.smtp_violation,
+            Protocol::Pop3 => &self.pop3_violation,
         };
         match violation {
             Some(v) => Err(format!(
@@ -78,9 +80,7 @@ impl PreAuthGuard {
         // A server may end a command at a bare CR, or read a tab as a space: any control
         // byte inside the line could hide a second command behind a harmless first one.
         if line.iter().any(|&b| b < 0x20 || b == 0x7f) {
-            let violation = "a control character inside a command line".to_owned();
-            self.imap_violation.get_or_insert_with(|| violation.clone());
-            self.smtp_violation.get_or_insert(violation);
+            self.violate_all("a control character inside a command line");
             return;
         }
         let text = String::from_utf8_lossy(line);
@@ -89,6 +89,19 @@ impl PreAuthGuard {
         }
         if self.smtp_violation.is_none() && !is_smtp_preauth(&text) {
             self.smtp_violation = Some(describe(&text, 0));
+        }
+        if self.pop3_violation.is_none() && !is_pop3_preauth(&text) {
+            self.pop3_violation = Some(describe(&text, 0));
+        }
+    }
+
+    fn violate_all(&mut self, violation: &str) {
+        for slot in [
+            &mut self.imap_violation,
+            &mut self.smtp_violation,
+            &mut self.pop3_violation,
+        ] {
+            slot.get_or_insert_with(|| violation.to_owned());
         }
     }
 }
@@ -122,6 +135,13 @@ fn is_smtp_preauth(line: &str) -> bool {
         "STARTTLS" | "RSET" | "NOOP" => rest.is_none(),
         _ => false,
     }
+}
+
+/// `CAPA` or `STLS` (RFC 2449, RFC 2595), alone on their line.
+fn is_pop3_preauth(line: &str) -> bool {
+    ["CAPA", "STLS"]
+        .iter()
+        .any(|verb| line.eq_ignore_ascii_case(verb))
 }
 
 /// Names the offending command (the word at `index`) without echoing the whole line.
@@ -183,6 +203,16 @@ mod tests {
         assert!(g.check(Protocol::Imap).unwrap_err().contains("`APPEND`"));
         let g = guard(&["a1 ID {5}\r\n"]);
         assert!(g.check(Protocol::Imap).is_err());
+    }
+
+    #[test]
+    fn pop3_allows_capa_and_stls_only() {
+        let g = guard(&["CAPA\r\n", "STLS\r\n", "CAPA\r\n"]);
+        assert_eq!(g.check(Protocol::Pop3), Ok(()));
+        for first in ["USER alice\r\n", "RETR 1\r\n", "CAPA x\r\n", "NOOP\r\n"] {
+            let g = guard(&[first]);
+            assert!(g.check(Protocol::Pop3).is_err(), "{first}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!
 //! Never gives a connector a secret, a file, an environment variable or a socket of its own.
 
-mod builtin;
+pub mod builtin;
 mod host;
 pub mod sandbox;
 pub mod sink;
@@ -20,12 +20,12 @@ pub use sync::{FolderTask, HeldLookup, KnownLookup, Step, SyncDriver};
 
 use crate::account::ConnectionSpec;
 use crate::auth::Credentials;
-use crate::config::{NetConfig, SandboxConfig};
+use crate::config::{ConnectorsConfig, NetConfig, SandboxConfig};
 use crate::connector::{ConnectorError, ConnectorInfo, ErrorKind};
 use crate::folder::Folder;
 use crate::net::policy::AllowList;
 use crate::net::{NetPolicy, TlsPolicy};
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use futures::future::BoxFuture;
 use sandbox::{
     CpuBudgetExceeded, JobAccount, JobLimits, JobState, MemoryLimitExceeded, OutputCaps, TICK,
@@ -40,8 +40,51 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Cache, CacheConfig, Config, Engine, Store};
 
-/// The largest component accepted.
-pub const MAX_COMPONENT_BYTES: usize = 32 * 1024 * 1024;
+/// How long compiling one component may take before the upload is refused.
+const COMPILE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Why a component was not loaded; [`LoadError::code`] is the API's error code for it
+/// (docs/api.md, "Connectors").
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("the component is {size} bytes; this server accepts at most {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("{0}")]
+    NotAComponent(String),
+    #[error("{0}")]
+    UnsupportedWorld(String),
+    #[error("{0}")]
+    ForbiddenImport(String),
+    #[error("{0}")]
+    InvalidDescribe(String),
+    #[error("{0}")]
+    CompileFailed(String),
+    #[error("a connector with id `{0}` is loaded already")]
+    IdTaken(String),
+    #[error("`{0}` is a built-in connector: it can be neither replaced nor removed")]
+    Builtin(String),
+}
+
+impl LoadError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "too_large",
+            Self::NotAComponent(_) => "not_a_component",
+            Self::UnsupportedWorld(_) => "unsupported_world",
+            Self::ForbiddenImport(_) => "forbidden_import",
+            Self::InvalidDescribe(_) => "invalid_describe",
+            Self::CompileFailed(_) => "compile_failed",
+            Self::IdTaken(_) => "id_taken",
+            Self::Builtin(_) => "builtin",
+        }
+    }
+}
+
+/// A component compiled and checked, not yet registered.
+pub struct Prepared {
+    pub info: ConnectorInfo,
+    compiled: wit::Compiled,
+}
 
 /// A connector ready to run.
 pub struct LoadedConnector {
@@ -64,6 +107,8 @@ pub struct Runtime {
     tests: tokio::sync::Semaphore,
     /// Where the body sinks of every job keep large messages.
     sinks: Arc<SinkPool>,
+    /// The largest component accepted (`connectors.max_upload_mib`).
+    max_component_bytes: usize,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -83,6 +128,7 @@ impl Runtime {
     pub async fn new(
         sandbox: &SandboxConfig,
         net: &NetConfig,
+        connectors: &ConnectorsConfig,
         tls: TlsPolicy,
         data_dir: Option<&Path>,
     ) -> anyhow::Result<Self> {
@@ -146,6 +192,7 @@ impl Runtime {
                 sandbox.sink_memory_mib << 20,
                 sandbox.spool_mib << 20,
             ),
+            max_component_bytes: connectors.max_upload_mib << 20,
             ticker_stop,
         };
         for (name, bytes) in builtin::CONNECTORS {
@@ -157,28 +204,65 @@ impl Runtime {
         Ok(runtime)
     }
 
-    /// Validates, compiles and registers a connector. Refuses a component that is too large,
-    /// not a component, imports what the host does not provide, describes itself wrongly, or
-    /// whose id is already taken.
-    pub async fn load(&self, bytes: &[u8], builtin: bool) -> anyhow::Result<ConnectorInfo> {
-        if bytes.len() > MAX_COMPONENT_BYTES {
-            bail!(
-                "the component is {} bytes; at most {MAX_COMPONENT_BYTES} are accepted",
-                bytes.len()
-            );
+    /// Validates, compiles and registers a connector whose id is not taken.
+    pub async fn load(&self, bytes: &[u8], builtin: bool) -> Result<ConnectorInfo, LoadError> {
+        let prepared = self.prepare(bytes.to_vec(), builtin).await?;
+        self.register(prepared, false)
+    }
+
+    /// Validates and compiles a component and checks what its `describe` says, without
+    /// registering it. Refuses a component that is too large, not a component, built for a
+    /// world this host does not speak, importing what the host does not provide, failing to
+    /// compile, or describing itself wrongly.
+    pub async fn prepare(&self, bytes: Vec<u8>, builtin: bool) -> Result<Prepared, LoadError> {
+        if !builtin && bytes.len() > self.max_component_bytes {
+            return Err(LoadError::TooLarge {
+                size: bytes.len(),
+                max: self.max_component_bytes,
+            });
         }
-        if !bytes.starts_with(b"\0asm") {
-            bail!("not a WebAssembly file");
+        match bytes.get(..8) {
+            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
+                return Err(LoadError::NotAComponent(
+                    "this is a core WebAssembly module, not a component: build for wasm32-wasip2 or wrap it with `wasm-tools component new`".into(),
+                ));
+            }
+            Some([0, b'a', b's', b'm', ..]) => {}
+            _ => {
+                return Err(LoadError::NotAComponent(
+                    "this is not a WebAssembly component (it does not start with `\\0asm`)".into(),
+                ));
+            }
         }
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| anyhow!("not a valid WebAssembly component: {e}"))?;
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        let engine = self.engine.clone();
+        let compile = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes));
+        let component = match tokio::time::timeout(COMPILE_TIMEOUT, compile).await {
+            Ok(Ok(Ok(component))) => component,
+            Ok(Ok(Err(e))) => {
+                return Err(LoadError::CompileFailed(format!(
+                    "the component could not be compiled: {e:#}"
+                )));
+            }
+            Ok(Err(e)) => return Err(LoadError::CompileFailed(format!("compiling failed: {e}"))),
+            Err(_) => {
+                return Err(LoadError::CompileFailed(format!(
+                    "compiling took longer than {COMPILE_TIMEOUT:?}"
+                )));
+            }
+        };
         self.audit_imports(&component)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| anyhow!("the component does not fit the connector world: {e}"))?;
-        let (compiled, wit_version) = wit::Compiled::new(pre)?;
-        let described = self.describe(&compiled).await?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            LoadError::UnsupportedWorld(format!(
+                "the component's imports do not fit any mailroom:connector world this host speaks: {e}"
+            ))
+        })?;
+        let (compiled, wit_version) =
+            wit::Compiled::new(pre).map_err(|e| LoadError::UnsupportedWorld(e.to_string()))?;
+        let described = self
+            .describe(&compiled)
+            .await
+            .map_err(|e| LoadError::InvalidDescribe(e.to_string()))?;
         let info = ConnectorInfo {
             id: described.id,
             name: described.name,
@@ -187,24 +271,51 @@ impl Runtime {
             auth: described.auth,
             servers: described.servers,
             builtin,
-            digest: format!("sha256:{}", hex::encode(Sha256::digest(bytes))),
+            digest,
         };
-        validate_info(&info)?;
+        validate_info(&info).map_err(|e| LoadError::InvalidDescribe(e.to_string()))?;
+        Ok(Prepared { info, compiled })
+    }
+
+    /// Makes a prepared connector the one its id names. With `replace`, one loaded under the
+    /// same id gives way (its running jobs finish on its code); never a built-in.
+    pub fn register(&self, prepared: Prepared, replace: bool) -> Result<ConnectorInfo, LoadError> {
         let mut connectors = self
             .connectors
             .write()
             .expect("connector registry poisoned");
-        if connectors.contains_key(&info.id) {
-            bail!("a connector with id `{}` is already loaded", info.id);
+        let id = prepared.info.id.clone();
+        if let Some(loaded) = connectors.get(&id) {
+            if loaded.info.builtin {
+                return Err(LoadError::Builtin(id));
+            }
+            if !replace {
+                return Err(LoadError::IdTaken(id));
+            }
         }
+        let info = prepared.info.clone();
         connectors.insert(
-            info.id.clone(),
+            id,
             Arc::new(LoadedConnector {
-                info: info.clone(),
-                compiled,
+                info: prepared.info,
+                compiled: prepared.compiled,
             }),
         );
         Ok(info)
+    }
+
+    /// Unloads an uploaded connector; running jobs finish on its code. `Ok(false)` when no
+    /// connector has that id.
+    pub fn unregister(&self, id: &str) -> Result<bool, LoadError> {
+        let mut connectors = self
+            .connectors
+            .write()
+            .expect("connector registry poisoned");
+        match connectors.get(id) {
+            None => Ok(false),
+            Some(loaded) if loaded.info.builtin => Err(LoadError::Builtin(id.to_owned())),
+            Some(_) => Ok(connectors.remove(id).is_some()),
+        }
     }
 
     /// The loaded connectors, by id.
@@ -266,6 +377,11 @@ impl Runtime {
         )
     }
 
+    /// The largest component accepted.
+    pub fn max_component_bytes(&self) -> usize {
+        self.max_component_bytes
+    }
+
     /// The host-wide allowance of body sinks, to observe.
     pub fn sinks(&self) -> &SinkPool {
         &self.sinks
@@ -323,7 +439,9 @@ impl Runtime {
         })
     }
 
-    fn audit_imports(&self, component: &Component) -> anyhow::Result<()> {
+    /// Every import must be a mailroom interface or a WASI interface that guest toolchains
+    /// import; the host links WASI with no files, no sockets and no environment.
+    fn audit_imports(&self, component: &Component) -> Result<(), LoadError> {
         const ALLOWED: &[&str] = &[
             "mailroom:connector/",
             "wasi:cli/",
@@ -335,7 +453,9 @@ impl Runtime {
         ];
         for (name, _) in component.component_type().imports(&self.engine) {
             if !ALLOWED.iter().any(|prefix| name.starts_with(prefix)) {
-                bail!("the component imports `{name}`, which connectors may not use");
+                return Err(LoadError::ForbiddenImport(format!(
+                    "the component imports `{name}`, which connectors may not use"
+                )));
             }
         }
         Ok(())
@@ -390,14 +510,17 @@ fn validate_info(info: &ConnectorInfo) -> anyhow::Result<()> {
     if !is_slug(&info.id, 32) {
         bail!(
             "connector id `{}` must be 1-32 of a-z, 0-9, - and _",
-            info.id
+            host::escape_controls(&info.id)
         );
     }
     if info.name.trim().is_empty() || info.name.len() > 100 {
         bail!("connector name must be 1-100 characters");
     }
-    if info.version.is_empty() || info.version.len() > 64 {
-        bail!("connector version must be 1-64 characters");
+    if info.version.len() > 64 || semver::Version::parse(&info.version).is_err() {
+        bail!(
+            "connector version `{}` must be a semantic version such as 1.2.0",
+            info.version
+        );
     }
     if info.servers.is_empty() || info.servers.len() > 8 {
         bail!("a connector declares 1-8 servers");
@@ -410,15 +533,12 @@ fn validate_info(info: &ConnectorInfo) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads a component file for [`Runtime::load`].
-pub fn read_component(path: &Path) -> anyhow::Result<Vec<u8>> {
+/// Reads a component file for [`Runtime::load`], refusing one over `max` bytes.
+pub fn read_component(path: &Path, max: usize) -> anyhow::Result<Vec<u8>> {
     let meta = std::fs::metadata(path)
         .with_context(|| format!("cannot read connector {}", path.display()))?;
-    if meta.len() as usize > MAX_COMPONENT_BYTES {
-        bail!(
-            "connector {} is larger than {MAX_COMPONENT_BYTES} bytes",
-            path.display()
-        );
+    if meta.len() > max as u64 {
+        bail!("connector {} is larger than {max} bytes", path.display());
     }
     std::fs::read(path).with_context(|| format!("cannot read connector {}", path.display()))
 }

@@ -26,6 +26,8 @@ const PRIMARIES: Table<Json<String>> = Table::new("primaries");
 const IDEMPOTENCY: Table<Json<Remembered>> = Table::new("idempotency");
 /// Single values: `key_check`.
 const SETTINGS: Table<Json<Sealed>> = Table::new("settings");
+/// Uploaded connector components, by connector id.
+const CONNECTORS: Table<Bytes> = Table::new("connectors");
 
 fn id(id: &str) -> Key {
     Key::new().str(id)
@@ -247,6 +249,27 @@ pub fn key_check(txn: &dyn Reader) -> Result<Option<Sealed>> {
 
 pub fn set_key_check(txn: &mut dyn Writer, sealed: &Sealed) -> Result<()> {
     SETTINGS.put(txn, &id("key_check"), sealed)
+}
+
+pub fn connector_ids(txn: &dyn Reader) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    CONNECTORS.scan_prefix_raw(txn, &Key::new(), false, |mut key, _| {
+        ids.push(key.str()?);
+        Ok(true)
+    })?;
+    Ok(ids)
+}
+
+pub fn connector(txn: &dyn Reader, connector_id: &str) -> Result<Option<Vec<u8>>> {
+    CONNECTORS.get(txn, &id(connector_id))
+}
+
+pub fn put_connector(txn: &mut dyn Writer, connector_id: &str, component: &[u8]) -> Result<()> {
+    CONNECTORS.put_slice(txn, &id(connector_id), component)
+}
+
+pub fn delete_connector(txn: &mut dyn Writer, connector_id: &str) -> Result<bool> {
+    CONNECTORS.delete(txn, &id(connector_id))
 }
 
 /// The addresses of every connected account and every user, as stored: mail between them

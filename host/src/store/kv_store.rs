@@ -176,6 +176,28 @@ impl<B: Backend> Store for KvStore<B> {
             .write(move |txn| directory::set_key_check(txn, &sealed))
             .await
     }
+
+    async fn connector_ids(&self) -> Result<Vec<String>> {
+        self.backend.read(directory::connector_ids)
+    }
+
+    async fn connector_component(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        self.backend.read(|txn| directory::connector(txn, id))
+    }
+
+    async fn put_connector(&self, id: &str, component: Vec<u8>) -> Result<()> {
+        let id = id.to_owned();
+        self.backend
+            .write(move |txn| directory::put_connector(txn, &id, &component))
+            .await
+    }
+
+    async fn delete_connector(&self, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        self.backend
+            .write(move |txn| directory::delete_connector(txn, &id))
+            .await
+    }
 }
 
 #[async_trait]

@@ -128,4 +128,12 @@ pub trait Store: MailStore + OutboxStore + RecordStore + Send + Sync + 'static {
     /// The value sealed with the current key to recognise the right key at start.
     async fn key_check(&self) -> Result<Option<Sealed>>;
     async fn set_key_check(&self, sealed: Sealed) -> Result<()>;
+
+    /// The ids of the connectors admins uploaded (docs/api.md, "Connectors").
+    async fn connector_ids(&self) -> Result<Vec<String>>;
+    /// An uploaded connector's component, as it was uploaded.
+    async fn connector_component(&self, id: &str) -> Result<Option<Vec<u8>>>;
+    /// Keeps an uploaded component under its connector's id, replacing one kept before.
+    async fn put_connector(&self, id: &str, component: Vec<u8>) -> Result<()>;
+    async fn delete_connector(&self, id: &str) -> Result<bool>;
 }

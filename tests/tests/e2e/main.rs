@@ -5,6 +5,7 @@
 mod accounts;
 mod api;
 mod connection;
+mod connectors;
 mod crash;
 mod messages;
 mod outbox;

@@ -11,6 +11,7 @@
 pub mod v0_1_0;
 pub mod v0_2_0;
 pub mod v0_3_0;
+pub mod v0_4_0;
 
 use super::sandbox::JobState;
 use crate::account::ConnectionSpec;
@@ -23,12 +24,13 @@ use wasmtime::Store;
 use wasmtime::component::{InstancePre, Linker};
 
 /// The newest version the host speaks.
-pub const NEWEST: &str = v0_3_0::VERSION;
+pub const NEWEST: &str = v0_4_0::VERSION;
 
 /// Gives the linker every interface a connector of any version may import.
 pub fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
     v0_1_0::add_to_linker(linker)?;
-    v0_2_0::add_to_linker(linker)
+    v0_2_0::add_to_linker(linker)?;
+    v0_4_0::add_to_linker(linker)
 }
 
 /// What a connector says about itself, whatever its version.
@@ -45,6 +47,7 @@ pub enum Compiled {
     V0_1(v0_1_0::Pre),
     V0_2(v0_2_0::Pre),
     V0_3(v0_3_0::Pre),
+    V0_4(v0_4_0::Pre),
 }
 
 /// A running instance of a connector.
@@ -52,12 +55,14 @@ pub enum Instance {
     V0_1(v0_1_0::MailConnector),
     V0_2(v0_2_0::MailConnector),
     V0_3(v0_3_0::MailConnector),
+    V0_4(v0_4_0::MailConnector),
 }
 
 /// A session of a connector that can sync.
 pub enum Session<'a> {
     V0_2(v0_2_0::Session<'a>),
     V0_3(v0_3_0::Session<'a>),
+    V0_4(v0_4_0::Session<'a>),
 }
 
 /// One page of a folder asked for.
@@ -80,6 +85,9 @@ pub enum Fetched {
 impl Compiled {
     /// The component compiled for the newest version it exports, and that version.
     pub fn new(pre: InstancePre<JobState>) -> anyhow::Result<(Self, &'static str)> {
+        if let Ok(pre) = v0_4_0::Pre::new(pre.clone()) {
+            return Ok((Self::V0_4(pre), v0_4_0::VERSION));
+        }
         if let Ok(pre) = v0_3_0::Pre::new(pre.clone()) {
             return Ok((Self::V0_3(pre), v0_3_0::VERSION));
         }
@@ -99,6 +107,7 @@ impl Compiled {
             Self::V0_1(pre) => Instance::V0_1(pre.instantiate_async(store).await?),
             Self::V0_2(pre) => Instance::V0_2(pre.instantiate_async(store).await?),
             Self::V0_3(pre) => Instance::V0_3(pre.instantiate_async(store).await?),
+            Self::V0_4(pre) => Instance::V0_4(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -109,6 +118,7 @@ impl Instance {
             Self::V0_1(instance) => v0_1_0::describe(instance, store).await,
             Self::V0_2(instance) => v0_2_0::describe(instance, store).await,
             Self::V0_3(instance) => v0_3_0::describe(instance, store).await,
+            Self::V0_4(instance) => v0_4_0::describe(instance, store).await,
         }
     }
 
@@ -122,6 +132,7 @@ impl Instance {
             Self::V0_1(instance) => v0_1_0::test(instance, store, spec).await,
             Self::V0_2(instance) => v0_2_0::test(instance, store, spec).await,
             Self::V0_3(instance) => v0_3_0::test(instance, store, spec).await,
+            Self::V0_4(instance) => v0_4_0::test(instance, store, spec).await,
         }
     }
 
@@ -144,6 +155,9 @@ impl Instance {
             Self::V0_3(instance) => {
                 Session::V0_3(v0_3_0::Session::open(instance, store, spec).await?)
             }
+            Self::V0_4(instance) => {
+                Session::V0_4(v0_4_0::Session::open(instance, store, spec).await?)
+            }
         }))
     }
 }
@@ -156,6 +170,7 @@ impl Session<'_> {
         match self {
             Self::V0_2(session) => session.list_folders(store).await,
             Self::V0_3(session) => session.list_folders(store).await,
+            Self::V0_4(session) => session.list_folders(store).await,
         }
     }
 
@@ -167,6 +182,7 @@ impl Session<'_> {
         match self {
             Self::V0_2(session) => session.sync_folder(store, request).await,
             Self::V0_3(session) => session.sync_folder(store, request).await,
+            Self::V0_4(session) => session.sync_folder(store, request).await,
         }
     }
 
@@ -182,6 +198,7 @@ impl Session<'_> {
                 "this connector was built for mailroom:connector@0.2.0, which cannot change mail on the server or send",
             ))),
             Self::V0_3(session) => session.work(store, work).await,
+            Self::V0_4(session) => session.work(store, work).await,
         }
     }
 
@@ -189,6 +206,7 @@ impl Session<'_> {
         match self {
             Self::V0_2(session) => session.close(store).await,
             Self::V0_3(session) => session.close(store).await,
+            Self::V0_4(session) => session.close(store).await,
         }
     }
 }
@@ -302,4 +320,94 @@ macro_rules! session_calls {
     };
 }
 
-use {common_calls, session_calls};
+/// A session's outbox work (`apply`, `append`, `send`), the same in every version from 0.3.0
+/// on, whose `changes` types later versions take unchanged.
+macro_rules! work_calls {
+    () => {
+        impl Session<'_> {
+            /// Does one piece of outbox work.
+            pub async fn work(
+                &self,
+                store: &mut wasmtime::Store<crate::runtime::sandbox::JobState>,
+                work: crate::mail::work::Work,
+            ) -> wasmtime::Result<
+                Result<crate::mail::work::WorkDone, crate::connector::ConnectorError>,
+            > {
+                use super::v0_3_0::changes;
+                let (sessions, session) = (&self.sessions, self.session);
+                let max_reply = store.data().caps.max_reply_bytes;
+                let reply = |r: changes::Reply| super::v0_3_0::reply(r, max_reply);
+                let done = match work {
+                    crate::mail::work::Work::Apply {
+                        folder,
+                        provider_id,
+                        change,
+                    } => {
+                        let target = changes::Target {
+                            folder,
+                            id: provider_id,
+                        };
+                        let change = match change {
+                            crate::mail::work::WorkChange::Flags(update) => {
+                                changes::Change::SetFlags(changes::FlagUpdate {
+                                    seen: update.seen,
+                                    flagged: update.flagged,
+                                    answered: update.answered,
+                                })
+                            }
+                            crate::mail::work::WorkChange::MoveTo(path) => {
+                                changes::Change::MoveTo(path)
+                            }
+                            crate::mail::work::WorkChange::Expunge => changes::Change::Expunge,
+                        };
+                        sessions
+                            .call_apply(store, session, &target, &change)
+                            .await?
+                            .map(|applied| match applied {
+                                changes::Applied::Done(id) => {
+                                    crate::mail::work::WorkDone::Applied(id)
+                                }
+                                changes::Applied::Gone => crate::mail::work::WorkDone::Gone,
+                            })
+                    }
+                    crate::mail::work::Work::Append { folder, raw, flags } => sessions
+                        .call_append(
+                            store,
+                            session,
+                            &folder,
+                            &raw,
+                            super::v0_2_0::flags_to_wit(flags),
+                        )
+                        .await?
+                        .map(crate::mail::work::WorkDone::Appended),
+                    crate::mail::work::Work::Send {
+                        from,
+                        recipients,
+                        raw,
+                    } => {
+                        let envelope = changes::Envelope { from, recipients };
+                        sessions
+                            .call_send(store, session, &envelope, &raw)
+                            .await?
+                            .map(|delivery| {
+                                crate::mail::work::WorkDone::Delivered(
+                                    crate::mail::work::Delivery {
+                                        recipients: delivery
+                                            .recipients
+                                            .into_iter()
+                                            .map(|r| (r.address, reply(r.reply)))
+                                            .collect(),
+                                        refused: delivery.refused.map(reply),
+                                        data: delivery.data.map(reply),
+                                    },
+                                )
+                            })
+                    }
+                };
+                Ok(done.map_err(crate::connector::ConnectorError::from))
+            }
+        }
+    };
+}
+
+use {common_calls, session_calls, work_calls};

@@ -40,7 +40,7 @@ pub fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
 
 super::common_calls!(mailroom_connector_connector);
 
-type Wit<T> = wasmtime::Result<Result<T, types::Error>>;
+pub(super) type Wit<T> = wasmtime::Result<Result<T, types::Error>>;
 
 impl types::Host for JobState {}
 
@@ -148,27 +148,37 @@ impl auth::Host for JobState {
         protocol: auth::Protocol,
         mechanisms: Vec<String>,
     ) -> Wit<String> {
-        let credentials = self.account.as_ref().and_then(|a| a.credentials.clone());
-        let connection = self.connection(&connection)?;
-        let role = connection.server.role.clone();
-        let Some(credentials) = credentials else {
-            return Ok(Err(ConnectorError::new(
-                ErrorKind::Denied,
-                "this account has no password to log in with",
-            )
-            .on_server(role)
-            .into()));
-        };
         let protocol = match protocol {
             auth::Protocol::Imap => Protocol::Imap,
             auth::Protocol::Smtp => Protocol::Smtp,
         };
-        Ok(
-            crate::auth::authenticate(connection, protocol, &mechanisms, &credentials)
-                .await
-                .map_err(|e| e.on_server(role).into()),
-        )
+        login(self, connection, protocol, mechanisms).await
     }
+}
+
+/// A host-run login on a connector's connection, for `auth` and the later `login`.
+pub(super) async fn login(
+    state: &mut JobState,
+    connection: Resource<Connection>,
+    protocol: Protocol,
+    mechanisms: Vec<String>,
+) -> Wit<String> {
+    let credentials = state.account.as_ref().and_then(|a| a.credentials.clone());
+    let connection = state.connection(&connection)?;
+    let role = connection.server.role.clone();
+    let Some(credentials) = credentials else {
+        return Ok(Err(ConnectorError::new(
+            ErrorKind::Denied,
+            "this account has no password to log in with",
+        )
+        .on_server(role)
+        .into()));
+    };
+    Ok(
+        crate::auth::authenticate(connection, protocol, &mechanisms, &credentials)
+            .await
+            .map_err(|e| e.on_server(role).into()),
+    )
 }
 
 impl log::Host for JobState {

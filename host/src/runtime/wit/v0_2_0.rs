@@ -108,16 +108,11 @@ impl mail::Host for JobState {
 
 impl mail::HostBodySink for JobState {
     async fn new(&mut self, size: u64) -> wasmtime::Result<Resource<BodySink>> {
-        let sink = BodySink::new(
-            self.sinks.clone(),
-            self.live_sinks.clone(),
-            size,
-            self.sink_memory_share,
-        );
-        match sink {
-            Ok(sink) => Ok(self.table.push(sink)?),
-            // A sink the host refuses ends the job with a clear reason rather than an error
-            // value the connector might ignore.
+        match open_sink(self, size)? {
+            Ok(sink) => Ok(sink),
+            // This constructor cannot answer an error: a sink the host refuses ends the job
+            // with a clear reason rather than an error value the connector might ignore.
+            // (0.4.0's `sinks.open` answers one.)
             Err(reason) => Err(wasmtime::Error::new(Denied(reason))),
         }
     }
@@ -133,6 +128,23 @@ impl mail::HostBodySink for JobState {
         self.table.delete(sink)?;
         Ok(())
     }
+}
+
+/// A body sink of `size` bytes for the job, or why the host will not hold one.
+pub(super) fn open_sink(
+    state: &mut JobState,
+    size: u64,
+) -> wasmtime::Result<Result<Resource<BodySink>, String>> {
+    let sink = BodySink::new(
+        state.sinks.clone(),
+        state.live_sinks.clone(),
+        size,
+        state.sink_memory_share,
+    );
+    Ok(match sink {
+        Ok(sink) => Ok(state.table.push(sink)?),
+        Err(reason) => Err(reason),
+    })
 }
 
 /// The host's own page, from the connector's, if the page keeps within the limits the host

@@ -1,13 +1,10 @@
 //! `mailroom:connector@0.3.0`: a connector that also changes mail on the server and sends
 //! (the exported `changes`), for the outbox. It introduced no host interface.
 
-use self::mailroom::connector0_3_0::changes;
+pub(super) use self::mailroom::connector0_3_0::changes;
 use super::super::host::truncate;
 use super::super::sandbox::JobState;
-use super::v0_2_0::flags_to_wit;
-use crate::connector::ConnectorError;
-use crate::mail::work::{Delivery, SmtpReply, Work, WorkChange, WorkDone};
-use wasmtime::Store;
+use crate::mail::work::SmtpReply;
 
 wasmtime::component::bindgen!({
     world: "mailroom:connector/mail-connector@0.3.0",
@@ -32,75 +29,10 @@ pub type Pre = MailConnectorPre<JobState>;
 super::common_calls!(mailroom_connector0_3_0_connector);
 super::session_calls!(mailroom_connector0_3_0_connector);
 
-impl Session<'_> {
-    /// Does one piece of outbox work.
-    pub async fn work(
-        &self,
-        store: &mut Store<JobState>,
-        work: Work,
-    ) -> wasmtime::Result<Result<WorkDone, ConnectorError>> {
-        let (sessions, session) = (&self.sessions, self.session);
-        let max_reply = store.data().caps.max_reply_bytes;
-        let reply = |r: changes::Reply| reply(r, max_reply);
-        let done = match work {
-            Work::Apply {
-                folder,
-                provider_id,
-                change,
-            } => {
-                let target = changes::Target {
-                    folder,
-                    id: provider_id,
-                };
-                let change = match change {
-                    WorkChange::Flags(update) => changes::Change::SetFlags(changes::FlagUpdate {
-                        seen: update.seen,
-                        flagged: update.flagged,
-                        answered: update.answered,
-                    }),
-                    WorkChange::MoveTo(path) => changes::Change::MoveTo(path),
-                    WorkChange::Expunge => changes::Change::Expunge,
-                };
-                sessions
-                    .call_apply(store, session, &target, &change)
-                    .await?
-                    .map(|applied| match applied {
-                        changes::Applied::Done(id) => WorkDone::Applied(id),
-                        changes::Applied::Gone => WorkDone::Gone,
-                    })
-            }
-            Work::Append { folder, raw, flags } => sessions
-                .call_append(store, session, &folder, &raw, flags_to_wit(flags))
-                .await?
-                .map(WorkDone::Appended),
-            Work::Send {
-                from,
-                recipients,
-                raw,
-            } => {
-                let envelope = changes::Envelope { from, recipients };
-                sessions
-                    .call_send(store, session, &envelope, &raw)
-                    .await?
-                    .map(|delivery| {
-                        WorkDone::Delivered(Delivery {
-                            recipients: delivery
-                                .recipients
-                                .into_iter()
-                                .map(|r| (r.address, reply(r.reply)))
-                                .collect(),
-                            refused: delivery.refused.map(reply),
-                            data: delivery.data.map(reply),
-                        })
-                    })
-            }
-        };
-        Ok(done.map_err(ConnectorError::from))
-    }
-}
+super::work_calls!();
 
 /// A server's reply as the connector reports it, its text cut to `max` bytes.
-fn reply(reply: changes::Reply, max: usize) -> SmtpReply {
+pub(super) fn reply(reply: changes::Reply, max: usize) -> SmtpReply {
     SmtpReply {
         code: reply.code,
         text: truncate(reply.text, max),

@@ -1,0 +1,74 @@
+//! The example connectors in `examples/`, built from source with their own commands, as their
+//! READMEs say, so that the tests load exactly what an outside author would.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+/// One build at a time: the copies share the example's target directory.
+static BUILDS: Mutex<()> = Mutex::new(());
+
+/// The POP3 connector's component, built with `cargo build --release --target
+/// wasm32-wasip2`; with `version`, from a copy of the crate whose version is changed to it
+/// (a new release of the same connector).
+pub fn pop3_component(version: Option<&str>) -> Vec<u8> {
+    let _one_at_a_time = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+    let source = examples().join("pop3-connector");
+    let target = source.join("target");
+    let crate_dir = match version {
+        None => source.clone(),
+        Some(version) => {
+            let copy = tempfile::tempdir().expect("a temporary directory").keep();
+            copy_tree(&source, &copy);
+            let manifest = copy.join("Cargo.toml");
+            let text = std::fs::read_to_string(&manifest).expect("the example's Cargo.toml");
+            let changed = text.replacen(
+                "version = \"1.0.0\"",
+                &format!("version = \"{version}\""),
+                1,
+            );
+            assert_ne!(text, changed, "the example's version line changed");
+            std::fs::write(&manifest, changed).expect("write Cargo.toml");
+            // The copy's paths to `wit/` are relative: keep them pointing at the repository's.
+            let lib = copy.join("src/lib.rs");
+            let code = std::fs::read_to_string(&lib).expect("src/lib.rs");
+            let wit = examples().join("../wit");
+            let wit = wit.to_str().expect("a UTF-8 path");
+            std::fs::write(&lib, code.replace("../../wit", wit)).expect("write src/lib.rs");
+            copy
+        }
+    };
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the POP3 example failed");
+    if crate_dir != source {
+        std::fs::remove_dir_all(&crate_dir).ok();
+    }
+    std::fs::read(target.join("wasm32-wasip2/release/pop3_connector.wasm"))
+        .expect("the built component")
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read the example") {
+        let entry = entry.expect("a directory entry");
+        let name = entry.file_name();
+        if name == "target" {
+            continue;
+        }
+        let (source, destination) = (entry.path(), to.join(&name));
+        if entry.file_type().expect("a file type").is_dir() {
+            std::fs::create_dir_all(&destination).expect("create a directory");
+            copy_tree(&source, &destination);
+        } else {
+            std::fs::copy(&source, &destination).expect("copy a file");
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Connectors loaded while the server runs: uploaded over HTTP, checked, replaced and
+//! removed; and connectors built from source the way outside authors build them, syncing real
+//! mailboxes.
+
+use mailroom_tests::examples::pop3_component;
+use mailroom_tests::imap::message;
+use mailroom_tests::mailbox::{Setup, days_ago, rfc2822_days_ago};
+use mailroom_tests::mailroom::{Mailroom, SERVICE_TOKEN};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+fn pop3_body(setup: &Setup, port: u16, encryption: &str, password: Option<&str>) -> Value {
+    let user = setup.servers.user("alice");
+    json!({
+        "connector": "pop3",
+        "email": user.email,
+        "password": password.unwrap_or(&user.password),
+        "pop3": {"host": "localhost", "port": port, "encryption": encryption},
+    })
+}
+
+async fn subjects(mailroom: &Mailroom, account: &str) -> BTreeSet<String> {
+    mailroom
+        .messages(account, "")
+        .await
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pop3_connector_built_from_source_is_uploaded_syncs_and_is_replaced_without_a_restart() {
+    let component = pop3_component(None);
+    let setup = Setup::start().await;
+    let mut imap = setup.imap("alice").await;
+    // Older than the account's start, and first in the maildrop (which is in arrival
+    // order): never synced.
+    let old = message("old@client.test", "too old", &rfc2822_days_ago(90), "old");
+    imap.append("INBOX", "", &days_ago(90), &old).await;
+    for (i, days) in [(1, 2), (2, 1), (3, 0)] {
+        let raw = message(
+            &format!("pop{i}@client.test"),
+            &format!("pop message {i}"),
+            &rfc2822_days_ago(days),
+            "Hello over POP3.\r\n.hidden line\r\n",
+        );
+        imap.append("INBOX", "", &days_ago(days), &raw).await;
+    }
+
+    let uploaded = setup
+        .mailroom
+        .upload_connector(component.clone(), false)
+        .await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
+    assert_eq!(uploaded.body["id"], "pop3");
+    assert_eq!(uploaded.body["wit_version"], "0.4.0");
+    assert_eq!(uploaded.body["version"], "1.0.0");
+    assert_eq!(uploaded.body["servers"], json!(["pop3"]));
+    assert_eq!(uploaded.body["builtin"], false);
+    let listed = setup.mailroom.get("/v1/connectors/pop3").await;
+    assert_eq!(listed.body, uploaded.body);
+    let again = setup
+        .mailroom
+        .upload_connector(component.clone(), false)
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(again.body["error"]["code"], "id_taken");
+
+    // Tested over implicit TLS and over STLS; a wrong password is the server's refusal.
+    let servers = &setup.servers;
+    for (port, encryption) in [
+        (servers.pop3s_port(), "ssl"),
+        (servers.pop3_port(), "starttls"),
+    ] {
+        let tested = setup
+            .mailroom
+            .post(
+                "/v1/accounts/test",
+                pop3_body(&setup, port, encryption, None),
+            )
+            .await;
+        assert_eq!(tested.body["ok"], true, "{encryption}: {}", tested.body);
+        assert_eq!(
+            tested.body["folders"][0]["name"], "Inbox",
+            "{}",
+            tested.body
+        );
+    }
+    let refused = setup
+        .mailroom
+        .post(
+            "/v1/accounts/test",
+            pop3_body(&setup, servers.pop3s_port(), "ssl", Some("wrong")),
+        )
+        .await;
+    assert_eq!(refused.body["ok"], false, "{}", refused.body);
+    assert_eq!(
+        refused.body["error"]["code"], "auth_failed",
+        "{}",
+        refused.body
+    );
+
+    let mut body = pop3_body(&setup, servers.pop3s_port(), "ssl", None);
+    body["kind"] = json!("personal");
+    body["sync_from"] = json!("1_month");
+    let created = setup.mailroom.post("/v1/accounts", body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let account = created.body["id"].as_str().expect("an id").to_owned();
+    let synced = setup.mailroom.sync(&account).await;
+    assert_eq!(
+        subjects(&setup.mailroom, &account).await,
+        set(&["pop message 1", "pop message 2", "pop message 3"]),
+        "{synced}"
+    );
+    let raw = setup
+        .mailroom
+        .get(&format!(
+            "/v1/messages/{}",
+            setup.mailroom.messages(&account, "").await[0]["id"]
+                .as_str()
+                .expect("an id")
+        ))
+        .await;
+    assert!(
+        raw.body["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\n.hidden line"),
+        "dot-stuffing is undone: {}",
+        raw.body
+    );
+
+    // New mail, and mail deleted on the server; then version 1.1.0 takes over.
+    let new = message(
+        "pop4@client.test",
+        "pop message 4",
+        &rfc2822_days_ago(0),
+        "new",
+    );
+    imap.append("INBOX", "", &days_ago(0), &new).await;
+    imap.run("SELECT INBOX").await;
+    let first = imap.uid_search("HEADER Message-ID pop1@client.test").await;
+    imap.run(&format!("UID STORE {} +FLAGS (\\Deleted)", first[0]))
+        .await;
+    imap.run("EXPUNGE").await;
+    imap.logout().await;
+    let replaced = setup
+        .mailroom
+        .upload_connector(pop3_component(Some("1.1.0")), true)
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+    assert_eq!(replaced.body["version"], "1.1.0");
+    assert_ne!(replaced.body["digest"], uploaded.body["digest"]);
+    setup.mailroom.sync(&account).await;
+    assert_eq!(
+        subjects(&setup.mailroom, &account).await,
+        set(&["pop message 2", "pop message 3", "pop message 4"])
+    );
+
+    // The upload survives a restart, compiled code and all.
+    let Setup { servers, mailroom } = setup;
+    let mailroom = mailroom.restart().await;
+    let after = mailroom.get("/v1/connectors/pop3").await;
+    assert_eq!(after.body["version"], "1.1.0", "{}", after.body);
+    let account_view = mailroom.sync(&account).await;
+    assert_eq!(account_view["state"], "active", "{account_view}");
+
+    // Removing it: refused while the account uses it, then forced.
+    let in_use = mailroom
+        .call(Method::DELETE, "/v1/connectors/pop3", None)
+        .await;
+    assert_eq!(in_use.status, StatusCode::CONFLICT, "{}", in_use.body);
+    assert_eq!(in_use.body["error"]["code"], "in_use");
+    let forced = mailroom
+        .call(Method::DELETE, "/v1/connectors/pop3?force=true", None)
+        .await;
+    assert_eq!(forced.status, StatusCode::NO_CONTENT, "{}", forced.body);
+    let gone = mailroom.get("/v1/connectors/pop3").await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let disabled = mailroom.get(&format!("/v1/accounts/{account}")).await;
+    assert_eq!(disabled.body["state"], "disabled", "{}", disabled.body);
+    assert!(
+        disabled.body["state_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("pop3")),
+        "{}",
+        disabled.body
+    );
+    // Its mail stays.
+    assert_eq!(mailroom.messages(&account, "").await.len(), 3);
+    mailroom.stop().await;
+    drop(servers);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_are_refused_with_a_reason_each() {
+    let mailroom = Mailroom::start(|_| {}).await;
+    let core_module = b"\0asm\x01\0\0\0".to_vec();
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"MZ not wasm".to_vec(), "not_a_component"),
+        (core_module, "not_a_component"),
+        (b"\0asm\x0d\0\x01\0garbage".to_vec(), "compile_failed"),
+    ];
+    for (bytes, code) in cases {
+        let answer = mailroom.upload_connector(bytes, false).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{code}: {}",
+            answer.body
+        );
+        assert_eq!(answer.body["error"]["code"], code, "{}", answer.body);
+    }
+    // The built-in IMAP connector, uploaded, can take neither a new place nor its own.
+    let (_, imap) = mailroom::runtime::builtin::CONNECTORS[0];
+    for replace in [false, true] {
+        let answer = mailroom.upload_connector(imap.to_vec(), replace).await;
+        assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.body);
+        assert_eq!(answer.body["error"]["code"], "builtin", "{}", answer.body);
+    }
+    let removed = mailroom
+        .call(Method::DELETE, "/v1/connectors/imap", None)
+        .await;
+    assert_eq!(removed.status, StatusCode::CONFLICT, "{}", removed.body);
+    assert_eq!(removed.body["error"]["code"], "builtin");
+    let unknown = mailroom
+        .call(Method::DELETE, "/v1/connectors/nothing", None)
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.body);
+    let json_body = mailroom.post("/v1/connectors", json!({})).await;
+    assert_eq!(
+        json_body.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{}",
+        json_body.body
+    );
+    // A member cannot load code into the server.
+    let member = mailroom.create_member("Mia", "mia@example.test").await;
+    let answer = mailroom
+        .http()
+        .post(mailroom.url("/v1/connectors"))
+        .bearer_auth(SERVICE_TOKEN)
+        .header("x-mailroom-user", &member)
+        .header("content-type", "application/wasm")
+        .body(imap.to_vec())
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+    mailroom.stop().await;
+
+    let small = Mailroom::start(|config| config.connectors.max_upload_mib = 1).await;
+    let answer = small.upload_connector(vec![0; (1 << 20) + 1], false).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        answer.body
+    );
+    assert_eq!(answer.body["error"]["code"], "too_large", "{}", answer.body);
+    small.stop().await;
+}
