@@ -1,11 +1,11 @@
 //! What the host knows about connectors, in its own terms: their description and the errors
 //! they report. Free of wasmtime types; the runtime converts at its edge.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// How an account of a connector authenticates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthKind {
     Password,
@@ -13,7 +13,7 @@ pub enum AuthKind {
 }
 
 /// A loaded connector, as `GET /v1/connectors` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectorInfo {
     pub id: String,
     pub name: String,

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod connector;
+pub mod connectors;
 pub mod endpoint;
 pub mod folder;
 pub mod id;

@@ -3,7 +3,11 @@
 use clap::{Args, Parser, Subcommand};
 
 use mailroom::clock::now_rfc3339;
+use mailroom::connector::ConnectorInfo;
+use mailroom::connectors;
 use mailroom::id::new_id;
+use mailroom::net::TlsPolicy;
+use mailroom::runtime::{Runtime, read_component};
 use mailroom::server::open_state;
 use mailroom::store::{RedbStore, Store};
 use mailroom::user::{Role, Token, TokenHash, TokenOwner, User, new_token};
@@ -38,6 +42,16 @@ enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Loads, lists or removes connectors: through a running server's API with `--url`,
+    /// else in the data directory (no server may be running on it).
+    Connector {
+        #[command(subcommand)]
+        command: ConnectorCommand,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Manages the key that seals stored passwords.
     Secrets {
         #[command(subcommand)]
@@ -55,6 +69,37 @@ struct StateArgs {
     /// Configuration file (TOML).
     #[arg(long, env = "MAILROOM_CONFIG", global = true)]
     config: Option<PathBuf>,
+}
+
+/// A running server to talk to instead of the data directory.
+#[derive(Args)]
+struct RemoteArgs {
+    /// The server's API, e.g. http://127.0.0.1:8025.
+    #[arg(long, env = "MAILROOM_URL", global = true)]
+    url: Option<String>,
+    /// An admin's token for `--url`.
+    #[arg(long, env = "MAILROOM_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ConnectorCommand {
+    /// Loads a connector from its component (`.wasm`) and prints what it is.
+    Add {
+        file: PathBuf,
+        /// Replaces the uploaded connector of the same id.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Lists the connectors.
+    List,
+    /// Removes an uploaded connector.
+    Remove {
+        id: String,
+        /// Even while accounts use it: they are disabled.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -148,6 +193,11 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::User { command, state } => user(command, state).await,
             Command::Token { command, state } => token(command, state).await,
+            Command::Connector {
+                command,
+                state,
+                remote,
+            } => connector(command, state, remote).await,
             Command::Secrets { command, state } => secrets(command, state).await,
         }
     });
@@ -208,6 +258,110 @@ async fn open(state: &StateArgs) -> anyhow::Result<Arc<RedbStore>> {
     let config = load_config(state.config.as_ref(), state.data.clone())?;
     let (store, _) = open_state(&config, env("MAILROOM_SECRET_KEY").as_deref()).await?;
     Ok(store)
+}
+
+async fn connector(
+    command: ConnectorCommand,
+    state: StateArgs,
+    remote: RemoteArgs,
+) -> anyhow::Result<()> {
+    match remote.url {
+        Some(url) => {
+            let token = remote
+                .token
+                .ok_or_else(|| anyhow::anyhow!("--url needs an admin's --token"))?;
+            connector_remote(command, url.trim_end_matches('/'), &token).await
+        }
+        None => connector_local(command, &state).await,
+    }
+}
+
+/// Through the API of the server at `url`.
+async fn connector_remote(command: ConnectorCommand, url: &str, token: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let request = match &command {
+        ConnectorCommand::Add { file, replace } => {
+            let component = std::fs::read(file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            http.post(format!("{url}/v1/connectors?replace={replace}"))
+                .header("content-type", "application/wasm")
+                .body(component)
+        }
+        ConnectorCommand::List => http.get(format!("{url}/v1/connectors?limit=500")),
+        ConnectorCommand::Remove { id, force } => {
+            http.delete(format!("{url}/v1/connectors/{id}?force={force}"))
+        }
+    };
+    let response = request.bearer_auth(token).send().await?;
+    let status = response.status();
+    let body = response.text().await?;
+    if !status.is_success() {
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        anyhow::bail!(
+            "the server refused ({status}): {}",
+            answer["error"]["message"].as_str().unwrap_or(&body)
+        );
+    }
+    match command {
+        ConnectorCommand::List => {
+            let page: serde_json::Value = serde_json::from_str(&body)?;
+            for info in page["items"].as_array().into_iter().flatten() {
+                let info: ConnectorInfo = serde_json::from_value(info.clone())?;
+                print_connector(&info);
+            }
+        }
+        ConnectorCommand::Add { .. } => print_connector(&serde_json::from_str(&body)?),
+        ConnectorCommand::Remove { id, .. } => println!("removed {id}"),
+    }
+    Ok(())
+}
+
+/// In the data directory, with the same checks as the API.
+async fn connector_local(command: ConnectorCommand, state: &StateArgs) -> anyhow::Result<()> {
+    let config = load_config(state.config.as_ref(), state.data.clone())?;
+    let (store, _) = open_state(&config, env("MAILROOM_SECRET_KEY").as_deref())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("{e:#} (is a server running on it? then pass --url and --token)")
+        })?;
+    let runtime = Runtime::new(
+        &config.sandbox,
+        &config.net,
+        &config.connectors,
+        TlsPolicy::new(config.ca_file.as_deref())?,
+        Some(&config.data),
+    )
+    .await?;
+    connectors::load_installed(store.as_ref(), &runtime).await?;
+    match command {
+        ConnectorCommand::Add { file, replace } => {
+            let component = read_component(&file, runtime.max_component_bytes())?;
+            let installed =
+                connectors::install(store.as_ref(), &runtime, component, replace).await?;
+            print_connector(&installed.info);
+        }
+        ConnectorCommand::List => {
+            for info in runtime.connectors() {
+                print_connector(&info);
+            }
+        }
+        ConnectorCommand::Remove { id, force } => {
+            let disabled = connectors::remove(store.as_ref(), &runtime, &id, force).await?;
+            println!("removed {id}");
+            for account in disabled {
+                println!("disabled account {account}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_connector(info: &ConnectorInfo) {
+    let origin = if info.builtin { "built-in" } else { "uploaded" };
+    println!(
+        "{}\t{}\t{}\tmailroom:connector@{}\t{origin}\t{}",
+        info.id, info.version, info.name, info.wit_version, info.digest
+    );
 }
 
 async fn user(command: UserCommand, state: StateArgs) -> anyhow::Result<()> {

@@ -166,34 +166,6 @@ async fn bootstrap(store: &dyn Store, bootstrap: &Bootstrap) -> anyhow::Result<O
     Ok(created)
 }
 
-/// Loads the connectors admins uploaded. One that no longer loads (a host that dropped its
-/// world's version, a file configured under the same id) is reported and left stored.
-async fn load_uploaded(store: &dyn Store, runtime: &Runtime) -> anyhow::Result<()> {
-    for id in store.connector_ids().await? {
-        let Some(component) = store.connector_component(&id).await? else {
-            continue;
-        };
-        let started = std::time::Instant::now();
-        match runtime.prepare(component, false).await {
-            Ok(prepared) => match runtime.register(prepared, false) {
-                Ok(info) => tracing::info!(
-                    id = %info.id,
-                    version = %info.version,
-                    "loaded uploaded connector in {:?}",
-                    started.elapsed()
-                ),
-                Err(error) => {
-                    tracing::error!(connector = %id, "uploaded connector not loaded: {error}")
-                }
-            },
-            Err(error) => {
-                tracing::error!(connector = %id, "uploaded connector not loaded: {error}")
-            }
-        }
-    }
-    Ok(())
-}
-
 impl Server {
     /// Opens the state, builds the runtime (compiling the connectors), binds the listener and
     /// starts serving.
@@ -219,7 +191,7 @@ impl Server {
                 .with_context(|| format!("connector {} was refused", path.display()))?;
             tracing::info!(id = %info.id, version = %info.version, "loaded connector {}", path.display());
         }
-        load_uploaded(store.as_ref(), &runtime).await?;
+        crate::connectors::load_installed(store.as_ref(), &runtime).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

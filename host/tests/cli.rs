@@ -193,3 +193,52 @@ fn the_key_file_is_private_and_rotates_in_place() {
     stdout(&mailroom(&data, &["user", "list"], &[]));
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// The POP3 connector of `examples/`, built with its README's command.
+fn pop3_example() -> PathBuf {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pop3-connector");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+        .current_dir(&example)
+        .env("CARGO_TARGET_DIR", example.join("target"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the POP3 example failed");
+    example.join("target/wasm32-wasip2/release/pop3_connector.wasm")
+}
+
+#[test]
+fn connectors_are_added_listed_and_removed_in_a_data_directory() {
+    let data = data_dir("connectors");
+    let component = pop3_example();
+    let component = component.to_str().expect("a UTF-8 path");
+    let added = stdout(&mailroom(&data, &["connector", "add", component], &[]));
+    assert!(
+        added.starts_with("pop3\t1.0.0\tPOP3\tmailroom:connector@0.4.0\tuploaded\tsha256:"),
+        "{added}"
+    );
+    let again = mailroom(&data, &["connector", "add", component], &[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("loaded already"));
+    stdout(&mailroom(
+        &data,
+        &["connector", "add", component, "--replace"],
+        &[],
+    ));
+    let list = stdout(&mailroom(&data, &["connector", "list"], &[]));
+    assert!(
+        list.contains("imap\t") && list.contains("built-in"),
+        "{list}"
+    );
+    assert!(list.contains("pop3\t1.0.0"), "{list}");
+    let builtin = mailroom(&data, &["connector", "remove", "imap"], &[]);
+    assert!(!builtin.status.success());
+    assert!(String::from_utf8_lossy(&builtin.stderr).contains("built-in"));
+    assert_eq!(
+        stdout(&mailroom(&data, &["connector", "remove", "pop3"], &[])),
+        "removed pop3"
+    );
+    let list = stdout(&mailroom(&data, &["connector", "list"], &[]));
+    assert!(!list.contains("pop3"), "{list}");
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -56,6 +56,45 @@ fn serve_listens_where_told_and_exits_cleanly_on_sigterm() {
     let connectors = get(addr, "/v1/connectors", Some("mr_serve_test")).expect("an answer");
     assert!(connectors.contains(r#""id":"imap""#), "{connectors}");
 
+    // While the server runs, connectors are loaded through its API.
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pop3-connector");
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+        .current_dir(&example)
+        .env("CARGO_TARGET_DIR", example.join("target"))
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "building the POP3 example failed");
+    let url = format!("http://{addr}");
+    let added = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args([
+            "connector",
+            "add",
+            "--url",
+            &url,
+            "--token",
+            "mr_serve_test",
+        ])
+        .arg(example.join("target/wasm32-wasip2/release/pop3_connector.wasm"))
+        .output()
+        .expect("mailroom runs");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    assert!(String::from_utf8_lossy(&added.stdout).starts_with("pop3\t1.0.0"));
+    let connectors = get(addr, "/v1/connectors/pop3", Some("mr_serve_test")).expect("an answer");
+    assert!(connectors.starts_with("HTTP/1.1 200"), "{connectors}");
+    let offline = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args(["connector", "list", "--data"])
+        .arg(&data)
+        .output()
+        .expect("mailroom runs");
+    assert!(!offline.status.success());
+    assert!(String::from_utf8_lossy(&offline.stderr).contains("--url"));
+
     // While the server runs, the shell tools say why they cannot work on its database.
     let locked = Command::new(env!("CARGO_BIN_EXE_mailroom"))
         .args(["user", "list", "--data"])

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the running API against its own OpenAPI document with Schemathesis (every check):
 # starts a server on a fresh data directory, runs `schemathesis run --checks all` from this
-# folder (which holds its configuration) as the admin, and stops the server.
+# folder (which holds its configuration, and `hooks.py` for the media type it does not know)
+# as the admin, and stops the server.
 # Usage: tests/schemathesis/run.sh [path to the mailroom binary] [examples per operation]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -27,6 +28,6 @@ for _ in $(seq 100); do
 done
 
 cd "$here"
-"$venv/bin/schemathesis" run "http://127.0.0.1:$port/v1/openapi.json" \
+SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$here" "$venv/bin/schemathesis" run "http://127.0.0.1:$port/v1/openapi.json" \
     --checks all --max-examples "$examples" --seed 1 \
     -H "Authorization: Bearer $token"

@@ -19,6 +19,14 @@ impl Setup {
     }
 
     pub async fn start_with(options: Options) -> Self {
+        Self::start_configured(options, |_| {}).await
+    }
+
+    /// Starts with `options` and the test configuration, then `configure` changes it.
+    pub async fn start_configured(
+        options: Options,
+        configure: impl FnOnce(&mut mailroom::Config),
+    ) -> Self {
         let servers = MailServers::start_with(options);
         let ca = servers.cert_path().to_owned();
         let mailroom = Mailroom::start(|config| {
@@ -26,6 +34,7 @@ impl Setup {
             // Jobs run when the tests ask, not on a timer.
             config.sync.interval_secs = 3600;
             config.sync.page_messages = 7;
+            configure(config);
         })
         .await;
         Self { servers, mailroom }

@@ -57,8 +57,7 @@ pub struct App {
     idempotency: std::sync::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     /// Held while a user is changed, so two demotions cannot both see another admin left.
     pub user_changes: tokio::sync::Mutex<()>,
-    /// Serialises connector uploads and removals.
-    pub connector_changes: tokio::sync::Mutex<()>,
+
     /// Parsing and sanitizing whole messages runs off the request threads, this many at once.
     pub renders: Arc<tokio::sync::Semaphore>,
 }
@@ -89,7 +88,6 @@ impl App {
             )),
             idempotency: std::sync::Mutex::new(HashMap::new()),
             user_changes: tokio::sync::Mutex::new(()),
-            connector_changes: tokio::sync::Mutex::new(()),
         }
     }
 }

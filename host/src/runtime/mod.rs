@@ -11,6 +11,7 @@
 
 pub mod builtin;
 mod host;
+mod output;
 pub mod sandbox;
 pub mod sink;
 mod sync;
@@ -84,6 +85,15 @@ impl LoadError {
 pub struct Prepared {
     pub info: ConnectorInfo,
     compiled: wit::Compiled,
+    /// The component's bytes, for whoever keeps them.
+    component: Vec<u8>,
+}
+
+impl Prepared {
+    /// The component's bytes, taken out.
+    pub fn take_component(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.component)
+    }
 }
 
 /// A connector ready to run.
@@ -236,10 +246,13 @@ impl Runtime {
         }
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         let engine = self.engine.clone();
-        let compile = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes));
-        let component = match tokio::time::timeout(COMPILE_TIMEOUT, compile).await {
-            Ok(Ok(Ok(component))) => component,
-            Ok(Ok(Err(e))) => {
+        let compile = tokio::task::spawn_blocking(move || {
+            let compiled = Component::new(&engine, &bytes);
+            (compiled, bytes)
+        });
+        let (component, bytes) = match tokio::time::timeout(COMPILE_TIMEOUT, compile).await {
+            Ok(Ok((Ok(component), bytes))) => (component, bytes),
+            Ok(Ok((Err(e), _))) => {
                 return Err(LoadError::CompileFailed(format!(
                     "the component could not be compiled: {e:#}"
                 )));
@@ -274,7 +287,11 @@ impl Runtime {
             digest,
         };
         validate_info(&info).map_err(|e| LoadError::InvalidDescribe(e.to_string()))?;
-        Ok(Prepared { info, compiled })
+        Ok(Prepared {
+            info,
+            compiled,
+            component: bytes,
+        })
     }
 
     /// Makes a prepared connector the one its id names. With `replace`, one loaded under the
@@ -411,15 +428,21 @@ impl Runtime {
             body(&mut store, instance).await
         })
         .await;
-        if let Some(output) = store.data().take_output() {
-            let output = host::escape_controls(&output);
+        let output = store.data().take_output();
+        if let Some(output) = &output {
+            let output = host::escape_controls(output);
             tracing::info!(target: "mailroom::connector", connector = id, "output: {output}");
         }
         let stage = store.data().last_server.clone();
         let error = match outcome {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(trap)) => {
-                let message = trap_message(&trap, &store);
+                let mut message = trap_message(&trap, &store);
+                // What a guest's runtime printed as it failed (a Python traceback's last
+                // line, a Rust panic message) says more than the trap itself.
+                if let Some(last) = output.as_deref().and_then(last_line) {
+                    message.push_str(&format!(" (its last output: {last})"));
+                }
                 tracing::warn!(connector = id, "connector job failed: {message}");
                 let kind = if trap.downcast_ref::<host::Denied>().is_some() {
                     ErrorKind::Denied
@@ -484,6 +507,16 @@ fn trap_message(trap: &wasmtime::Error, store: &Store<JobState>) -> String {
     }
     let root = trap.root_cause().to_string();
     format!("the connector failed: {root}")
+}
+
+/// The last line of a guest's output that is neither blank nor a hint (Rust's `note: run
+/// with RUST_BACKTRACE=1`), escaped and cut to 300 bytes.
+fn last_line(output: &str) -> Option<String> {
+    let line = output
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.starts_with("note: "))?;
+    Some(host::truncate(host::escape_controls(line.trim()), 300))
 }
 
 /// What a job may reach and log in with, for the account `spec` describes.

@@ -6,6 +6,7 @@
 //! nothing in it (no preopened directories, no environment, no arguments, sockets denied,
 //! stdin closed), and the network allow-list and credentials of the one account it serves.
 
+use super::output::CappedOutput;
 use super::sink::SinkPool;
 use crate::auth::Credentials;
 use crate::net::policy::AllowList;
@@ -16,7 +17,6 @@ use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// How often the engine's epoch advances; the unit of the CPU budget.
@@ -55,8 +55,8 @@ pub struct JobState {
     /// Bytes one sink may keep in memory: the page size of the sync being run.
     pub sink_memory_share: u64,
     pub caps: OutputCaps,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
+    stdout: CappedOutput,
+    stderr: CappedOutput,
 }
 
 impl WasiView for JobState {
@@ -97,8 +97,8 @@ impl JobState {
         tls: TlsPolicy,
         sinks: Arc<SinkPool>,
     ) -> Store<JobState> {
-        let stdout = MemoryOutputPipe::new(limits.log_bytes);
-        let stderr = MemoryOutputPipe::new(limits.log_bytes);
+        let stdout = CappedOutput::new(limits.log_bytes);
+        let stderr = CappedOutput::new(limits.log_bytes);
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())

@@ -2,13 +2,15 @@
 //! removed; and connectors built from source the way outside authors build them, syncing real
 //! mailboxes.
 
-use mailroom_tests::examples::pop3_component;
+use mailroom_tests::examples::{pop3_component, pop3_component_changed, pop3_python_component};
 use mailroom_tests::imap::message;
 use mailroom_tests::mailbox::{Setup, days_ago, rfc2822_days_ago};
-use mailroom_tests::mailroom::{Mailroom, SERVICE_TOKEN};
+use mailroom_tests::mailroom::{Mailroom, SERVICE_TOKEN, hostile_sync_connector};
+use mailroom_tests::servers::Options;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 fn pop3_body(setup: &Setup, port: u16, encryption: &str, password: Option<&str>) -> Value {
     let user = setup.servers.user("alice");
@@ -18,6 +20,24 @@ fn pop3_body(setup: &Setup, port: u16, encryption: &str, password: Option<&str>)
         "password": password.unwrap_or(&user.password),
         "pop3": {"host": "localhost", "port": port, "encryption": encryption},
     })
+}
+
+/// Seeds alice's INBOX: one message from before any start date, then `subjects`, newest last.
+async fn seed(setup: &Setup, subjects: &[&str]) {
+    let mut imap = setup.imap("alice").await;
+    let old = message("old@client.test", "too old", &rfc2822_days_ago(90), "old");
+    imap.append("INBOX", "", &days_ago(90), &old).await;
+    for (i, subject) in subjects.iter().enumerate() {
+        let days = (subjects.len() - i) as i64;
+        let raw = message(
+            &format!("seed{i}@client.test"),
+            subject,
+            &rfc2822_days_ago(days),
+            "Hi.",
+        );
+        imap.append("INBOX", "", &days_ago(days), &raw).await;
+    }
+    imap.logout().await;
 }
 
 async fn subjects(mailroom: &Mailroom, account: &str) -> BTreeSet<String> {
@@ -206,6 +226,24 @@ async fn uploads_are_refused_with_a_reason_each() {
         (core_module, "not_a_component"),
         (b"\0asm\x0d\0\x01\0garbage".to_vec(), "compile_failed"),
     ];
+    // A component that imports what connectors may not use, one that is no connector at
+    // all, and the POP3 example with an id that breaks the pattern.
+    let mut http = wasm_encoder::Component::new();
+    let mut types = wasm_encoder::ComponentTypeSection::new();
+    types.instance(&wasm_encoder::InstanceType::new());
+    http.section(&types);
+    let mut imports = wasm_encoder::ComponentImportSection::new();
+    imports.import(
+        "wasi:http/outgoing-handler@0.2.0",
+        wasm_encoder::ComponentTypeRef::Instance(0),
+    );
+    http.section(&imports);
+    let bad_id = pop3_component_changed(None, &[("id: \"pop3\".into()", "id: \"POP 3\".into()")]);
+    let cases = cases.into_iter().chain([
+        (http.finish(), "forbidden_import"),
+        (wasm_encoder::Component::new().finish(), "unsupported_world"),
+        (bad_id, "invalid_describe"),
+    ]);
     for (bytes, code) in cases {
         let answer = mailroom.upload_connector(bytes, false).await;
         assert_eq!(
@@ -264,4 +302,149 @@ async fn uploads_are_refused_with_a_reason_each() {
     );
     assert_eq!(answer.body["error"]["code"], "too_large", "{}", answer.body);
     small.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connector_written_in_python_is_uploaded_and_syncs() {
+    let built = std::time::Instant::now();
+    let component = pop3_python_component();
+    let build_time = built.elapsed();
+    let setup = Setup::start().await;
+    seed(&setup, &["python 1", "python 2", "python 3"]).await;
+    let started = std::time::Instant::now();
+    let uploaded = setup
+        .mailroom
+        .upload_connector(component.clone(), false)
+        .await;
+    let upload_time = started.elapsed();
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
+    assert_eq!(uploaded.body["id"], "pop3-py");
+    assert_eq!(uploaded.body["wit_version"], "0.4.0");
+    eprintln!(
+        "python connector: {} bytes, built in {build_time:?}, uploaded and compiled in {upload_time:?}",
+        component.len()
+    );
+    let mut body = pop3_body(&setup, setup.servers.pop3_port(), "starttls", None);
+    body["connector"] = json!("pop3-py");
+    let tested = setup.mailroom.post("/v1/accounts/test", body.clone()).await;
+    assert_eq!(tested.body["ok"], true, "{}", tested.body);
+    body["kind"] = json!("personal");
+    body["sync_from"] = json!("1_month");
+    let created = setup.mailroom.post("/v1/accounts", body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let account = created.body["id"].as_str().expect("an id").to_owned();
+    let synced = setup.mailroom.sync(&account).await;
+    assert_eq!(
+        subjects(&setup.mailroom, &account).await,
+        set(&["python 1", "python 2", "python 3"]),
+        "{synced}"
+    );
+    let sent = setup
+        .mailroom
+        .post(
+            &format!("/v1/accounts/{account}/send"),
+            json!({"to": [{"email": "bob@example.test"}], "subject": "s", "text": "t"}),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
+    setup.mailroom.sync(&account).await;
+    let outbox = setup
+        .mailroom
+        .get(&format!(
+            "/v1/outbox/{}",
+            sent.body["outbox_id"].as_str().expect("an id")
+        ))
+        .await;
+    assert_eq!(outbox.body["state"], "failed", "{}", outbox.body);
+    assert!(
+        outbox.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("SMTP connector")),
+        "{}",
+        outbox.body
+    );
+}
+
+/// Uploads the hostile syncing test connector and connects an account of it in `mode`.
+async fn hostile_account(mailroom: &Mailroom, mode: &str) -> String {
+    let component = std::fs::read(hostile_sync_connector()).expect("the test connector");
+    let uploaded = mailroom.upload_connector(component, false).await;
+    assert!(
+        uploaded.status == StatusCode::CREATED || uploaded.body["error"]["code"] == "id_taken",
+        "{}",
+        uploaded.body
+    );
+    let created = mailroom
+        .post(
+            "/v1/accounts",
+            json!({
+                "connector": "hostile-sync", "email": "mallory@example.test", "password": "pw",
+                "imap": {"host": "127.0.0.1", "port": 1, "encryption": "ssl"},
+                "smtp": {"host": "127.0.0.1", "port": 1, "encryption": "ssl"},
+                "settings": {"mode": mode}, "kind": "personal", "sync_from": "1_month",
+            }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    created.body["id"].as_str().expect("an id").to_owned()
+}
+
+/// Waits until `account` is in `state`; returns it.
+async fn wait_for_state(mailroom: &Mailroom, account: &str, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let view = mailroom.get(&format!("/v1/accounts/{account}")).await.body;
+        if view["state"] == state {
+            return view;
+        }
+        assert!(Instant::now() < deadline, "never {state}: {view}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_loop_in_an_uploaded_connector_leaves_another_accounts_sync_untouched() {
+    let setup = Setup::start_configured(Options::default(), |config| {
+        config.sandbox.cpu_ms = 3_000;
+    })
+    .await;
+    seed(&setup, &["healthy 1", "healthy 2"]).await;
+    // The spinning job starts at once and burns its budget while alice's account syncs.
+    let spinning = hostile_account(&setup.mailroom, "spin").await;
+    let healthy = setup.connect("alice", "1_month", json!({})).await;
+    assert_eq!(
+        subjects(&setup.mailroom, &healthy).await,
+        set(&["healthy 1", "healthy 2"])
+    );
+    let failed = wait_for_state(&setup.mailroom, &spinning, "error").await;
+    assert!(
+        failed["state_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("CPU budget")),
+        "{failed}"
+    );
+    let view = setup
+        .mailroom
+        .get(&format!("/v1/accounts/{healthy}"))
+        .await
+        .body;
+    assert_eq!(view["state"], "active", "{view}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_log_lines_from_an_uploaded_connector_is_capped() {
+    let mailroom = Mailroom::start(|config| config.sync.interval_secs = 3600).await;
+    let account = hostile_account(&mailroom, "log-flood").await;
+    // Some 900 MB of log lines and output; the host keeps 64 KiB of each, and the page after
+    // them commits.
+    let synced = mailroom.sync(&account).await;
+    assert_eq!(synced["state"], "active", "{synced}");
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    assert!(peak_kib < 1 << 20, "peak RSS {peak_kib} KiB");
+    mailroom.stop().await;
 }

@@ -7,13 +7,22 @@ use mailroom_tests::servers::MailServers;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+/// A server with the hostile connector uploaded, as a third party's would be.
 async fn hostile_mailroom() -> Mailroom {
-    Mailroom::start(|config| {
-        config.connectors.files = vec![hostile_connector()];
+    let mailroom = Mailroom::start(|config| {
         config.sandbox.cpu_ms = 500;
         config.sandbox.memory_mib = 32;
     })
-    .await
+    .await;
+    let component = std::fs::read(hostile_connector()).expect("the test connector");
+    let uploaded = mailroom.upload_connector(component, false).await;
+    assert_eq!(
+        uploaded.status,
+        reqwest::StatusCode::CREATED,
+        "{}",
+        uploaded.body
+    );
+    mailroom
 }
 
 /// A test of the hostile connector's account on `servers`' IMAPS port, in `mode`.

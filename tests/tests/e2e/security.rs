@@ -12,14 +12,18 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+/// A server with the hostile syncing connector uploaded, as a third party's would be.
 async fn hostile_mailroom(configure: impl FnOnce(&mut mailroom::Config)) -> Mailroom {
-    Mailroom::start(|config| {
-        config.connectors.files = vec![hostile_sync_connector()];
+    let mailroom = Mailroom::start(|config| {
         config.sync.interval_secs = 3600;
         config.sync.page_messages = 50;
         configure(config);
     })
-    .await
+    .await;
+    let component = std::fs::read(hostile_sync_connector()).expect("the test connector");
+    let uploaded = mailroom.upload_connector(component, false).await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
+    mailroom
 }
 
 /// The connection body of a hostile-sync account in `mode`; its servers are never reached

@@ -11,8 +11,8 @@ wit_bindgen::generate!({
 
 use exports::mailroom::connector0_2_0::connector::{AuthKind, Guest, GuestSession, Info};
 use mailroom::connector0_1_0::auth::{self, Protocol};
-use mailroom::connector0_1_0::net;
 use mailroom::connector0_1_0::types::{Account, Error, ErrorKind, Folder, FolderRole};
+use mailroom::connector0_1_0::{log, net};
 use mailroom::connector0_2_0::mail::{
     self, Body, BodySink, Message, MessageFlags, MessageProbe, Page, SyncRequest,
 };
@@ -228,6 +228,29 @@ impl GuestSession for Session {
             }
             // A well-behaved empty folder.
             "empty" => Ok(page(Vec::new(), b"s".to_vec())),
+            // Gigabytes of log lines and output, then a good page.
+            "log-flood" => {
+                let line = "x".repeat(4096);
+                for _ in 0..200_000 {
+                    log::write(log::Level::Error, &line);
+                }
+                for _ in 0..25_000 {
+                    println!("{line}");
+                }
+                Ok(page(Vec::new(), b"s".to_vec()))
+            }
+            // A slow server: waits for the imap server's first byte, for as long as it takes.
+            "stall" => {
+                let server = self
+                    .account
+                    .servers
+                    .iter()
+                    .find(|s| s.role == "imap")
+                    .ok_or_else(|| report("no imap server".into()))?;
+                let connection = net::connect(&server.host, server.port, server.encryption)?;
+                connection.read(1)?;
+                Ok(page(Vec::new(), b"s".to_vec()))
+            }
             other => Err(report(format!("unknown mode `{other}`"))),
         }
     }

@@ -1,0 +1,179 @@
+//! Installing and removing the connectors admins upload: the rules the API and the command
+//! line share (docs/api.md, "Connectors").
+//!
+//! A component is compiled and checked before anything changes; then, one change at a time,
+//! it is kept in the store (so that it loads again at start) and registered with the runtime.
+//! A replaced or removed connector's running jobs finish on the code they hold.
+
+use crate::account::{Account, AccountState};
+use crate::connector::ConnectorInfo;
+use crate::runtime::{LoadError, Runtime};
+use crate::store::{Store, StoreError};
+use serde_json::json;
+
+/// Why an install or a removal did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The component itself, or its id (`id_taken`, `builtin`).
+    #[error(transparent)]
+    Refused(#[from] LoadError),
+    /// Accounts use what the change would take away.
+    #[error("{0}")]
+    InUse(String),
+    #[error("no connector has that id")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What an install did.
+pub struct Installed {
+    pub info: ConnectorInfo,
+    /// A connector of the same id gave way.
+    pub replaced: bool,
+}
+
+/// One install or removal at a time.
+static CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Compiles and checks `component`, keeps it and loads it. With `replace`, an uploaded
+/// connector of the same id gives way, unless accounts use a server role the new version
+/// drops.
+pub async fn install(
+    store: &dyn Store,
+    runtime: &Runtime,
+    component: Vec<u8>,
+    replace: bool,
+) -> Result<Installed, InstallError> {
+    let mut prepared = runtime.prepare(component, false).await?;
+    let id = prepared.info.id.clone();
+    let _one_at_a_time = CHANGES.lock().await;
+    let replaced = match runtime.connector(&id) {
+        None => false,
+        Some(loaded) if loaded.info.builtin => return Err(LoadError::Builtin(id).into()),
+        Some(_) if !replace => return Err(LoadError::IdTaken(id).into()),
+        Some(_) => {
+            let accounts = accounts_of(store, &id).await?;
+            if let Some((account, role)) = dropped_role(&accounts, &prepared.info) {
+                return Err(InstallError::InUse(format!(
+                    "version {} of `{id}` has no `{role}` server, which account {} uses",
+                    prepared.info.version, account.id
+                )));
+            }
+            true
+        }
+    };
+    store.put_connector(&id, prepared.take_component()).await?;
+    let info = runtime.register(prepared, replaced)?;
+    tracing::info!(connector = %info.id, version = %info.version, digest = %info.digest, replaced, "connector installed");
+    Ok(Installed { info, replaced })
+}
+
+/// Removes an uploaded connector. While accounts use it, refused unless `force`, which
+/// disables them with a reason that names the connector; returns their ids.
+pub async fn remove(
+    store: &dyn Store,
+    runtime: &Runtime,
+    id: &str,
+    force: bool,
+) -> Result<Vec<String>, InstallError> {
+    let _one_at_a_time = CHANGES.lock().await;
+    let loaded = runtime.connector(id).ok_or(InstallError::NotFound)?;
+    if loaded.info.builtin {
+        return Err(LoadError::Builtin(id.to_owned()).into());
+    }
+    let accounts = accounts_of(store, id).await?;
+    if !accounts.is_empty() && !force {
+        return Err(InstallError::InUse(format!(
+            "{} account(s) use `{id}`; delete them first, or remove it with force to disable them",
+            accounts.len()
+        )));
+    }
+    let reason = format!("its connector `{id}` was removed by an admin");
+    let mut disabled = Vec::with_capacity(accounts.len());
+    for account in accounts {
+        disabled.push(account.id.clone());
+        disable(store, account, &reason).await?;
+    }
+    store.delete_connector(id).await?;
+    runtime.unregister(id)?;
+    tracing::info!(connector = %id, "connector removed");
+    Ok(disabled)
+}
+
+/// Loads the connectors kept in the store, at start. One that no longer loads (a world
+/// version this host dropped, an id a configured file took) is reported and stays stored.
+pub async fn load_installed(store: &dyn Store, runtime: &Runtime) -> Result<(), StoreError> {
+    for id in store.connector_ids().await? {
+        let Some(component) = store.connector_component(&id).await? else {
+            continue;
+        };
+        let started = std::time::Instant::now();
+        let loaded = match runtime.prepare(component, false).await {
+            Ok(prepared) => runtime.register(prepared, false),
+            Err(error) => Err(error),
+        };
+        match loaded {
+            Ok(info) => tracing::info!(
+                connector = %info.id,
+                version = %info.version,
+                "loaded an uploaded connector in {:?}",
+                started.elapsed()
+            ),
+            Err(error) => {
+                tracing::error!(connector = %id, "an uploaded connector did not load: {error}")
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn accounts_of(store: &dyn Store, connector: &str) -> Result<Vec<Account>, StoreError> {
+    Ok(store
+        .accounts()
+        .await?
+        .into_iter()
+        .filter(|a| a.connector == connector)
+        .collect())
+}
+
+/// An account that names a server role `info` does not declare, and that role.
+fn dropped_role<'a>(
+    accounts: &'a [Account],
+    info: &ConnectorInfo,
+) -> Option<(&'a Account, &'a str)> {
+    accounts.iter().find_map(|account| {
+        account
+            .servers
+            .iter()
+            .find(|server| !info.servers.contains(&server.role))
+            .map(|server| (account, server.role.as_str()))
+    })
+}
+
+/// Disables an account whose connector goes away, and says so in the event log.
+async fn disable(store: &dyn Store, mut account: Account, reason: &str) -> Result<(), StoreError> {
+    let mut attempts = 0;
+    let before = loop {
+        let before = account.state;
+        account.enabled = false;
+        account.set_state(AccountState::Disabled, Some(reason.to_owned()));
+        match store.update_account(account.clone(), None).await {
+            Ok(()) => break before,
+            // A job changed it meanwhile: apply the change to the account as it is now.
+            Err(StoreError::Conflict(_)) if attempts < 5 => {
+                attempts += 1;
+                match store.account(&account.id).await? {
+                    Some(current) => account = current,
+                    None => return Ok(()),
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    };
+    if before != account.state {
+        let data = json!({"account_id": account.id, "state": account.state, "state_reason": account.state_reason});
+        store.push_event("account.state_changed", data).await?;
+    }
+    Ok(())
+}
