@@ -155,26 +155,57 @@ def date_of(headers: bytes) -> int | None:
         return None
 
 
-def decode_state(state: bytes | None) -> tuple[set[str], bool]:
-    """The UIDLs the host holds, and whether the first sync is still going back."""
-    if state is None:
-        return set(), True
-    lines = state.decode().split("\n")
-    if lines[0] not in ("pop3py backfilling", "pop3py synced"):
-        raise error(types.ErrorKind.PROTOCOL, "the folder's state is not this connector's")
-    return set(lines[1:]) - {""}, lines[0] == "pop3py backfilling"
+class Known:
+    """The folder's state: the UIDLs the host holds (the newest that fit in the host's 64 KiB,
+    whatever is listed before the oldest of them counting as held), and how far back the
+    first sync has come: `below` is the oldest message it reached; what is listed before that
+    one is still to come. A maildrop lists messages in arrival order."""
 
+    def __init__(self, state: bytes | None):
+        self.uids: set[str] = set()
+        self.done = False
+        self.below: str | None = None
+        if state is None:
+            return
+        header, *uids = state.decode().split("\n")
+        if header == "pop3py 2 done":
+            self.done = True
+        elif header.startswith("pop3py 2 below "):
+            self.below = header.removeprefix("pop3py 2 below ")
+        elif header != "pop3py 2 begun":
+            raise error(types.ErrorKind.PROTOCOL, "the folder's state is not this connector's")
+        self.uids = set(uids) - {""}
 
-def encode_state(known: set[str], listing, backfilling: bool) -> bytes:
-    kept, size = [], 0
-    for _, uid, _ in reversed(listing):
-        if uid in known:
-            size += len(uid) + 1
-            if size > MAX_STATE_BYTES:
-                break
-            kept.append(uid)
-    header = "pop3py backfilling" if backfilling else "pop3py synced"
-    return "\n".join([header, *reversed(kept)]).encode()
+    def encode(self, listing) -> bytes:
+        kept, size = [], 0
+        for _, uid, _ in reversed(listing):
+            if uid in self.uids:
+                size += len(uid) + 1
+                if size > MAX_STATE_BYTES:
+                    break
+                kept.append(uid)
+        header = "pop3py 2 done" if self.done else (
+            f"pop3py 2 below {self.below}" if self.below else "pop3py 2 begun")
+        return "\n".join([header, *reversed(kept)]).encode()
+
+    def new_in(self, listing):
+        """The messages still to fetch, oldest first."""
+        positions = {uid: i for i, (_, uid, _) in enumerate(listing)}
+        floor = next((i for i, (_, uid, _) in enumerate(listing) if uid in self.uids), 0)
+        if self.done:
+            below = 0
+        elif self.below is None:
+            below = floor
+        else:
+            below = min(positions.get(self.below, floor), floor)
+        return [e for e in listing[:below] + listing[floor:] if e[1] not in self.uids]
+
+    def remember(self, uid: str, listing):
+        self.uids.add(uid)
+        if not self.done:
+            positions = {u: i for i, (_, u, _) in enumerate(listing)}
+            if self.below is None or positions[uid] < positions.get(self.below, len(listing)):
+                self.below = uid
 
 
 NO_FLAGS = mail.MessageFlags(seen=False, flagged=False, answered=False, draft=False)
@@ -204,20 +235,20 @@ class Session(connector.Session):
             raise error(types.ErrorKind.NOT_FOUND, "a POP3 mailbox has only INBOX")
         client = self.pop3()
         listing = client.listing()
-        known, backfilling = decode_state(request.state)
+        known = Known(request.state)
         listed = {uid for _, uid, _ in listing}
-        removed = sorted(known - listed)
-        known -= set(removed)
+        removed = sorted(known.uids - listed)
+        known.uids -= set(removed)
         page = mail.Page(reset=False, messages=[], changed=[], removed=removed,
                          state=b"", backfilled=False, more=False)
         if request.state is None and isinstance(request.start, mail.Start_Now):
-            page.state = encode_state(listed, listing, False)
+            known.uids, known.done = listed, True
+            page.state = known.encode(listing)
             page.backfilled = True
             return page
-        since = request.start.value if backfilling and isinstance(request.start, mail.Start_Since) else None
-        # Whatever is listed before the oldest held message counts as held.
-        floor = next((i for i, (_, uid, _) in enumerate(listing) if uid in known), 0)
-        new = [entry for entry in listing[floor:] if entry[1] not in known]
+        backfilling = not known.done and isinstance(request.start, mail.Start_Since)
+        since = request.start.value if backfilling else None
+        new = known.new_in(listing)
         limits, total, done = request.limits, 0, 0
         for number, uid, size in reversed(new):
             large = size > limits.max_bytes
@@ -227,7 +258,8 @@ class Session(connector.Session):
             date = date_of(client.top(number)) if since is not None else None
             if since is not None and date is not None and date < since:
                 # Mail arrives in order: this one and everything before it precede the start.
-                known.update(u for _, u, _ in listing[: listing.index((number, uid, size)) + 1])
+                known.uids.update(u for _, u, _ in listing[: listing.index((number, uid, size)) + 1])
+                known.done = True
                 done = len(new)
                 break
             if large:
@@ -235,7 +267,7 @@ class Session(connector.Session):
                     sink = sinks.open(size)
                 except Err as refused:
                     log.write(log.Level.WARN, f"skipping message {uid}: {refused.value.message}")
-                    known.add(uid)
+                    known.remember(uid, listing)
                     done += 1
                     continue
                 piece = b""
@@ -254,13 +286,15 @@ class Session(connector.Session):
                 body = mail.Body_Bytes(raw)
             page.messages.append(mail.Message(
                 id=uid, flags=NO_FLAGS, received_at=date or int(time.time()), size=size, body=body))
-            known.add(uid)
+            known.remember(uid, listing)
             done += 1
             if large:
                 break
         page.more = done < len(new)
-        page.backfilled = not page.more
-        page.state = encode_state(known, listing, backfilling and page.more)
+        if not page.more:
+            known.done = True
+            page.backfilled = True
+        page.state = known.encode(listing)
         return page
 
     def apply(self, target: changes.Target, change: changes.Change) -> changes.Applied:

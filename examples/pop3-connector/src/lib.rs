@@ -23,7 +23,7 @@ use mailroom::connector0_2_0::mail::{Body, Message, MessageFlags, Page, Start, S
 use mailroom::connector0_3_0::changes::{Applied, Change, Delivery, Envelope, Target};
 use mailroom::connector0_4_0::sinks;
 use pop3::Client;
-use state::Known;
+use state::{Backfill, Known};
 use std::cell::RefCell;
 
 /// The one folder.
@@ -165,11 +165,12 @@ fn sync(client: &mut Client, request: SyncRequest) -> Result<Page, Error> {
         // From now on: what the mailbox holds already is taken as synced.
         (true, Start::Now) => {
             known.remember_all(&listing);
+            known.backfill = Backfill::Done;
             page.state = known.encode(&listing);
             page.backfilled = true;
             return Ok(page);
         }
-        (_, Start::Since(at)) if known.backfilling => Some(at),
+        (_, Start::Since(at)) if known.backfill != Backfill::Done => Some(at),
         _ => None,
     };
 
@@ -193,7 +194,7 @@ fn sync(client: &mut Client, request: SyncRequest) -> Result<Page, Error> {
             && date < since
         {
             // Mail arrives in order: this message and everything older precede the start.
-            known.remember_up_to(&listing, entry);
+            known.start_reached(&listing, entry);
             taken = new.len();
             break;
         }
@@ -205,7 +206,7 @@ fn sync(client: &mut Client, request: SyncRequest) -> Result<Page, Error> {
                         Level::Warn,
                         &format!("skipping message {}: {}", entry.uid, error.message),
                     );
-                    known.remember(&entry.uid);
+                    known.remember(entry, &listing);
                     taken += 1;
                     continue;
                 }
@@ -238,7 +239,7 @@ fn sync(client: &mut Client, request: SyncRequest) -> Result<Page, Error> {
             size: entry.size,
             body,
         });
-        known.remember(&entry.uid);
+        known.remember(entry, &listing);
         taken += 1;
         if large {
             break;
@@ -246,7 +247,7 @@ fn sync(client: &mut Client, request: SyncRequest) -> Result<Page, Error> {
     }
     page.more = taken < new.len();
     if !page.more {
-        known.backfilling = false;
+        known.backfill = Backfill::Done;
         page.backfilled = true;
     }
     page.state = known.encode(&listing);

@@ -56,18 +56,24 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pop3_connector_built_from_source_is_uploaded_syncs_and_is_replaced_without_a_restart() {
     let component = pop3_component(None);
-    let setup = Setup::start().await;
+    // Pages of 1 KiB: the larger message travels in a body sink (0.4.0's `sinks.open`).
+    let setup =
+        Setup::start_configured(Options::default(), |config| config.sync.page_kib = 1).await;
     let mut imap = setup.imap("alice").await;
     // Older than the account's start, and first in the maildrop (which is in arrival
     // order): never synced.
     let old = message("old@client.test", "too old", &rfc2822_days_ago(90), "old");
     imap.append("INBOX", "", &days_ago(90), &old).await;
     for (i, days) in [(1, 2), (2, 1), (3, 0)] {
+        let text = format!(
+            "Hello over POP3.\r\n.hidden line\r\n{}",
+            "long line\r\n".repeat(i * 200)
+        );
         let raw = message(
             &format!("pop{i}@client.test"),
             &format!("pop message {i}"),
             &rfc2822_days_ago(days),
-            "Hello over POP3.\r\n.hidden line\r\n",
+            &text,
         );
         imap.append("INBOX", "", &days_ago(days), &raw).await;
     }
@@ -169,6 +175,17 @@ async fn a_pop3_connector_built_from_source_is_uploaded_syncs_and_is_replaced_wi
         .await;
     imap.run("EXPUNGE").await;
     imap.logout().await;
+    // A version without the `pop3` server the account uses cannot take over.
+    let dropping = pop3_component_changed(
+        Some("2.0.0"),
+        &[(
+            "servers: vec![\"pop3\".into()]",
+            "servers: vec![\"pop\".into()]",
+        )],
+    );
+    let refused = setup.mailroom.upload_connector(dropping, true).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "in_use", "{}", refused.body);
     let replaced = setup
         .mailroom
         .upload_connector(pop3_component(Some("1.1.0")), true)
@@ -309,7 +326,11 @@ async fn a_connector_written_in_python_is_uploaded_and_syncs() {
     let built = std::time::Instant::now();
     let component = pop3_python_component();
     let build_time = built.elapsed();
-    let setup = Setup::start().await;
+    // One message a page: the first sync goes back over several pages.
+    let setup = Setup::start_configured(Options::default(), |config| {
+        config.sync.page_messages = 1;
+    })
+    .await;
     seed(&setup, &["python 1", "python 2", "python 3"]).await;
     let started = std::time::Instant::now();
     let uploaded = setup
