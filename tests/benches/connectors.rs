@@ -47,7 +47,9 @@ impl Server {
         let config = data.join("config.toml");
         std::fs::write(
             &config,
-            "[sync]\ninterval_secs = 3600\n[sandbox]\njob_timeout_ms = 600000\n",
+            "[api]\nconnection_tests_per_minute = 10000\n\
+             [sync]\ninterval_secs = 3600\n\
+             [sandbox]\njob_timeout_ms = 600000\n",
         )
         .expect("a config file");
         let started = Instant::now();
