@@ -166,6 +166,16 @@ impl Account {
         }
     }
 
+    /// The `account.state_changed` event for the account as it is now: its type and data.
+    pub fn state_changed_event(&self) -> (&'static str, serde_json::Value) {
+        let data = serde_json::json!({
+            "account_id": self.id,
+            "state": self.state,
+            "state_reason": self.state_reason,
+        });
+        ("account.state_changed", data)
+    }
+
     pub fn set_state(&mut self, state: AccountState, reason: Option<String>) {
         if self.state != state || self.state_reason != reason {
             self.state = state;

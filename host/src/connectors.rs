@@ -9,7 +9,6 @@ use crate::account::{Account, AccountState};
 use crate::connector::ConnectorInfo;
 use crate::runtime::{LoadError, Runtime};
 use crate::store::{Store, StoreError};
-use serde_json::json;
 
 /// Why an install or a removal did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -92,8 +91,8 @@ pub async fn remove(
     let reason = format!("its connector `{id}` was removed by an admin");
     let mut disabled = Vec::with_capacity(accounts.len());
     for account in accounts {
-        disabled.push(account.id.clone());
-        disable(store, account, &reason).await?;
+        disable(store, &account, &reason).await?;
+        disabled.push(account.id);
     }
     store.delete_connector(id).await?;
     runtime.unregister(id)?;
@@ -152,28 +151,23 @@ fn dropped_role<'a>(
 }
 
 /// Disables an account whose connector goes away, and says so in the event log.
-async fn disable(store: &dyn Store, mut account: Account, reason: &str) -> Result<(), StoreError> {
-    let mut attempts = 0;
-    let before = loop {
-        let before = account.state;
-        account.enabled = false;
-        account.set_state(AccountState::Disabled, Some(reason.to_owned()));
-        match store.update_account(account.clone(), None).await {
-            Ok(()) => break before,
-            // A job changed it meanwhile: apply the change to the account as it is now.
-            Err(StoreError::Conflict(_)) if attempts < 5 => {
-                attempts += 1;
-                match store.account(&account.id).await? {
-                    Some(current) => account = current,
-                    None => return Ok(()),
-                }
-            }
-            Err(error) => return Err(error),
-        }
-    };
-    if before != account.state {
-        let data = json!({"account_id": account.id, "state": account.state, "state_reason": account.state_reason});
-        store.push_event("account.state_changed", data).await?;
+async fn disable(store: &dyn Store, account: &Account, reason: &str) -> Result<(), StoreError> {
+    let reason = reason.to_owned();
+    let disabled = store
+        .modify_account(
+            &account.id,
+            Box::new(move |account| {
+                account.enabled = false;
+                account.set_state(AccountState::Disabled, Some(reason));
+                true
+            }),
+        )
+        .await?;
+    if let Some(disabled) = disabled
+        && disabled.state != account.state
+    {
+        let (kind, data) = disabled.state_changed_event();
+        store.push_event(kind, data).await?;
     }
     Ok(())
 }

@@ -186,7 +186,7 @@ impl Server {
         for path in &config.connectors.files {
             let bytes = read_component(path, runtime.max_component_bytes())?;
             let info = runtime
-                .load(&bytes, false)
+                .load(bytes, false)
                 .await
                 .with_context(|| format!("connector {} was refused", path.display()))?;
             tracing::info!(id = %info.id, version = %info.version, "loaded connector {}", path.display());

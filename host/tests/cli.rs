@@ -1,6 +1,8 @@
 //! The operator's commands on a data directory: users, tokens, key rotation, and the clear
 //! errors when the server holds the database or the key does not fit.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -194,23 +196,10 @@ fn the_key_file_is_private_and_rotates_in_place() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
-/// The POP3 connector of `examples/`, built with its README's command.
-fn pop3_example() -> PathBuf {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pop3-connector");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
-        .current_dir(&example)
-        .env("CARGO_TARGET_DIR", example.join("target"))
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the POP3 example failed");
-    example.join("target/wasm32-wasip2/release/pop3_connector.wasm")
-}
-
 #[test]
 fn connectors_are_added_listed_and_removed_in_a_data_directory() {
     let data = data_dir("connectors");
-    let component = pop3_example();
+    let component = common::pop3_example();
     let component = component.to_str().expect("a UTF-8 path");
     let added = stdout(&mailroom(&data, &["connector", "add", component], &[]));
     assert!(

@@ -1,5 +1,7 @@
 //! `mailroom serve` as an operator runs it: flags and environment, health, clean exit.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
@@ -57,15 +59,6 @@ fn serve_listens_where_told_and_exits_cleanly_on_sigterm() {
     assert!(connectors.contains(r#""id":"imap""#), "{connectors}");
 
     // While the server runs, connectors are loaded through its API.
-    let example =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pop3-connector");
-    let built = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
-        .current_dir(&example)
-        .env("CARGO_TARGET_DIR", example.join("target"))
-        .status()
-        .expect("cargo runs");
-    assert!(built.success(), "building the POP3 example failed");
     let url = format!("http://{addr}");
     let added = Command::new(env!("CARGO_BIN_EXE_mailroom"))
         .args([
@@ -76,7 +69,7 @@ fn serve_listens_where_told_and_exits_cleanly_on_sigterm() {
             "--token",
             "mr_serve_test",
         ])
-        .arg(example.join("target/wasm32-wasip2/release/pop3_connector.wasm"))
+        .arg(common::pop3_example())
         .output()
         .expect("mailroom runs");
     assert!(

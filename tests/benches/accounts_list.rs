@@ -4,39 +4,17 @@
 //!
 //! Results go to `bench/results/accounts_list.md`.
 
+use mailroom_tests::process::{memory_kib, release_binary};
 use mailroom_tests::servers::MailServers;
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ACCOUNTS: usize = 100;
 const CLIENTS: usize = 32;
 const REQUESTS_PER_CLIENT: usize = 200;
 const TOKEN: &str = "mr_bench_admin_token";
-
-fn binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("release/mailroom");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --release -p mailroom` first",
-        path.display()
-    );
-    path
-}
-
-fn rss_kib(child: &Child) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", child.id())).expect("a /proc entry");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -52,7 +30,7 @@ async fn main() {
         .port();
     let config = data.path().join("config.toml");
     std::fs::write(&config, "[api]\nconnection_tests_per_minute = 10000\n").expect("a config file");
-    let mut server = Command::new(binary())
+    let mut server = Command::new(release_binary())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
         .arg(data.path())
         .arg("--ca-file")
@@ -76,7 +54,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_rss = rss_kib(&server);
+    let idle_rss = memory_kib(server.id(), "VmRSS");
 
     let alice = servers.user("alice");
     for _ in 0..ACCOUNTS {
@@ -127,7 +105,7 @@ async fn main() {
     }
     let elapsed = load_started.elapsed();
     latencies.sort();
-    let loaded_rss = rss_kib(&server);
+    let loaded_rss = memory_kib(server.id(), "VmRSS");
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status();

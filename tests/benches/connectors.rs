@@ -8,6 +8,7 @@
 
 use mailroom_tests::examples::{pop3_component, pop3_python_component};
 use mailroom_tests::mailroom::hostile_sync_connector;
+use mailroom_tests::process::{memory_kib, release_binary};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,19 +18,6 @@ const TOKEN: &str = "mr_bench_admin_token";
 const SLOW_JOBS: usize = 20;
 const CLIENTS: usize = 4;
 const REQUESTS_PER_CLIENT: usize = 250;
-
-fn binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("release/mailroom");
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/bench.sh",
-        path.display()
-    );
-    path
-}
 
 struct Server {
     child: Child,
@@ -53,7 +41,7 @@ impl Server {
         )
         .expect("a config file");
         let started = Instant::now();
-        let child = Command::new(binary())
+        let child = Command::new(release_binary())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
             .arg(data)
             .arg("--config")
@@ -122,13 +110,7 @@ impl Server {
     }
 
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("a /proc entry");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
+        memory_kib(self.child.id(), "VmRSS")
     }
 
     /// p50 and p99 of `GET /v1/accounts` from a few concurrent clients.

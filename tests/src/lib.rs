@@ -7,4 +7,5 @@ pub mod fakes;
 pub mod imap;
 pub mod mailbox;
 pub mod mailroom;
+pub mod process;
 pub mod servers;

@@ -475,8 +475,8 @@ pub async fn update(
 /// Records `account.state_changed` when a request moved the account's state.
 async fn announce_state(app: &App, before: AccountState, account: &Account) {
     if before != account.state {
-        let data = json!({"account_id": account.id, "state": account.state, "state_reason": account.state_reason});
-        if let Err(error) = app.store.push_event("account.state_changed", data).await {
+        let (kind, data) = account.state_changed_event();
+        if let Err(error) = app.store.push_event(kind, data).await {
             tracing::error!("cannot record an event: {error}");
         }
     }

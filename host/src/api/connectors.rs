@@ -4,7 +4,7 @@
 use super::auth::Caller;
 use super::error::ApiError;
 use super::paging::PageRequest;
-use super::{App, json, json_status, no_content};
+use super::{App, json, json_status, no_content, query_flag};
 use crate::connectors::InstallError;
 use crate::runtime::LoadError;
 use std::collections::HashMap;
@@ -49,7 +49,7 @@ pub async fn upload(
             format!("a connector is uploaded as `Content-Type: {COMPONENT_MEDIA_TYPE}`"),
         ));
     }
-    let replace = flag(query, "replace")?;
+    let replace = query_flag(query, "replace")?.unwrap_or(false);
     let installed = crate::connectors::install(
         app.store.as_ref(),
         &app.runtime,
@@ -74,20 +74,11 @@ pub async fn remove(
     query: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     caller.admin()?;
-    let force = flag(query, "force")?;
+    let force = query_flag(query, "force")?.unwrap_or(false);
     crate::connectors::remove(app.store.as_ref(), &app.runtime, id, force)
         .await
         .map_err(refused)?;
     Ok(no_content())
-}
-
-/// `true`/`false` in the query, absent meaning `false`.
-fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
-    match query.get(name).map(String::as_str) {
-        None | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(_) => Err(ApiError::invalid(name, "must be true or false")),
-    }
 }
 
 /// The answer for an install or removal that did not happen.

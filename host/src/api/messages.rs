@@ -9,7 +9,7 @@ use super::body::{self, Required, Text};
 use super::error::ApiError;
 use super::paging::{PageRequest, cursor};
 use super::records::Viewer;
-use super::{App, json};
+use super::{App, json, query_flag};
 use crate::folder::FolderRole;
 use crate::mail::FlagUpdate;
 use crate::mail::message::Message;
@@ -60,12 +60,7 @@ pub async fn list(
             Some(folder.id.clone())
         }
     };
-    let unread = match query.get("unread").map(String::as_str) {
-        None | Some("") => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(_) => return Err(ApiError::invalid("unread", "must be true or false")),
-    };
+    let unread = query_flag(query, "unread")?;
     let words = query
         .get("q")
         .map(|q| q.split_whitespace().map(str::to_lowercase).collect())

@@ -100,6 +100,16 @@ pub fn json_status<T: Serialize>(value: &T, status: StatusCode) -> Response {
     warp::reply::with_status(warp::reply::json(value), status).into_response()
 }
 
+/// A `true`/`false` query parameter; absent or empty is `None`.
+pub fn query_flag(query: &HashMap<String, String>, name: &str) -> Result<Option<bool>, ApiError> {
+    match query.get(name).map(String::as_str) {
+        None | Some("") => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => Err(ApiError::invalid(name, "must be true or false")),
+    }
+}
+
 pub fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
@@ -107,16 +117,18 @@ pub fn no_content() -> Response {
 /// A request body, or why it was refused.
 type Body = Result<Bytes, ApiError>;
 
+/// Reads a body of at most `max` bytes; a larger one is a 413 with `too_large_code`.
 async fn read_body<B: bytes::Buf>(
     length: Option<u64>,
     stream: impl futures::Stream<Item = Result<B, warp::Error>>,
     max: u64,
+    too_large_code: &'static str,
 ) -> Body {
     use futures::StreamExt;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            too_large_code,
             format!("the request body is larger than the {max} bytes this server accepts"),
         )
     };
@@ -329,14 +341,7 @@ async fn dispatch<B: bytes::Buf>(
                     }
                     routes::BodyLimit::Component => app.runtime.max_component_bytes() as u64,
                 };
-                read_body(length, body, max).await.map_err(|mut error| {
-                    if route.body_limit == routes::BodyLimit::Component
-                        && error.status == StatusCode::PAYLOAD_TOO_LARGE
-                    {
-                        error.code = "too_large";
-                    }
-                    error
-                })?
+                read_body(length, body, max, route.body_limit.too_large_code()).await?
             }
             None => Bytes::new(),
         };

@@ -57,6 +57,16 @@ pub enum BodyLimit {
     Component,
 }
 
+impl BodyLimit {
+    /// The error code of a body over the limit (docs/api.md names `too_large` for uploads).
+    pub fn too_large_code(self) -> &'static str {
+        match self {
+            Self::Component => "too_large",
+            Self::Standard | Self::WithAttachments => "payload_too_large",
+        }
+    }
+}
+
 /// A query parameter a route reads: name, its OpenAPI schema (JSON), and what it does.
 pub type QueryParam = (&'static str, &'static str, &'static str);
 

@@ -207,7 +207,7 @@ impl Runtime {
         };
         for (name, bytes) in builtin::CONNECTORS {
             runtime
-                .load(bytes, true)
+                .load(bytes.to_vec(), true)
                 .await
                 .with_context(|| format!("built-in connector `{name}` failed to load"))?;
         }
@@ -215,8 +215,8 @@ impl Runtime {
     }
 
     /// Validates, compiles and registers a connector whose id is not taken.
-    pub async fn load(&self, bytes: &[u8], builtin: bool) -> Result<ConnectorInfo, LoadError> {
-        let prepared = self.prepare(bytes.to_vec(), builtin).await?;
+    pub async fn load(&self, bytes: Vec<u8>, builtin: bool) -> Result<ConnectorInfo, LoadError> {
+        let prepared = self.prepare(bytes, builtin).await?;
         self.register(prepared, false)
     }
 

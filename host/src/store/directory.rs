@@ -252,12 +252,7 @@ pub fn set_key_check(txn: &mut dyn Writer, sealed: &Sealed) -> Result<()> {
 }
 
 pub fn connector_ids(txn: &dyn Reader) -> Result<Vec<String>> {
-    let mut ids = Vec::new();
-    CONNECTORS.scan_prefix_raw(txn, &Key::new(), false, |mut key, _| {
-        ids.push(key.str()?);
-        Ok(true)
-    })?;
-    Ok(ids)
+    CONNECTORS.keys(txn, &Key::new(), |key| key.str())
 }
 
 pub fn connector(txn: &dyn Reader, connector_id: &str) -> Result<Option<Vec<u8>>> {

@@ -18,7 +18,6 @@ use crate::runtime::{HeldLookup, KnownLookup, Runtime};
 use crate::store::Store;
 use crate::vault::Vault;
 use job::{Driver, Report};
-use serde_json::json;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -444,8 +443,8 @@ async fn update(
         Ok(Some(account)) => {
             let previous = *before.lock().expect("poisoned");
             if previous != Some(account.state) {
-                let data = json!({"account_id": account.id, "state": account.state, "state_reason": account.state_reason});
-                if let Err(error) = inner.store.push_event("account.state_changed", data).await {
+                let (kind, data) = account.state_changed_event();
+                if let Err(error) = inner.store.push_event(kind, data).await {
                     tracing::error!("cannot record an event: {error}");
                 }
             }

@@ -6,6 +6,7 @@ use mailroom_tests::examples::{pop3_component, pop3_component_changed, pop3_pyth
 use mailroom_tests::imap::message;
 use mailroom_tests::mailbox::{Setup, days_ago, rfc2822_days_ago};
 use mailroom_tests::mailroom::{Mailroom, SERVICE_TOKEN, hostile_sync_connector};
+use mailroom_tests::process::memory_kib;
 use mailroom_tests::servers::Options;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -20,6 +21,16 @@ fn pop3_body(setup: &Setup, port: u16, encryption: &str, password: Option<&str>)
         "password": password.unwrap_or(&user.password),
         "pop3": {"host": "localhost", "port": port, "encryption": encryption},
     })
+}
+
+/// Connects a personal account with the connection `body`, syncing from a month ago;
+/// returns its id.
+async fn connect(mailroom: &Mailroom, mut body: Value) -> String {
+    body["kind"] = json!("personal");
+    body["sync_from"] = json!("1_month");
+    let created = mailroom.post("/v1/accounts", body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    created.body["id"].as_str().expect("an id").to_owned()
 }
 
 /// Seeds alice's INBOX: one message from before any start date, then `subjects`, newest last.
@@ -131,12 +142,8 @@ async fn a_pop3_connector_built_from_source_is_uploaded_syncs_and_is_replaced_wi
         refused.body
     );
 
-    let mut body = pop3_body(&setup, servers.pop3s_port(), "ssl", None);
-    body["kind"] = json!("personal");
-    body["sync_from"] = json!("1_month");
-    let created = setup.mailroom.post("/v1/accounts", body).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let account = created.body["id"].as_str().expect("an id").to_owned();
+    let body = pop3_body(&setup, servers.pop3s_port(), "ssl", None);
+    let account = connect(&setup.mailroom, body).await;
     let synced = setup.mailroom.sync(&account).await;
     assert_eq!(
         subjects(&setup.mailroom, &account).await,
@@ -349,11 +356,7 @@ async fn a_connector_written_in_python_is_uploaded_and_syncs() {
     body["connector"] = json!("pop3-py");
     let tested = setup.mailroom.post("/v1/accounts/test", body.clone()).await;
     assert_eq!(tested.body["ok"], true, "{}", tested.body);
-    body["kind"] = json!("personal");
-    body["sync_from"] = json!("1_month");
-    let created = setup.mailroom.post("/v1/accounts", body).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let account = created.body["id"].as_str().expect("an id").to_owned();
+    let account = connect(&setup.mailroom, body).await;
     let synced = setup.mailroom.sync(&account).await;
     assert_eq!(
         subjects(&setup.mailroom, &account).await,
@@ -395,19 +398,13 @@ async fn hostile_account(mailroom: &Mailroom, mode: &str) -> String {
         "{}",
         uploaded.body
     );
-    let created = mailroom
-        .post(
-            "/v1/accounts",
-            json!({
-                "connector": "hostile-sync", "email": "mallory@example.test", "password": "pw",
-                "imap": {"host": "127.0.0.1", "port": 1, "encryption": "ssl"},
-                "smtp": {"host": "127.0.0.1", "port": 1, "encryption": "ssl"},
-                "settings": {"mode": mode}, "kind": "personal", "sync_from": "1_month",
-            }),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    created.body["id"].as_str().expect("an id").to_owned()
+    let body = json!({
+        "connector": "hostile-sync", "email": "mallory@example.test", "password": "pw",
+        "imap": {"host": "127.0.0.1", "port": 1, "encryption": "ssl"},
+        "smtp": {"host": "127.0.0.1", "port": 1, "encryption": "ssl"},
+        "settings": {"mode": mode},
+    });
+    connect(mailroom, body).await
 }
 
 /// Waits until `account` is in `state`; returns it.
@@ -460,12 +457,7 @@ async fn a_flood_of_log_lines_from_an_uploaded_connector_is_capped() {
     // them commits.
     let synced = mailroom.sync(&account).await;
     assert_eq!(synced["state"], "active", "{synced}");
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let peak_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM");
+    let peak_kib = memory_kib(std::process::id(), "VmHWM");
     assert!(peak_kib < 1 << 20, "peak RSS {peak_kib} KiB");
     mailroom.stop().await;
 }

@@ -7,6 +7,7 @@ use mailroom_tests::mailbox::{Setup, days_ago, rfc2822_days_ago};
 use mailroom_tests::mailroom::{
     ADMIN_TOKEN, Api, Mailroom, SERVICE_TOKEN, hostile_sync_connector, test_config,
 };
+use mailroom_tests::process::memory_kib;
 use mailroom_tests::servers::MailServers;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -66,10 +67,7 @@ fn reason(account: &Value) -> &str {
 
 /// The peak resident memory of this process (the server runs in it), in bytes.
 fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
+    memory_kib(std::process::id(), "VmHWM") * 1024
 }
 
 #[tokio::test(flavor = "multi_thread")]

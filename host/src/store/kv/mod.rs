@@ -368,14 +368,9 @@ impl<C: Codec> Table<C> {
         reverse: bool,
         mut visit: impl FnMut(KeyReader<'_>, C::Value) -> Result<bool>,
     ) -> Result<()> {
-        let (from, to) = prefix.prefix_range();
-        txn.scan(
-            self.name,
-            from,
-            to.as_ref().map(Vec::as_slice),
-            reverse,
-            &mut |key, value| visit(KeyReader::new(&key[prefix.0.len()..]), C::decode(value)?),
-        )
+        self.scan_prefix_raw(txn, prefix, reverse, |key, value| {
+            visit(key, C::decode(value)?)
+        })
     }
 
     /// Like [`Table::scan_prefix`], within the keys after `after` and before `before`
@@ -454,7 +449,7 @@ impl<C: Codec> Table<C> {
         mut read: impl FnMut(&mut KeyReader<'_>) -> Result<T>,
     ) -> Result<Vec<T>> {
         let mut keys = Vec::new();
-        self.scan_prefix(txn, prefix, false, |mut rest, _| {
+        self.scan_prefix_raw(txn, prefix, false, |mut rest, _| {
             keys.push(read(&mut rest)?);
             Ok(true)
         })?;
