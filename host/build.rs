@@ -6,11 +6,18 @@ mod guests;
 use guests::Guest;
 use std::path::Path;
 
-const BUILTIN: &[Guest] = &[Guest {
-    package: "mailroom-connector-imap",
-    lib: "mailroom_connector_imap",
-    dir: "connectors/imap",
-}];
+const BUILTIN: &[Guest] = &[
+    Guest {
+        package: "mailroom-connector-imap",
+        lib: "mailroom_connector_imap",
+        dir: "connectors/imap",
+    },
+    Guest {
+        package: "mailroom-connector-google",
+        lib: "mailroom_connector_google",
+        dir: "connectors/google",
+    },
+];
 
 fn main() {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");

@@ -18,7 +18,8 @@ rustup component add rustfmt clippy
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy --target wasm32-wasip2 -p mailroom-connector-imap -p mailroom-test-hostile -p mailroom-test-hostile-sync -- -D warnings
+cargo clippy --target wasm32-wasip2 -p mailroom-connector-imap -p mailroom-connector-google \
+    -p mailroom-test-hostile -p mailroom-test-hostile-sync -p mailroom-test-http-probe -- -D warnings
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

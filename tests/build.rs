@@ -18,6 +18,11 @@ const COMPONENTS: &[Guest] = &[
         lib: "mailroom_test_hostile_sync",
         dir: "tests/components/hostile-sync",
     },
+    Guest {
+        package: "mailroom-test-http-probe",
+        lib: "mailroom_test_http_probe",
+        dir: "tests/components/http-probe",
+    },
 ];
 
 fn main() {
@@ -30,5 +35,9 @@ fn main() {
     println!(
         "cargo:rustc-env=HOSTILE_SYNC_CONNECTOR={}",
         built[1].display()
+    );
+    println!(
+        "cargo:rustc-env=HTTP_PROBE_CONNECTOR={}",
+        built[2].display()
     );
 }

@@ -18,6 +18,10 @@ pub struct ConnectionSpec {
     pub servers: Vec<ServerSpec>,
     pub allow_insecure_certificate: bool,
     pub settings: Vec<(String, String)>,
+    /// An OAuth account's access tokens.
+    pub bearer: Option<crate::auth::Bearer>,
+    /// The provider's API base URL, for a connector whose provider is configured.
+    pub api_url: Option<String>,
 }
 
 impl ConnectionSpec {
@@ -153,6 +157,44 @@ pub struct Account {
 }
 
 impl Account {
+    /// A newly connected account of `owner_id`, connecting, with no folders listed yet and
+    /// no display name.
+    pub fn new(
+        id: String,
+        kind: AccountKind,
+        owner_id: &str,
+        spec: &ConnectionSpec,
+        sync_from: SyncFrom,
+        create_contact: bool,
+        now: time::OffsetDateTime,
+    ) -> Self {
+        let at = crate::clock::rfc3339(now);
+        Self {
+            id,
+            kind,
+            owner_id: owner_id.to_owned(),
+            connector: spec.connector.clone(),
+            email: spec.email.clone(),
+            display_name: None,
+            username: spec.username.clone(),
+            sync_from,
+            sync_from_date: crate::clock::rfc3339(sync_from.date_from(now)),
+            create_contact,
+            enabled: true,
+            state: AccountState::Connecting,
+            state_reason: None,
+            state_since: at.clone(),
+            last_sync_at: None,
+            last_sync_duration_ms: None,
+            servers: spec.servers.clone(),
+            allow_insecure_certificate: spec.allow_insecure_certificate,
+            settings: spec.settings.clone(),
+            folders: Vec::new(),
+            created_at: at,
+            revision: 0,
+        }
+    }
+
     /// What a job needs to reach the account's servers.
     pub fn connection(&self, password: Option<Secret>) -> ConnectionSpec {
         ConnectionSpec {
@@ -163,6 +205,8 @@ impl Account {
             servers: self.servers.clone(),
             allow_insecure_certificate: self.allow_insecure_certificate,
             settings: self.settings.clone(),
+            bearer: None,
+            api_url: None,
         }
     }
 

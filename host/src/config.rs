@@ -23,6 +23,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub connectors: ConnectorsConfig,
     pub sync: SyncConfig,
+    pub oauth: OauthConfig,
 }
 
 impl Default for Config {
@@ -37,6 +38,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             connectors: ConnectorsConfig::default(),
             sync: SyncConfig::default(),
+            oauth: OauthConfig::default(),
         }
     }
 }
@@ -142,6 +144,14 @@ pub struct NetConfig {
     pub connect_timeout_ms: u64,
     /// One read or write on a server connection, in milliseconds. Default 60,000.
     pub io_timeout_ms: u64,
+    /// Whether a connector's HTTP requests may use plain `http://` to a loopback address
+    /// (for tests against local fakes). Default false: HTTPS only.
+    pub http_plain_loopback: bool,
+    /// The largest HTTP response body a connector may receive, in MiB. Default 96 (a
+    /// 50 MB message in base64 inside JSON).
+    pub http_max_response_mib: u64,
+    /// The largest HTTP request body a connector may send, in MiB. Default 64.
+    pub http_max_request_mib: u64,
 }
 
 impl Default for NetConfig {
@@ -150,6 +160,9 @@ impl Default for NetConfig {
             allow_private_networks: true,
             connect_timeout_ms: 15_000,
             io_timeout_ms: 60_000,
+            http_plain_loopback: false,
+            http_max_response_mib: 96,
+            http_max_request_mib: 64,
         }
     }
 }
@@ -232,4 +245,98 @@ impl Default for SyncConfig {
             job_budget_secs: 60,
         }
     }
+}
+
+/// Accounts that sign in with OAuth 2.0 (docs/api.md, "OAuth2"): where the provider sends the
+/// browser back, where the browser goes afterwards, and each provider's client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OauthConfig {
+    /// The callback URL registered with the providers. Default: `/v1/oauth/callback` on
+    /// the address the API listens on.
+    pub redirect_url: Option<String>,
+    /// The CRM's page a browser is sent to after the callback, with `?account_id=` or
+    /// `?error=`. Without it, a small built-in page says how it went.
+    pub return_url: Option<String>,
+    /// How long a started sign-in may take before its `state` expires, in seconds.
+    /// Default 600.
+    pub state_ttl_secs: u64,
+    /// How long before an access token expires it is refreshed, in seconds. Default 120.
+    pub refresh_margin_secs: u64,
+    /// Google (the `google` connector): Gmail API.
+    pub google: Option<ProviderConfig>,
+}
+
+impl Default for OauthConfig {
+    fn default() -> Self {
+        Self {
+            redirect_url: None,
+            return_url: None,
+            state_ttl_secs: 600,
+            refresh_margin_secs: 120,
+            google: None,
+        }
+    }
+}
+
+impl OauthConfig {
+    /// The settings of the provider behind a connector id, with that provider's real
+    /// endpoints wherever the file names none.
+    pub fn provider(&self, connector: &str) -> Option<Provider> {
+        match connector {
+            "google" => self.google.as_ref().map(|c| Provider {
+                client_id: c.client_id.clone(),
+                client_secret: c.client_secret.clone(),
+                auth_url: c.auth_url.clone().unwrap_or_else(|| GOOGLE_AUTH_URL.into()),
+                token_url: c
+                    .token_url
+                    .clone()
+                    .unwrap_or_else(|| GOOGLE_TOKEN_URL.into()),
+                api_url: c.api_url.clone().unwrap_or_else(|| GOOGLE_API_URL.into()),
+                scopes: vec!["https://mail.google.com/".into()],
+                address_path: "/gmail/v1/users/me/profile".into(),
+                address_fields: vec!["emailAddress".into()],
+                extra_auth_params: vec![
+                    ("access_type".into(), "offline".into()),
+                    ("prompt".into(), "consent".into()),
+                ],
+            }),
+            _ => None,
+        }
+    }
+}
+
+const GOOGLE_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
+const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+const GOOGLE_API_URL: &str = "https://gmail.googleapis.com";
+
+/// One provider's OAuth client, as the config file gives it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    pub auth_url: Option<String>,
+    pub token_url: Option<String>,
+    /// The provider's API base, which the connector's requests go to with the account's
+    /// token; tests and proxies point it elsewhere.
+    pub api_url: Option<String>,
+}
+
+/// A provider's settings, complete.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub client_id: String,
+    pub client_secret: String,
+    pub auth_url: String,
+    pub token_url: String,
+    pub api_url: String,
+    pub scopes: Vec<String>,
+    /// Where, under `api_url`, the provider names the mailbox's address, and in which
+    /// fields of the JSON it answers.
+    pub address_path: String,
+    pub address_fields: Vec<String>,
+    /// Parameters the provider needs on its authorization URL (Google issues no refresh
+    /// token on a re-consent without `access_type=offline` and `prompt=consent`).
+    pub extra_auth_params: Vec<(String, String)>,
 }

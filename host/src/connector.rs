@@ -21,6 +21,19 @@ pub struct ConnectorInfo {
     pub wit_version: String,
     pub auth: AuthKind,
     pub servers: Vec<String>,
+    /// Hosts the connector asks to reach over HTTPS (0.5.0 on).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Of those, the ones an admin granted: the only ones its requests may go to, besides
+    /// the account's servers and its provider's API.
+    #[serde(default)]
+    pub granted_hosts: Vec<String>,
+    /// The provider files what is sent in the Sent folder itself: the host appends no copy.
+    #[serde(default)]
+    pub files_sent: bool,
+    /// Provider ids name a message in the whole mailbox.
+    #[serde(default)]
+    pub mailbox_wide_ids: bool,
     pub builtin: bool,
     /// `sha256:` and the hex digest of the component's bytes.
     pub digest: String,

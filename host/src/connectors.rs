@@ -63,6 +63,12 @@ pub async fn install(
         }
     };
     store.put_connector(&id, prepared.take_component()).await?;
+    // What an admin granted an earlier version holds for this one, as far as it asks.
+    let granted = store.connector_grants(&id).await?;
+    prepared.info.granted_hosts = granted
+        .into_iter()
+        .filter(|host| prepared.info.hosts.contains(host))
+        .collect();
     let info = runtime.register(prepared, replaced)?;
     tracing::info!(connector = %info.id, version = %info.version, digest = %info.digest, replaced, "connector installed");
     Ok(Installed { info, replaced })
@@ -102,6 +108,30 @@ pub async fn remove(
 
 /// Loads the connectors kept in the store, at start. One that no longer loads (a world
 /// version this host dropped, an id a configured file took) is reported and stays stored.
+/// Grants a connector's HTTP requests the hosts `hosts` (of those it asks for), kept so
+/// that they hold after a restart and for its next versions.
+pub async fn grant(
+    store: &dyn Store,
+    runtime: &Runtime,
+    id: &str,
+    hosts: Vec<String>,
+) -> Result<ConnectorInfo, InstallError> {
+    let _one_at_a_time = CHANGES.lock().await;
+    store.set_connector_grants(id, hosts.clone()).await?;
+    runtime.grant(id, hosts).ok_or(InstallError::NotFound)
+}
+
+/// Gives every loaded connector the grants kept for it.
+async fn restore_grants(store: &dyn Store, runtime: &Runtime) -> Result<(), StoreError> {
+    for info in runtime.connectors() {
+        let hosts = store.connector_grants(&info.id).await?;
+        if !hosts.is_empty() {
+            runtime.grant(&info.id, hosts);
+        }
+    }
+    Ok(())
+}
+
 pub async fn load_installed(store: &dyn Store, runtime: &Runtime) -> Result<(), StoreError> {
     for id in store.connector_ids().await? {
         let Some(component) = store.connector_component(&id).await? else {
@@ -124,7 +154,7 @@ pub async fn load_installed(store: &dyn Store, runtime: &Runtime) -> Result<(), 
             }
         }
     }
-    Ok(())
+    restore_grants(store, runtime).await
 }
 
 async fn accounts_of(store: &dyn Store, connector: &str) -> Result<Vec<Account>, StoreError> {

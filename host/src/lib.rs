@@ -19,6 +19,7 @@ pub mod folder;
 pub mod id;
 pub mod mail;
 pub mod net;
+pub mod oauth;
 pub mod record;
 pub mod rotation;
 pub mod runtime;

@@ -5,6 +5,7 @@ use crate::clock::now_rfc3339;
 use crate::config::Config;
 use crate::id::new_id;
 use crate::net::TlsPolicy;
+use crate::oauth::Oauth;
 use crate::runtime::{Runtime, read_component};
 use crate::secret::Secret;
 use crate::store::{RedbStore, Store};
@@ -197,10 +198,24 @@ impl Server {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let store: Arc<dyn Store> = store;
+        let redirect_url = config
+            .oauth
+            .redirect_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}/v1/oauth/callback"));
+        let oauth = Oauth::new(
+            config.oauth.clone(),
+            redirect_url,
+            runtime.http_client(),
+            config.net.http_plain_loopback,
+            store.clone(),
+            vault.clone(),
+        );
         let scheduler = Arc::new(Scheduler::start(
             store.clone(),
             runtime.clone(),
             vault.clone(),
+            oauth.clone(),
             config.sync.clone(),
             config.sandbox.max_jobs_per_owner,
         ));
@@ -209,6 +224,7 @@ impl Server {
             store,
             vault,
             scheduler.clone(),
+            oauth,
             &config.api,
         ));
         let (shutdown, stopped) = oneshot::channel::<()>();

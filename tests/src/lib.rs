@@ -4,6 +4,7 @@
 pub mod corpus;
 pub mod examples;
 pub mod fakes;
+pub mod google;
 pub mod imap;
 pub mod mailbox;
 pub mod mailroom;

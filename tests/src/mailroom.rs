@@ -19,6 +19,11 @@ pub fn hostile_sync_connector() -> PathBuf {
     PathBuf::from(env!("HOSTILE_SYNC_CONNECTOR"))
 }
 
+/// The HTTP probe test connector (world 0.5.0), built by this crate's build script.
+pub fn http_probe_connector() -> PathBuf {
+    PathBuf::from(env!("HTTP_PROBE_CONNECTOR"))
+}
+
 pub struct Mailroom {
     server: Option<Server>,
     api: Api,

@@ -12,7 +12,6 @@ use super::error::ApiError;
 use super::paging::PageRequest;
 use super::{App, json};
 use crate::account::{Account, AccountFolder, AccountKind, AccountState, ConnectionSpec, SyncFrom};
-use crate::clock::rfc3339;
 use crate::connector::ConnectorError;
 use crate::folder::Folder;
 use crate::id::new_id;
@@ -41,6 +40,19 @@ struct CreateFields {
 #[serde(deny_unknown_fields)]
 struct ReconnectFields {
     active_folders: Option<List<String, MAX_FOLDERS>>,
+}
+
+/// The body of a re-connect of an OAuth account: nothing.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+fn body_or_empty(body: &Value) -> Value {
+    if body.is_null() {
+        json!({})
+    } else {
+        body.clone()
+    }
 }
 
 /// `PATCH /v1/accounts/{id}`; `display_name: null` clears it.
@@ -92,6 +104,19 @@ fn parse<'a, T: Deserialize<'a>>(
     let (spec, others) = connection::parse(body, |id| {
         app.runtime.connector(id).map(|c| c.info.servers.clone())
     })?;
+    if app
+        .runtime
+        .connector(&spec.connector)
+        .is_some_and(|c| c.info.auth == crate::connector::AuthKind::Oauth2)
+    {
+        return Err(ApiError::invalid(
+            "connector",
+            format!(
+                "`{}` accounts sign in with their provider: POST /v1/oauth/{}/start",
+                spec.connector, spec.connector
+            ),
+        ));
+    }
     if spec.password.is_none() {
         return Err(ApiError::invalid("password", "is required"));
     }
@@ -195,7 +220,7 @@ pub async fn visible(app: &App, user: &User, id: &str) -> Result<Account, ApiErr
 
 /// The account, if the caller may manage it; 404 when they may not see it, 403 when they may
 /// see but not manage it.
-async fn managed(app: &App, user: &User, id: &str) -> Result<Account, ApiError> {
+pub(super) async fn managed(app: &App, user: &User, id: &str) -> Result<Account, ApiError> {
     let account = visible(app, user, id).await?;
     if !can_manage(user, &account) {
         return Err(ApiError::forbidden(
@@ -282,16 +307,9 @@ fn choose_folders(
         .collect())
 }
 
-/// `POST /v1/accounts`
-pub async fn create(
-    app: &App,
-    caller: &Caller,
-    body: &Value,
-) -> Result<(StatusCode, Value), ApiError> {
-    let user = caller.user()?;
-    let mut rest = Value::Null;
-    let (spec, fields): (_, CreateFields) = parse(app, body, &mut rest)?;
-    let kind = match fields.kind.required("kind")?.as_str() {
+/// The kind a body names; only an admin connects a shared account.
+pub(super) fn account_kind(user: &User, kind: &str) -> Result<AccountKind, ApiError> {
+    let kind = match kind {
         "shared" => AccountKind::Shared,
         "personal" => AccountKind::Personal,
         _ => return Err(ApiError::invalid("kind", "must be `shared` or `personal`")),
@@ -301,68 +319,69 @@ pub async fn create(
             "only an admin may connect a shared account",
         ));
     }
-    let sync_from =
-        SyncFrom::parse(fields.sync_from.required("sync_from")?.as_str()).ok_or_else(|| {
-            ApiError::invalid(
-                "sync_from",
-                "must be one of `now`, `1_month`, `3_months`, `6_months`",
-            )
-        })?;
+    Ok(kind)
+}
+
+pub(super) fn sync_from(value: &str) -> Result<SyncFrom, ApiError> {
+    SyncFrom::parse(value).ok_or_else(|| {
+        ApiError::invalid(
+            "sync_from",
+            "must be one of `now`, `1_month`, `3_months`, `6_months`",
+        )
+    })
+}
+
+/// Refuses a personal account past `api.max_accounts_per_owner`.
+pub(super) async fn check_owner_limit(app: &App, user: &User) -> Result<(), ApiError> {
+    let owned = app
+        .store
+        .accounts()
+        .await?
+        .iter()
+        .filter(|a| a.kind == AccountKind::Personal && a.owner_id == user.id)
+        .count();
+    if owned >= app.max_accounts_per_owner {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "account_limit",
+            format!(
+                "a user may connect at most {} personal accounts",
+                app.max_accounts_per_owner
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /v1/accounts`
+pub async fn create(
+    app: &App,
+    caller: &Caller,
+    body: &Value,
+) -> Result<(StatusCode, Value), ApiError> {
+    let user = caller.user()?;
+    let mut rest = Value::Null;
+    let (spec, fields): (_, CreateFields) = parse(app, body, &mut rest)?;
+    let kind = account_kind(user, fields.kind.required("kind")?.as_str())?;
+    let sync_from = sync_from(fields.sync_from.required("sync_from")?.as_str())?;
     let create_contact = fields.create_contact.unwrap_or(false);
     let display_name = fields.display_name.map(Text::into_inner);
     let chosen = folder_ids(&fields.active_folders);
     if kind == AccountKind::Personal {
-        let owned = app
-            .store
-            .accounts()
-            .await?
-            .iter()
-            .filter(|a| a.kind == AccountKind::Personal && a.owner_id == user.id)
-            .count();
-        if owned >= app.max_accounts_per_owner {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "account_limit",
-                format!(
-                    "a user may connect at most {} personal accounts",
-                    app.max_accounts_per_owner
-                ),
-            ));
-        }
+        check_owner_limit(app, user).await?;
     }
 
     let folders = run_test(app, caller, &spec).await?.map_err(failed_test)?;
     let folders = choose_folders(folders, chosen)?;
-    let now = time::OffsetDateTime::now_utc();
     let id = new_id("acc");
     let secret = spec
         .password
         .as_ref()
         .map(|password| app.vault.seal(&id, password));
-    let account = Account {
-        id,
-        kind,
-        owner_id: user.id.clone(),
-        connector: spec.connector,
-        email: spec.email,
-        display_name,
-        username: spec.username,
-        sync_from,
-        sync_from_date: rfc3339(sync_from.date_from(now)),
-        create_contact,
-        enabled: true,
-        state: AccountState::Connecting,
-        state_reason: None,
-        state_since: rfc3339(now),
-        last_sync_at: None,
-        last_sync_duration_ms: None,
-        servers: spec.servers,
-        allow_insecure_certificate: spec.allow_insecure_certificate,
-        settings: spec.settings,
-        folders,
-        created_at: rfc3339(now),
-        revision: 0,
-    };
+    let now = time::OffsetDateTime::now_utc();
+    let mut account = Account::new(id, kind, &user.id, &spec, sync_from, create_contact, now);
+    account.display_name = display_name;
+    account.folders = folders;
     app.store.insert_account(account.clone(), secret).await?;
     // The first sync starts now, not at the scheduler's next look.
     app.scheduler.request(&account.id);
@@ -399,7 +418,7 @@ pub async fn list(
     })))
 }
 
-async fn respond(app: &App, user: &User, account: &Account) -> Result<Value, ApiError> {
+pub(super) async fn respond(app: &App, user: &User, account: &Account) -> Result<Value, ApiError> {
     let primary = app.store.primary(&user.id).await?;
     Ok(view(
         account,
@@ -473,7 +492,7 @@ pub async fn update(
 }
 
 /// Records `account.state_changed` when a request moved the account's state.
-async fn announce_state(app: &App, before: AccountState, account: &Account) {
+pub(super) async fn announce_state(app: &App, before: AccountState, account: &Account) {
     if before != account.state {
         let (kind, data) = account.state_changed_event();
         if let Err(error) = app.store.push_event(kind, data).await {
@@ -518,6 +537,14 @@ pub async fn reconnect(
 ) -> Result<Response, ApiError> {
     let user = caller.user()?;
     let mut account = managed(app, user, id).await?;
+    if app
+        .runtime
+        .connector(&account.connector)
+        .is_some_and(|c| c.info.auth == crate::connector::AuthKind::Oauth2)
+    {
+        let _: Empty = body::parse(&body_or_empty(body))?;
+        return super::oauth::start_again(app, user, account).await;
+    }
     let mut rest = Value::Null;
     let (spec, fields): (_, ReconnectFields) = parse(app, body, &mut rest)?;
     if spec.connector != account.connector {

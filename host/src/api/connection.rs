@@ -98,6 +98,8 @@ pub fn parse(
         servers,
         allow_insecure_certificate: fields.allow_insecure_certificate.unwrap_or(false),
         settings,
+        bearer: None,
+        api_url: None,
     };
     Ok((spec, Value::Object(rest)))
 }

@@ -2,11 +2,15 @@
 //! "Connectors"; the rules are in [`crate::connectors`]).
 
 use super::auth::Caller;
+use super::body::{self, List, Text};
 use super::error::ApiError;
 use super::paging::PageRequest;
 use super::{App, json, json_status, no_content, query_flag};
+use crate::connector::{AuthKind, ConnectorInfo};
 use crate::connectors::InstallError;
 use crate::runtime::LoadError;
+use serde::Deserialize;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -17,8 +21,25 @@ pub const COMPONENT_MEDIA_TYPE: &str = "application/wasm";
 /// `GET /v1/connectors`
 pub async fn list(app: &App, query: &HashMap<String, String>) -> Result<Response, ApiError> {
     let page = PageRequest::from_query(query)?;
-    let connectors = app.runtime.connectors();
-    Ok(json(&page.page(connectors, |c| c.id.clone())))
+    let connectors: Vec<Value> = app
+        .runtime
+        .connectors()
+        .iter()
+        .map(|info| view(app, info))
+        .collect();
+    Ok(json(&page.page(connectors, |c| {
+        c["id"].as_str().unwrap_or_default().to_owned()
+    })))
+}
+
+/// A connector as the API shows it: an OAuth connector also says whether its provider is
+/// configured (without it, its accounts cannot sign in).
+fn view(app: &App, info: &ConnectorInfo) -> Value {
+    let mut view = serde_json::to_value(info).unwrap_or_default();
+    if info.auth == AuthKind::Oauth2 {
+        view["configured"] = json!(app.oauth.provider(&info.id).is_some());
+    }
+    view
 }
 
 /// `GET /v1/connectors/{id}`
@@ -27,7 +48,50 @@ pub async fn get(app: &App, id: &str) -> Result<Response, ApiError> {
         .runtime
         .connector(id)
         .ok_or_else(|| ApiError::not_found("connector"))?;
-    Ok(json(&connector.info))
+    Ok(json(&view(app, &connector.info)))
+}
+
+/// `PATCH /v1/connectors/{id}`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectorChange {
+    granted_hosts: Option<List<Text<253>, 16>>,
+}
+
+/// `PATCH /v1/connectors/{id}` `{"granted_hosts": [...]}`: the hosts, of those it asks for,
+/// that the connector's HTTP requests may go to.
+pub async fn update(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    body: &Value,
+) -> Result<Response, ApiError> {
+    caller.admin()?;
+    let change: ConnectorChange = body::parse(body)?;
+    let loaded = app
+        .runtime
+        .connector(id)
+        .ok_or_else(|| ApiError::not_found("connector"))?;
+    let mut info = loaded.info.clone();
+    if let Some(hosts) = change.granted_hosts {
+        let mut granted = Vec::new();
+        for host in hosts.0 {
+            let host = host.into_inner().to_ascii_lowercase();
+            if !info.hosts.contains(&host) {
+                return Err(ApiError::invalid(
+                    "granted_hosts",
+                    format!("`{host}` is not a host the connector asks for"),
+                ));
+            }
+            if !granted.contains(&host) {
+                granted.push(host);
+            }
+        }
+        info = crate::connectors::grant(app.store.as_ref(), &app.runtime, id, granted)
+            .await
+            .map_err(refused)?;
+    }
+    Ok(json(&view(app, &info)))
 }
 
 /// `POST /v1/connectors[?replace=true]` with the component's bytes.

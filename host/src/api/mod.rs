@@ -14,6 +14,7 @@ mod connectors;
 pub mod error;
 mod events;
 mod messages;
+mod oauth;
 mod openapi;
 mod outbox;
 mod paging;
@@ -46,6 +47,7 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub vault: Arc<Vault>,
     pub scheduler: Arc<Scheduler>,
+    pub oauth: Arc<crate::oauth::Oauth>,
     pub connection_tests: RateLimiter,
     pub tests_running: ConcurrencyLimiter,
     pub connection_test_timeout: std::time::Duration,
@@ -68,6 +70,7 @@ impl App {
         store: Arc<dyn Store>,
         vault: Arc<Vault>,
         scheduler: Arc<Scheduler>,
+        oauth: Arc<crate::oauth::Oauth>,
         config: &crate::config::ApiConfig,
     ) -> Self {
         Self {
@@ -75,6 +78,7 @@ impl App {
             store,
             vault,
             scheduler,
+            oauth,
             connection_tests: RateLimiter::per_minute(config.connection_tests_per_minute),
             tests_running: ConcurrencyLimiter::new(config.max_concurrent_tests_per_caller),
             connection_test_timeout: std::time::Duration::from_secs(
@@ -349,6 +353,7 @@ async fn dispatch<B: bytes::Buf>(
             Some(_) => header(&headers, "content-type")?,
             None => None,
         };
+        let accept = header(&headers, "accept")?;
         (route.handler)(routes::Call {
             app: app.clone(),
             caller,
@@ -356,6 +361,7 @@ async fn dispatch<B: bytes::Buf>(
             query,
             body,
             content_type,
+            accept,
             idempotency_key,
         })
         .await

@@ -161,6 +161,24 @@ pub fn document() -> Value {
             "parameters": parameters,
             "responses": responses,
         });
+        if route.browser {
+            // A browser is sent on (303) or shown a page; JSON only when asked for.
+            let page = json!({"text/html": {"schema": {"type": "string"}}});
+            operation["responses"]["303"] = json!({"description": "On to the configured return page, with `account_id` or `error`"});
+            for status in [status.to_string(), "400".into(), "422".into(), "502".into()] {
+                let response = operation["responses"]
+                    .get(&status)
+                    .cloned()
+                    .unwrap_or_else(|| error_response("The sign-in failed (`code` says why)"));
+                operation["responses"][status.as_str()] = response;
+                if let Some(content) = operation["responses"][status.as_str()]
+                    .get_mut("content")
+                    .and_then(Value::as_object_mut)
+                {
+                    content.extend(page.as_object().cloned().unwrap_or_default());
+                }
+            }
+        }
         if route.auth {
             operation["security"] = json!([{"bearer": []}]);
         } else {
@@ -297,7 +315,19 @@ fn schemas() -> Value {
         "Connector": {"type": "object", "properties": {
             "id": string, "name": string, "version": string, "wit_version": string,
             "auth": {"type": "string", "enum": ["password", "oauth2"]},
-            "servers": {"type": "array", "items": string}, "builtin": {"type": "boolean"}, "digest": string}},
+            "servers": {"type": "array", "items": string},
+            "hosts": {"type": "array", "items": string}, "granted_hosts": {"type": "array", "items": string},
+            "files_sent": {"type": "boolean"}, "mailbox_wide_ids": {"type": "boolean"},
+            "configured": {"type": "boolean"},
+            "builtin": {"type": "boolean"}, "digest": string}},
+        "ConnectorPatch": request(&[], json!({
+            "granted_hosts": {"type": "array", "maxItems": 16, "items": {"type": "string", "minLength": 1, "maxLength": 253}}})),
+        "OauthStart": request(&[], json!({
+            "kind": {"type": "string", "enum": ["shared", "personal"]},
+            "sync_from": {"type": "string", "enum": ["now", "1_month", "3_months", "6_months"]},
+            "create_contact": {"type": "boolean"},
+            "account_id": {"type": "string", "minLength": 1, "maxLength": 64}})),
+        "OauthStarted": {"type": "object", "required": ["authorize_url"], "properties": {"authorize_url": string}},
         "User": {"type": "object", "properties": user},
         "UserCreate": request(&["name", "email", "role"], json!({
             "name": text(200), "email": email, "role": {"type": "string", "enum": ["admin", "member"]},

@@ -5,7 +5,8 @@
 use super::auth::Caller;
 use super::error::ApiError;
 use super::{
-    App, accounts, connectors, events, idempotent, json, messages, openapi, outbox, records, users,
+    App, accounts, connectors, events, idempotent, json, messages, oauth, openapi, outbox, records,
+    users,
 };
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -23,6 +24,7 @@ pub struct Call {
     pub query: HashMap<String, String>,
     pub(super) body: Bytes,
     pub(super) content_type: Option<String>,
+    pub(super) accept: Option<String>,
     pub idempotency_key: Option<String>,
 }
 
@@ -35,6 +37,13 @@ impl Call {
     /// The path parameter at `index` (`{id}` segments, left to right).
     pub fn param(&self, index: usize) -> &str {
         self.params.get(index).map_or("", String::as_str)
+    }
+
+    /// Whether the caller asked for JSON (`Accept: application/json`) rather than a page.
+    pub fn wants_json(&self) -> bool {
+        self.accept
+            .as_deref()
+            .is_some_and(|a| a.to_ascii_lowercase().contains("application/json"))
     }
 
     /// The body as JSON.
@@ -89,6 +98,8 @@ pub struct Route {
     pub query: &'static [QueryParam],
     /// Honours `Idempotency-Key`.
     pub idempotent: bool,
+    /// Where a browser lands: answers with a redirect or a page unless JSON is asked for.
+    pub browser: bool,
     pub handler: Handler,
 }
 
@@ -110,6 +121,7 @@ const fn route(
         paged: false,
         query: &[],
         idempotent: false,
+        browser: false,
         handler,
     }
 }
@@ -142,6 +154,10 @@ impl Route {
     }
     const fn idempotent(mut self) -> Self {
         self.idempotent = true;
+        self
+    }
+    const fn browser(mut self) -> Self {
+        self.browser = true;
         self
     }
     const fn with_attachments(mut self) -> Self {
@@ -246,6 +262,23 @@ const CONNECTOR_REMOVE: &[QueryParam] = &[(
     r#"{"type": "boolean"}"#,
     "Remove it even while accounts use it (they are disabled)",
 )];
+const OAUTH_CALLBACK: &[QueryParam] = &[
+    (
+        "state",
+        r#"{"type": "string"}"#,
+        "The sign-in's state, as the start gave it to the provider",
+    ),
+    (
+        "code",
+        r#"{"type": "string"}"#,
+        "The provider's authorization code",
+    ),
+    (
+        "error",
+        r#"{"type": "string"}"#,
+        "The provider's error (`access_denied` when the user declined)",
+    ),
+];
 const RECORDS: &[QueryParam] = &[(
     "created_by",
     r#"{"type": "string", "enum": ["crm", "mailroom"]}"#,
@@ -300,6 +333,34 @@ pub const ROUTES: &[Route] = &[
     )
     .query(CONNECTOR_REMOVE)
     .ok(204, None),
+    route(
+        "patch",
+        "/v1/connectors/{id}",
+        "Grant a connector the hosts it asks for (admin)",
+        handle!(c => connectors::update(&c.app, c.caller()?, c.param(0), &c.json()?).await),
+    )
+    .body("ConnectorPatch")
+    .ok(200, Some("Connector")),
+    // Accounts that sign in with their provider.
+    route(
+        "post",
+        "/v1/oauth/{connector}/start",
+        "Start signing in an account with its provider",
+        handle!(c => oauth::start(&c.app, c.caller()?, c.param(0), &c.json()?).await),
+    )
+    .body("OauthStart")
+    .ok(200, Some("OauthStarted")),
+    route(
+        "get",
+        "/v1/oauth/callback",
+        "Where the provider sends the browser back",
+        handle!(c => Ok(oauth::callback(&c.app, &c.query, c.wants_json()).await)),
+    )
+    .public()
+    .browser()
+    .query(OAUTH_CALLBACK)
+    .ok(200, Some("Account"))
+    .may_create(),
     // Users and tokens.
     route(
         "post",

@@ -33,6 +33,29 @@ pub struct Credentials {
     pub password: Secret,
 }
 
+/// Where an OAuth account's access tokens come from: the host adds them to a connector's
+/// HTTP requests for the provider's API, so the connector never holds one.
+#[async_trait::async_trait]
+pub trait BearerSource: Send + Sync {
+    /// A current access token, refreshed first when it is about to expire. An error means
+    /// none can be had (the grant was revoked): the account must be re-connected.
+    async fn token(&self) -> Result<Secret, ConnectorError>;
+    /// The provider answered 401 to `token`: a new token to try once (refreshed, unless
+    /// another request refreshed meanwhile), or `None` when there is none to try. An error
+    /// means the provider refused the grant itself.
+    async fn refused(&self, token: &Secret) -> Result<Option<Secret>, ConnectorError>;
+}
+
+/// A shared [`BearerSource`].
+#[derive(Clone)]
+pub struct Bearer(pub std::sync::Arc<dyn BearerSource>);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer")
+    }
+}
+
 /// The longest reply line the host reads during an exchange.
 const MAX_REPLY_LINE: usize = 64 * 1024;
 

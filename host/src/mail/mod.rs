@@ -50,9 +50,17 @@ pub struct Fetched {
     pub received_at: i64,
     /// Empty when `known` is set.
     pub raw: Vec<u8>,
-    /// Not fetched: the connector's probe (Message-ID, size) of a message the host said it
-    /// holds already.
-    pub known: Option<(String, u64)>,
+    /// Not fetched: the host said it holds the message already.
+    pub known: Option<Known>,
+}
+
+/// How a connector names a message the host holds, instead of fetching it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    /// By its Message-ID and size (a message moved or copied from another folder).
+    Probe { message_id: String, size: u64 },
+    /// By its provider id, which names it in the whole mailbox (Gmail, Graph).
+    ProviderId,
 }
 
 /// One step of a folder's sync, as a sync job reports it.

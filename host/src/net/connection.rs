@@ -11,7 +11,9 @@ use crate::net::preauth::PreAuthGuard;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -21,9 +23,116 @@ use tokio_rustls::client::TlsStream;
 /// The most a single read hands to the connector.
 const MAX_READ: usize = 256 * 1024;
 
-enum Stream {
+/// A connection to a server, plain or TLS.
+pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Resolves `host` under the policy and connects to the first address that answers.
+pub async fn dial(host: &str, port: u16, policy: &NetPolicy) -> Result<TcpStream, ConnectorError> {
+    let addrs = resolve(host, port, policy).await?;
+    let mut last_error = None;
+    for addr in addrs {
+        match tokio::time::timeout(policy.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(e)) => {
+                last_error = Some(ConnectorError::new(
+                    ErrorKind::Connect,
+                    format!("cannot connect to {host}:{port}: {e}"),
+                ));
+            }
+            Err(_) => {
+                last_error = Some(ConnectorError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "connecting to {host}:{port} timed out after {:?}",
+                        policy.connect_timeout
+                    ),
+                ));
+            }
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| ConnectorError::new(ErrorKind::Connect, "no address to connect to")))
+}
+
+/// The TLS handshake with `host` (a name, or an address literal) over `tcp`.
+pub async fn handshake(
+    config: Arc<ClientConfig>,
+    host: &str,
+    port: u16,
+    tcp: TcpStream,
+    timeout: Duration,
+) -> Result<TlsStream<TcpStream>, ConnectorError> {
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    let name = match literal.parse::<std::net::IpAddr>() {
+        Ok(ip) => ServerName::from(ip),
+        Err(_) => ServerName::try_from(host.to_owned()).map_err(|_| {
+            ConnectorError::new(
+                ErrorKind::Tls,
+                format!("{host} is not a valid TLS server name"),
+            )
+        })?,
+    };
+    let connector = TlsConnector::from(config);
+    match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
+        Ok(Ok(tls)) => Ok(tls),
+        Ok(Err(e)) => Err(ConnectorError::new(
+            ErrorKind::Tls,
+            format!(
+                "TLS handshake with {host}:{port} failed: {}",
+                describe_tls_error(&e)
+            ),
+        )),
+        Err(_) => Err(ConnectorError::new(
+            ErrorKind::Timeout,
+            format!("TLS handshake with {host}:{port} timed out"),
+        )),
+    }
 }
 
 pub struct Connection {
@@ -49,39 +158,7 @@ impl Connection {
         tls_config: Arc<ClientConfig>,
         policy: &NetPolicy,
     ) -> Result<Self, ConnectorError> {
-        let addrs = resolve(&server.host, server.port, policy).await?;
-        let mut last_error = None;
-        let mut tcp = None;
-        for addr in addrs {
-            match tokio::time::timeout(policy.connect_timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => {
-                    tcp = Some(stream);
-                    break;
-                }
-                Ok(Err(e)) => {
-                    let kind = ErrorKind::Connect;
-                    last_error = Some(ConnectorError::new(
-                        kind,
-                        format!("cannot connect to {}:{}: {e}", server.host, server.port),
-                    ));
-                }
-                Err(_) => {
-                    last_error = Some(ConnectorError::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "connecting to {}:{} timed out after {:?}",
-                            server.host, server.port, policy.connect_timeout
-                        ),
-                    ));
-                }
-            }
-        }
-        let Some(tcp) = tcp else {
-            return Err(last_error.unwrap_or_else(|| {
-                ConnectorError::new(ErrorKind::Connect, "no address to connect to")
-            }));
-        };
-        let _ = tcp.set_nodelay(true);
+        let tcp = dial(&server.host, server.port, policy).await?;
         let mut connection = Self {
             stream: Some(Stream::Plain(tcp)),
             buffer: Vec::new(),
@@ -122,35 +199,16 @@ impl Connection {
             None => return Err(self.closed()),
         };
         self.buffer.clear();
-        let name = ServerName::try_from(self.server.host.clone()).map_err(|_| {
-            ConnectorError::new(
-                ErrorKind::Tls,
-                format!("{} is not a valid TLS server name", self.server.host),
-            )
-        })?;
-        let connector = TlsConnector::from(self.tls_config.clone());
-        match tokio::time::timeout(self.connect_timeout, connector.connect(name, tcp)).await {
-            Ok(Ok(tls)) => {
-                self.stream = Some(Stream::Tls(Box::new(tls)));
-                Ok(())
-            }
-            Ok(Err(e)) => Err(ConnectorError::new(
-                ErrorKind::Tls,
-                format!(
-                    "TLS handshake with {}:{} failed: {}",
-                    self.server.host,
-                    self.server.port,
-                    describe_tls_error(&e)
-                ),
-            )),
-            Err(_) => Err(ConnectorError::new(
-                ErrorKind::Timeout,
-                format!(
-                    "TLS handshake with {}:{} timed out",
-                    self.server.host, self.server.port
-                ),
-            )),
-        }
+        let tls = handshake(
+            self.tls_config.clone(),
+            &self.server.host,
+            self.server.port,
+            tcp,
+            self.connect_timeout,
+        )
+        .await?;
+        self.stream = Some(Stream::Tls(Box::new(tls)));
+        Ok(())
     }
 
     /// At most `max` bytes (at least one), or none when the server closed the connection.
@@ -195,33 +253,23 @@ impl Connection {
 
     pub async fn write_all(&mut self, data: &[u8]) -> Result<(), ConnectorError> {
         let io_timeout = self.io_timeout;
-        let result = match self.stream.as_mut() {
-            Some(Stream::Plain(s)) => {
-                timed(io_timeout, async {
-                    s.write_all(data).await?;
-                    s.flush().await
-                })
-                .await
-            }
-            Some(Stream::Tls(s)) => {
-                timed(io_timeout, async {
-                    s.write_all(data).await?;
-                    s.flush().await
-                })
-                .await
-            }
-            None => return Err(self.closed()),
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(self.closed());
         };
+        let result = timed(io_timeout, async {
+            stream.write_all(data).await?;
+            stream.flush().await
+        })
+        .await;
         result.map_err(|e| self.io_error("writing to", e))
     }
 
     async fn read_some(&mut self, chunk: &mut [u8]) -> Result<usize, ConnectorError> {
         let io_timeout = self.io_timeout;
-        let result = match self.stream.as_mut() {
-            Some(Stream::Plain(s)) => timed(io_timeout, s.read(chunk)).await,
-            Some(Stream::Tls(s)) => timed(io_timeout, s.read(chunk)).await,
-            None => return Err(self.closed()),
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(self.closed());
         };
+        let result = timed(io_timeout, stream.read(chunk)).await;
         result.map_err(|e| self.io_error("reading from", e))
     }
 

@@ -5,6 +5,7 @@
 //! asked for with TLS is TLS or an error.
 
 pub mod connection;
+pub mod http;
 pub mod policy;
 pub mod preauth;
 pub mod tls;

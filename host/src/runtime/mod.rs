@@ -11,19 +11,21 @@
 
 pub mod builtin;
 mod host;
+mod http;
 mod output;
 pub mod sandbox;
 pub mod sink;
 mod sync;
 mod wit;
 
-pub use sync::{FolderTask, HeldLookup, KnownLookup, Step, SyncDriver};
+pub use sync::{FolderTask, HeldIdsLookup, HeldLookup, KnownLookup, Step, SyncDriver};
 
 use crate::account::ConnectionSpec;
 use crate::auth::Credentials;
 use crate::config::{ConnectorsConfig, NetConfig, SandboxConfig};
 use crate::connector::{ConnectorError, ConnectorInfo, ErrorKind};
 use crate::folder::Folder;
+use crate::net::http::{HttpClient, Origin};
 use crate::net::policy::AllowList;
 use crate::net::{NetPolicy, TlsPolicy};
 use anyhow::{Context, bail};
@@ -110,6 +112,7 @@ pub struct Runtime {
     job_timeout: Duration,
     net: NetPolicy,
     tls: TlsPolicy,
+    http: HttpSettings,
     /// Bounds the sync jobs running at once, whatever their accounts.
     jobs: tokio::sync::Semaphore,
     /// Bounds the connection tests running at once: a pool of their own, so that tests
@@ -120,6 +123,13 @@ pub struct Runtime {
     /// The largest component accepted (`connectors.max_upload_mib`).
     max_component_bytes: usize,
     ticker_stop: Arc<AtomicBool>,
+}
+
+/// How connectors' HTTP requests are sent.
+struct HttpSettings {
+    client: HttpClient,
+    plain_loopback: bool,
+    max_request_bytes: usize,
 }
 
 /// Which pool a job runs in.
@@ -159,6 +169,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         wit::add_to_linker(&mut linker)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -193,6 +204,15 @@ impl Runtime {
                 },
             },
             job_timeout: Duration::from_millis(sandbox.job_timeout_ms),
+            http: HttpSettings {
+                client: HttpClient {
+                    net: NetPolicy::new(net),
+                    tls: tls.clone(),
+                    max_response_bytes: (net.http_max_response_mib as usize) << 20,
+                },
+                plain_loopback: net.http_plain_loopback,
+                max_request_bytes: (net.http_max_request_mib as usize) << 20,
+            },
             net: NetPolicy::new(net),
             tls,
             jobs: tokio::sync::Semaphore::new(sandbox.max_concurrent_jobs.max(1)),
@@ -283,6 +303,10 @@ impl Runtime {
             wit_version: wit_version.to_owned(),
             auth: described.auth,
             servers: described.servers,
+            hosts: described.hosts,
+            granted_hosts: Vec::new(),
+            files_sent: described.files_sent,
+            mailbox_wide_ids: described.mailbox_wide_ids,
             builtin,
             digest,
         };
@@ -335,6 +359,30 @@ impl Runtime {
         }
     }
 
+    /// Sets the hosts a loaded connector's HTTP requests may go to, of those it asks for;
+    /// running jobs keep what they started with. `None` when no connector has that id.
+    pub fn grant(&self, id: &str, hosts: Vec<String>) -> Option<ConnectorInfo> {
+        let mut connectors = self
+            .connectors
+            .write()
+            .expect("connector registry poisoned");
+        let loaded = connectors.get(id)?;
+        let mut info = loaded.info.clone();
+        info.granted_hosts = hosts
+            .into_iter()
+            .filter(|host| info.hosts.contains(host))
+            .collect();
+        let compiled = loaded.compiled.clone();
+        connectors.insert(
+            id.to_owned(),
+            Arc::new(LoadedConnector {
+                info: info.clone(),
+                compiled,
+            }),
+        );
+        Some(info)
+    }
+
     /// The loaded connectors, by id.
     pub fn connectors(&self) -> Vec<ConnectorInfo> {
         let connectors = self.connectors.read().expect("connector registry poisoned");
@@ -359,13 +407,13 @@ impl Runtime {
         spec: &ConnectionSpec,
     ) -> Result<Vec<Folder>, ConnectorError> {
         let connector = self.loaded(&spec.connector)?;
-        let job = job_account(spec);
+        let job = self.job_account(&connector, spec);
         let spec = spec.clone();
         let folders = self
             .run(&connector, Pool::Test, Some(job), move |store, instance| {
                 Box::pin(async move { instance.test(store, &spec).await })
             })
-            .await??;
+            .await?;
         Ok(folders)
     }
 
@@ -394,6 +442,11 @@ impl Runtime {
         )
     }
 
+    /// The client connectors' HTTP requests go through, for the host's own requests too.
+    pub fn http_client(&self) -> HttpClient {
+        self.http.client.clone()
+    }
+
     /// The largest component accepted.
     pub fn max_component_bytes(&self) -> usize {
         self.max_component_bytes
@@ -406,13 +459,17 @@ impl Runtime {
 
     /// Runs one job: a fresh instance in a fresh store, `body` driving it, the whole under
     /// the job timeout. A trap or a timeout becomes a [`ConnectorError`] naming the server the
-    /// connector was last talking to.
+    /// connector was last talking to. When the host learned during the job that the
+    /// account's credentials failed (a refused OAuth grant), that is the job's error.
     async fn run<R: Send>(
         &self,
         connector: &LoadedConnector,
         pool: Pool,
         account: Option<JobAccount>,
-        body: impl for<'a> FnOnce(&'a mut Store<JobState>, wit::Instance) -> JobFuture<'a, R>,
+        body: impl for<'a> FnOnce(
+            &'a mut Store<JobState>,
+            wit::Instance,
+        ) -> JobFuture<'a, Result<R, ConnectorError>>,
     ) -> Result<R, ConnectorError> {
         let id = connector.info.id.as_str();
         let slots = match pool {
@@ -434,8 +491,13 @@ impl Runtime {
             tracing::info!(target: "mailroom::connector", connector = id, "output: {output}");
         }
         let stage = store.data().last_server.clone();
+        if let Some(problem) = store.data().http.problem()
+            && !matches!(outcome, Ok(Ok(Ok(_))))
+        {
+            return Err(problem);
+        }
         let error = match outcome {
-            Ok(Ok(value)) => return Ok(value),
+            Ok(Ok(value)) => return value,
             Ok(Err(trap)) => {
                 let mut message = trap_message(&trap, &store);
                 // What a guest's runtime printed as it failed (a Python traceback's last
@@ -473,6 +535,9 @@ impl Runtime {
             "wasi:random/",
             "wasi:filesystem/",
             "wasi:sockets/",
+            // Outgoing HTTP, for the world versions that speak it (checked below).
+            "wasi:http/types@",
+            "wasi:http/outgoing-handler@",
         ];
         for (name, _) in component.component_type().imports(&self.engine) {
             if !ALLOWED.iter().any(|prefix| name.starts_with(prefix)) {
@@ -480,8 +545,54 @@ impl Runtime {
                     "the component imports `{name}`, which connectors may not use"
                 )));
             }
+            if name.starts_with("wasi:http/") && !self.speaks_http(component) {
+                return Err(LoadError::ForbiddenImport(format!(
+                    "the component imports `{name}`, which only connectors of mailroom:connector@0.5.0 and later may use"
+                )));
+            }
         }
         Ok(())
+    }
+}
+
+impl Runtime {
+    /// What a job of `connector` may reach and log in with, for the account `spec` describes.
+    fn job_account(&self, connector: &LoadedConnector, spec: &ConnectionSpec) -> JobAccount {
+        let credentials = spec.password.clone().map(|password| Credentials {
+            login: spec.login().to_owned(),
+            password,
+        });
+        let http = http::HttpAccess {
+            client: self.http.client.clone(),
+            plain_loopback: self.http.plain_loopback,
+            max_request_bytes: self.http.max_request_bytes,
+            api: spec.api_url.as_deref().and_then(Origin::parse),
+            servers: AllowList::new(spec.servers.clone()),
+            granted: connector.info.granted_hosts.clone(),
+            bearer: spec.bearer.clone(),
+            basic: credentials.clone(),
+            problem: std::sync::Mutex::new(None),
+        };
+        JobAccount {
+            allow: AllowList::new(spec.servers.clone()),
+            credentials,
+            allow_insecure_certificate: spec.allow_insecure_certificate,
+            held: None,
+            known: None,
+            held_ids: None,
+            http: Arc::new(http),
+            api_url: spec.api_url.clone(),
+        }
+    }
+
+    /// Whether the component exports the connector interface of a world version that may use
+    /// `wasi:http`.
+    fn speaks_http(&self, component: &Component) -> bool {
+        component
+            .component_type()
+            .exports(&self.engine)
+            .filter_map(|(name, _)| name.strip_prefix("mailroom:connector/connector@"))
+            .any(wit::speaks_http)
     }
 }
 
@@ -519,20 +630,6 @@ fn last_line(output: &str) -> Option<String> {
     Some(host::truncate(host::escape_controls(line.trim()), 300))
 }
 
-/// What a job may reach and log in with, for the account `spec` describes.
-fn job_account(spec: &ConnectionSpec) -> JobAccount {
-    JobAccount {
-        allow: AllowList::new(spec.servers.clone()),
-        credentials: spec.password.clone().map(|password| Credentials {
-            login: spec.login().to_owned(),
-            password,
-        }),
-        allow_insecure_certificate: spec.allow_insecure_certificate,
-        held: None,
-        known: None,
-    }
-}
-
 fn validate_info(info: &ConnectorInfo) -> anyhow::Result<()> {
     let is_slug = |s: &str, max: usize| {
         !s.is_empty()
@@ -555,8 +652,25 @@ fn validate_info(info: &ConnectorInfo) -> anyhow::Result<()> {
             info.version
         );
     }
-    if info.servers.is_empty() || info.servers.len() > 8 {
-        bail!("a connector declares 1-8 servers");
+    // From 0.5.0, a connector that reaches its provider over HTTP only names no server.
+    let fewest = if wit::speaks_http(&info.wit_version) {
+        0
+    } else {
+        1
+    };
+    if info.servers.len() < fewest || info.servers.len() > 8 {
+        bail!("a connector declares {fewest}-8 servers");
+    }
+    if info.hosts.len() > 16 {
+        bail!("a connector asks for at most 16 hosts");
+    }
+    for host in &info.hosts {
+        if crate::account::normalize_host(host).as_deref() != Ok(host.as_str()) {
+            bail!(
+                "host `{}` is not a lower-case host name",
+                host::escape_controls(host)
+            );
+        }
     }
     for role in &info.servers {
         if !is_slug(role, 32) || crate::account::is_reserved_role(role) {

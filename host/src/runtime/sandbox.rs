@@ -6,6 +6,7 @@
 //! nothing in it (no preopened directories, no environment, no arguments, sockets denied,
 //! stdin closed), and the network allow-list and credentials of the one account it serves.
 
+use super::http::{HttpAccess, HttpHooks};
 use super::output::CappedOutput;
 use super::sink::SinkPool;
 use crate::auth::Credentials;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// How often the engine's epoch advances; the unit of the CPU budget.
 pub const TICK: Duration = Duration::from_millis(5);
@@ -31,6 +33,12 @@ pub struct JobAccount {
     pub held: Option<super::HeldLookup>,
     /// Answers the connector's `known` query (sync jobs only).
     pub known: Option<super::KnownLookup>,
+    /// Answers the connector's `held-ids` query (sync jobs only).
+    pub held_ids: Option<super::HeldIdsLookup>,
+    /// What the job may reach over HTTP, and with which credentials.
+    pub http: Arc<HttpAccess>,
+    /// The provider's API base URL, as `provider.api-url` tells the connector.
+    pub api_url: Option<String>,
 }
 
 pub struct JobState {
@@ -57,6 +65,8 @@ pub struct JobState {
     pub caps: OutputCaps,
     stdout: CappedOutput,
     stderr: CappedOutput,
+    http_ctx: WasiHttpCtx,
+    pub http: HttpHooks,
 }
 
 impl WasiView for JobState {
@@ -64,6 +74,16 @@ impl WasiView for JobState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for JobState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http,
         }
     }
 }
@@ -106,6 +126,7 @@ impl JobState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        let http = HttpHooks(account.as_ref().map(|a| a.http.clone()));
         let state = JobState {
             table: ResourceTable::new(),
             wasi,
@@ -133,6 +154,8 @@ impl JobState {
             caps: limits.caps,
             stdout,
             stderr,
+            http_ctx: WasiHttpCtx::new(),
+            http,
         };
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.memory);

@@ -2,9 +2,9 @@
 //! then folder after folder, page after page, each page handed to a [`SyncDriver`] that
 //! commits it before the next is asked for.
 
+use super::Runtime;
 use super::sandbox::{JobAccount, JobState};
 use super::wit::{Fetched, FolderRequest, Instance};
-use super::{Runtime, job_account};
 use crate::account::ConnectionSpec;
 use crate::connector::ConnectorError;
 use crate::folder::Folder;
@@ -21,6 +21,10 @@ pub type HeldLookup = Arc<dyn Fn(String) -> BoxFuture<'static, Vec<HeldRange>> +
 /// Answers a connector's `known(probes)`: whether the host holds each (Message-ID, size).
 pub type KnownLookup =
     Arc<dyn Fn(Vec<(String, u64)>) -> BoxFuture<'static, Vec<bool>> + Send + Sync>;
+
+/// Answers a connector's `held-ids(ids)`: whether the host holds a message of the account
+/// under each provider id, in any folder.
+pub type HeldIdsLookup = Arc<dyn Fn(Vec<String>) -> BoxFuture<'static, Vec<bool>> + Send + Sync>;
 
 /// A folder to sync in this job.
 #[derive(Debug, Clone)]
@@ -69,6 +73,7 @@ impl Runtime {
         spec: &ConnectionSpec,
         held: HeldLookup,
         known: KnownLookup,
+        held_ids: HeldIdsLookup,
         limits: PageLimits,
         driver: impl SyncDriver,
     ) -> Result<(), ConnectorError> {
@@ -77,7 +82,8 @@ impl Runtime {
         let job = JobAccount {
             held: Some(held),
             known: Some(known),
-            ..job_account(&spec)
+            held_ids: Some(held_ids),
+            ..self.job_account(&connector, &spec)
         };
         self.run(
             &connector,
@@ -90,7 +96,7 @@ impl Runtime {
                 })
             },
         )
-        .await?
+        .await
     }
 }
 

@@ -28,6 +28,8 @@ const IDEMPOTENCY: Table<Json<Remembered>> = Table::new("idempotency");
 const SETTINGS: Table<Json<Sealed>> = Table::new("settings");
 /// Uploaded connector components, by connector id.
 const CONNECTORS: Table<Bytes> = Table::new("connectors");
+/// Hosts an admin granted a connector's HTTP requests, by connector id.
+const GRANTS: Table<Json<Vec<String>>> = Table::new("connector_grants");
 
 fn id(id: &str) -> Key {
     Key::new().str(id)
@@ -264,7 +266,30 @@ pub fn put_connector(txn: &mut dyn Writer, connector_id: &str, component: &[u8])
 }
 
 pub fn delete_connector(txn: &mut dyn Writer, connector_id: &str) -> Result<bool> {
+    GRANTS.delete(txn, &id(connector_id))?;
     CONNECTORS.delete(txn, &id(connector_id))
+}
+
+pub fn connector_grants(txn: &dyn Reader, connector_id: &str) -> Result<Vec<String>> {
+    Ok(GRANTS.get(txn, &id(connector_id))?.unwrap_or_default())
+}
+
+pub fn set_connector_grants(
+    txn: &mut dyn Writer,
+    connector_id: &str,
+    hosts: &[String],
+) -> Result<()> {
+    GRANTS.put(txn, &id(connector_id), &hosts.to_vec())
+}
+
+/// Replaces an account's sealed secret (a rotated OAuth token); `false` when the account is
+/// gone, whose secret is then not written back.
+pub fn set_account_secret(txn: &mut dyn Writer, account_id: &str, sealed: &Sealed) -> Result<bool> {
+    if ACCOUNTS.get(txn, &id(account_id))?.is_none() {
+        return Ok(false);
+    }
+    SECRETS.put(txn, &id(account_id), sealed)?;
+    Ok(true)
 }
 
 /// The addresses of every connected account and every user, as stored: mail between them

@@ -8,10 +8,11 @@
 use super::kv::Writer;
 use super::mail::{Incoming, PageOutcome, PageWrite};
 use super::mailbox::{
-    self, ORPHANS, find_known, identity_key, leave_folder, load, mapped, orphan_key, set_flags,
-    settle, unmap, updated,
+    self, ORPHANS, find_known, held_by_id, identity_key, leave_folder, load, mapped, orphan_key,
+    set_flags, settle, unmap, updated,
 };
 use super::{Result, StoreError, contacts, events, filing};
+use crate::mail::Known;
 use crate::mail::message::Membership;
 use serde_json::json;
 
@@ -39,15 +40,23 @@ pub fn commit(txn: &mut dyn Writer, page: PageWrite) -> Result<PageOutcome> {
             (Some(parsed), _) => {
                 mailbox::IDENTITIES.get(txn, &identity_key(account, &parsed.identity))?
             }
-            (None, Some((message_id, size))) => {
-                // The host said it held the message when the connector asked, in this job:
-                // nothing deletes it before the job ends.
+            // The host said it held the message when the connector asked, in this job:
+            // nothing deletes it before the job ends.
+            (None, Some(Known::Probe { message_id, size })) => {
                 Some(find_known(txn, account, message_id, *size)?.ok_or_else(|| {
                     StoreError::Conflict(format!(
                         "message <{message_id}> was announced as held but is gone"
                     ))
                 })?)
             }
+            (None, Some(Known::ProviderId)) => Some(
+                held_by_id(txn, account, &fetched.provider_id)?.ok_or_else(|| {
+                    StoreError::Conflict(format!(
+                        "message {} was announced as held but is gone",
+                        fetched.provider_id
+                    ))
+                })?,
+            ),
             (None, None) => {
                 return Err(StoreError::Backend(
                     "a message came without its body".into(),
@@ -124,6 +133,7 @@ pub fn commit(txn: &mut dyn Writer, page: PageWrite) -> Result<PageOutcome> {
 mod tests {
     use crate::mail::FlagUpdate;
     use crate::mail::Flags;
+    use crate::mail::Known;
     use crate::store::mail::{FolderSync, PageWrite};
     use crate::store::outbox::Change;
     use crate::store::testing::*;
@@ -286,6 +296,73 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_mailbox_wide_id_finds_the_message_in_any_folder_even_between_folders() {
+        let store = store();
+        account(&store, "acc_1", "me@x.test", false).await;
+        let raw = simple("a@y.test", "me@x.test", "m1@y");
+        ingest(
+            &store,
+            "acc_1",
+            "inbox",
+            vec![fetched("g1", &raw, Flags::default())],
+        )
+        .await;
+        let ids = vec!["g1".to_owned(), "g2".to_owned()];
+        assert_eq!(
+            store.held_ids("acc_1", ids.clone()).await.unwrap(),
+            [true, false]
+        );
+        assert_eq!(store.held_ids("acc_2", ids).await.unwrap(), [false, false]);
+        let held = |id: &str| {
+            let mut held = fetched(id, &[], SEEN);
+            held.parsed = None;
+            held.fetched.known = Some(Known::ProviderId);
+            held
+        };
+        // Under a second label: the same message, with the flags the page brings.
+        let outcome = ingest(&store, "acc_1", "label", vec![held("g1")]).await;
+        assert_eq!(outcome.matched, 1);
+        // Out of both folders, then into a third within the job: still found, not fetched.
+        for folder in ["inbox", "label"] {
+            store
+                .commit_page(changes(folder, Vec::new(), vec!["g1".into()]))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            store.held_ids("acc_1", vec!["g1".into()]).await.unwrap(),
+            [true]
+        );
+        let outcome = ingest(&store, "acc_1", "archive", vec![held("g1")]).await;
+        assert_eq!(outcome.matched, 1);
+        let listed = store
+            .messages(
+                "acc_1",
+                crate::store::mail::MessageQuery {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .0;
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].folders.len(), 1);
+        assert!(listed[0].flags.seen);
+        // An id the account never held is refused, not stored empty.
+        let refused = store
+            .commit_page(PageWrite {
+                incoming: vec![held("g9")],
+                ..changes("archive", Vec::new(), Vec::new())
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict(_))),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_message_the_host_said_it_held_is_found_by_message_id_and_size() {
         let store = store();
         account(&store, "acc_1", "me@x.test", false).await;
@@ -302,13 +379,19 @@ mod tests {
         assert_eq!(store.known("acc_1", probes).await.unwrap(), [true, false]);
         let mut known = fetched("5", &[], Flags::default());
         known.parsed = None;
-        known.fetched.known = Some(("m1@y".into(), size));
+        known.fetched.known = Some(Known::Probe {
+            message_id: "m1@y".into(),
+            size,
+        });
         let outcome = ingest(&store, "acc_1", "archive", vec![known]).await;
         assert_eq!(outcome.matched, 1);
         // A probe the store cannot match is refused, not stored as an empty message.
         let mut gone = fetched("6", &[], Flags::default());
         gone.parsed = None;
-        gone.fetched.known = Some(("other@y".into(), 1));
+        gone.fetched.known = Some(Known::Probe {
+            message_id: "other@y".into(),
+            size: 1,
+        });
         let refused = store
             .commit_page(PageWrite {
                 incoming: vec![gone],

@@ -131,6 +131,13 @@ impl<B: Backend> Store for KvStore<B> {
         self.backend.read(|txn| directory::account_secret(txn, id))
     }
 
+    async fn set_account_secret(&self, id: &str, secret: Sealed) -> Result<bool> {
+        let id = id.to_owned();
+        self.backend
+            .write(move |txn| directory::set_account_secret(txn, &id, &secret))
+            .await
+    }
+
     async fn secrets(&self) -> Result<Vec<(String, Sealed)>> {
         self.backend.read(directory::secrets)
     }
@@ -192,6 +199,18 @@ impl<B: Backend> Store for KvStore<B> {
             .await
     }
 
+    async fn connector_grants(&self, id: &str) -> Result<Vec<String>> {
+        self.backend
+            .read(|txn| directory::connector_grants(txn, id))
+    }
+
+    async fn set_connector_grants(&self, id: &str, hosts: Vec<String>) -> Result<()> {
+        let id = id.to_owned();
+        self.backend
+            .write(move |txn| directory::set_connector_grants(txn, &id, &hosts))
+            .await
+    }
+
     async fn delete_connector(&self, id: &str) -> Result<bool> {
         let id = id.to_owned();
         self.backend
@@ -242,6 +261,14 @@ impl<B: Backend> MailStore for KvStore<B> {
                     mailbox::find_known(txn, account_id, message_id, *size)
                         .map(|found| found.is_some())
                 })
+                .collect()
+        })
+    }
+
+    async fn held_ids(&self, account_id: &str, ids: Vec<String>) -> Result<Vec<bool>> {
+        self.backend.read(|txn| {
+            ids.iter()
+                .map(|id| mailbox::held_by_id(txn, account_id, id).map(|found| found.is_some()))
                 .collect()
         })
     }

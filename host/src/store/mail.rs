@@ -91,6 +91,8 @@ pub trait MailStore: Send + Sync {
     async fn finish_job(&self, account_id: &str) -> Result<usize>;
     /// For each (Message-ID, size), whether the account holds such a message.
     async fn known(&self, account_id: &str, probes: Vec<(String, u64)>) -> Result<Vec<bool>>;
+    /// For each provider id, whether a folder of the account holds a message under it.
+    async fn held_ids(&self, account_id: &str, ids: Vec<String>) -> Result<Vec<bool>>;
     /// `(numeric provider id, flags)` of a folder's messages, by id.
     async fn held(&self, account_id: &str, folder_id: &FolderId) -> Result<Vec<(u64, Flags)>>;
     async fn message(&self, id: &str) -> Result<Option<Message>>;

@@ -8,14 +8,15 @@
 //! * `identities` (acct, identity) → message id: recognises a message in another folder;
 //! * `timeline` (acct, received_at, id): lists, newest first;
 //! * `folder_syncs` (acct, folder) → progress; `orphans` (acct, id): in no folder since a
-//!   page of the current job.
+//!   page of the current job; `orphan_ids` (acct, provider id) → id: the provider ids such a
+//!   message last had, so that a connector with mailbox-wide ids finds it held.
 
 use super::kv::{Bytes, Json, Key, Reader, Table, Text, Unit, Writer};
 use super::mail::{FolderCounts, FolderSync, MessageQuery};
 use super::{Result, StoreError, events, filing};
 use crate::folder::FolderId;
 use crate::mail::Flags;
-use crate::mail::message::{Message, Placement};
+use crate::mail::message::{Membership, Message, Placement};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -27,6 +28,7 @@ pub(super) const IDENTITIES: Table<Text> = Table::new("identities");
 pub(super) const TIMELINE: Table<Unit> = Table::new("timeline");
 pub(super) const FOLDER_SYNCS: Table<Json<FolderSync>> = Table::new("folder_syncs");
 pub(super) const ORPHANS: Table<Unit> = Table::new("orphans");
+pub(super) const ORPHAN_IDS: Table<Text> = Table::new("orphan_ids");
 
 pub(super) fn id_key(id: &str) -> Key {
     Key::new().str(id)
@@ -217,6 +219,29 @@ pub(super) fn find_known(
     Ok(found)
 }
 
+/// The account's message held under `provider_id` in any of its synced folders, or left in
+/// none by this job under that id (moved between folders the job reaches one after the
+/// other), for connectors whose ids are mailbox-wide.
+pub(super) fn held_by_id(
+    txn: &dyn Reader,
+    account: &str,
+    provider_id: &str,
+) -> Result<Option<String>> {
+    let mut found = None;
+    FOLDER_SYNCS.scan_prefix(txn, &Key::new().str(account), false, |mut key, _| {
+        let folder = key.str()?;
+        found = mapped(txn, account, &folder, provider_id)?.map(|(_, id)| id);
+        Ok(found.is_none())
+    })?;
+    if found.is_none()
+        && let Some(id) = ORPHAN_IDS.get(txn, &orphan_key(account, provider_id))?
+        && load(txn, &id)?.is_some_and(|m| m.folders.is_empty())
+    {
+        found = Some(id);
+    }
+    Ok(found)
+}
+
 /// The id of the account's message with this Message-ID, if any.
 pub(super) fn find_by_message_id(
     txn: &dyn Reader,
@@ -237,11 +262,24 @@ pub(super) fn leave_folder(
     folder: &FolderId,
     provider_id: Option<&str>,
 ) -> Result<()> {
-    message
+    let leaving =
+        |m: &Membership| &m.folder_id == folder && provider_id.is_none_or(|p| p == m.provider_id);
+    let left: Vec<String> = message
         .folders
-        .retain(|m| !(&m.folder_id == folder && provider_id.is_none_or(|p| p == m.provider_id)));
+        .iter()
+        .filter(|m| leaving(m))
+        .map(|m| m.provider_id.clone())
+        .collect();
+    message.folders.retain(|m| !leaving(m));
     if message.folders.is_empty() {
         ORPHANS.put(txn, &orphan_key(&message.account_id, &message.id), &())?;
+        for provider_id in left {
+            ORPHAN_IDS.put(
+                txn,
+                &orphan_key(&message.account_id, &provider_id),
+                &message.id,
+            )?;
+        }
     } else {
         events::push(txn, "message.updated", updated(message))?;
     }
@@ -281,6 +319,7 @@ pub(super) fn delete_account_mail(txn: &mut dyn Writer, account: &str) -> Result
     }
     FOLDER_SYNCS.delete_prefix(txn, &Key::new().str(account))?;
     ORPHANS.delete_prefix(txn, &Key::new().str(account))?;
+    ORPHAN_IDS.delete_prefix(txn, &Key::new().str(account))?;
     Ok(())
 }
 
@@ -351,6 +390,7 @@ pub fn delete_orphans(txn: &mut dyn Writer, account: &str) -> Result<usize> {
         }
     }
     ORPHANS.delete_prefix(txn, &Key::new().str(account))?;
+    ORPHAN_IDS.delete_prefix(txn, &Key::new().str(account))?;
     Ok(deleted)
 }
 

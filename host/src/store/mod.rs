@@ -110,6 +110,8 @@ pub trait Store: MailStore + OutboxStore + RecordStore + Send + Sync + 'static {
     /// Removes an account, its secret, its mail and every primary choice that named it.
     async fn delete_account(&self, id: &str) -> Result<bool>;
     async fn account_secret(&self, id: &str) -> Result<Option<Sealed>>;
+    /// Replaces an existing account's sealed secret alone; `false` when the account is gone.
+    async fn set_account_secret(&self, id: &str, secret: Sealed) -> Result<bool>;
     /// Every sealed secret, by account id.
     async fn secrets(&self) -> Result<Vec<(String, Sealed)>>;
     /// Replaces sealed secrets in one transaction (key rotation).
@@ -136,4 +138,7 @@ pub trait Store: MailStore + OutboxStore + RecordStore + Send + Sync + 'static {
     /// Keeps an uploaded component under its connector's id, replacing one kept before.
     async fn put_connector(&self, id: &str, component: Vec<u8>) -> Result<()>;
     async fn delete_connector(&self, id: &str) -> Result<bool>;
+    /// The hosts an admin granted a connector.
+    async fn connector_grants(&self, id: &str) -> Result<Vec<String>>;
+    async fn set_connector_grants(&self, id: &str, hosts: Vec<String>) -> Result<()>;
 }

@@ -56,9 +56,10 @@ impl Driver {
         budget: Duration,
         report: Arc<Mutex<Report>>,
         stopping: Arc<AtomicBool>,
+        files_sent: bool,
     ) -> Self {
         Self {
-            outbox: Pusher::new(store.clone()),
+            outbox: Pusher::new(store.clone(), files_sent),
             store,
             account,
             started: Instant::now(),

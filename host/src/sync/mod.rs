@@ -10,11 +10,12 @@ pub use job::reflect_listing;
 
 use crate::account::{Account, AccountState};
 use crate::config::SyncConfig;
-use crate::connector::{ConnectorError, ErrorKind, Remedy};
+use crate::connector::{AuthKind, ConnectorError, ErrorKind, Remedy};
 use crate::folder::FolderId;
 use crate::mail::PageLimits;
 use crate::mail::held_ranges;
-use crate::runtime::{HeldLookup, KnownLookup, Runtime};
+use crate::oauth::Oauth;
+use crate::runtime::{HeldIdsLookup, HeldLookup, KnownLookup, Runtime};
 use crate::store::Store;
 use crate::vault::Vault;
 use job::{Driver, Report};
@@ -52,6 +53,7 @@ struct Inner {
     store: Arc<dyn Store>,
     runtime: Arc<Runtime>,
     vault: Arc<Vault>,
+    oauth: Arc<Oauth>,
     config: SyncConfig,
     /// Jobs of one owner's personal accounts running at once.
     max_jobs_per_owner: usize,
@@ -76,6 +78,7 @@ impl Scheduler {
         store: Arc<dyn Store>,
         runtime: Arc<Runtime>,
         vault: Arc<Vault>,
+        oauth: Arc<Oauth>,
         config: SyncConfig,
         max_jobs_per_owner: usize,
     ) -> Self {
@@ -83,6 +86,7 @@ impl Scheduler {
             store,
             runtime,
             vault,
+            oauth,
             config,
             max_jobs_per_owner: max_jobs_per_owner.max(1),
             slots: Mutex::new(HashMap::new()),
@@ -267,7 +271,14 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
             }
         }
     }
+    // An OAuth account's secret is its grant, which the host alone uses (see `oauth`).
+    let connector = inner.runtime.connector(&account.connector);
+    let oauth = connector
+        .as_ref()
+        .is_some_and(|c| c.info.auth == AuthKind::Oauth2);
+    let files_sent = connector.as_ref().is_some_and(|c| c.info.files_sent);
     let password = match inner.store.account_secret(account_id).await {
+        Ok(_) if oauth => None,
         Ok(Some(sealed)) => match inner.vault.open(account_id, &sealed) {
             Ok(secret) => Some(secret),
             Err(error) => {
@@ -305,15 +316,32 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
         Duration::from_secs(inner.config.job_budget_secs.max(1)),
         report.clone(),
         inner.stopping.clone(),
+        files_sent,
     );
     let held = held_lookup(inner.store.clone(), account_id.to_owned());
     let known = known_lookup(inner.store.clone(), account_id.to_owned());
+    let held_ids = held_ids_lookup(inner.store.clone(), account_id.to_owned());
     let limits = PageLimits {
         max_messages: inner.config.page_messages.max(1),
         max_bytes: (inner.config.page_kib.max(1)) * 1024,
     };
-    let spec = account.connection(password);
-    let result = inner.runtime.sync(&spec, held, known, limits, driver).await;
+    let mut spec = account.connection(password);
+    if oauth {
+        let Some(bearer) = inner.oauth.bearer(account_id, &account.connector) else {
+            let reason = format!(
+                "no OAuth client is configured for `{}`: the server's configuration needs [oauth.{}]",
+                account.connector, account.connector
+            );
+            set_state(inner, account_id, AccountState::Error, Some(reason)).await;
+            return Outcome::Stopped;
+        };
+        spec.bearer = Some(bearer);
+        spec.api_url = inner.oauth.provider(&account.connector).map(|p| p.api_url);
+    }
+    let result = inner
+        .runtime
+        .sync(&spec, held, known, held_ids, limits, driver)
+        .await;
     let report = std::mem::take(&mut *report.lock().expect("sync report poisoned"));
     match result {
         Ok(()) => {
@@ -354,18 +382,25 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
                 more: report.stopped || report.outbox_again,
             }
         }
-        Err(error) => failed(inner, account_id, error).await,
+        Err(error) => failed(inner, account_id, error, oauth).await,
     }
 }
 
-async fn failed(inner: &Inner, account_id: &str, error: ConnectorError) -> Outcome {
+async fn failed(inner: &Inner, account_id: &str, error: ConnectorError, oauth: bool) -> Outcome {
     match error.kind.remedy() {
         Remedy::Reconnect => {
             let server = error.server.as_deref().unwrap_or("mail");
-            let reason = format!(
-                "the {server} server refused the login ({}); re-connect the account with the current password",
-                error.message
-            );
+            let reason = if oauth {
+                format!(
+                    "the provider refused the account's credentials ({}); sign in again to re-connect the account",
+                    error.message
+                )
+            } else {
+                format!(
+                    "the {server} server refused the login ({}); re-connect the account with the current password",
+                    error.message
+                )
+            };
             set_state(inner, account_id, AccountState::AuthRequired, Some(reason)).await;
             Outcome::Stopped
         }
@@ -481,6 +516,24 @@ fn known_lookup(store: Arc<dyn Store>, account_id: String) -> KnownLookup {
                 Err(error) => {
                     // Answering "not held" only costs a download.
                     tracing::error!(account = %account_id, "cannot look up held messages: {error}");
+                    vec![false; count]
+                }
+            }
+        })
+    })
+}
+
+fn held_ids_lookup(store: Arc<dyn Store>, account_id: String) -> HeldIdsLookup {
+    Arc::new(move |ids: Vec<String>| {
+        let store = store.clone();
+        let account_id = account_id.clone();
+        Box::pin(async move {
+            let count = ids.len();
+            match store.held_ids(&account_id, ids).await {
+                Ok(held) => held,
+                Err(error) => {
+                    // Answering "not held" only costs a download.
+                    tracing::error!(account = %account_id, "cannot look up held ids: {error}");
                     vec![false; count]
                 }
             }

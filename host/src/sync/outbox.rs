@@ -40,6 +40,8 @@ pub struct Pusher {
     blocked: HashSet<String>,
     /// A duty waits for this job's sync to catch up and should be tried again right after.
     pub again: bool,
+    /// The provider files sent mail in Sent itself: no copy is appended.
+    files_sent: bool,
 }
 
 /// The duty being pushed.
@@ -66,7 +68,7 @@ enum Plan {
 }
 
 impl Pusher {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn Store>, files_sent: bool) -> Self {
         Self {
             store,
             current: None,
@@ -74,6 +76,7 @@ impl Pusher {
             after: 0,
             blocked: HashSet::new(),
             again: false,
+            files_sent,
         }
     }
 
@@ -453,10 +456,11 @@ impl Pusher {
             None => {
                 outgoing.state = SendState::Sent;
                 outgoing.error = None;
-                let has_sent = account
-                    .folders
-                    .iter()
-                    .any(|f| f.role == Some(FolderRole::Sent) && f.selectable);
+                let has_sent = !self.files_sent
+                    && account
+                        .folders
+                        .iter()
+                        .any(|f| f.role == Some(FolderRole::Sent) && f.selectable);
                 let then = if has_sent {
                     vec![Duty::CopyToSent {
                         outbox_id: outgoing.id.clone(),

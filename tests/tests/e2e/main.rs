@@ -7,6 +7,8 @@ mod api;
 mod connection;
 mod connectors;
 mod crash;
+mod google;
+mod http;
 mod messages;
 mod outbox;
 mod records;

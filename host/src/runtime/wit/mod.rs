@@ -12,6 +12,7 @@ pub mod v0_1_0;
 pub mod v0_2_0;
 pub mod v0_3_0;
 pub mod v0_4_0;
+pub mod v0_5_0;
 
 use super::sandbox::JobState;
 use crate::account::ConnectionSpec;
@@ -24,13 +25,19 @@ use wasmtime::Store;
 use wasmtime::component::{InstancePre, Linker};
 
 /// The newest version the host speaks.
-pub const NEWEST: &str = v0_4_0::VERSION;
+pub const NEWEST: &str = v0_5_0::VERSION;
+
+/// Whether connectors of this world version may use outgoing HTTP (`wasi:http`).
+pub fn speaks_http(version: &str) -> bool {
+    semver::Version::parse(version).is_ok_and(|v| v >= semver::Version::new(0, 5, 0))
+}
 
 /// Gives the linker every interface a connector of any version may import.
 pub fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
     v0_1_0::add_to_linker(linker)?;
     v0_2_0::add_to_linker(linker)?;
-    v0_4_0::add_to_linker(linker)
+    v0_4_0::add_to_linker(linker)?;
+    v0_5_0::add_to_linker(linker)
 }
 
 /// What a connector says about itself, whatever its version.
@@ -40,14 +47,19 @@ pub struct Described {
     pub version: String,
     pub auth: AuthKind,
     pub servers: Vec<String>,
+    pub hosts: Vec<String>,
+    pub files_sent: bool,
+    pub mailbox_wide_ids: bool,
 }
 
 /// A compiled connector, by the version of the world it was built for.
+#[derive(Clone)]
 pub enum Compiled {
     V0_1(v0_1_0::Pre),
     V0_2(v0_2_0::Pre),
     V0_3(v0_3_0::Pre),
     V0_4(v0_4_0::Pre),
+    V0_5(v0_5_0::Pre),
 }
 
 /// A running instance of a connector.
@@ -56,6 +68,7 @@ pub enum Instance {
     V0_2(v0_2_0::MailConnector),
     V0_3(v0_3_0::MailConnector),
     V0_4(v0_4_0::MailConnector),
+    V0_5(v0_5_0::MailConnector),
 }
 
 /// A session of a connector that can sync.
@@ -63,6 +76,7 @@ pub enum Session<'a> {
     V0_2(v0_2_0::Session<'a>),
     V0_3(v0_3_0::Session<'a>),
     V0_4(v0_4_0::Session<'a>),
+    V0_5(v0_5_0::Session<'a>),
 }
 
 /// One page of a folder asked for.
@@ -85,6 +99,9 @@ pub enum Fetched {
 impl Compiled {
     /// The component compiled for the newest version it exports, and that version.
     pub fn new(pre: InstancePre<JobState>) -> anyhow::Result<(Self, &'static str)> {
+        if let Ok(pre) = v0_5_0::Pre::new(pre.clone()) {
+            return Ok((Self::V0_5(pre), v0_5_0::VERSION));
+        }
         if let Ok(pre) = v0_4_0::Pre::new(pre.clone()) {
             return Ok((Self::V0_4(pre), v0_4_0::VERSION));
         }
@@ -108,6 +125,7 @@ impl Compiled {
             Self::V0_2(pre) => Instance::V0_2(pre.instantiate_async(store).await?),
             Self::V0_3(pre) => Instance::V0_3(pre.instantiate_async(store).await?),
             Self::V0_4(pre) => Instance::V0_4(pre.instantiate_async(store).await?),
+            Self::V0_5(pre) => Instance::V0_5(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -119,6 +137,7 @@ impl Instance {
             Self::V0_2(instance) => v0_2_0::describe(instance, store).await,
             Self::V0_3(instance) => v0_3_0::describe(instance, store).await,
             Self::V0_4(instance) => v0_4_0::describe(instance, store).await,
+            Self::V0_5(instance) => v0_5_0::describe(instance, store).await,
         }
     }
 
@@ -133,6 +152,7 @@ impl Instance {
             Self::V0_2(instance) => v0_2_0::test(instance, store, spec).await,
             Self::V0_3(instance) => v0_3_0::test(instance, store, spec).await,
             Self::V0_4(instance) => v0_4_0::test(instance, store, spec).await,
+            Self::V0_5(instance) => v0_5_0::test(instance, store, spec).await,
         }
     }
 
@@ -158,6 +178,9 @@ impl Instance {
             Self::V0_4(instance) => {
                 Session::V0_4(v0_4_0::Session::open(instance, store, spec).await?)
             }
+            Self::V0_5(instance) => {
+                Session::V0_5(v0_5_0::Session::open(instance, store, spec).await?)
+            }
         }))
     }
 }
@@ -171,6 +194,7 @@ impl Session<'_> {
             Self::V0_2(session) => session.list_folders(store).await,
             Self::V0_3(session) => session.list_folders(store).await,
             Self::V0_4(session) => session.list_folders(store).await,
+            Self::V0_5(session) => session.list_folders(store).await,
         }
     }
 
@@ -183,6 +207,7 @@ impl Session<'_> {
             Self::V0_2(session) => session.sync_folder(store, request).await,
             Self::V0_3(session) => session.sync_folder(store, request).await,
             Self::V0_4(session) => session.sync_folder(store, request).await,
+            Self::V0_5(session) => session.sync_folder(store, request).await,
         }
     }
 
@@ -199,6 +224,7 @@ impl Session<'_> {
             ))),
             Self::V0_3(session) => session.work(store, work).await,
             Self::V0_4(session) => session.work(store, work).await,
+            Self::V0_5(session) => session.work(store, work).await,
         }
     }
 
@@ -207,6 +233,7 @@ impl Session<'_> {
             Self::V0_2(session) => session.close(store).await,
             Self::V0_3(session) => session.close(store).await,
             Self::V0_4(session) => session.close(store).await,
+            Self::V0_5(session) => session.close(store).await,
         }
     }
 }
@@ -216,6 +243,10 @@ impl Session<'_> {
 /// instance exports its `connector` interface through `$export`.
 macro_rules! common_calls {
     ($export:ident) => {
+        super::common_calls!(@describe $export);
+        super::common_calls!(@test $export);
+    };
+    (@describe $export:ident) => {
         pub async fn describe(
             instance: &MailConnector,
             store: &mut wasmtime::Store<crate::runtime::sandbox::JobState>,
@@ -230,8 +261,13 @@ macro_rules! common_calls {
                     exported::AuthKind::Oauth2 => crate::connector::AuthKind::Oauth2,
                 },
                 servers: info.servers,
+                hosts: Vec::new(),
+                files_sent: false,
+                mailbox_wide_ids: false,
             })
         }
+    };
+    (@test $export:ident) => {
 
         pub async fn test(
             instance: &MailConnector,
@@ -305,7 +341,7 @@ macro_rules! session_calls {
                     .call_sync_folder(&mut *store, self.session, &wit_request)
                     .await?
                 {
-                    Ok(page) => super::v0_2_0::page_from_wit(store, page, request.limits),
+                    Ok(page) => page_from_wit(store, page, request.limits),
                     Err(error) => Ok(super::Fetched::Failed(error.into())),
                 }
             }

@@ -8,7 +8,7 @@ use super::super::sandbox::JobState;
 use super::super::sink::BodySink;
 use super::{Fetched, FolderRequest};
 use crate::connector::{ConnectorError, ErrorKind};
-use crate::mail::{Fetched as FetchedMessage, Flags, PageLimits, SyncPage, SyncStart};
+use crate::mail::{Fetched as FetchedMessage, Flags, Known, PageLimits, SyncPage, SyncStart};
 use std::time::Instant;
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker, Resource};
@@ -147,13 +147,69 @@ pub(super) fn open_sink(
     })
 }
 
-/// The host's own page, from the connector's, if the page keeps within the limits the host
-/// asked for and the caps on what it stores ([`super::sandbox::OutputCaps`]): at most
-/// `max_messages` messages, and at most `max_bytes` bytes besides its largest message (which
-/// may be larger than a page and travel in a sink).
+/// A message's body as a page of any version carries it.
+pub(super) enum PageBody {
+    Bytes(Vec<u8>),
+    Sink(Resource<BodySink>),
+    Known(Known),
+}
+
+/// One message of a page, whatever the version.
+pub(super) struct PageMessage {
+    pub id: String,
+    pub flags: Flags,
+    pub received_at: i64,
+    pub body: PageBody,
+}
+
+/// The host's own page, from this version's, if it keeps within the limits the host asked
+/// for (see [`checked_page`]).
 pub(super) fn page_from_wit(
     store: &mut Store<JobState>,
     page: mail::Page,
+    limits: PageLimits,
+) -> wasmtime::Result<Fetched> {
+    let messages = page
+        .messages
+        .into_iter()
+        .map(|message| PageMessage {
+            id: message.id,
+            flags: flags_from_wit(message.flags),
+            received_at: message.received_at,
+            body: match message.body {
+                mail::Body::Bytes(bytes) => PageBody::Bytes(bytes),
+                mail::Body::Sink(sink) => PageBody::Sink(sink),
+                mail::Body::Known(probe) => PageBody::Known(Known::Probe {
+                    message_id: probe.message_id,
+                    size: probe.size,
+                }),
+            },
+        })
+        .collect();
+    let page = SyncPage {
+        reset: page.reset,
+        messages: Vec::new(),
+        changed: page
+            .changed
+            .into_iter()
+            .map(|c| (c.id, flags_from_wit(c.flags)))
+            .collect(),
+        removed: page.removed,
+        state: page.state,
+        backfilled: page.backfilled,
+        more: page.more,
+    };
+    checked_page(store, page, messages, limits)
+}
+
+/// The host's own page — `page` with `messages` taken in — if it keeps within the limits
+/// the host asked for and the caps on what it stores ([`super::sandbox::OutputCaps`]): at
+/// most `max_messages` messages, and at most `max_bytes` bytes besides its largest message
+/// (which may be larger than a page and travel in a sink).
+pub(super) fn checked_page(
+    store: &mut Store<JobState>,
+    mut page: SyncPage,
+    messages: Vec<PageMessage>,
     limits: PageLimits,
 ) -> wasmtime::Result<Fetched> {
     let caps = store.data().caps;
@@ -163,19 +219,19 @@ pub(super) fn page_from_wit(
             message,
         )))
     };
-    if page.messages.len() > limits.max_messages as usize {
+    if messages.len() > limits.max_messages as usize {
         return denied(format!(
             "the connector returned a page of {} messages when at most {} were asked for",
-            page.messages.len(),
+            messages.len(),
             limits.max_messages
         ));
     }
-    let mut sizes = Vec::with_capacity(page.messages.len());
-    for message in &page.messages {
+    let mut sizes = Vec::with_capacity(messages.len());
+    for message in &messages {
         sizes.push(match &message.body {
-            mail::Body::Bytes(bytes) => bytes.len() as u64,
-            mail::Body::Sink(sink) => store.data().table.get(sink)?.written(),
-            mail::Body::Known(_) => 0,
+            PageBody::Bytes(bytes) => bytes.len() as u64,
+            PageBody::Sink(sink) => store.data().table.get(sink)?.written(),
+            PageBody::Known(_) => 0,
         });
     }
     let total: u64 = sizes.iter().sum();
@@ -200,11 +256,10 @@ pub(super) fn page_from_wit(
             caps.max_page_ids
         ));
     }
-    let ids = page
-        .messages
+    let ids = messages
         .iter()
         .map(|m| &m.id)
-        .chain(page.changed.iter().map(|c| &c.id))
+        .chain(page.changed.iter().map(|(id, _)| id))
         .chain(page.removed.iter());
     if let Some(id) = ids.into_iter().find(|id| id.len() > caps.max_id_bytes) {
         return denied(format!(
@@ -213,11 +268,11 @@ pub(super) fn page_from_wit(
             caps.max_id_bytes
         ));
     }
-    let mut messages = Vec::with_capacity(page.messages.len());
-    for message in page.messages {
+    page.messages.reserve(messages.len());
+    for message in messages {
         let (raw, known) = match message.body {
-            mail::Body::Bytes(bytes) => (bytes, None),
-            mail::Body::Sink(sink) => {
+            PageBody::Bytes(bytes) => (bytes, None),
+            PageBody::Sink(sink) => {
                 let sink = store.data_mut().table.delete(sink)?;
                 match sink.into_bytes() {
                     Ok(bytes) => (bytes, None),
@@ -229,29 +284,17 @@ pub(super) fn page_from_wit(
                     }
                 }
             }
-            mail::Body::Known(probe) => (Vec::new(), Some((probe.message_id, probe.size))),
+            PageBody::Known(known) => (Vec::new(), Some(known)),
         };
-        messages.push(FetchedMessage {
+        page.messages.push(FetchedMessage {
             provider_id: message.id,
-            flags: flags_from_wit(message.flags),
+            flags: message.flags,
             received_at: message.received_at,
             raw,
             known,
         });
     }
-    Ok(Fetched::Page(SyncPage {
-        reset: page.reset,
-        messages,
-        changed: page
-            .changed
-            .into_iter()
-            .map(|c| (c.id, flags_from_wit(c.flags)))
-            .collect(),
-        removed: page.removed,
-        state: page.state,
-        backfilled: page.backfilled,
-        more: page.more,
-    }))
+    Ok(Fetched::Page(page))
 }
 
 pub(super) fn flags_from_wit(flags: mail::MessageFlags) -> Flags {

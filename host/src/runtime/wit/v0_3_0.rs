@@ -4,6 +4,7 @@
 pub(super) use self::mailroom::connector0_3_0::changes;
 use super::super::host::truncate;
 use super::super::sandbox::JobState;
+use super::v0_2_0::page_from_wit;
 use crate::mail::work::SmtpReply;
 
 wasmtime::component::bindgen!({

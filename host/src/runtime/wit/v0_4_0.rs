@@ -6,6 +6,7 @@ use self::mailroom::connector0_4_0::{login, sinks};
 use super::super::sandbox::JobState;
 use super::super::sink::BodySink;
 use super::v0_1_0::Wit;
+use super::v0_2_0::page_from_wit;
 use crate::connector::{ConnectorError, ErrorKind};
 use crate::net::Connection;
 use crate::net::preauth::Protocol;

@@ -1,0 +1,148 @@
+//! The API's base URL as `provider.api-url` gives it, and the percent-encoding of the paths
+//! and query strings built on it.
+
+/// Where the Gmail API is: `{scheme}://{authority}{prefix}/gmail/v1/users/me/…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base {
+    pub https: bool,
+    /// `host` or `host:port`, as the URL wrote it.
+    pub authority: String,
+    /// A path before `/gmail/v1`, without a trailing slash; usually empty.
+    pub prefix: String,
+}
+
+/// Parses a base URL: `https://` anywhere, `http://` only for a loopback host (a test
+/// server on this machine).
+pub fn parse_base(url: &str) -> Result<Base, String> {
+    let url = url.trim();
+    let (https, rest) = if let Some(rest) = strip_prefix_ignore_case(url, "https://") {
+        (true, rest)
+    } else if let Some(rest) = strip_prefix_ignore_case(url, "http://") {
+        (false, rest)
+    } else {
+        return Err(format!("the Gmail API URL {url} is not an http(s) URL"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return Err(format!("the Gmail API URL {url} names no host"));
+    }
+    if path.contains('?') || path.contains('#') || authority.contains(['?', '#']) {
+        return Err(format!(
+            "the Gmail API URL {url} carries a query or a fragment"
+        ));
+    }
+    if !https && !is_loopback(authority) {
+        return Err(format!(
+            "the Gmail API URL {url} is plain HTTP to a host other than this machine"
+        ));
+    }
+    Ok(Base {
+        https,
+        authority: authority.to_owned(),
+        prefix: path.trim_end_matches('/').to_owned(),
+    })
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+/// Whether an authority (`host[:port]`) names this machine.
+fn is_loopback(authority: &str) -> bool {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host)
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, for a query value or a
+/// path segment.
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `?name=value&…` (values encoded), or nothing for no pairs.
+pub fn query(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (name, value) in pairs {
+        out.push(if out.is_empty() { '?' } else { '&' });
+        out.push_str(name);
+        out.push('=');
+        out.push_str(&encode(value));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bases_parse_with_their_scheme_and_port() {
+        assert_eq!(
+            parse_base("https://gmail.googleapis.com"),
+            Ok(Base {
+                https: true,
+                authority: "gmail.googleapis.com".into(),
+                prefix: String::new(),
+            })
+        );
+        assert_eq!(
+            parse_base("https://127.0.0.1:8443/"),
+            Ok(Base {
+                https: true,
+                authority: "127.0.0.1:8443".into(),
+                prefix: String::new(),
+            })
+        );
+        assert_eq!(
+            parse_base("http://127.0.0.1:9000/proxy/").map(|b| (b.https, b.prefix)),
+            Ok((false, "/proxy".into()))
+        );
+        assert!(parse_base("http://localhost:1").is_ok());
+        assert!(parse_base("http://[::1]:1").is_ok());
+    }
+
+    #[test]
+    fn foreign_or_odd_bases_are_refused() {
+        assert!(parse_base("http://gmail.googleapis.com").is_err());
+        assert!(parse_base("ftp://example.com").is_err());
+        assert!(parse_base("https://").is_err());
+        assert!(parse_base("https://user@example.com").is_err());
+        assert!(parse_base("https://example.com/?x=1").is_err());
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode("after:1700000000"), "after%3A1700000000");
+        assert_eq!(encode("rfc822msgid:a+b@c d"), "rfc822msgid%3Aa%2Bb%40c%20d");
+        assert_eq!(encode("Label_1-x.y~z"), "Label_1-x.y~z");
+        assert_eq!(encode("é"), "%C3%A9");
+        assert_eq!(
+            query(&[("labelIds", "INBOX"), ("q", "after:5")]),
+            "?labelIds=INBOX&q=after%3A5"
+        );
+        assert_eq!(query(&[]), "");
+    }
+}

@@ -1,0 +1,197 @@
+//! HTTP requests the host sends: a connector's `wasi:http` requests once the runtime's policy
+//! allowed them, and the OAuth token requests.
+//!
+//! Each request gets a connection of its own, dialled as a mail connection is (the name
+//! resolved and every address checked by the policy), TLS done with the host's [`TlsPolicy`] (the operator's
+//! CA file included), and plain HTTP is used only where the caller allowed it. The response
+//! body is capped; reading past the cap fails the body.
+
+use super::connection::{Stream, dial, handshake};
+use super::policy::NetPolicy;
+use super::tls::TlsPolicy;
+use crate::connector::{ConnectorError, ErrorKind};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use std::net::IpAddr;
+
+/// A response whose body is read as it arrives, at most the client's cap.
+pub type Response = http::Response<Limited<hyper::body::Incoming>>;
+
+/// Sends requests under the host's network and TLS policy.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    pub net: NetPolicy,
+    pub tls: TlsPolicy,
+    /// The most a response body may hold, in bytes.
+    pub max_response_bytes: usize,
+}
+
+/// Where a request goes: its scheme, host (lower case, IPv6 without brackets) and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Origin {
+    /// The origin of an absolute `http` or `https` URI.
+    pub fn of(uri: &http::Uri) -> Option<Self> {
+        let https = match uri.scheme_str()? {
+            "https" => true,
+            "http" => false,
+            _ => return None,
+        };
+        let host = uri.host()?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        Some(Self { https, host, port })
+    }
+
+    /// The origin of a URL string, when it is an absolute `http` or `https` URL.
+    pub fn parse(url: &str) -> Option<Self> {
+        Self::of(&url.parse().ok()?)
+    }
+
+    /// Whether the host is a loopback address or `localhost`.
+    pub fn is_loopback(&self) -> bool {
+        self.host == "localhost" || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+impl HttpClient {
+    /// Sends `request` (an absolute URI) and waits for the response's head. The body is
+    /// read by the caller, capped. Refuses plain HTTP unless `plain_allowed`.
+    pub async fn send(
+        &self,
+        request: http::Request<Full<Bytes>>,
+        plain_allowed: bool,
+        first_byte_timeout: std::time::Duration,
+    ) -> Result<Response, ConnectorError> {
+        let origin = Origin::of(request.uri()).ok_or_else(|| {
+            ConnectorError::new(
+                ErrorKind::Denied,
+                format!("`{}` is not an absolute http(s) URL", request.uri()),
+            )
+        })?;
+        if !origin.https && !plain_allowed {
+            return Err(ConnectorError::new(
+                ErrorKind::Denied,
+                format!("plain HTTP to {} is not allowed: use HTTPS", origin.host),
+            ));
+        }
+        let stream = self.connect(&origin).await?;
+        let (parts, body) = request.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let mut request = http::Request::from_parts(parts, body);
+        *request.uri_mut() = path
+            .parse()
+            .map_err(|_| ConnectorError::new(ErrorKind::Protocol, "the request URI is invalid"))?;
+        if !request.headers().contains_key(http::header::HOST) {
+            let host = match (origin.https, origin.port) {
+                (true, 443) | (false, 80) => bracketed(&origin.host),
+                (_, port) => format!("{}:{port}", bracketed(&origin.host)),
+            };
+            if let Ok(value) = http::HeaderValue::from_str(&host) {
+                request.headers_mut().insert(http::header::HOST, value);
+            }
+        }
+        let exchange = async {
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(stream)
+                .await
+                .map_err(|e| transport(&origin, e))?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            sender
+                .send_request(request)
+                .await
+                .map_err(|e| transport(&origin, e))
+        };
+        let response = tokio::time::timeout(first_byte_timeout, exchange)
+            .await
+            .map_err(|_| {
+                ConnectorError::new(
+                    ErrorKind::Timeout,
+                    format!("{} did not answer in time", origin.host),
+                )
+            })??;
+        let cap = self.max_response_bytes;
+        Ok(response.map(|body| Limited::new(body, cap)))
+    }
+
+    async fn connect(&self, origin: &Origin) -> Result<TokioIo<Stream>, ConnectorError> {
+        let tcp = dial(&origin.host, origin.port, &self.net).await?;
+        if !origin.https {
+            return Ok(TokioIo::new(Stream::Plain(tcp)));
+        }
+        let config = self.tls.client_config(false);
+        let timeout = self.net.connect_timeout;
+        let tls = handshake(config, &origin.host, origin.port, tcp, timeout).await?;
+        Ok(TokioIo::new(Stream::Tls(Box::new(tls))))
+    }
+}
+
+/// Reads a whole capped body.
+pub async fn read_body(body: Limited<hyper::body::Incoming>) -> Result<Bytes, ConnectorError> {
+    body.collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                ConnectorError::new(ErrorKind::Protocol, "the response is larger than allowed")
+            } else {
+                ConnectorError::new(
+                    ErrorKind::Connect,
+                    format!("reading the response failed: {e}"),
+                )
+            }
+        })
+}
+
+fn bracketed(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+fn transport(origin: &Origin, error: hyper::Error) -> ConnectorError {
+    ConnectorError::new(
+        ErrorKind::Connect,
+        format!("HTTP exchange with {} failed: {error}", origin.host),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Origin;
+
+    #[test]
+    fn origins_carry_scheme_host_and_default_port() {
+        let origin = Origin::parse("https://Gmail.GoogleAPIs.com/gmail/v1").unwrap();
+        assert_eq!(
+            origin,
+            Origin {
+                https: true,
+                host: "gmail.googleapis.com".into(),
+                port: 443
+            }
+        );
+        let loopback = Origin::parse("http://[::1]:8080/x").unwrap();
+        assert_eq!((loopback.https, loopback.port), (false, 8080));
+        assert!(loopback.is_loopback());
+        assert!(Origin::parse("ftp://example.com/").is_none());
+        assert!(Origin::parse("/relative").is_none());
+    }
+}

@@ -1,0 +1,524 @@
+//! Accounts that sign in with OAuth 2.0 (docs/api.md, "OAuth2"): the authorization-code flow
+//! with PKCE, and each account's access tokens.
+//!
+//! A sign-in starts with a `state` that is random, single-use and expires
+//! (`oauth.state_ttl_secs`); it binds the user who started it and what they asked for, so the
+//! callback (which the browser brings, without the API's token) acts for them alone. Pending
+//! sign-ins live in memory: a restart forgets them and the user starts again.
+//!
+//! An account's grant — refresh token, current access token and its expiry — is sealed at
+//! rest like a password. Access tokens are refreshed `oauth.refresh_margin_secs` before they
+//! expire, one refresh per account at a time: every job, send and push that needs a token
+//! waits for the refresh under way, so two refreshes never race (a provider that rotates
+//! refresh tokens would take the loser's for a revoked grant). A rotated refresh token is
+//! stored at once. A refused refresh (`invalid_grant`) is reported as `auth_failed`, with the
+//! reason, and the account waits for its user to re-connect it.
+
+use crate::auth::{Bearer, BearerSource};
+use crate::config::{OauthConfig, Provider};
+use crate::connector::{ConnectorError, ErrorKind};
+use crate::net::http::{HttpClient, Origin, read_body};
+use crate::secret::Secret;
+use crate::store::Store;
+use crate::vault::{Sealed, Vault};
+use bytes::Bytes;
+use http_body_util::Full;
+use oauth2::basic::{BasicClient, BasicErrorResponseType};
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a request to a provider may wait for its answer.
+const PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a sign-in failed; [`OauthError::code`] is the API's code for it.
+#[derive(Debug, thiserror::Error)]
+pub enum OauthError {
+    #[error("no OAuth client is configured for connector `{0}`")]
+    NotConfigured(String),
+    #[error("the user did not grant access{}", .0.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Denied(Option<String>),
+    #[error("the sign-in is unknown, used already or expired: start it again")]
+    State,
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl OauthError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotConfigured(_) => "not_configured",
+            Self::Denied(_) => "oauth_denied",
+            Self::State => "oauth_state",
+            Self::Failed(_) => "oauth_failed",
+        }
+    }
+}
+
+/// What a user asked for when starting a sign-in.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    pub connector: String,
+    pub user_id: String,
+    pub kind: crate::account::AccountKind,
+    pub sync_from: crate::account::SyncFrom,
+    pub create_contact: bool,
+    /// Re-connect this account instead of creating one.
+    pub account_id: Option<String>,
+}
+
+struct Pending {
+    sign_in: SignIn,
+    verifier: PkceCodeVerifier,
+    expires: Instant,
+}
+
+/// A completed sign-in: the grant and the mailbox address the provider names.
+pub struct Granted {
+    pub sign_in: SignIn,
+    pub email: String,
+    grant: Grant,
+}
+
+/// An account's tokens, as sealed at rest.
+#[derive(Clone, Serialize, Deserialize)]
+struct Grant {
+    refresh_token: String,
+    access_token: Option<String>,
+    /// Unix seconds.
+    expires_at: Option<i64>,
+}
+
+type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+/// The sign-ins under way and the tokens of every OAuth account.
+pub struct Oauth {
+    config: OauthConfig,
+    redirect_url: String,
+    http: HttpClient,
+    /// Whether the providers' endpoints may be plain HTTP on loopback (tests).
+    plain_loopback: bool,
+    store: Arc<dyn Store>,
+    vault: Arc<Vault>,
+    pending: Mutex<HashMap<String, Pending>>,
+    accounts: Mutex<HashMap<String, Arc<AccountTokens>>>,
+}
+
+impl Oauth {
+    pub fn new(
+        config: OauthConfig,
+        redirect_url: String,
+        http: HttpClient,
+        plain_loopback: bool,
+        store: Arc<dyn Store>,
+        vault: Arc<Vault>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            redirect_url,
+            http,
+            plain_loopback,
+            store,
+            vault,
+            pending: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The provider behind a connector, when one is configured.
+    pub fn provider(&self, connector: &str) -> Option<Provider> {
+        self.config.provider(connector)
+    }
+
+    /// Where a browser goes after the callback, when the CRM named a page.
+    pub fn return_url(&self) -> Option<&str> {
+        self.config.return_url.as_deref()
+    }
+
+    /// Starts a sign-in: the provider's authorization URL, with a new `state`.
+    pub fn start(&self, sign_in: SignIn) -> Result<String, OauthError> {
+        let provider = self
+            .provider(&sign_in.connector)
+            .ok_or_else(|| OauthError::NotConfigured(sign_in.connector.clone()))?;
+        let client = self.client(&provider)?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client
+            .authorize_url(CsrfToken::new_random)
+            .set_pkce_challenge(challenge);
+        for scope in &provider.scopes {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        for (name, value) in &provider.extra_auth_params {
+            request = request.add_extra_param(name, value);
+        }
+        let (url, state) = request.url();
+        let ttl = Duration::from_secs(self.config.state_ttl_secs.max(1));
+        let mut pending = self.pending.lock().expect("sign-ins poisoned");
+        let now = Instant::now();
+        pending.retain(|_, p| p.expires > now);
+        pending.insert(
+            state.secret().clone(),
+            Pending {
+                sign_in,
+                verifier,
+                expires: now + ttl,
+            },
+        );
+        Ok(url.to_string())
+    }
+
+    /// Ends a sign-in: the state is used up whatever follows. Exchanges the code for a grant
+    /// and asks the provider which mailbox it is.
+    pub async fn finish(
+        &self,
+        state: &str,
+        code: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<Granted, OauthError> {
+        let pending = {
+            let mut pending = self.pending.lock().expect("sign-ins poisoned");
+            pending.remove(state)
+        }
+        .filter(|p| p.expires > Instant::now())
+        .ok_or(OauthError::State)?;
+        if let Some(error) = error {
+            return Err(OauthError::Denied(Some(error.to_owned())));
+        }
+        let code = code.ok_or_else(|| OauthError::Failed("the provider sent no code".into()))?;
+        let provider = self
+            .provider(&pending.sign_in.connector)
+            .ok_or_else(|| OauthError::NotConfigured(pending.sign_in.connector.clone()))?;
+        let client = self.client(&provider)?;
+        let token = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(pending.verifier)
+            .request_async(&self.token_endpoint())
+            .await
+            .map_err(|e| {
+                OauthError::Failed(format!("the code exchange failed: {}", describe(&e)))
+            })?;
+        let refresh_token = token
+            .refresh_token()
+            .map(|t| t.secret().clone())
+            .ok_or_else(|| OauthError::Failed("the provider issued no refresh token".into()))?;
+        let access = Secret::new(token.access_token().secret().clone());
+        let email = self.address(&provider, &access).await.map_err(|e| {
+            OauthError::Failed(format!(
+                "asking the provider for the address failed: {}",
+                e.message
+            ))
+        })?;
+        Ok(Granted {
+            sign_in: pending.sign_in,
+            email,
+            grant: Grant {
+                refresh_token,
+                access_token: Some(access.expose().to_owned()),
+                expires_at: token.expires_in().map(|d| unix_now() + d.as_secs() as i64),
+            },
+        })
+    }
+
+    /// The grant sealed for `account_id`, as the store keeps it.
+    pub fn seal(&self, account_id: &str, granted: &Granted) -> Sealed {
+        let json = serde_json::to_string(&granted.grant).expect("a grant serializes");
+        // A re-connected account's cached token belongs to the grant being replaced.
+        self.accounts
+            .lock()
+            .expect("token cache poisoned")
+            .remove(account_id);
+        self.vault.seal(account_id, &Secret::new(json))
+    }
+
+    /// The access tokens of an account of `connector`, for its jobs.
+    pub fn bearer(self: &Arc<Self>, account_id: &str, connector: &str) -> Option<Bearer> {
+        let provider = self.provider(connector)?;
+        let mut accounts = self.accounts.lock().expect("token cache poisoned");
+        let tokens = accounts
+            .entry(account_id.to_owned())
+            .or_insert_with(|| {
+                Arc::new(AccountTokens {
+                    oauth: Arc::downgrade(self),
+                    account_id: account_id.to_owned(),
+                    provider,
+                    current: tokio::sync::Mutex::new(None),
+                })
+            })
+            .clone();
+        Some(Bearer(tokens))
+    }
+
+    fn client(&self, provider: &Provider) -> Result<Client, OauthError> {
+        let invalid = |what: &str, e: oauth2::url::ParseError| {
+            OauthError::Failed(format!("the configured {what} is not a URL: {e}"))
+        };
+        Ok(BasicClient::new(ClientId::new(provider.client_id.clone()))
+            .set_client_secret(ClientSecret::new(provider.client_secret.clone()))
+            .set_auth_uri(
+                AuthUrl::new(provider.auth_url.clone()).map_err(|e| invalid("auth_url", e))?,
+            )
+            .set_token_uri(
+                TokenUrl::new(provider.token_url.clone()).map_err(|e| invalid("token_url", e))?,
+            )
+            .set_redirect_uri(
+                RedirectUrl::new(self.redirect_url.clone())
+                    .map_err(|e| invalid("redirect_url", e))?,
+            ))
+    }
+
+    fn token_endpoint(&self) -> TokenEndpoint {
+        TokenEndpoint {
+            http: self.http.clone(),
+            plain_loopback: self.plain_loopback,
+        }
+    }
+
+    /// The mailbox address the provider names for a token (Gmail: `users.getProfile`).
+    async fn address(&self, provider: &Provider, token: &Secret) -> Result<String, ConnectorError> {
+        let url = format!(
+            "{}{}",
+            provider.api_url.trim_end_matches('/'),
+            provider.address_path
+        );
+        let mut request = http::Request::get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ConnectorError::new(ErrorKind::Protocol, e.to_string()))?;
+        let value =
+            http::HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                ConnectorError::new(
+                    ErrorKind::Protocol,
+                    "the access token is not a header value",
+                )
+            })?;
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, value);
+        let plain =
+            self.plain_loopback && Origin::of(request.uri()).is_some_and(|o| o.is_loopback());
+        let response = self.http.send(request, plain, PROVIDER_TIMEOUT).await?;
+        let status = response.status();
+        let body = read_body(response.into_body()).await?;
+        if !status.is_success() {
+            return Err(ConnectorError::new(
+                ErrorKind::Protocol,
+                format!("the provider answered {status}"),
+            ));
+        }
+        let profile: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| ConnectorError::new(ErrorKind::Protocol, "the profile is not JSON"))?;
+        provider
+            .address_fields
+            .iter()
+            .find_map(|field| profile.get(field).and_then(|v| v.as_str()))
+            .map(|email| email.trim().to_ascii_lowercase())
+            .filter(|email| crate::account::validate_email(email).is_ok())
+            .ok_or_else(|| ConnectorError::new(ErrorKind::Protocol, "the profile names no address"))
+    }
+
+    /// Refreshes a grant: the new grant, or why the provider refused.
+    async fn refresh(&self, provider: &Provider, grant: &Grant) -> Result<Grant, ConnectorError> {
+        let client = self
+            .client(provider)
+            .map_err(|e| ConnectorError::new(ErrorKind::Unsupported, e.to_string()))?;
+        let token = client
+            .exchange_refresh_token(&RefreshToken::new(grant.refresh_token.clone()))
+            .request_async(&self.token_endpoint())
+            .await
+            .map_err(|e| match &e {
+                RequestTokenError::ServerResponse(response)
+                    if *response.error() == BasicErrorResponseType::InvalidGrant =>
+                {
+                    ConnectorError::new(
+                        ErrorKind::AuthFailed,
+                        format!(
+                            "the provider refused the account's grant ({}); re-connect the account",
+                            describe(&e)
+                        ),
+                    )
+                }
+                _ => ConnectorError::new(
+                    ErrorKind::Connect,
+                    format!("refreshing the access token failed: {}", describe(&e)),
+                ),
+            })?;
+        Ok(Grant {
+            refresh_token: token
+                .refresh_token()
+                .map(|t| t.secret().clone())
+                .unwrap_or_else(|| grant.refresh_token.clone()),
+            access_token: Some(token.access_token().secret().clone()),
+            expires_at: token.expires_in().map(|d| unix_now() + d.as_secs() as i64),
+        })
+    }
+}
+
+/// The oauth2 crate's requests, sent by the host's HTTP client.
+struct TokenEndpoint {
+    http: HttpClient,
+    plain_loopback: bool,
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for TokenEndpoint {
+    type Error = ConnectorError;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<HttpResponse, ConnectorError>> + Send + 'static>,
+    >;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        let http = self.http.clone();
+        let plain_loopback = self.plain_loopback;
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let request = http::Request::from_parts(parts, Full::new(Bytes::from(body)));
+            let plain =
+                plain_loopback && Origin::of(request.uri()).is_some_and(|o| o.is_loopback());
+            let response = http.send(request, plain, PROVIDER_TIMEOUT).await?;
+            let (parts, body) = response.into_parts();
+            let body = read_body(body).await?;
+            Ok(HttpResponse::from_parts(parts, body.to_vec()))
+        })
+    }
+}
+
+/// What a token request's failure says, without any token.
+fn describe<E: std::error::Error>(
+    error: &RequestTokenError<E, oauth2::basic::BasicErrorResponse>,
+) -> String {
+    match error {
+        RequestTokenError::ServerResponse(response) => {
+            let mut text = response.error().to_string();
+            if let Some(description) = response.error_description() {
+                text.push_str(": ");
+                text.push_str(description);
+            }
+            text
+        }
+        RequestTokenError::Request(e) => e.to_string(),
+        RequestTokenError::Parse(e, _) => format!("the answer could not be read ({e})"),
+        RequestTokenError::Other(e) => e.clone(),
+    }
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// One account's access tokens: the current one in memory, the grant sealed in the store.
+struct AccountTokens {
+    oauth: std::sync::Weak<Oauth>,
+    account_id: String,
+    provider: Provider,
+    /// The access token in use and when it expires.
+    /// Held across a refresh, so that one refresh at a time runs and the others wait for it.
+    current: tokio::sync::Mutex<Option<Current>>,
+}
+
+#[derive(Clone)]
+struct Current {
+    token: Secret,
+    /// Unix seconds.
+    expires_at: Option<i64>,
+}
+
+impl AccountTokens {
+    fn oauth(&self) -> Result<Arc<Oauth>, ConnectorError> {
+        self.oauth
+            .upgrade()
+            .ok_or_else(|| ConnectorError::new(ErrorKind::Internal, "the server is stopping"))
+    }
+
+    fn usable(&self, current: &Current, margin: i64) -> bool {
+        current.expires_at.is_none_or(|at| at - margin > unix_now())
+    }
+
+    /// The stored grant, opened.
+    async fn grant(&self, oauth: &Oauth) -> Result<Grant, ConnectorError> {
+        let internal = |message: String| ConnectorError::new(ErrorKind::Internal, message);
+        let sealed = oauth
+            .store
+            .account_secret(&self.account_id)
+            .await
+            .map_err(|e| internal(format!("cannot read the account's grant: {e}")))?
+            .ok_or_else(|| {
+                ConnectorError::new(
+                    ErrorKind::AuthFailed,
+                    "the account has no grant; re-connect the account",
+                )
+            })?;
+        let opened = oauth
+            .vault
+            .open(&self.account_id, &sealed)
+            .map_err(|e| internal(format!("cannot open the account's grant: {e}")))?;
+        serde_json::from_str(opened.expose())
+            .map_err(|_| internal("the account's grant is damaged".into()))
+    }
+
+    /// Refreshes under the lock the caller holds, stores the new grant at once, and makes
+    /// its access token the current one.
+    async fn renew(&self, current: &mut Option<Current>) -> Result<Secret, ConnectorError> {
+        let oauth = self.oauth()?;
+        let grant = self.grant(&oauth).await?;
+        let renewed = oauth.refresh(&self.provider, &grant).await?;
+        let json = serde_json::to_string(&renewed).expect("a grant serializes");
+        let sealed = oauth.vault.seal(&self.account_id, &Secret::new(json));
+        oauth
+            .store
+            .set_account_secret(&self.account_id, sealed)
+            .await
+            .map_err(|e| {
+                ConnectorError::new(
+                    ErrorKind::Internal,
+                    format!("cannot keep the new grant: {e}"),
+                )
+            })?;
+        let token = Secret::new(renewed.access_token.unwrap_or_default());
+        *current = Some(Current {
+            token: token.clone(),
+            expires_at: renewed.expires_at,
+        });
+        Ok(token)
+    }
+}
+
+#[async_trait::async_trait]
+impl BearerSource for AccountTokens {
+    async fn token(&self) -> Result<Secret, ConnectorError> {
+        let margin = self.oauth()?.config.refresh_margin_secs as i64;
+        let mut current = self.current.lock().await;
+        if let Some(now) = current.as_ref().filter(|c| self.usable(c, margin)) {
+            return Ok(now.token.clone());
+        }
+        if current.is_none() {
+            // The stored access token serves until it nears its expiry, across restarts.
+            let oauth = self.oauth()?;
+            let grant = self.grant(&oauth).await?;
+            if let Some(token) = grant.access_token {
+                let stored = Current {
+                    token: Secret::new(token),
+                    expires_at: grant.expires_at,
+                };
+                if self.usable(&stored, margin) {
+                    *current = Some(stored.clone());
+                    return Ok(stored.token);
+                }
+            }
+        }
+        self.renew(&mut current).await
+    }
+
+    async fn refused(&self, token: &Secret) -> Result<Option<Secret>, ConnectorError> {
+        let mut current = self.current.lock().await;
+        match current.as_ref() {
+            // Another request refreshed meanwhile: try its token.
+            Some(now) if now.token.expose() != token.expose() => Ok(Some(now.token.clone())),
+            _ => self.renew(&mut current).await.map(Some),
+        }
+    }
+}
