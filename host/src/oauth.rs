@@ -522,3 +522,105 @@ impl BearerSource for AccountTokens {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{AccountKind, SyncFrom};
+    use crate::config::ProviderConfig;
+    use base64::Engine as _;
+
+    fn oauth(state_ttl_secs: u64) -> Arc<Oauth> {
+        let config = OauthConfig {
+            state_ttl_secs,
+            google: Some(ProviderConfig {
+                client_id: "client".into(),
+                client_secret: "secret".into(),
+                auth_url: Some("https://accounts.example/auth".into()),
+                token_url: Some("https://accounts.example/token".into()),
+                api_url: Some("https://gmail.example".into()),
+            }),
+            ..OauthConfig::default()
+        };
+        let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let vault = Vault::load(std::path::Path::new("/nonexistent"), Some(&key)).unwrap();
+        let http = HttpClient {
+            net: crate::net::NetPolicy::new(&crate::config::NetConfig::default()),
+            tls: crate::net::TlsPolicy::new(None).unwrap(),
+            max_response_bytes: 1 << 20,
+        };
+        Oauth::new(
+            config,
+            "http://127.0.0.1:8025/v1/oauth/callback".into(),
+            http,
+            false,
+            Arc::new(crate::store::testing::store()),
+            Arc::new(vault),
+        )
+    }
+
+    fn sign_in(connector: &str) -> SignIn {
+        SignIn {
+            connector: connector.into(),
+            user_id: "usr_1".into(),
+            kind: AccountKind::Personal,
+            sync_from: SyncFrom::OneMonth,
+            create_contact: false,
+            account_id: None,
+        }
+    }
+
+    fn query(url: &str) -> HashMap<String, String> {
+        oauth2::url::Url::parse(url)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_asks_for_offline_gmail_access_with_pkce_and_its_state_is_used_once() {
+        let oauth = oauth(600);
+        let url = oauth.start(sign_in("google")).unwrap();
+        assert!(url.starts_with("https://accounts.example/auth?"), "{url}");
+        let query = query(&url);
+        assert_eq!(query["client_id"], "client");
+        assert_eq!(query["response_type"], "code");
+        assert_eq!(query["scope"], "https://mail.google.com/");
+        assert_eq!(query["access_type"], "offline");
+        assert_eq!(query["prompt"], "consent");
+        assert_eq!(query["code_challenge_method"], "S256");
+        assert_eq!(query["code_challenge"].len(), 43);
+        assert_eq!(
+            query["redirect_uri"],
+            "http://127.0.0.1:8025/v1/oauth/callback"
+        );
+        let state = &query["state"];
+        assert!(state.len() >= 16, "{state}");
+        // The user declined: that uses the state up as well.
+        let declined = oauth.finish(state, None, Some("access_denied")).await;
+        assert!(matches!(declined, Err(OauthError::Denied(_))));
+        let again = oauth.finish(state, Some("a-code"), None).await;
+        assert!(matches!(again, Err(OauthError::State)));
+        assert_eq!(OauthError::State.code(), "oauth_state");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_or_expired_state_is_refused() {
+        let oauth = oauth(1);
+        let forged = oauth.finish("forged", Some("a-code"), None).await;
+        assert!(matches!(forged, Err(OauthError::State)));
+        let url = oauth.start(sign_in("google")).unwrap();
+        let state = query(&url)["state"].clone();
+        std::thread::sleep(Duration::from_millis(1100));
+        let late = oauth.finish(&state, Some("a-code"), None).await;
+        assert!(matches!(late, Err(OauthError::State)));
+    }
+
+    #[test]
+    fn a_connector_without_a_configured_provider_cannot_start() {
+        let refused = oauth(600).start(sign_in("outlook"));
+        assert!(matches!(refused, Err(OauthError::NotConfigured(_))));
+        assert_eq!(refused.map(|_| ()).unwrap_err().code(), "not_configured");
+    }
+}

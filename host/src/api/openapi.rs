@@ -321,12 +321,12 @@ fn schemas() -> Value {
             "configured": {"type": "boolean"},
             "builtin": {"type": "boolean"}, "digest": string}},
         "ConnectorPatch": request(&[], json!({
-            "granted_hosts": {"type": "array", "maxItems": 16, "items": {"type": "string", "minLength": 1, "maxLength": 253}}})),
+            "granted_hosts": {"type": "array", "maxItems": 16, "items": text(253)}})),
         "OauthStart": request(&[], json!({
             "kind": {"type": "string", "enum": ["shared", "personal"]},
             "sync_from": {"type": "string", "enum": ["now", "1_month", "3_months", "6_months"]},
             "create_contact": {"type": "boolean"},
-            "account_id": {"type": "string", "minLength": 1, "maxLength": 64}})),
+            "account_id": text(64)})),
         "OauthStarted": {"type": "object", "required": ["authorize_url"], "properties": {"authorize_url": string}},
         "User": {"type": "object", "properties": user},
         "UserCreate": request(&["name", "email", "role"], json!({

@@ -27,7 +27,7 @@ mod queue;
 pub mod records;
 mod redb;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use self::kv_store::KvStore;
 pub use self::mail::MailStore;

@@ -36,8 +36,16 @@ async fn health_and_connectors_answer() {
     let connectors = mailroom.get("/v1/connectors").await;
     assert_eq!(connectors.status, StatusCode::OK);
     assert_eq!(connectors.body["next_cursor"], Value::Null);
-    let imap = &connectors.body["items"][0];
+    let google = &connectors.body["items"][0];
+    assert_eq!(google["id"], "google");
+    assert_eq!(google["auth"], "oauth2");
+    assert_eq!(google["servers"], json!([]));
+    assert_eq!(google["wit_version"], "0.5.0");
+    assert_eq!(google["files_sent"], true);
+    assert_eq!(google["configured"], false);
+    let imap = &connectors.body["items"][1];
     assert_eq!(imap["id"], "imap");
+    assert_eq!(imap.get("configured"), None);
     assert_eq!(imap["auth"], "password");
     assert_eq!(imap["servers"], json!(["imap", "smtp"]));
     assert_eq!(imap["builtin"], true);
