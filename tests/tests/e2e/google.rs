@@ -42,6 +42,15 @@ async fn message_with(google: &Google, account: &str, subject: &str) -> Value {
         .unwrap_or_else(|| panic!("no message {subject}"))
 }
 
+/// How many messages are on the timeline of the CRM's contact `crm-carol`.
+async fn carol_timeline(google: &Google) -> usize {
+    let items = google
+        .mailroom
+        .get("/v1/records/contacts/crm-carol/messages")
+        .await;
+    items.body["items"].as_array().map_or(0, Vec::len)
+}
+
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
@@ -475,8 +484,22 @@ async fn an_expired_token_is_refreshed_and_a_revoked_grant_asks_to_sign_in_again
     })
     .await;
     fill(&google, ANN);
+    let carol = google
+        .mailroom
+        .call(
+            Method::PUT,
+            "/v1/records/contacts/crm-carol",
+            Some(json!({"name": "Carol", "emails": ["carol@example.test"]})),
+        )
+        .await;
+    assert_eq!(carol.status, StatusCode::CREATED, "{}", carol.body);
     let account = google.connect("1_month").await;
     let held = google.mailroom.messages(&account, "").await.len();
+    let filed = carol_timeline(&google).await;
+    assert_eq!(
+        filed, 2,
+        "carol's two messages in the window are filed under her"
+    );
 
     google.fake.expire_access_tokens();
     let synced = google.mailroom.sync(&account).await;
@@ -523,6 +546,7 @@ async fn an_expired_token_is_refreshed_and_a_revoked_grant_asks_to_sign_in_again
     let synced = google.mailroom.sync(&account).await;
     assert_eq!(synced["state"], "active", "{synced}");
     assert_eq!(google.mailroom.messages(&account, "").await.len(), held);
+    assert_eq!(carol_timeline(&google).await, filed);
 
     // No token the fake issued is in Mailroom's events or its data directory.
     let tokens = google.fake.tokens_issued();
