@@ -77,19 +77,7 @@ impl Setup {
     }
 
     pub async fn folder_id(&self, account: &str, name: &str) -> String {
-        let folders = self
-            .mailroom
-            .get(&format!("/v1/accounts/{account}/folders"))
-            .await;
-        folders.body["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .find(|f| f["name"] == name)
-            .unwrap_or_else(|| panic!("no folder {name}: {}", folders.body))["id"]
-            .as_str()
-            .expect("an id")
-            .to_owned()
+        self.mailroom.folder_id(account, name).await
     }
 }
 

@@ -235,6 +235,20 @@ impl Api {
         }
     }
 
+    /// The id of the account's folder named `name`.
+    pub async fn folder_id(&self, account: &str, name: &str) -> String {
+        let folders = self.get(&format!("/v1/accounts/{account}/folders")).await;
+        folders.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no folder {name}: {}", folders.body))["id"]
+            .as_str()
+            .expect("an id")
+            .to_owned()
+    }
+
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }

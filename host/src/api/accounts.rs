@@ -17,6 +17,7 @@ use crate::folder::Folder;
 use crate::id::new_id;
 use crate::store::StoreError;
 use crate::user::User;
+use crate::vault::Sealed;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -353,6 +354,36 @@ pub(super) async fn check_owner_limit(app: &App, user: &User) -> Result<(), ApiE
     Ok(())
 }
 
+/// Re-connects an account: `change` applied to it as stored, enabled, `connecting`, and the
+/// new secret when given. A sync job may write the account meanwhile: the change is applied
+/// again to the account as it is then.
+pub(super) async fn reenable(
+    app: &App,
+    user: &User,
+    mut account: Account,
+    secret: Option<Sealed>,
+    change: impl Fn(&mut Account) -> Result<(), ApiError>,
+) -> Result<Account, ApiError> {
+    let mut attempts = 0;
+    loop {
+        change(&mut account)?;
+        account.enabled = true;
+        account.set_state(AccountState::Connecting, None);
+        match app
+            .store
+            .update_account(account.clone(), secret.clone())
+            .await
+        {
+            Err(StoreError::Conflict(_)) if attempts < 3 => {
+                attempts += 1;
+                account = managed(app, user, &account.id).await?;
+            }
+            Err(error) => return Err(error.into()),
+            Ok(()) => return Ok(account),
+        }
+    }
+}
+
 /// `POST /v1/accounts`
 pub async fn create(
     app: &App,
@@ -536,7 +567,7 @@ pub async fn reconnect(
     body: &Value,
 ) -> Result<Response, ApiError> {
     let user = caller.user()?;
-    let mut account = managed(app, user, id).await?;
+    let account = managed(app, user, id).await?;
     if app
         .runtime
         .connector(&account.connector)
@@ -561,9 +592,8 @@ pub async fn reconnect(
         .map(|p| app.vault.seal(&account.id, p));
     // A sync job may change the account while the test runs: the new settings apply to the
     // account as it is when they are written.
-    let mut attempts = 0;
     let before = account.state;
-    loop {
+    let account = reenable(app, user, account, secret, |account| {
         // Without a new choice, the folders active before stay active where they still exist.
         let previous: Vec<&str> = account
             .folders
@@ -578,21 +608,9 @@ pub async fn reconnect(
         account.allow_insecure_certificate = spec.allow_insecure_certificate;
         account.settings = spec.settings.clone();
         account.folders = folders;
-        account.enabled = true;
-        account.set_state(AccountState::Connecting, None);
-        match app
-            .store
-            .update_account(account.clone(), secret.clone())
-            .await
-        {
-            Err(StoreError::Conflict(_)) if attempts < 3 => {
-                attempts += 1;
-                account = managed(app, user, id).await?;
-            }
-            Err(error) => return Err(error.into()),
-            Ok(()) => break,
-        }
-    }
+        Ok(())
+    })
+    .await?;
     announce_state(app, before, &account).await;
     // It resumes from the folder states it had: nothing is fetched twice.
     app.scheduler.request(&account.id);

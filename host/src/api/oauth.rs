@@ -11,11 +11,10 @@ use super::auth::Caller;
 use super::body::{self, Required, Text};
 use super::error::ApiError;
 use super::{App, json, json_status};
-use crate::account::{Account, AccountState, ConnectionSpec};
+use crate::account::{Account, ConnectionSpec};
 use crate::connector::AuthKind;
 use crate::id::new_id;
 use crate::oauth::{Granted, OauthError, SignIn};
-use crate::store::StoreError;
 use crate::user::User;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -246,7 +245,7 @@ async fn reconnect(
     id: &str,
     granted: &Granted,
 ) -> Result<Account, ApiError> {
-    let mut account = managed(app, user, id).await?;
+    let account = managed(app, user, id).await?;
     if !account.email.eq_ignore_ascii_case(&granted.email) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -259,23 +258,7 @@ async fn reconnect(
     }
     let secret = app.oauth.seal(&account.id, granted);
     let before = account.state;
-    let mut attempts = 0;
-    loop {
-        account.enabled = true;
-        account.set_state(AccountState::Connecting, None);
-        match app
-            .store
-            .update_account(account.clone(), Some(secret.clone()))
-            .await
-        {
-            Err(StoreError::Conflict(_)) if attempts < 3 => {
-                attempts += 1;
-                account = managed(app, user, id).await?;
-            }
-            Err(error) => return Err(error.into()),
-            Ok(()) => break,
-        }
-    }
+    let account = accounts::reenable(app, user, account, Some(secret), |_| Ok(())).await?;
     accounts::announce_state(app, before, &account).await;
     Ok(account)
 }

@@ -511,14 +511,7 @@ fn known_lookup(store: Arc<dyn Store>, account_id: String) -> KnownLookup {
         let account_id = account_id.clone();
         Box::pin(async move {
             let count = probes.len();
-            match store.known(&account_id, probes).await {
-                Ok(known) => known,
-                Err(error) => {
-                    // Answering "not held" only costs a download.
-                    tracing::error!(account = %account_id, "cannot look up held messages: {error}");
-                    vec![false; count]
-                }
-            }
+            held_or_not(&account_id, count, store.known(&account_id, probes).await)
         })
     })
 }
@@ -529,14 +522,20 @@ fn held_ids_lookup(store: Arc<dyn Store>, account_id: String) -> HeldIdsLookup {
         let account_id = account_id.clone();
         Box::pin(async move {
             let count = ids.len();
-            match store.held_ids(&account_id, ids).await {
-                Ok(held) => held,
-                Err(error) => {
-                    // Answering "not held" only costs a download.
-                    tracing::error!(account = %account_id, "cannot look up held ids: {error}");
-                    vec![false; count]
-                }
-            }
+            held_or_not(&account_id, count, store.held_ids(&account_id, ids).await)
         })
+    })
+}
+
+/// The store's answer to "does the host hold these?", or "no" to all when it cannot say:
+/// answering "not held" only costs a download.
+fn held_or_not(
+    account_id: &str,
+    count: usize,
+    answer: Result<Vec<bool>, crate::store::StoreError>,
+) -> Vec<bool> {
+    answer.unwrap_or_else(|error| {
+        tracing::error!(account = %account_id, "cannot look up held messages: {error}");
+        vec![false; count]
     })
 }

@@ -17,19 +17,26 @@ async fn subjects(google: &Google, account: &str, filter: &str) -> BTreeSet<Stri
 }
 
 async fn folder(google: &Google, account: &str, name: &str) -> String {
-    let folders = google
-        .mailroom
-        .get(&format!("/v1/accounts/{account}/folders"))
-        .await;
-    folders.body["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .find(|f| f["name"] == name)
-        .unwrap_or_else(|| panic!("no folder {name}: {}", folders.body))["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned()
+    google.mailroom.folder_id(account, name).await
+}
+
+/// A fake Google with ann's mailbox filled (see [`fill`]) and connected from `sync_from`.
+async fn connected(options: Options, sync_from: &str) -> (Google, String) {
+    let google = Google::start(options).await;
+    fill(&google, ANN);
+    let account = google.connect(sync_from).await;
+    (google, account)
+}
+
+/// The Gmail id of ann's message with this subject.
+fn gmail_id(google: &Google, subject: &str) -> String {
+    google
+        .fake
+        .messages(ANN)
+        .into_iter()
+        .find(|m| String::from_utf8_lossy(&m.raw).contains(&format!("Subject: {subject}\r")))
+        .unwrap_or_else(|| panic!("no message {subject} in Gmail"))
+        .id
 }
 
 async fn message_with(google: &Google, account: &str, subject: &str) -> Value {
@@ -277,28 +284,9 @@ async fn each_sync_from_choice_brings_mail_from_its_date_with_labels_as_folders(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn changes_made_in_gmail_arrive_at_the_next_sync_with_one_history_call() {
-    let google = Google::start(Options::default()).await;
-    fill(&google, ANN);
-    let account = google.connect("1_month").await;
+    let (google, account) = connected(Options::default(), "1_month").await;
     let acme_label = google.fake.add_label(ANN, "Clients/Acme");
-    let ids: Vec<(String, Vec<String>)> = google
-        .fake
-        .messages(ANN)
-        .into_iter()
-        .map(|m| {
-            let subject = String::from_utf8_lossy(&m.raw)
-                .lines()
-                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned))
-                .unwrap_or_default();
-            (m.id, vec![subject])
-        })
-        .collect();
-    let id_of = |subject: &str| {
-        ids.iter()
-            .find(|(_, s)| s[0] == subject)
-            .map(|(id, _)| id.clone())
-            .unwrap()
-    };
+    let id_of = |subject: &str| gmail_id(&google, subject);
     // Read and starred in Gmail; labelled; trashed; deleted for good; and new mail.
     google
         .fake
@@ -355,19 +343,14 @@ async fn changes_made_in_gmail_arrive_at_the_next_sync_with_one_history_call() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn what_a_user_does_in_mailroom_reaches_gmail() {
-    let google = Google::start(Options::default()).await;
-    fill(&google, ANN);
-    let account = google.connect("1_month").await;
-    let gmail_id = |subject: &str| {
+    let (google, account) = connected(Options::default(), "1_month").await;
+    let labels = |subject: &str| {
         google
             .fake
-            .messages(ANN)
-            .into_iter()
-            .find(|m| String::from_utf8_lossy(&m.raw).contains(&format!("Subject: {subject}\r")))
+            .message(ANN, &gmail_id(&google, subject))
             .unwrap()
-            .id
+            .labels
     };
-    let labels = |subject: &str| google.fake.message(ANN, &gmail_id(subject)).unwrap().labels;
 
     let read = message_with(&google, &account, "0 days").await;
     let id = read["id"].as_str().unwrap();
@@ -417,9 +400,7 @@ async fn what_a_user_does_in_mailroom_reaches_gmail() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reply_goes_out_through_gmail_in_its_thread_with_the_signature() {
-    let google = Google::start(Options::default()).await;
-    fill(&google, ANN);
-    let account = google.connect("1_month").await;
+    let (google, account) = connected(Options::default(), "1_month").await;
     let signed = google
         .mailroom
         .call(
@@ -457,13 +438,8 @@ async fn a_reply_goes_out_through_gmail_in_its_thread_with_the_signature() {
     assert!(raw.contains("References: <d20@example.test>"), "{raw}");
     assert!(raw.contains("Subject: Re: 20 days"), "{raw}");
     assert!(raw.contains("Ann Admin, Sales"), "{raw}");
-    let thread = google
-        .fake
-        .messages(ANN)
-        .into_iter()
-        .find(|m| String::from_utf8_lossy(&m.raw).contains("Message-ID: <d20@example.test>"))
-        .unwrap()
-        .thread_id;
+    let original = google.fake.message(ANN, &gmail_id(&google, "20 days"));
+    let thread = original.unwrap().thread_id;
     assert_eq!(out[0].thread_id, thread);
     // Gmail filed the copy in Sent itself: no second copy was inserted.
     assert_eq!(count(&google, "messages.insert"), 0);
@@ -576,9 +552,7 @@ async fn an_expired_token_is_refreshed_and_a_revoked_grant_asks_to_sign_in_again
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lost_history_means_a_full_resync_without_duplicates_and_rate_limits_are_waited_out() {
-    let google = Google::start(Options::default()).await;
-    fill(&google, ANN);
-    let account = google.connect("3_months").await;
+    let (google, account) = connected(Options::default(), "3_months").await;
     let before = google.mailroom.messages(&account, "").await.len();
     google.fake.forget_history(ANN);
     let fresh = mail("late@example.test", "late", "eve@example.test", ANN, 0);

@@ -186,20 +186,37 @@ pub(super) fn page_from_wit(
             },
         })
         .collect();
-    let page = SyncPage {
-        reset: page.reset,
+    let page = page_of(
+        page.reset,
+        page.changed,
+        page.removed,
+        page.state,
+        (page.backfilled, page.more),
+    );
+    checked_page(store, page, messages, limits)
+}
+
+/// The host's page of what a connector's page says besides its messages; `progress` is
+/// (`backfilled`, `more`).
+pub(super) fn page_of(
+    reset: bool,
+    changed: Vec<mail::FlagChange>,
+    removed: Vec<String>,
+    state: Vec<u8>,
+    (backfilled, more): (bool, bool),
+) -> SyncPage {
+    SyncPage {
+        reset,
         messages: Vec::new(),
-        changed: page
-            .changed
+        changed: changed
             .into_iter()
             .map(|c| (c.id, flags_from_wit(c.flags)))
             .collect(),
-        removed: page.removed,
-        state: page.state,
-        backfilled: page.backfilled,
-        more: page.more,
-    };
-    checked_page(store, page, messages, limits)
+        removed,
+        state,
+        backfilled,
+        more,
+    }
 }
 
 /// The host's own page — `page` with `messages` taken in — if it keeps within the limits

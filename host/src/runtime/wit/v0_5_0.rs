@@ -7,8 +7,8 @@
 use self::mailroom::connector0_5_0::{provider, sync};
 use super::super::sandbox::JobState;
 use super::Fetched;
-use super::v0_2_0::{PageBody, PageMessage, checked_page, flags_from_wit};
-use crate::mail::{Known, PageLimits, SyncPage};
+use super::v0_2_0::{PageBody, PageMessage, checked_page, flags_from_wit, page_of};
+use crate::mail::{Known, PageLimits};
 use std::time::Instant;
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
@@ -97,19 +97,13 @@ fn page_from_wit(
             },
         })
         .collect();
-    let page = SyncPage {
-        reset: page.reset,
-        messages: Vec::new(),
-        changed: page
-            .changed
-            .into_iter()
-            .map(|c| (c.id, flags_from_wit(c.flags)))
-            .collect(),
-        removed: page.removed,
-        state: page.state,
-        backfilled: page.backfilled,
-        more: page.more,
-    };
+    let page = page_of(
+        page.reset,
+        page.changed,
+        page.removed,
+        page.state,
+        (page.backfilled, page.more),
+    );
     checked_page(store, page, messages, limits)
 }
 
