@@ -12,6 +12,12 @@ use std::collections::VecDeque;
 /// Gmail's per-user rate: quota units a second.
 pub const UNITS_PER_SECOND: u32 = 250;
 
+/// The rate calls are started at: a little under Gmail's, because Gmail counts a call when
+/// it arrives, not when it leaves. Evenly spaced, a call a little late or early moves by a
+/// fraction of the spacing; the margin (2%) takes that, and a call refused for quota would
+/// cost a second's wait.
+pub const PACED_UNITS_PER_SECOND: u32 = UNITS_PER_SECOND * 49 / 50;
+
 /// The quota cost of each method used ("Usage limits").
 pub mod cost {
     pub const GET_PROFILE: u32 = 1;
@@ -30,12 +36,18 @@ pub mod cost {
 const SECOND_NS: u64 = 1_000_000_000;
 
 /// The units spent in the last second, to start a call only when the quota has room for it.
+/// Calls are also spread evenly over the second (a call of `n` units leaves `n` / rate
+/// seconds before the next): started in bursts, they would reach Gmail with the jitter of
+/// their connections, and a burst arriving a little early overlaps the previous one in
+/// Gmail's window.
 #[derive(Debug, Default)]
 pub struct Pacer {
     /// When each recent call started (nanoseconds on a monotonic clock) and its cost.
     spent: VecDeque<(u64, u32)>,
     /// No call starts before this time (after Gmail asked to slow down).
     hold_until: u64,
+    /// The next call starts no earlier than this: the spacing of the calls before it.
+    next_slot: u64,
 }
 
 impl Pacer {
@@ -48,15 +60,15 @@ impl Pacer {
         {
             self.spent.pop_front();
         }
-        let held = self.hold_until.saturating_sub(now);
-        let cost = cost.min(UNITS_PER_SECOND);
+        let held = self.hold_until.max(self.next_slot).saturating_sub(now);
+        let cost = cost.min(PACED_UNITS_PER_SECOND);
         let mut used: u32 = self.spent.iter().map(|&(_, units)| units).sum();
-        if used + cost <= UNITS_PER_SECOND {
+        if used + cost <= PACED_UNITS_PER_SECOND {
             return held;
         }
         for &(at, units) in &self.spent {
             used -= units;
-            if used + cost <= UNITS_PER_SECOND {
+            if used + cost <= PACED_UNITS_PER_SECOND {
                 return held.max(at + SECOND_NS - now);
             }
         }
@@ -66,6 +78,8 @@ impl Pacer {
     /// Records a call of `cost` units started at `now`.
     pub fn spend(&mut self, now: u64, cost: u32) {
         self.spent.push_back((now, cost));
+        let spacing = u64::from(cost) * SECOND_NS / u64::from(PACED_UNITS_PER_SECOND);
+        self.next_slot = self.next_slot.max(now) + spacing;
     }
 
     /// Starts no call before `until` (Gmail asked to slow down).
@@ -166,19 +180,27 @@ mod tests {
     fn the_pacer_keeps_a_second_under_the_quota() {
         let mut pacer = Pacer::default();
         let start = 10 * SECOND_NS;
-        // 50 gets of 5 units fill the second.
-        for i in 0..50 {
-            let now = start + i * MS;
-            assert_eq!(pacer.wait(now, cost::MESSAGES_GET), 0);
+        // Gets of 5 units go out evenly, one every 5/245 s (245 of Gmail's 250 units).
+        let spacing = 5 * SECOND_NS / 245;
+        let mut now = start;
+        for _ in 0..49 {
+            now += pacer.wait(now, cost::MESSAGES_GET);
             pacer.spend(now, cost::MESSAGES_GET);
         }
-        // The 51st waits until the first leaves the window.
-        let now = start + 100 * MS;
-        assert_eq!(pacer.wait(now, cost::MESSAGES_GET), 900 * MS);
+        assert_eq!(now, start + 48 * spacing);
+        // 49 of them fill the second: the 50th waits until the first leaves the window.
+        let next = now + spacing;
+        assert_eq!(
+            pacer.wait(next, cost::MESSAGES_GET),
+            start + SECOND_NS - next
+        );
         // A send (100 units) waits until 20 of the gets have left.
-        assert_eq!(pacer.wait(now, cost::MESSAGES_SEND), 919 * MS);
+        assert_eq!(
+            pacer.wait(next, cost::MESSAGES_SEND),
+            start + 19 * spacing + SECOND_NS - next
+        );
         // Later, everything has left.
-        assert_eq!(pacer.wait(start + 2 * SECOND_NS, cost::MESSAGES_SEND), 0);
+        assert_eq!(pacer.wait(start + 3 * SECOND_NS, cost::MESSAGES_SEND), 0);
     }
 
     #[test]
