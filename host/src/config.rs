@@ -147,10 +147,15 @@ pub struct NetConfig {
     /// Whether a connector's HTTP requests may use plain `http://` to a loopback address
     /// (for tests against local fakes). Default false: HTTPS only.
     pub http_plain_loopback: bool,
+    /// Whether the hosts admins grant connectors may resolve to private or loopback
+    /// addresses. Default false: a granted name (whose DNS the connector's author may
+    /// control) cannot be pointed into the server's own network.
+    pub http_granted_private: bool,
     /// The largest HTTP response body a connector may receive, in MiB. Default 96 (a
     /// 50 MB message in base64 inside JSON).
     pub http_max_response_mib: u64,
-    /// The largest HTTP request body a connector may send, in MiB. Default 64.
+    /// The largest HTTP request body a connector may send, and what one job's requests in
+    /// flight may hold together, in MiB. Default 64.
     pub http_max_request_mib: u64,
 }
 
@@ -161,6 +166,7 @@ impl Default for NetConfig {
             connect_timeout_ms: 15_000,
             io_timeout_ms: 60_000,
             http_plain_loopback: false,
+            http_granted_private: false,
             http_max_response_mib: 96,
             http_max_request_mib: 64,
         }
@@ -311,7 +317,7 @@ const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 const GOOGLE_API_URL: &str = "https://gmail.googleapis.com";
 
 /// One provider's OAuth client, as the config file gives it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     pub client_id: String,
@@ -324,7 +330,7 @@ pub struct ProviderConfig {
 }
 
 /// A provider's settings, complete.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Provider {
     pub client_id: String,
     pub client_secret: String,
@@ -339,4 +345,27 @@ pub struct Provider {
     /// Parameters the provider needs on its authorization URL (Google issues no refresh
     /// token on a re-consent without `access_type=offline` and `prompt=consent`).
     pub extra_auth_params: Vec<(String, String)>,
+}
+
+// The client secret is not printed.
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("client_id", &self.client_id)
+            .field("auth_url", &self.auth_url)
+            .field("token_url", &self.token_url)
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("client_id", &self.client_id)
+            .field("auth_url", &self.auth_url)
+            .field("token_url", &self.token_url)
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
 }

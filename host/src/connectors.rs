@@ -117,6 +117,9 @@ pub async fn grant(
     hosts: Vec<String>,
 ) -> Result<ConnectorInfo, InstallError> {
     let _one_at_a_time = CHANGES.lock().await;
+    if runtime.connector(id).is_none() {
+        return Err(InstallError::NotFound);
+    }
     store.set_connector_grants(id, hosts.clone()).await?;
     runtime.grant(id, hosts).ok_or(InstallError::NotFound)
 }

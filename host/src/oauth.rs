@@ -34,6 +34,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Sign-ins under way at once, per user and in all.
+const MAX_PENDING_PER_USER: usize = 10;
+const MAX_PENDING: usize = 10_000;
 /// How long a request to a provider may wait for its answer.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -48,6 +51,8 @@ pub enum OauthError {
     State,
     #[error("{0}")]
     Failed(String),
+    #[error("too many sign-ins are under way; finish or let one expire first")]
+    TooMany,
 }
 
 impl OauthError {
@@ -57,6 +62,7 @@ impl OauthError {
             Self::Denied(_) => "oauth_denied",
             Self::State => "oauth_state",
             Self::Failed(_) => "oauth_failed",
+            Self::TooMany => "too_many_sign_ins",
         }
     }
 }
@@ -158,10 +164,18 @@ impl Oauth {
             request = request.add_extra_param(name, value);
         }
         let (url, state) = request.url();
-        let ttl = Duration::from_secs(self.config.state_ttl_secs.max(1));
+        let ttl = Duration::from_secs(self.config.state_ttl_secs.clamp(1, 24 * 3600));
         let mut pending = self.pending.lock().expect("sign-ins poisoned");
         let now = Instant::now();
         pending.retain(|_, p| p.expires > now);
+        let user = &sign_in.user_id;
+        let of_user = pending
+            .values()
+            .filter(|p| &p.sign_in.user_id == user)
+            .count();
+        if of_user >= MAX_PENDING_PER_USER || pending.len() >= MAX_PENDING {
+            return Err(OauthError::TooMany);
+        }
         pending.insert(
             state.secret().clone(),
             Pending {
@@ -220,7 +234,7 @@ impl Oauth {
             grant: Grant {
                 refresh_token,
                 access_token: Some(access.expose().to_owned()),
-                expires_at: token.expires_in().map(|d| unix_now() + d.as_secs() as i64),
+                expires_at: token.expires_in().map(expiry),
             },
         })
     }
@@ -229,11 +243,16 @@ impl Oauth {
     pub fn seal(&self, account_id: &str, granted: &Granted) -> Sealed {
         let json = serde_json::to_string(&granted.grant).expect("a grant serializes");
         // A re-connected account's cached token belongs to the grant being replaced.
+        self.forget(account_id);
+        self.vault.seal(account_id, &Secret::new(json))
+    }
+
+    /// Forgets the access token cached for an account (deleted, or re-connected).
+    pub fn forget(&self, account_id: &str) {
         self.accounts
             .lock()
             .expect("token cache poisoned")
             .remove(account_id);
-        self.vault.seal(account_id, &Secret::new(json))
     }
 
     /// The access tokens of an account of `connector`, for its jobs.
@@ -302,9 +321,12 @@ impl Oauth {
             .insert(http::header::AUTHORIZATION, value);
         let plain =
             self.plain_loopback && Origin::of(request.uri()).is_some_and(|o| o.is_loopback());
-        let response = self.http.send(request, plain, PROVIDER_TIMEOUT).await?;
+        let response = self
+            .http
+            .send(request, plain, true, PROVIDER_TIMEOUT)
+            .await?;
         let status = response.status();
-        let body = read_body(response.into_body()).await?;
+        let body = read_body(response.into_body(), PROVIDER_TIMEOUT).await?;
         if !status.is_success() {
             return Err(ConnectorError::new(
                 ErrorKind::Protocol,
@@ -354,7 +376,7 @@ impl Oauth {
                 .map(|t| t.secret().clone())
                 .unwrap_or_else(|| grant.refresh_token.clone()),
             access_token: Some(token.access_token().secret().clone()),
-            expires_at: token.expires_in().map(|d| unix_now() + d.as_secs() as i64),
+            expires_at: token.expires_in().map(expiry),
         })
     }
 }
@@ -379,9 +401,10 @@ impl<'c> oauth2::AsyncHttpClient<'c> for TokenEndpoint {
             let request = http::Request::from_parts(parts, Full::new(Bytes::from(body)));
             let plain =
                 plain_loopback && Origin::of(request.uri()).is_some_and(|o| o.is_loopback());
-            let response = http.send(request, plain, PROVIDER_TIMEOUT).await?;
+            // The providers' endpoints are the operator's choice, private ones included.
+            let response = http.send(request, plain, true, PROVIDER_TIMEOUT).await?;
             let (parts, body) = response.into_parts();
-            let body = read_body(body).await?;
+            let body = read_body(body, PROVIDER_TIMEOUT).await?;
             Ok(HttpResponse::from_parts(parts, body.to_vec()))
         })
     }
@@ -408,6 +431,13 @@ fn describe<E: std::error::Error>(
 
 fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// When a token given for `lifetime` expires, in Unix seconds: at most a year on, whatever
+/// the provider says.
+fn expiry(lifetime: Duration) -> i64 {
+    const YEAR: u64 = 365 * 24 * 3600;
+    unix_now() + lifetime.as_secs().min(YEAR) as i64
 }
 
 /// One account's access tokens: the current one in memory, the grant sealed in the store.
@@ -438,8 +468,8 @@ impl AccountTokens {
         current.expires_at.is_none_or(|at| at - margin > unix_now())
     }
 
-    /// The stored grant, opened.
-    async fn grant(&self, oauth: &Oauth) -> Result<Grant, ConnectorError> {
+    /// The stored grant, as sealed and opened.
+    async fn grant(&self, oauth: &Oauth) -> Result<(Sealed, Grant), ConnectorError> {
         let internal = |message: String| ConnectorError::new(ErrorKind::Internal, message);
         let sealed = oauth
             .store
@@ -456,28 +486,45 @@ impl AccountTokens {
             .vault
             .open(&self.account_id, &sealed)
             .map_err(|e| internal(format!("cannot open the account's grant: {e}")))?;
-        serde_json::from_str(opened.expose())
-            .map_err(|_| internal("the account's grant is damaged".into()))
+        let grant = serde_json::from_str(opened.expose())
+            .map_err(|_| internal("the account's grant is damaged".into()))?;
+        Ok((sealed, grant))
     }
 
     /// Refreshes under the lock the caller holds, stores the new grant at once, and makes
-    /// its access token the current one.
+    /// its access token the current one. A grant stored meanwhile (a re-connect, or another
+    /// node's refresh) wins: the refresh is done again from it, and a refusal of the grant
+    /// that was replaced meanwhile is no refusal of the account's.
     async fn renew(&self, current: &mut Option<Current>) -> Result<Secret, ConnectorError> {
         let oauth = self.oauth()?;
-        let grant = self.grant(&oauth).await?;
-        let renewed = oauth.refresh(&self.provider, &grant).await?;
-        let json = serde_json::to_string(&renewed).expect("a grant serializes");
-        let sealed = oauth.vault.seal(&self.account_id, &Secret::new(json));
-        oauth
-            .store
-            .set_account_secret(&self.account_id, sealed)
-            .await
-            .map_err(|e| {
-                ConnectorError::new(
-                    ErrorKind::Internal,
-                    format!("cannot keep the new grant: {e}"),
-                )
-            })?;
+        let mut attempts = 0;
+        let renewed = loop {
+            attempts += 1;
+            let (stored, grant) = self.grant(&oauth).await?;
+            let renewed = match oauth.refresh(&self.provider, &grant).await {
+                Ok(renewed) => renewed,
+                Err(refused) if attempts < 3 && self.grant(&oauth).await?.0 != stored => {
+                    tracing::debug!("a newer grant was stored while refreshing: {refused}");
+                    continue;
+                }
+                Err(refused) => return Err(refused),
+            };
+            let json = serde_json::to_string(&renewed).expect("a grant serializes");
+            let sealed = oauth.vault.seal(&self.account_id, &Secret::new(json));
+            let kept = oauth
+                .store
+                .replace_account_secret(&self.account_id, stored, sealed)
+                .await
+                .map_err(|e| {
+                    ConnectorError::new(
+                        ErrorKind::Internal,
+                        format!("cannot keep the new grant: {e}"),
+                    )
+                })?;
+            if kept || attempts >= 3 {
+                break renewed;
+            }
+        };
         let token = Secret::new(renewed.access_token.unwrap_or_default());
         *current = Some(Current {
             token: token.clone(),
@@ -498,7 +545,7 @@ impl BearerSource for AccountTokens {
         if current.is_none() {
             // The stored access token serves until it nears its expiry, across restarts.
             let oauth = self.oauth()?;
-            let grant = self.grant(&oauth).await?;
+            let (_, grant) = self.grant(&oauth).await?;
             if let Some(token) = grant.access_token {
                 let stored = Current {
                     token: Secret::new(token),
@@ -615,6 +662,23 @@ mod tests {
         std::thread::sleep(Duration::from_millis(1100));
         let late = oauth.finish(&state, Some("a-code"), None).await;
         assert!(matches!(late, Err(OauthError::State)));
+    }
+
+    #[test]
+    fn a_user_has_a_bounded_number_of_sign_ins_under_way() {
+        let oauth = oauth(600);
+        for _ in 0..MAX_PENDING_PER_USER {
+            oauth.start(sign_in("google")).unwrap();
+        }
+        assert!(matches!(
+            oauth.start(sign_in("google")),
+            Err(OauthError::TooMany)
+        ));
+        let other = SignIn {
+            user_id: "usr_2".into(),
+            ..sign_in("google")
+        };
+        assert!(oauth.start(other).is_ok());
     }
 
     #[test]

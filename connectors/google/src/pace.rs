@@ -174,8 +174,6 @@ pub fn parse_retry_after(value: &[u8]) -> Option<u32> {
 mod tests {
     use super::*;
 
-    const MS: u64 = 1_000_000;
-
     #[test]
     fn the_pacer_keeps_a_second_under_the_quota() {
         let mut pacer = Pacer::default();

@@ -537,6 +537,7 @@ pub async fn delete(app: &App, caller: &Caller, id: &str) -> Result<Response, Ap
     let user = caller.user()?;
     let account = managed(app, user, id).await?;
     app.store.delete_account(&account.id).await?;
+    app.oauth.forget(&account.id);
     Ok(super::no_content())
 }
 

@@ -268,6 +268,7 @@ fn oauth_error(error: OauthError) -> ApiError {
         OauthError::NotConfigured(_) => StatusCode::CONFLICT,
         OauthError::Denied(_) | OauthError::State => StatusCode::BAD_REQUEST,
         OauthError::Failed(_) => StatusCode::BAD_GATEWAY,
+        OauthError::TooMany => StatusCode::TOO_MANY_REQUESTS,
     };
     ApiError::new(status, error.code(), error.to_string())
 }

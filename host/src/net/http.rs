@@ -65,13 +65,16 @@ impl Origin {
 }
 
 impl HttpClient {
-    /// Sends `request` (an absolute URI) and waits for the response's head. The body is
-    /// read by the caller, capped. Refuses plain HTTP unless `plain_allowed`.
+    /// Sends `request` (an absolute URI) and waits for the response's head, connecting
+    /// included, at most `deadline`. The body is read by the caller, capped. Refuses plain
+    /// HTTP unless `plain_allowed`, and private and loopback addresses unless
+    /// `private_allowed` (and the operator's `net.allow_private_networks`).
     pub async fn send(
         &self,
         request: http::Request<Full<Bytes>>,
         plain_allowed: bool,
-        first_byte_timeout: std::time::Duration,
+        private_allowed: bool,
+        deadline: std::time::Duration,
     ) -> Result<Response, ConnectorError> {
         let origin = Origin::of(request.uri()).ok_or_else(|| {
             ConnectorError::new(
@@ -85,7 +88,6 @@ impl HttpClient {
                 format!("plain HTTP to {} is not allowed: use HTTPS", origin.host),
             ));
         }
-        let stream = self.connect(&origin).await?;
         let (parts, body) = request.into_parts();
         let path = parts
             .uri
@@ -106,6 +108,7 @@ impl HttpClient {
             }
         }
         let exchange = async {
+            let stream = self.connect(&origin, private_allowed).await?;
             let (mut sender, connection) = hyper::client::conn::http1::handshake(stream)
                 .await
                 .map_err(|e| transport(&origin, e))?;
@@ -117,7 +120,7 @@ impl HttpClient {
                 .await
                 .map_err(|e| transport(&origin, e))
         };
-        let response = tokio::time::timeout(first_byte_timeout, exchange)
+        let response = tokio::time::timeout(deadline, exchange)
             .await
             .map_err(|_| {
                 ConnectorError::new(
@@ -129,8 +132,14 @@ impl HttpClient {
         Ok(response.map(|body| Limited::new(body, cap)))
     }
 
-    async fn connect(&self, origin: &Origin) -> Result<TokioIo<Stream>, ConnectorError> {
-        let tcp = dial(&origin.host, origin.port, &self.net).await?;
+    async fn connect(
+        &self,
+        origin: &Origin,
+        private_allowed: bool,
+    ) -> Result<TokioIo<Stream>, ConnectorError> {
+        let mut net = self.net.clone();
+        net.allow_private_networks &= private_allowed;
+        let tcp = dial(&origin.host, origin.port, &net).await?;
         if !origin.https {
             return Ok(TokioIo::new(Stream::Plain(tcp)));
         }
@@ -141,10 +150,16 @@ impl HttpClient {
     }
 }
 
-/// Reads a whole capped body.
-pub async fn read_body(body: Limited<hyper::body::Incoming>) -> Result<Bytes, ConnectorError> {
-    body.collect()
+/// Reads a whole capped body, for at most `deadline`.
+pub async fn read_body(
+    body: Limited<hyper::body::Incoming>,
+    deadline: std::time::Duration,
+) -> Result<Bytes, ConnectorError> {
+    tokio::time::timeout(deadline, body.collect())
         .await
+        .map_err(|_| {
+            ConnectorError::new(ErrorKind::Timeout, "the response did not arrive in time")
+        })?
         .map(|collected| collected.to_bytes())
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {

@@ -28,14 +28,26 @@ use wasmtime_wasi_http::{
     WasiHttpHooks,
 };
 
-/// How long a request may wait for its response's head unless the connector asks for less.
+/// How long a request may take to connect and get its response's head, unless the
+/// connector asks for less.
 const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Requests of one job in flight at once, their answers' bodies included; more wait.
+pub const MAX_IN_FLIGHT: usize = 16;
 
 /// What one job may reach over HTTP, and with which credentials.
 pub struct HttpAccess {
     pub client: HttpClient,
     pub plain_loopback: bool,
+    /// Whether granted hosts may resolve to private or loopback addresses
+    /// (`net.http_granted_private`); the account's servers and the provider's API follow
+    /// `net.allow_private_networks`.
+    pub granted_private: bool,
+    /// The most one request's body may hold, and all the job's requests in flight together.
     pub max_request_bytes: usize,
+    /// Kibibytes of request bodies the job may hold at once (see `max_request_bytes`).
+    pub request_budget: Arc<tokio::sync::Semaphore>,
+    /// Requests in flight (see [`MAX_IN_FLIGHT`]).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
     /// The provider's API: reachable, and given the bearer token.
     pub api: Option<Origin>,
     /// The account's servers: reachable, and given Basic credentials.
@@ -116,15 +128,21 @@ impl HttpAccess {
     ) -> Result<http::Response<WasiBody>, Error> {
         let (parts, body) = request.into_parts();
         let origin = Origin::of(&parts.uri).ok_or(Error::HttpRequestUriInvalid)?;
+        // TRACE would echo the credentials the host adds back to the connector.
+        if parts.method == http::Method::TRACE || parts.method == http::Method::CONNECT {
+            return Err(Error::HttpRequestMethodInvalid);
+        }
         if let Err(reason) = self.allowed(&origin) {
             tracing::warn!(target: "mailroom::connector", "HTTP request refused: {reason}");
             return Err(Error::HttpRequestDenied);
         }
-        let body = Limited::new(body, self.max_request_bytes)
-            .collect()
+        let turn = self
+            .in_flight
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|_| Error::HttpRequestBodySize(None))?
-            .to_bytes();
+            .map_err(|_| Error::InternalError(Some("the job is ending".into())))?;
+        let (body, _held) = self.take_body(body).await?;
         let credential = self.credential(&origin);
         let mut token = match credential {
             Credential::Bearer(bearer) => match bearer.0.token().await {
@@ -162,11 +180,24 @@ impl HttpAccess {
             request
         };
         let plain = self.plain_loopback && origin.is_loopback();
+        let private = self.granted_private || self.own(&origin);
+        // The turn is held until the answer's body is dropped.
+        let wasi_body = move |body: Limited<hyper::body::Incoming>| {
+            let turn = turn;
+            body.map_err(move |e| {
+                let _turn = &turn;
+                match e.downcast::<hyper::Error>() {
+                    Ok(e) => Error::from(*e),
+                    Err(_) => Error::HttpResponseBodySize(None),
+                }
+            })
+            .boxed_unsync()
+        };
         let mut retried = false;
         loop {
             let response = self
                 .client
-                .send(build(token.as_ref()), plain, timeout)
+                .send(build(token.as_ref()), plain, private, timeout)
                 .await
                 .map_err(wasi_error)?;
             let refused = response.status() == http::StatusCode::UNAUTHORIZED;
@@ -191,6 +222,45 @@ impl HttpAccess {
                 }
             }
         }
+    }
+
+    /// Reads a request's body, at most `max_request_bytes`, within what the job's requests in
+    /// flight may hold together; the permits go with the body.
+    async fn take_body(
+        &self,
+        mut body: WasiBody,
+    ) -> Result<(Bytes, Option<tokio::sync::OwnedSemaphorePermit>), Error> {
+        let mut collected = bytes::BytesMut::new();
+        let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else {
+                continue;
+            };
+            if collected.len() + data.len() > self.max_request_bytes {
+                return Err(Error::HttpRequestBodySize(None));
+            }
+            let kib = (collected.len() + data.len()).div_ceil(1024) as u32;
+            let more = kib - held.as_ref().map_or(0, |p| p.num_permits() as u32);
+            if more > 0 {
+                let permit = self
+                    .request_budget
+                    .clone()
+                    .try_acquire_many_owned(more)
+                    .map_err(|_| Error::HttpRequestBodySize(None))?;
+                match &mut held {
+                    Some(held) => held.merge(permit),
+                    None => held = Some(permit),
+                }
+            }
+            collected.extend_from_slice(&data);
+        }
+        Ok((collected.freeze(), held))
+    }
+
+    /// The account's own server or its provider's API.
+    fn own(&self, origin: &Origin) -> bool {
+        self.api.as_ref() == Some(origin)
+            || self.servers.server(&origin.host, origin.port).is_some()
     }
 
     /// Whether the policy lets a request go to `origin`, or why not.
@@ -248,15 +318,6 @@ fn unauthorized() -> http::Response<WasiBody> {
     response
 }
 
-/// A capped response body as wasi:http streams it to the guest.
-fn wasi_body(body: Limited<hyper::body::Incoming>) -> WasiBody {
-    body.map_err(|e| match e.downcast::<hyper::Error>() {
-        Ok(e) => Error::from(*e),
-        Err(_) => Error::HttpResponseBodySize(None),
-    })
-    .boxed_unsync()
-}
-
 /// A failure to send, as wasi:http reports it to the guest.
 fn wasi_error(error: ConnectorError) -> Error {
     tracing::debug!(target: "mailroom::connector", "HTTP request failed: {error}");
@@ -287,7 +348,10 @@ mod tests {
                 max_response_bytes: 1 << 20,
             },
             plain_loopback,
+            granted_private: false,
             max_request_bytes: 1 << 20,
+            request_budget: Arc::new(tokio::sync::Semaphore::new(1024)),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             api: api.and_then(Origin::parse),
             servers: AllowList::new(vec![ServerSpec {
                 role: "jmap".into(),

@@ -129,6 +129,7 @@ pub struct Runtime {
 struct HttpSettings {
     client: HttpClient,
     plain_loopback: bool,
+    granted_private: bool,
     max_request_bytes: usize,
 }
 
@@ -211,6 +212,7 @@ impl Runtime {
                     max_response_bytes: (net.http_max_response_mib as usize) << 20,
                 },
                 plain_loopback: net.http_plain_loopback,
+                granted_private: net.http_granted_private,
                 max_request_bytes: (net.http_max_request_mib as usize) << 20,
             },
             net: NetPolicy::new(net),
@@ -491,8 +493,10 @@ impl Runtime {
             tracing::info!(target: "mailroom::connector", connector = id, "output: {output}");
         }
         let stage = store.data().last_server.clone();
-        if let Some(problem) = store.data().http.problem()
-            && !matches!(outcome, Ok(Ok(Ok(_))))
+        // The connector reports the host's own 401 as a failed login; the host knows why.
+        if let Ok(Ok(Err(error))) = &outcome
+            && error.kind == ErrorKind::AuthFailed
+            && let Some(problem) = store.data().http.problem()
         {
             return Err(problem);
         }
@@ -565,7 +569,12 @@ impl Runtime {
         let http = http::HttpAccess {
             client: self.http.client.clone(),
             plain_loopback: self.http.plain_loopback,
+            granted_private: self.http.granted_private,
             max_request_bytes: self.http.max_request_bytes,
+            request_budget: Arc::new(tokio::sync::Semaphore::new(
+                self.http.max_request_bytes.div_ceil(1024),
+            )),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(http::MAX_IN_FLIGHT)),
             api: spec.api_url.as_deref().and_then(Origin::parse),
             servers: AllowList::new(spec.servers.clone()),
             granted: connector.info.granted_hosts.clone(),
@@ -665,7 +674,10 @@ fn validate_info(info: &ConnectorInfo) -> anyhow::Result<()> {
         bail!("a connector asks for at most 16 hosts");
     }
     for host in &info.hosts {
-        if crate::account::normalize_host(host).as_deref() != Ok(host.as_str()) {
+        let name = crate::account::normalize_host(host).as_deref() == Ok(host.as_str())
+            && !host.ends_with('.')
+            && host.parse::<std::net::IpAddr>().is_err();
+        if !name {
             bail!(
                 "host `{}` is not a lower-case host name",
                 host::escape_controls(host)

@@ -282,13 +282,21 @@ pub fn set_connector_grants(
     GRANTS.put(txn, &id(connector_id), &hosts.to_vec())
 }
 
-/// Replaces an account's sealed secret (a rotated OAuth token); `false` when the account is
-/// gone, whose secret is then not written back.
-pub fn set_account_secret(txn: &mut dyn Writer, account_id: &str, sealed: &Sealed) -> Result<bool> {
-    if ACCOUNTS.get(txn, &id(account_id))?.is_none() {
+/// Replaces an account's sealed secret if it is still `expected` (a refreshed OAuth grant
+/// must not undo a re-connect that stored a new one meanwhile); `false` when it is not, or
+/// the account is gone.
+pub fn replace_account_secret(
+    txn: &mut dyn Writer,
+    account_id: &str,
+    expected: &Sealed,
+    new: &Sealed,
+) -> Result<bool> {
+    if ACCOUNTS.get(txn, &id(account_id))?.is_none()
+        || SECRETS.get(txn, &id(account_id))?.as_ref() != Some(expected)
+    {
         return Ok(false);
     }
-    SECRETS.put(txn, &id(account_id), sealed)?;
+    SECRETS.put(txn, &id(account_id), new)?;
     Ok(true)
 }
 

@@ -131,10 +131,15 @@ impl<B: Backend> Store for KvStore<B> {
         self.backend.read(|txn| directory::account_secret(txn, id))
     }
 
-    async fn set_account_secret(&self, id: &str, secret: Sealed) -> Result<bool> {
+    async fn replace_account_secret(
+        &self,
+        id: &str,
+        expected: Sealed,
+        new: Sealed,
+    ) -> Result<bool> {
         let id = id.to_owned();
         self.backend
-            .write(move |txn| directory::set_account_secret(txn, &id, &secret))
+            .write(move |txn| directory::replace_account_secret(txn, &id, &expected, &new))
             .await
     }
 

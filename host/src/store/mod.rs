@@ -110,8 +110,10 @@ pub trait Store: MailStore + OutboxStore + RecordStore + Send + Sync + 'static {
     /// Removes an account, its secret, its mail and every primary choice that named it.
     async fn delete_account(&self, id: &str) -> Result<bool>;
     async fn account_secret(&self, id: &str) -> Result<Option<Sealed>>;
-    /// Replaces an existing account's sealed secret alone; `false` when the account is gone.
-    async fn set_account_secret(&self, id: &str, secret: Sealed) -> Result<bool>;
+    /// Replaces an account's sealed secret alone if it is still `expected`; `false` when it
+    /// is not, or the account is gone.
+    async fn replace_account_secret(&self, id: &str, expected: Sealed, new: Sealed)
+    -> Result<bool>;
     /// Every sealed secret, by account id.
     async fn secrets(&self) -> Result<Vec<(String, Sealed)>>;
     /// Replaces sealed secrets in one transaction (key rotation).

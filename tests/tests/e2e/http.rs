@@ -78,6 +78,7 @@ async fn a_connector_reaches_only_its_account_and_granted_hosts_and_never_holds_
     let mailroom = Mailroom::start(|config| {
         config.connectors.files = vec![http_probe_connector()];
         config.net.http_plain_loopback = true;
+        config.net.http_granted_private = true;
     })
     .await;
     let info = mailroom.get("/v1/connectors/http-probe").await;
