@@ -358,14 +358,3 @@ impl std::fmt::Debug for ProviderConfig {
             .finish_non_exhaustive()
     }
 }
-
-impl std::fmt::Debug for Provider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Provider")
-            .field("client_id", &self.client_id)
-            .field("auth_url", &self.auth_url)
-            .field("token_url", &self.token_url)
-            .field("api_url", &self.api_url)
-            .finish_non_exhaustive()
-    }
-}
