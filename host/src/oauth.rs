@@ -17,7 +17,7 @@
 use crate::auth::{Bearer, BearerSource};
 use crate::config::{OauthConfig, Provider};
 use crate::connector::{ConnectorError, ErrorKind};
-use crate::net::http::{HttpClient, Origin, read_body};
+use crate::net::http::HttpClient;
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::vault::{Sealed, Vault};
@@ -107,9 +107,9 @@ type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointN
 pub struct Oauth {
     config: OauthConfig,
     redirect_url: String,
+    /// Sends the requests to the providers' endpoints, which are the operator's choice:
+    /// private addresses included.
     http: HttpClient,
-    /// Whether the providers' endpoints may be plain HTTP on loopback (tests).
-    plain_loopback: bool,
     store: Arc<dyn Store>,
     vault: Arc<Vault>,
     pending: Mutex<HashMap<String, Pending>>,
@@ -121,7 +121,6 @@ impl Oauth {
         config: OauthConfig,
         redirect_url: String,
         http: HttpClient,
-        plain_loopback: bool,
         store: Arc<dyn Store>,
         vault: Arc<Vault>,
     ) -> Arc<Self> {
@@ -129,7 +128,6 @@ impl Oauth {
             config,
             redirect_url,
             http,
-            plain_loopback,
             store,
             vault,
             pending: Mutex::new(HashMap::new()),
@@ -292,10 +290,7 @@ impl Oauth {
     }
 
     fn token_endpoint(&self) -> TokenEndpoint {
-        TokenEndpoint {
-            http: self.http.clone(),
-            plain_loopback: self.plain_loopback,
-        }
+        TokenEndpoint(self.http.clone())
     }
 
     /// The mailbox address the provider names for a token (Gmail: `users.getProfile`).
@@ -319,14 +314,9 @@ impl Oauth {
         request
             .headers_mut()
             .insert(http::header::AUTHORIZATION, value);
-        let plain =
-            self.plain_loopback && Origin::of(request.uri()).is_some_and(|o| o.is_loopback());
-        let response = self
-            .http
-            .send(request, plain, true, PROVIDER_TIMEOUT)
-            .await?;
+        let response = self.http.exchange(request, true, PROVIDER_TIMEOUT).await?;
         let status = response.status();
-        let body = read_body(response.into_body(), PROVIDER_TIMEOUT).await?;
+        let body = response.into_body();
         if !status.is_success() {
             return Err(ConnectorError::new(
                 ErrorKind::Protocol,
@@ -382,10 +372,7 @@ impl Oauth {
 }
 
 /// The oauth2 crate's requests, sent by the host's HTTP client.
-struct TokenEndpoint {
-    http: HttpClient,
-    plain_loopback: bool,
-}
+struct TokenEndpoint(HttpClient);
 
 impl<'c> oauth2::AsyncHttpClient<'c> for TokenEndpoint {
     type Error = ConnectorError;
@@ -394,18 +381,12 @@ impl<'c> oauth2::AsyncHttpClient<'c> for TokenEndpoint {
     >;
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
-        let http = self.http.clone();
-        let plain_loopback = self.plain_loopback;
+        let http = self.0.clone();
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let request = http::Request::from_parts(parts, Full::new(Bytes::from(body)));
-            let plain =
-                plain_loopback && Origin::of(request.uri()).is_some_and(|o| o.is_loopback());
-            // The providers' endpoints are the operator's choice, private ones included.
-            let response = http.send(request, plain, true, PROVIDER_TIMEOUT).await?;
-            let (parts, body) = response.into_parts();
-            let body = read_body(body, PROVIDER_TIMEOUT).await?;
-            Ok(HttpResponse::from_parts(parts, body.to_vec()))
+            let response = http.exchange(request, true, PROVIDER_TIMEOUT).await?;
+            Ok(response.map(|body| body.to_vec()))
         })
     }
 }
@@ -595,12 +576,12 @@ mod tests {
             net: crate::net::NetPolicy::new(&crate::config::NetConfig::default()),
             tls: crate::net::TlsPolicy::new(None).unwrap(),
             max_response_bytes: 1 << 20,
+            plain_loopback: false,
         };
         Oauth::new(
             config,
             "http://127.0.0.1:8025/v1/oauth/callback".into(),
             http,
-            false,
             Arc::new(crate::store::testing::store()),
             Arc::new(vault),
         )

@@ -207,7 +207,6 @@ impl Server {
             config.oauth.clone(),
             redirect_url,
             runtime.http_client(),
-            config.net.http_plain_loopback,
             store.clone(),
             vault.clone(),
         );

@@ -4,6 +4,7 @@
 //!
 //! Results go to `bench/results/accounts_list.md`.
 
+use mailroom_tests::load::{get_latencies, percentile};
 use mailroom_tests::process::{memory_kib, release_binary};
 use mailroom_tests::servers::MailServers;
 use serde_json::{Value, json};
@@ -15,10 +16,6 @@ const ACCOUNTS: usize = 100;
 const CLIENTS: usize = 32;
 const REQUESTS_PER_CLIENT: usize = 200;
 const TOKEN: &str = "mr_bench_admin_token";
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
@@ -77,34 +74,9 @@ async fn main() {
     }
 
     let load_started = Instant::now();
-    let mut clients = Vec::new();
-    for _ in 0..CLIENTS {
-        let http = http.clone();
-        let url = format!("{base}/v1/accounts?limit=100");
-        clients.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(REQUESTS_PER_CLIENT);
-            for _ in 0..REQUESTS_PER_CLIENT {
-                let started = Instant::now();
-                let response = http
-                    .get(&url)
-                    .bearer_auth(TOKEN)
-                    .send()
-                    .await
-                    .expect("an answer");
-                assert!(response.status().is_success());
-                let body = response.bytes().await.expect("a body");
-                latencies.push(started.elapsed());
-                assert!(body.len() > 1000);
-            }
-            latencies
-        }));
-    }
-    let mut latencies = Vec::new();
-    for client in clients {
-        latencies.extend(client.await.expect("a client"));
-    }
+    let url = format!("{base}/v1/accounts?limit=100");
+    let latencies = get_latencies(&http, &url, TOKEN, CLIENTS, REQUESTS_PER_CLIENT, 1000).await;
     let elapsed = load_started.elapsed();
-    latencies.sort();
     let loaded_rss = memory_kib(server.id(), "VmRSS");
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])

@@ -20,8 +20,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 fn percentile(mut samples: Vec<Duration>, p: f64) -> Duration {
     samples.sort();
-    let index = ((samples.len() - 1) as f64 * p).round() as usize;
-    samples[index]
+    mailroom_tests::load::percentile(&samples, p)
 }
 
 /// One `openssl s_client` session: connect, TLS handshake, the given commands, server closes.

@@ -7,6 +7,7 @@
 //! Results go to `bench/results/connectors.md`.
 
 use mailroom_tests::examples::{pop3_component, pop3_python_component};
+use mailroom_tests::load::{get_latencies, percentile};
 use mailroom_tests::mailroom::hostile_sync_connector;
 use mailroom_tests::process::{memory_kib, release_binary};
 use serde_json::{Value, json};
@@ -115,34 +116,10 @@ impl Server {
 
     /// p50 and p99 of `GET /v1/accounts` from a few concurrent clients.
     async fn list_latency(&self) -> (Duration, Duration) {
-        let mut clients = Vec::new();
-        for _ in 0..CLIENTS {
-            let http = self.http.clone();
-            let url = self.url("/v1/accounts?limit=100");
-            clients.push(tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(REQUESTS_PER_CLIENT);
-                for _ in 0..REQUESTS_PER_CLIENT {
-                    let started = Instant::now();
-                    let response = http
-                        .get(&url)
-                        .bearer_auth(TOKEN)
-                        .send()
-                        .await
-                        .expect("an answer");
-                    assert!(response.status().is_success());
-                    response.bytes().await.expect("a body");
-                    latencies.push(started.elapsed());
-                }
-                latencies
-            }));
-        }
-        let mut latencies = Vec::new();
-        for client in clients {
-            latencies.extend(client.await.expect("a client"));
-        }
-        latencies.sort();
-        let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
-        (at(0.5), at(0.99))
+        let url = self.url("/v1/accounts?limit=100");
+        let latencies =
+            get_latencies(&self.http, &url, TOKEN, CLIENTS, REQUESTS_PER_CLIENT, 0).await;
+        (percentile(&latencies, 0.5), percentile(&latencies, 0.99))
     }
 
     fn stop(mut self) {

@@ -6,6 +6,7 @@ pub mod examples;
 pub mod fakes;
 pub mod google;
 pub mod imap;
+pub mod load;
 pub mod mailbox;
 pub mod mailroom;
 pub mod process;

@@ -25,6 +25,9 @@ pub struct HttpClient {
     pub tls: TlsPolicy,
     /// The most a response body may hold, in bytes.
     pub max_response_bytes: usize,
+    /// Whether plain HTTP may go to loopback addresses (`net.http_plain_loopback`, for
+    /// tests); anything else is HTTPS.
+    pub plain_loopback: bool,
 }
 
 /// Where a request goes: its scheme, host (lower case, IPv6 without brackets) and port.
@@ -65,14 +68,19 @@ impl Origin {
 }
 
 impl HttpClient {
+    /// Whether a request may go to `origin` at all: HTTPS, or plain HTTP to loopback when
+    /// the operator allows it.
+    pub fn scheme_allowed(&self, origin: &Origin) -> bool {
+        origin.https || (self.plain_loopback && origin.is_loopback())
+    }
+
     /// Sends `request` (an absolute URI) and waits for the response's head, connecting
     /// included, at most `deadline`. The body is read by the caller, capped. Refuses plain
-    /// HTTP unless `plain_allowed`, and private and loopback addresses unless
-    /// `private_allowed` (and the operator's `net.allow_private_networks`).
+    /// HTTP but where [`HttpClient::scheme_allowed`] allows it, and private and loopback
+    /// addresses unless `private_allowed` (and the operator's `net.allow_private_networks`).
     pub async fn send(
         &self,
         request: http::Request<Full<Bytes>>,
-        plain_allowed: bool,
         private_allowed: bool,
         deadline: std::time::Duration,
     ) -> Result<Response, ConnectorError> {
@@ -82,7 +90,7 @@ impl HttpClient {
                 format!("`{}` is not an absolute http(s) URL", request.uri()),
             )
         })?;
-        if !origin.https && !plain_allowed {
+        if !self.scheme_allowed(&origin) {
             return Err(ConnectorError::new(
                 ErrorKind::Denied,
                 format!("plain HTTP to {} is not allowed: use HTTPS", origin.host),
@@ -130,6 +138,19 @@ impl HttpClient {
             })??;
         let cap = self.max_response_bytes;
         Ok(response.map(|body| Limited::new(body, cap)))
+    }
+
+    /// Sends `request` and reads its whole answer, each within `deadline`.
+    pub async fn exchange(
+        &self,
+        request: http::Request<Full<Bytes>>,
+        private_allowed: bool,
+        deadline: std::time::Duration,
+    ) -> Result<http::Response<Bytes>, ConnectorError> {
+        let response = self.send(request, private_allowed, deadline).await?;
+        let (parts, body) = response.into_parts();
+        let body = read_body(body, deadline).await?;
+        Ok(http::Response::from_parts(parts, body))
     }
 
     async fn connect(

@@ -37,7 +37,6 @@ pub const MAX_IN_FLIGHT: usize = 16;
 /// What one job may reach over HTTP, and with which credentials.
 pub struct HttpAccess {
     pub client: HttpClient,
-    pub plain_loopback: bool,
     /// Whether granted hosts may resolve to private or loopback addresses
     /// (`net.http_granted_private`); the account's servers and the provider's API follow
     /// `net.allow_private_networks`.
@@ -179,7 +178,6 @@ impl HttpAccess {
             }
             request
         };
-        let plain = self.plain_loopback && origin.is_loopback();
         let private = self.granted_private || self.own(&origin);
         // The turn is held until the answer's body is dropped.
         let wasi_body = move |body: Limited<hyper::body::Incoming>| {
@@ -197,7 +195,7 @@ impl HttpAccess {
         loop {
             let response = self
                 .client
-                .send(build(token.as_ref()), plain, private, timeout)
+                .send(build(token.as_ref()), private, timeout)
                 .await
                 .map_err(wasi_error)?;
             let refused = response.status() == http::StatusCode::UNAUTHORIZED;
@@ -265,8 +263,7 @@ impl HttpAccess {
 
     /// Whether the policy lets a request go to `origin`, or why not.
     fn allowed(&self, origin: &Origin) -> Result<(), String> {
-        let plain_allowed = self.plain_loopback && origin.is_loopback();
-        if !(origin.https || plain_allowed) {
+        if !self.client.scheme_allowed(origin) {
             return Err(format!("plain HTTP to {} (HTTPS only)", origin.host));
         }
         let to_api = self.api.as_ref() == Some(origin);
@@ -346,8 +343,8 @@ mod tests {
                 net: NetPolicy::new(&crate::config::NetConfig::default()),
                 tls: TlsPolicy::new(None).unwrap(),
                 max_response_bytes: 1 << 20,
+                plain_loopback,
             },
-            plain_loopback,
             granted_private: false,
             max_request_bytes: 1 << 20,
             request_budget: Arc::new(tokio::sync::Semaphore::new(1024)),

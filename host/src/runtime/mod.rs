@@ -128,7 +128,6 @@ pub struct Runtime {
 /// How connectors' HTTP requests are sent.
 struct HttpSettings {
     client: HttpClient,
-    plain_loopback: bool,
     granted_private: bool,
     max_request_bytes: usize,
 }
@@ -210,8 +209,8 @@ impl Runtime {
                     net: NetPolicy::new(net),
                     tls: tls.clone(),
                     max_response_bytes: (net.http_max_response_mib as usize) << 20,
+                    plain_loopback: net.http_plain_loopback,
                 },
-                plain_loopback: net.http_plain_loopback,
                 granted_private: net.http_granted_private,
                 max_request_bytes: (net.http_max_request_mib as usize) << 20,
             },
@@ -566,9 +565,9 @@ impl Runtime {
             login: spec.login().to_owned(),
             password,
         });
+        let allow = AllowList::new(spec.servers.clone());
         let http = http::HttpAccess {
             client: self.http.client.clone(),
-            plain_loopback: self.http.plain_loopback,
             granted_private: self.http.granted_private,
             max_request_bytes: self.http.max_request_bytes,
             request_budget: Arc::new(tokio::sync::Semaphore::new(
@@ -576,14 +575,14 @@ impl Runtime {
             )),
             in_flight: Arc::new(tokio::sync::Semaphore::new(http::MAX_IN_FLIGHT)),
             api: spec.api_url.as_deref().and_then(Origin::parse),
-            servers: AllowList::new(spec.servers.clone()),
+            servers: allow.clone(),
             granted: connector.info.granted_hosts.clone(),
             bearer: spec.bearer.clone(),
             basic: credentials.clone(),
             problem: std::sync::Mutex::new(None),
         };
         JobAccount {
-            allow: AllowList::new(spec.servers.clone()),
+            allow,
             credentials,
             allow_insecure_certificate: spec.allow_insecure_certificate,
             held: None,

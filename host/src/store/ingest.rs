@@ -22,6 +22,8 @@ pub fn commit(txn: &mut dyn Writer, page: PageWrite) -> Result<PageOutcome> {
     let folder = page.folder_id.as_str();
     let mut outcome = PageOutcome::default();
     let mut rules = None;
+    // The account's synced folders, read once a page when a message is held by its id.
+    let mut synced_folders = None;
     for Incoming { fetched, parsed } in page.incoming {
         if let Some((_, id)) = mapped(txn, account, folder, &fetched.provider_id)? {
             // Already here: only its flags can be news, unless Mailroom's own change of
@@ -49,14 +51,19 @@ pub fn commit(txn: &mut dyn Writer, page: PageWrite) -> Result<PageOutcome> {
                     ))
                 })?)
             }
-            (None, Some(Known::ProviderId)) => Some(
-                held_by_id(txn, account, &fetched.provider_id)?.ok_or_else(|| {
+            (None, Some(Known::ProviderId)) => {
+                if synced_folders.is_none() {
+                    synced_folders = Some(mailbox::synced_folders(txn, account)?);
+                }
+                let folders = synced_folders.as_deref().unwrap_or_default();
+                let held = held_by_id(txn, account, folders, &fetched.provider_id)?;
+                Some(held.ok_or_else(|| {
                     StoreError::Conflict(format!(
                         "message {} was announced as held but is gone",
                         fetched.provider_id
                     ))
-                })?,
-            ),
+                })?)
+            }
             (None, None) => {
                 return Err(StoreError::Backend(
                     "a message came without its body".into(),

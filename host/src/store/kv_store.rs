@@ -272,8 +272,11 @@ impl<B: Backend> MailStore for KvStore<B> {
 
     async fn held_ids(&self, account_id: &str, ids: Vec<String>) -> Result<Vec<bool>> {
         self.backend.read(|txn| {
+            let folders = mailbox::synced_folders(txn, account_id)?;
             ids.iter()
-                .map(|id| mailbox::held_by_id(txn, account_id, id).map(|found| found.is_some()))
+                .map(|id| {
+                    mailbox::held_by_id(txn, account_id, &folders, id).map(|found| found.is_some())
+                })
                 .collect()
         })
     }

@@ -219,27 +219,29 @@ pub(super) fn find_known(
     Ok(found)
 }
 
-/// The account's message held under `provider_id` in any of its synced folders, or left in
-/// none by this job under that id (moved between folders the job reaches one after the
-/// other), for connectors whose ids are mailbox-wide.
+/// The folders of an account that have synced (that hold its provider ids).
+pub(super) fn synced_folders(txn: &dyn Reader, account: &str) -> Result<Vec<String>> {
+    FOLDER_SYNCS.keys(txn, &Key::new().str(account), |key| key.str())
+}
+
+/// The account's message held under `provider_id` in one of `folders` (see
+/// [`synced_folders`]), or left in none by this job under that id (moved between folders
+/// the job reaches one after the other), for connectors whose ids are mailbox-wide.
 pub(super) fn held_by_id(
     txn: &dyn Reader,
     account: &str,
+    folders: &[String],
     provider_id: &str,
 ) -> Result<Option<String>> {
-    let mut found = None;
-    FOLDER_SYNCS.scan_prefix(txn, &Key::new().str(account), false, |mut key, _| {
-        let folder = key.str()?;
-        found = mapped(txn, account, &folder, provider_id)?.map(|(_, id)| id);
-        Ok(found.is_none())
-    })?;
-    if found.is_none()
-        && let Some(id) = ORPHAN_IDS.get(txn, &orphan_key(account, provider_id))?
-        && load(txn, &id)?.is_some_and(|m| m.folders.is_empty())
-    {
-        found = Some(id);
+    for folder in folders {
+        if let Some((_, id)) = mapped(txn, account, folder, provider_id)? {
+            return Ok(Some(id));
+        }
     }
-    Ok(found)
+    match ORPHAN_IDS.get(txn, &orphan_key(account, provider_id))? {
+        Some(id) if load(txn, &id)?.is_some_and(|m| m.folders.is_empty()) => Ok(Some(id)),
+        _ => Ok(None),
+    }
 }
 
 /// The id of the account's message with this Message-ID, if any.
