@@ -17,6 +17,11 @@ const BUILTIN: &[Guest] = &[
         lib: "mailroom_connector_google",
         dir: "connectors/google",
     },
+    Guest {
+        package: "mailroom-connector-microsoft",
+        lib: "mailroom_connector_microsoft",
+        dir: "connectors/microsoft",
+    },
 ];
 
 fn main() {

@@ -19,6 +19,7 @@ rustup component add rustfmt clippy
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --target wasm32-wasip2 -p mailroom-connector-imap -p mailroom-connector-google \
+    -p mailroom-connector-microsoft -p mailroom-wasi-http \
     -p mailroom-test-hostile -p mailroom-test-hostile-sync -p mailroom-test-http-probe -- -D warnings
 
 log=$(mktemp)

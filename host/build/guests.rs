@@ -25,6 +25,11 @@ pub fn build(workspace: &Path, guests: &[Guest]) -> Vec<PathBuf> {
         "cargo:rerun-if-changed={}",
         workspace.join("Cargo.lock").display()
     );
+    // The library the HTTP connectors share.
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("connectors/wasi-http").display()
+    );
     for guest in guests {
         println!(
             "cargo:rerun-if-changed={}",

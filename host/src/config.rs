@@ -3,6 +3,7 @@
 //!
 //! Every tunable is documented where it is defined, with its default.
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -271,6 +272,8 @@ pub struct OauthConfig {
     pub refresh_margin_secs: u64,
     /// Google (the `google` connector): Gmail API.
     pub google: Option<ProviderConfig>,
+    /// Microsoft (the `microsoft` connector): the Microsoft identity platform and Graph.
+    pub microsoft: Option<MicrosoftConfig>,
 }
 
 impl Default for OauthConfig {
@@ -281,6 +284,7 @@ impl Default for OauthConfig {
             state_ttl_secs: 600,
             refresh_margin_secs: 120,
             google: None,
+            microsoft: None,
         }
     }
 }
@@ -307,6 +311,7 @@ impl OauthConfig {
                     ("prompt".into(), "consent".into()),
                 ],
             }),
+            "microsoft" => self.microsoft.as_ref().map(MicrosoftConfig::provider),
             _ => None,
         }
     }
@@ -315,6 +320,74 @@ impl OauthConfig {
 const GOOGLE_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 const GOOGLE_API_URL: &str = "https://gmail.googleapis.com";
+
+const MICROSOFT_LOGIN_URL: &str = "https://login.microsoftonline.com";
+const MICROSOFT_API_URL: &str = "https://graph.microsoft.com";
+
+/// The Microsoft identity platform's client, as the config file gives it (docs/api.md,
+/// "OAuth2"). The endpoints are `{login_url}/{tenant}/oauth2/v2.0/authorize` and `…/token`;
+/// Graph is `{api_url}/v1.0`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MicrosoftConfig {
+    pub client_id: String,
+    pub client_secret: String,
+    /// Who may sign in: `common` (work and personal accounts, the default),
+    /// `organizations`, `consumers`, or one directory's tenant id or domain.
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+    pub login_url: Option<String>,
+    pub api_url: Option<String>,
+}
+
+/// What a tenant (a GUID, a domain or a keyword) may hold unencoded in the endpoints' path.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_');
+
+fn default_tenant() -> String {
+    "common".into()
+}
+
+impl MicrosoftConfig {
+    fn provider(&self) -> Provider {
+        let login = self
+            .login_url
+            .as_deref()
+            .unwrap_or(MICROSOFT_LOGIN_URL)
+            .trim_end_matches('/');
+        let tenant = utf8_percent_encode(self.tenant.trim(), PATH_SEGMENT);
+        Provider {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            auth_url: format!("{login}/{tenant}/oauth2/v2.0/authorize"),
+            token_url: format!("{login}/{tenant}/oauth2/v2.0/token"),
+            api_url: self
+                .api_url
+                .as_deref()
+                .unwrap_or(MICROSOFT_API_URL)
+                .trim_end_matches('/')
+                .to_owned(),
+            scopes: ["offline_access", "Mail.ReadWrite", "Mail.Send", "User.Read"]
+                .map(String::from)
+                .to_vec(),
+            address_path: "/v1.0/me".into(),
+            // `mail` is null for a mailbox without an Exchange address of its own.
+            address_fields: vec!["mail".into(), "userPrincipalName".into()],
+            extra_auth_params: Vec::new(),
+        }
+    }
+}
+
+// The client secret is not printed.
+impl std::fmt::Debug for MicrosoftConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MicrosoftConfig")
+            .field("client_id", &self.client_id)
+            .field("tenant", &self.tenant)
+            .field("login_url", &self.login_url)
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
+}
 
 /// One provider's OAuth client, as the config file gives it.
 #[derive(Clone, Deserialize)]

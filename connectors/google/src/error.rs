@@ -39,3 +39,5 @@ pub fn rate_limited(secs: u32) -> Error {
 pub fn no_api() -> Error {
     error(ErrorKind::Unsupported, "no Gmail API configured")
 }
+
+mailroom_wasi_http::error_from_failure!(Error, ErrorKind);

@@ -10,14 +10,14 @@
 //! "Resolve errors": a JSON `error` object with a `message` and `errors[].reason`.
 
 use crate::error::{auth_failed, error, protocol, rate_limited};
-use crate::http::{Call, Flow, Http, Method, Reply};
 use crate::labels::LabelInfo;
 use crate::mailroom::connector0_1_0::types::{Error, ErrorKind};
-use crate::pace::cost;
-use crate::url::{Base, encode, query};
+use crate::pace::{self, cost};
 use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use mailroom_wasi_http::url::{Base, encode, query};
+use mailroom_wasi_http::{Call, Flow, Http, Method, Reply};
 use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -457,6 +457,7 @@ fn message_call(
     Call {
         method: Method::Post,
         path,
+        headers: Vec::new(),
         body: Some(body),
         content_type,
         cost,
@@ -471,7 +472,7 @@ pub struct Gmail {
 impl Gmail {
     pub fn new(base: Base) -> Self {
         Self {
-            http: Http::new(base),
+            http: Http::new(base, pace::service()),
         }
     }
 
@@ -480,6 +481,7 @@ impl Gmail {
             method,
             path: format!("{USER}{path}"),
             body,
+            headers: Vec::new(),
             content_type: None,
             cost,
             idempotent: true,
@@ -487,16 +489,17 @@ impl Gmail {
     }
 
     fn one(&self, call: Call) -> Result<Reply, Error> {
-        self.http.one(call)
+        self.http.one(call).map_err(Error::from)
     }
 
     /// Runs several calls at once; see [`Http::run`].
     pub fn run(
         &self,
         calls: Vec<Call>,
-        each: impl FnMut(usize, Result<Reply, Error>) -> Result<Flow, Error>,
+        mut each: impl FnMut(usize, Result<Reply, Error>) -> Result<Flow, Error>,
     ) -> Result<(), Error> {
-        self.http.run(calls, each)
+        self.http
+            .run(calls, |i, reply| each(i, reply.map_err(Error::from)))
     }
 
     pub fn profile(&self) -> Result<Profile, Error> {

@@ -6,9 +6,8 @@
 //! code. Labels are folders and Gmail's message ids are mailbox-wide: a message under a
 //! second label, or moved, travels as `held` and is never downloaded twice.
 //!
-//! * [`http`]: a blocking client that runs several calls at once, paced and retried by
-//!   [`pace`];
-//! * [`gmail`]: the API calls and their JSON;
+//! * [`gmail`]: the API calls and their JSON, made with the HTTP connectors' shared client
+//!   (`mailroom-wasi-http`) under Gmail's quota ([`pace`]);
 //! * [`labels`]: labels as folders and flags;
 //! * [`sync`]: `sync-folder`, with its [`state`], [`page`] budget and [`history`] reading;
 //! * [`changes`]: `apply`, `append` and `send`, with [`headers`] for replies.
@@ -18,13 +17,11 @@ mod error;
 mod gmail;
 mod headers;
 mod history;
-mod http;
 mod labels;
 mod pace;
 mod page;
 mod state;
 mod sync;
-mod url;
 
 wit_bindgen::generate!({
     world: "mailroom:connector/mail-connector@0.5.0",
@@ -97,7 +94,7 @@ impl GuestSession for Session {
     fn new(_account: Account) -> Self {
         let gmail = match provider::api_url() {
             None => Err(error::no_api()),
-            Some(base) => url::parse_base(&base)
+            Some(base) => mailroom_wasi_http::url::parse_base(&base)
                 .map(Gmail::new)
                 .map_err(|reason| error::error(ErrorKind::Unsupported, reason)),
         };

@@ -13,7 +13,6 @@
 use crate::error::protocol;
 use crate::gmail::{self, Format, Gmail, ListQuery};
 use crate::history::{self, Touched, Tracker};
-use crate::http::{Flow, Reply};
 use crate::labels::{self, in_folder};
 use crate::mailroom::connector0_1_0::log::{self, Level};
 use crate::mailroom::connector0_1_0::types::Error;
@@ -22,6 +21,7 @@ use crate::mailroom::connector0_4_0::sinks;
 use crate::mailroom::connector0_5_0::sync::{self as host, Body, Message, Page};
 use crate::page::{Admit, Budget, Candidate, FetchWindow};
 use crate::state::FolderState;
+use mailroom_wasi_http::{Flow, Reply};
 
 /// `messages.list` calls one page may make (a list page can come back empty).
 const LISTS_PER_PAGE: usize = 4;

@@ -1,14 +1,40 @@
-//! The API's base URL as `provider.api-url` gives it, and the percent-encoding of the paths
-//! and query strings built on it.
+//! The API's base URL as `provider.api-url` gives it, the links the API hands out on it, and
+//! the percent-encoding of the paths and query strings built on it.
 
-/// Where the Gmail API is: `{scheme}://{authority}{prefix}/gmail/v1/users/me/…`.
+/// Where the API is: `{scheme}://{authority}{prefix}/…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Base {
     pub https: bool,
     /// `host` or `host:port`, as the URL wrote it.
     pub authority: String,
-    /// A path before `/gmail/v1`, without a trailing slash; usually empty.
+    /// A path before the API's own paths, without a trailing slash; usually empty.
     pub prefix: String,
+}
+
+impl Base {
+    /// The path and query after the base's own path of a link the API handed out (an OData
+    /// `@odata.nextLink`), taken as given; refused when it leads anywhere but this base.
+    pub fn own_link(&self, link: &str) -> Result<String, String> {
+        let scheme = if self.https { "https://" } else { "http://" };
+        let rest = strip_prefix_ignore_case(link, scheme)
+            .ok_or_else(|| format!("the link {link} leaves the API"))?;
+        let at = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(at);
+        if !authority.eq_ignore_ascii_case(&self.authority) {
+            return Err(format!("the link {link} leaves the API"));
+        }
+        let path = path.split('#').next().unwrap_or_default();
+        let Some(rest) = path
+            .strip_prefix(&self.prefix)
+            .filter(|r| r.starts_with('/'))
+        else {
+            return Err(format!("the link {link} leaves the API"));
+        };
+        if rest.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+            return Err(format!("the link {link} is not a valid path"));
+        }
+        Ok(rest.to_owned())
+    }
 }
 
 /// Parses a base URL: `https://` anywhere, `http://` only for a loopback host (a test
@@ -20,23 +46,21 @@ pub fn parse_base(url: &str) -> Result<Base, String> {
     } else if let Some(rest) = strip_prefix_ignore_case(url, "http://") {
         (false, rest)
     } else {
-        return Err(format!("the Gmail API URL {url} is not an http(s) URL"));
+        return Err(format!("the API URL {url} is not an http(s) URL"));
     };
     let (authority, path) = match rest.find('/') {
         Some(at) => rest.split_at(at),
         None => (rest, ""),
     };
     if authority.is_empty() || authority.contains('@') {
-        return Err(format!("the Gmail API URL {url} names no host"));
+        return Err(format!("the API URL {url} names no host"));
     }
     if path.contains('?') || path.contains('#') || authority.contains(['?', '#']) {
-        return Err(format!(
-            "the Gmail API URL {url} carries a query or a fragment"
-        ));
+        return Err(format!("the API URL {url} carries a query or a fragment"));
     }
     if !https && !is_loopback(authority) {
         return Err(format!(
-            "the Gmail API URL {url} is plain HTTP to a host other than this machine"
+            "the API URL {url} is plain HTTP to a host other than this machine"
         ));
     }
     Ok(Base {
@@ -126,10 +150,45 @@ mod tests {
     #[test]
     fn foreign_or_odd_bases_are_refused() {
         assert!(parse_base("http://gmail.googleapis.com").is_err());
+        assert!(parse_base("http://127.0.0.2.example.com").is_err());
         assert!(parse_base("ftp://example.com").is_err());
         assert!(parse_base("https://").is_err());
         assert!(parse_base("https://user@example.com").is_err());
         assert!(parse_base("https://example.com/?x=1").is_err());
+    }
+
+    #[test]
+    fn links_are_taken_as_given_on_the_base_only() {
+        let base = parse_base("https://graph.example:8443").unwrap();
+        let link =
+            "https://GRAPH.example:8443/v1.0/me/mailFolders/AQ==/messages/delta?$deltatoken=a%2Bb";
+        assert_eq!(
+            base.own_link(link).as_deref(),
+            Ok("/v1.0/me/mailFolders/AQ==/messages/delta?$deltatoken=a%2Bb")
+        );
+        assert!(base.own_link("https://graph.example/v1.0/me").is_err());
+        assert!(base.own_link("http://graph.example:8443/v1.0/me").is_err());
+        assert!(
+            base.own_link("https://graph.example:8443.evil/v1.0")
+                .is_err()
+        );
+        assert!(
+            base.own_link("https://graph.example:8443@evil/v1.0")
+                .is_err()
+        );
+        assert!(base.own_link("https://graph.example:8443/a b").is_err());
+        let proxied = parse_base("https://proxy.example/graph").unwrap();
+        assert_eq!(
+            proxied
+                .own_link("https://proxy.example/graph/v1.0/me")
+                .as_deref(),
+            Ok("/v1.0/me")
+        );
+        assert!(
+            proxied
+                .own_link("https://proxy.example/other/v1.0/me")
+                .is_err()
+        );
     }
 
     #[test]

@@ -1,18 +1,17 @@
-//! A small blocking HTTP client over `wasi:http/outgoing-handler`, made for the Gmail API.
+//! A small blocking HTTP client over `wasi:http/outgoing-handler`.
 //!
 //! Several calls run at once: each is handed to the host (`handle`), and the client then
 //! waits on the pollables of the answers and of the bodies being read (`wasi:io/poll`),
 //! moving each call on as its data comes. Answers are handed back in the order of the calls.
-//! Before a call starts, the [`Pacer`] makes room for it in Gmail's per-user quota; a call
-//! Gmail asks to slow down, or (when it may be repeated) one that meets a server error, is
-//! started again after a backoff ([`crate::pace`]).
+//! Before a call starts, the [`Pacer`] makes room for it in the provider's rate; a call the
+//! provider asks to slow down, or (when it may be repeated) one that meets a server error,
+//! is started again after a backoff ([`crate::pace`]).
 //!
 //! The host adds the account's credentials; the client never sets `Authorization`.
 
-use crate::error::{error, protocol, rate_limited};
-use crate::mailroom::connector0_1_0::types::{Error, ErrorKind};
 use crate::pace::{self, Class, Pacer, Retries};
 use crate::url::Base;
+use crate::{Failure, Kind, Service};
 use std::cell::RefCell;
 use wasi::clocks::monotonic_clock;
 use wasi::http::outgoing_handler;
@@ -23,8 +22,6 @@ use wasi::http::types::{
 use wasi::io::poll::{self, Pollable};
 use wasi::io::streams::{InputStream, StreamError};
 
-/// Calls in flight at once (Gmail also limits a user's concurrent requests).
-const IN_FLIGHT: usize = 16;
 /// Bytes of answers held at once before the client reads only the one it hands back next
 /// and starts no other call (the sandbox has 128 MiB).
 const BUFFER_LIMIT: usize = 24 << 20;
@@ -44,19 +41,29 @@ const BETWEEN_BYTES_TIMEOUT_NS: u64 = 60 * SECOND_NS;
 pub enum Method {
     Get,
     Post,
+    Patch,
     Delete,
+}
+
+impl Method {
+    fn has_body(self) -> bool {
+        matches!(self, Method::Post | Method::Patch)
+    }
 }
 
 /// One API call.
 #[derive(Debug, Clone)]
 pub struct Call {
     pub method: Method,
-    /// The path and query after the base URL's own path.
+    /// The path and query after the base URL's own path (see [`Base::own_link`] for links
+    /// the API hands out).
     pub path: String,
+    /// Headers of this call besides the service's.
+    pub headers: Vec<(String, String)>,
     /// A body, JSON unless `content_type` says otherwise.
     pub body: Option<Vec<u8>>,
     pub content_type: Option<String>,
-    /// Its quota cost.
+    /// Its cost in the provider's rate units.
     pub cost: u32,
     /// Whether it may be repeated after a server error.
     pub idempotent: bool,
@@ -79,6 +86,7 @@ pub enum Flow {
 
 pub struct Http {
     base: Base,
+    service: Service,
     pacer: RefCell<Pacer>,
 }
 
@@ -100,7 +108,7 @@ enum Slot {
     },
     Waiting(FutureIncomingResponse),
     Reading(Box<Reading>),
-    Done(Result<Reply, Error>),
+    Done(Result<Reply, Failure>),
     Delivered,
 }
 
@@ -122,32 +130,38 @@ impl Job {
 }
 
 impl Http {
-    pub fn new(base: Base) -> Self {
+    pub fn new(base: Base, service: Service) -> Self {
+        let pacer = RefCell::new(Pacer::new(service.rate));
         Self {
             base,
-            pacer: RefCell::new(Pacer::default()),
+            service,
+            pacer,
         }
     }
 
+    pub fn base(&self) -> &Base {
+        &self.base
+    }
+
     /// One call, to its end.
-    pub fn one(&self, call: Call) -> Result<Reply, Error> {
+    pub fn one(&self, call: Call) -> Result<Reply, Failure> {
         let mut out = None;
         self.run(vec![call], |_, result| {
             out = Some(result);
-            Ok(Flow::Continue)
+            Ok::<_, Failure>(Flow::Continue)
         })?;
-        out.unwrap_or_else(|| Err(protocol("the call to Gmail came to nothing")))
+        out.unwrap_or_else(|| Err(self.protocol("the call came to nothing")))
     }
 
     /// Runs `calls`, several at once, and hands each answer (or the error that ended the
     /// call) to `each`, in the order of `calls`. An error from `each` ends the run (calls in
     /// flight are dropped, which cancels them); [`Flow::Drain`] starts no more calls and
     /// hands back only those already started.
-    pub fn run(
+    pub fn run<E>(
         &self,
         calls: Vec<Call>,
-        mut each: impl FnMut(usize, Result<Reply, Error>) -> Result<Flow, Error>,
-    ) -> Result<(), Error> {
+        mut each: impl FnMut(usize, Result<Reply, Failure>) -> Result<Flow, E>,
+    ) -> Result<(), E> {
         let mut jobs: Vec<Job> = calls
             .into_iter()
             .map(|call| Job {
@@ -189,7 +203,7 @@ impl Http {
             let mut wake: Option<u64> = None;
             for (i, job) in jobs.iter_mut().enumerate().skip(next) {
                 // The call handed back next may always start: everything waits on it.
-                if (in_flight >= IN_FLIGHT || only_next) && i != next {
+                if (in_flight >= self.service.in_flight || only_next) && i != next {
                     break;
                 }
                 let Slot::Queued { not_before } = job.slot else {
@@ -256,10 +270,13 @@ impl Http {
     }
 
     /// Hands a call to the host and writes its body.
-    fn start(&self, call: &Call) -> Result<FutureIncomingResponse, Error> {
+    fn start(&self, call: &Call) -> Result<FutureIncomingResponse, Failure> {
         let mut entries: Vec<(String, Vec<u8>)> =
             vec![("accept".into(), b"application/json".to_vec())];
-        if call.method == Method::Post {
+        for (name, value) in self.service.headers.iter().chain(&call.headers) {
+            entries.push((name.clone(), value.as_bytes().to_vec()));
+        }
+        if call.method.has_body() {
             if call.body.is_some() {
                 let content_type = call.content_type.as_deref().unwrap_or("application/json");
                 entries.push(("content-type".into(), content_type.as_bytes().to_vec()));
@@ -267,12 +284,14 @@ impl Http {
             let length = call.body.as_ref().map_or(0, Vec::len);
             entries.push(("content-length".into(), length.to_string().into_bytes()));
         }
-        let headers = Fields::from_list(&entries)
-            .map_err(|e| protocol(format!("the host refused the request's headers ({e:?})")))?;
+        let headers = Fields::from_list(&entries).map_err(|e| {
+            self.protocol(format!("the host refused the request's headers ({e:?})"))
+        })?;
         let request = OutgoingRequest::new(headers);
         let method = match call.method {
             Method::Get => HttpMethod::Get,
             Method::Post => HttpMethod::Post,
+            Method::Patch => HttpMethod::Patch,
             Method::Delete => HttpMethod::Delete,
         };
         let scheme = if self.base.https {
@@ -280,8 +299,7 @@ impl Http {
         } else {
             Scheme::Http
         };
-        let path = format!("{}{}", self.base.prefix, call.path);
-        let refused = |what: &str| protocol(format!("the host refused the request's {what}"));
+        let refused = |what: &str| self.protocol(format!("the host refused the request's {what}"));
         request.set_method(&method).map_err(|_| refused("method"))?;
         request
             .set_scheme(Some(&scheme))
@@ -290,9 +308,9 @@ impl Http {
             .set_authority(Some(&self.base.authority))
             .map_err(|_| refused("host"))?;
         request
-            .set_path_with_query(Some(&path))
+            .set_path_with_query(Some(&format!("{}{}", self.base.prefix, call.path)))
             .map_err(|_| refused("path"))?;
-        let body = if call.method == Method::Post {
+        let body = if call.method.has_body() {
             Some(request.body().map_err(|_| refused("body"))?)
         } else {
             None
@@ -302,9 +320,10 @@ impl Http {
         let _ = options.set_connect_timeout(Some(CONNECT_TIMEOUT_NS));
         let _ = options.set_first_byte_timeout(Some(FIRST_BYTE_TIMEOUT_NS));
         let _ = options.set_between_bytes_timeout(Some(BETWEEN_BYTES_TIMEOUT_NS));
-        let future = outgoing_handler::handle(request, Some(options)).map_err(transport)?;
+        let future =
+            outgoing_handler::handle(request, Some(options)).map_err(|e| self.transport(e))?;
         if let Some(body) = body {
-            write_body(body, call.body.as_deref().unwrap_or_default())?;
+            self.write_body(body, call.body.as_deref().unwrap_or_default())?;
         }
         Ok(future)
     }
@@ -315,9 +334,9 @@ impl Http {
             Slot::Waiting(future) => {
                 job.slot = match future.get() {
                     None => Slot::Waiting(future),
-                    Some(Err(())) => Slot::Done(Err(protocol("the host lost Gmail's answer"))),
-                    Some(Ok(Err(code))) => Slot::Done(Err(transport(code))),
-                    Some(Ok(Ok(response))) => match start_reading(response) {
+                    Some(Err(())) => Slot::Done(Err(self.protocol("the host lost the answer"))),
+                    Some(Ok(Err(code))) => Slot::Done(Err(self.transport(code))),
+                    Some(Ok(Ok(response))) => match self.start_reading(response) {
                         Ok(reading) => Slot::Reading(Box::new(reading)),
                         Err(e) => Slot::Done(Err(e)),
                     },
@@ -329,8 +348,8 @@ impl Http {
                         Ok(chunk) if chunk.is_empty() => break,
                         Ok(chunk) => {
                             if reading.data.len() + chunk.len() > BODY_CAP {
-                                job.slot = Slot::Done(Err(protocol(format!(
-                                    "Gmail's answer is larger than {} MiB",
+                                job.slot = Slot::Done(Err(self.protocol(format!(
+                                    "the answer is larger than {} MiB",
                                     BODY_CAP >> 20
                                 ))));
                                 return;
@@ -342,10 +361,11 @@ impl Http {
                             return;
                         }
                         Err(StreamError::LastOperationFailed(e)) => {
-                            job.slot = Slot::Done(Err(error(
-                                ErrorKind::Connect,
+                            job.slot = Slot::Done(Err(Failure::new(
+                                Kind::Connect,
                                 format!(
-                                    "the connection to Gmail broke while reading ({})",
+                                    "the connection to {} broke while reading ({})",
+                                    self.service.name,
                                     e.to_debug_string()
                                 ),
                             )));
@@ -374,7 +394,7 @@ impl Http {
         drop(response);
         let now = monotonic_clock::now();
         let jitter = wasi::random::random::get_random_u64();
-        let retry_in = match pace::classify(status, &data) {
+        let retry_in = match (self.service.classify)(status, &data) {
             Class::RateLimited => match job.retries.after_rate_limit(retry_after, jitter) {
                 Ok(ms) => {
                     // Everything else waits too: the limit is the user's, not the call's.
@@ -382,11 +402,13 @@ impl Http {
                     Some(ms)
                 }
                 Err(secs) => {
-                    job.slot = Slot::Done(Err(rate_limited(secs)));
+                    job.slot = Slot::Done(Err(self.rate_limited(secs)));
                     return;
                 }
             },
-            Class::ServerError if job.call.idempotent => job.retries.after_server_error(jitter),
+            Class::ServerError if job.call.idempotent => {
+                job.retries.after_server_error(retry_after, jitter)
+            }
             _ => None,
         };
         job.slot = match retry_in {
@@ -396,97 +418,119 @@ impl Http {
             None => Slot::Done(Ok(Reply { status, body: data })),
         };
     }
-}
 
-/// The answer's status and headers, and its body to read.
-fn start_reading(response: IncomingResponse) -> Result<Reading, Error> {
-    let status = response.status();
-    let (retry_after, length) = {
-        let headers = response.headers();
-        let first = |name: &str| headers.get(name).into_iter().next();
-        let retry_after = first("retry-after").and_then(|v| pace::parse_retry_after(&v));
-        let length = first("content-length")
-            .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<usize>().ok());
-        (retry_after, length)
-    };
-    let lost = || protocol("the host gave no body for Gmail's answer");
-    let body = response.consume().map_err(|_| lost())?;
-    let stream = body.stream().map_err(|_| lost())?;
-    Ok(Reading {
-        stream,
-        _body: body,
-        _response: response,
-        status,
-        retry_after,
-        data: Vec::with_capacity(length.unwrap_or(0).min(BODY_CAP)),
-    })
-}
-
-/// Writes a request body as fast as the host takes it, then ends it.
-fn write_body(body: OutgoingBody, data: &[u8]) -> Result<(), Error> {
-    let broke = |e: StreamError| {
-        let detail = match e {
-            StreamError::Closed => "closed".to_owned(),
-            StreamError::LastOperationFailed(e) => e.to_debug_string(),
+    /// The answer's status and headers, and its body to read.
+    fn start_reading(&self, response: IncomingResponse) -> Result<Reading, Failure> {
+        let status = response.status();
+        let (retry_after, length) = {
+            let headers = response.headers();
+            let first = |name: &str| headers.get(name).into_iter().next();
+            let retry_after = first("retry-after").and_then(|v| pace::parse_retry_after(&v));
+            let length = first("content-length")
+                .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<usize>().ok());
+            (retry_after, length)
         };
-        error(
-            ErrorKind::Connect,
-            format!("the connection to Gmail broke while sending ({detail})"),
-        )
-    };
-    {
-        let stream = body
-            .write()
-            .map_err(|_| protocol("the host gave no stream for the request's body"))?;
-        let mut rest = data;
-        while !rest.is_empty() {
-            let room = stream.check_write().map_err(broke)?;
-            if room == 0 {
-                stream.subscribe().block();
-                continue;
-            }
-            let take = rest.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-            stream.write(&rest[..take]).map_err(broke)?;
-            rest = &rest[take..];
-        }
-        stream.blocking_flush().map_err(broke)?;
+        let lost = || self.protocol("the host gave no body for the answer");
+        let body = response.consume().map_err(|_| lost())?;
+        let stream = body.stream().map_err(|_| lost())?;
+        Ok(Reading {
+            stream,
+            _body: body,
+            _response: response,
+            status,
+            retry_after,
+            data: Vec::with_capacity(length.unwrap_or(0).min(BODY_CAP)),
+        })
     }
-    OutgoingBody::finish(body, None).map_err(transport)
-}
 
-/// A transport failure, in the connector's terms.
-fn transport(code: ErrorCode) -> Error {
-    let (kind, message) = match &code {
-        ErrorCode::DnsTimeout | ErrorCode::DnsError(_) => {
-            (ErrorKind::Dns, "Gmail's address could not be resolved")
+    /// Writes a request body as fast as the host takes it, then ends it.
+    fn write_body(&self, body: OutgoingBody, data: &[u8]) -> Result<(), Failure> {
+        let broke = |e: StreamError| {
+            let detail = match e {
+                StreamError::Closed => "closed".to_owned(),
+                StreamError::LastOperationFailed(e) => e.to_debug_string(),
+            };
+            Failure::new(
+                Kind::Connect,
+                format!(
+                    "the connection to {} broke while sending ({detail})",
+                    self.service.name
+                ),
+            )
+        };
+        {
+            let stream = body
+                .write()
+                .map_err(|_| self.protocol("the host gave no stream for the request's body"))?;
+            let mut rest = data;
+            while !rest.is_empty() {
+                let room = stream.check_write().map_err(broke)?;
+                if room == 0 {
+                    stream.subscribe().block();
+                    continue;
+                }
+                let take = rest.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+                stream.write(&rest[..take]).map_err(broke)?;
+                rest = &rest[take..];
+            }
+            stream.blocking_flush().map_err(broke)?;
         }
-        ErrorCode::ConnectionTimeout
-        | ErrorCode::ConnectionReadTimeout
-        | ErrorCode::ConnectionWriteTimeout
-        | ErrorCode::HttpResponseTimeout => (ErrorKind::Timeout, "Gmail did not answer in time"),
-        ErrorCode::TlsProtocolError
-        | ErrorCode::TlsCertificateError
-        | ErrorCode::TlsAlertReceived(_) => (ErrorKind::Tls, "the TLS connection to Gmail failed"),
-        ErrorCode::HttpRequestDenied
-        | ErrorCode::DestinationIpProhibited
-        | ErrorCode::DestinationIpUnroutable => (
-            ErrorKind::Denied,
-            "the host did not let the request reach Gmail",
-        ),
-        ErrorCode::DestinationNotFound
-        | ErrorCode::DestinationUnavailable
-        | ErrorCode::ConnectionRefused
-        | ErrorCode::ConnectionTerminated
-        | ErrorCode::ConnectionLimitReached => (ErrorKind::Connect, "Gmail could not be reached"),
-        ErrorCode::HttpRequestBodySize(_) => (
-            ErrorKind::Unsupported,
-            "the request is larger than the host lets through",
-        ),
-        ErrorCode::HttpResponseBodySize(_) => (
-            ErrorKind::Protocol,
-            "Gmail's answer is larger than the host lets through",
-        ),
-        _ => (ErrorKind::Connect, "the exchange with Gmail failed"),
-    };
-    error(kind, format!("{message} ({code:?})"))
+        OutgoingBody::finish(body, None).map_err(|e| self.transport(e))
+    }
+
+    /// A transport failure, in the connector's terms.
+    fn transport(&self, code: ErrorCode) -> Failure {
+        let (kind, message) = match &code {
+            ErrorCode::DnsTimeout | ErrorCode::DnsError(_) => {
+                (Kind::Dns, "the address could not be resolved")
+            }
+            ErrorCode::ConnectionTimeout
+            | ErrorCode::ConnectionReadTimeout
+            | ErrorCode::ConnectionWriteTimeout
+            | ErrorCode::HttpResponseTimeout => (Kind::Timeout, "no answer came in time"),
+            ErrorCode::TlsProtocolError
+            | ErrorCode::TlsCertificateError
+            | ErrorCode::TlsAlertReceived(_) => (Kind::Tls, "the TLS connection failed"),
+            ErrorCode::HttpRequestDenied
+            | ErrorCode::DestinationIpProhibited
+            | ErrorCode::DestinationIpUnroutable => {
+                (Kind::Denied, "the host did not let the request through")
+            }
+            ErrorCode::DestinationNotFound
+            | ErrorCode::DestinationUnavailable
+            | ErrorCode::ConnectionRefused
+            | ErrorCode::ConnectionTerminated
+            | ErrorCode::ConnectionLimitReached => (Kind::Connect, "the API could not be reached"),
+            ErrorCode::HttpRequestBodySize(_) => (
+                Kind::Unsupported,
+                "the request is larger than the host lets through",
+            ),
+            ErrorCode::HttpResponseBodySize(_) => (
+                Kind::Protocol,
+                "the answer is larger than the host lets through",
+            ),
+            _ => (Kind::Connect, "the exchange failed"),
+        };
+        Failure::new(kind, format!("{}: {message} ({code:?})", self.service.name))
+    }
+
+    /// A failure to make sense of the exchange, naming the service.
+    fn protocol(&self, message: impl std::fmt::Display) -> Failure {
+        Failure::protocol(format!("{}: {message}", self.service.name))
+    }
+
+    /// The provider keeps asking to slow down; the host should come back after `secs`.
+    fn rate_limited(&self, secs: u32) -> Failure {
+        let secs = secs.max(1);
+        Failure {
+            retry_after_secs: Some(secs),
+            ..Failure::new(
+                Kind::RateLimited,
+                format!(
+                    "{} asks to slow down; try again in {secs} s",
+                    self.service.name
+                ),
+            )
+        }
+    }
 }
