@@ -310,6 +310,7 @@ impl OauthConfig {
                     ("access_type".into(), "offline".into()),
                     ("prompt".into(), "consent".into()),
                 ],
+                refresh_scopes: false,
             }),
             "microsoft" => self.microsoft.as_ref().map(MicrosoftConfig::provider),
             _ => None,
@@ -373,6 +374,7 @@ impl MicrosoftConfig {
             // `mail` is null for a mailbox without an Exchange address of its own.
             address_fields: vec!["mail".into(), "userPrincipalName".into()],
             extra_auth_params: Vec::new(),
+            refresh_scopes: true,
         }
     }
 }
@@ -418,6 +420,8 @@ pub struct Provider {
     /// Parameters the provider needs on its authorization URL (Google issues no refresh
     /// token on a re-consent without `access_type=offline` and `prompt=consent`).
     pub extra_auth_params: Vec<(String, String)>,
+    /// Whether a refresh names the scopes again (the Microsoft identity platform wants them).
+    pub refresh_scopes: bool,
 }
 
 // The client secret is not printed.

@@ -77,6 +77,9 @@ pub struct SignIn {
     pub create_contact: bool,
     /// Re-connect this account instead of creating one.
     pub account_id: Option<String>,
+    /// The address to offer the provider's sign-in page (`login_hint`, which Google and the
+    /// Microsoft identity platform both take): a re-connect's mailbox.
+    pub login_hint: Option<String>,
 }
 
 struct Pending {
@@ -160,6 +163,9 @@ impl Oauth {
         }
         for (name, value) in &provider.extra_auth_params {
             request = request.add_extra_param(name, value);
+        }
+        if let Some(hint) = &sign_in.login_hint {
+            request = request.add_extra_param("login_hint", hint);
         }
         let (url, state) = request.url();
         let ttl = Duration::from_secs(self.config.state_ttl_secs.clamp(1, 24 * 3600));
@@ -339,8 +345,12 @@ impl Oauth {
         let client = self
             .client(provider)
             .map_err(|e| ConnectorError::new(ErrorKind::Unsupported, e.to_string()))?;
-        let token = client
-            .exchange_refresh_token(&RefreshToken::new(grant.refresh_token.clone()))
+        let refresh_token = RefreshToken::new(grant.refresh_token.clone());
+        let mut request = client.exchange_refresh_token(&refresh_token);
+        if provider.refresh_scopes {
+            request = request.add_scopes(provider.scopes.iter().cloned().map(Scope::new));
+        }
+        let token = request
             .request_async(&self.token_endpoint())
             .await
             .map_err(|e| match &e {
@@ -555,7 +565,7 @@ impl BearerSource for AccountTokens {
 mod tests {
     use super::*;
     use crate::account::{AccountKind, SyncFrom};
-    use crate::config::ProviderConfig;
+    use crate::config::{MicrosoftConfig, ProviderConfig};
     use base64::Engine as _;
 
     fn oauth(state_ttl_secs: u64) -> Arc<Oauth> {
@@ -567,6 +577,13 @@ mod tests {
                 auth_url: Some("https://accounts.example/auth".into()),
                 token_url: Some("https://accounts.example/token".into()),
                 api_url: Some("https://gmail.example".into()),
+            }),
+            microsoft: Some(MicrosoftConfig {
+                client_id: "ms-client".into(),
+                client_secret: "ms-secret".into(),
+                tenant: "contoso.onmicrosoft.com".into(),
+                login_url: None,
+                api_url: None,
             }),
             ..OauthConfig::default()
         };
@@ -595,6 +612,7 @@ mod tests {
             sync_from: SyncFrom::OneMonth,
             create_contact: false,
             account_id: None,
+            login_hint: None,
         }
     }
 
@@ -631,6 +649,41 @@ mod tests {
         let again = oauth.finish(state, Some("a-code"), None).await;
         assert!(matches!(again, Err(OauthError::State)));
         assert_eq!(OauthError::State.code(), "oauth_state");
+    }
+
+    #[test]
+    fn a_microsoft_sign_in_goes_to_the_tenant_with_graph_scopes_and_a_reconnect_names_the_mailbox()
+     {
+        let oauth = oauth(600);
+        let url = oauth
+            .start(SignIn {
+                login_hint: Some("ann@contoso.example".into()),
+                ..sign_in("microsoft")
+            })
+            .unwrap();
+        assert!(
+            url.starts_with(
+                "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize?"
+            ),
+            "{url}"
+        );
+        let query = query(&url);
+        assert_eq!(query["client_id"], "ms-client");
+        assert_eq!(
+            query["scope"],
+            "offline_access Mail.ReadWrite Mail.Send User.Read"
+        );
+        assert_eq!(query["login_hint"], "ann@contoso.example");
+        assert_eq!(query["code_challenge_method"], "S256");
+        assert!(!query.contains_key("access_type"), "{url}");
+        let provider = oauth.provider("microsoft").unwrap();
+        assert_eq!(
+            provider.token_url,
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+        );
+        assert_eq!(provider.api_url, "https://graph.microsoft.com");
+        assert_eq!(provider.address_path, "/v1.0/me");
+        assert!(provider.refresh_scopes);
     }
 
     #[tokio::test]

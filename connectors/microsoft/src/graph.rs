@@ -39,6 +39,7 @@ fn service() -> Service {
         rate: Rate {
             units: 10_000,
             per_secs: 600,
+            spread: false,
         },
         classify,
         headers: vec![("prefer".into(), r#"IdType="ImmutableId""#.into())],
@@ -261,10 +262,10 @@ impl Graph {
         Ok(ids)
     }
 
-    /// The first call of a folder's delta round: its messages received since `since`
-    /// (seconds since the epoch), newest first.
-    pub fn first_delta(folder_id: &str, since: i64) -> String {
-        let since = crate::time::format(since);
+    /// The first call of a folder's delta round: its messages received since `since_ms`
+    /// (milliseconds since the epoch), newest first.
+    pub fn first_delta(folder_id: &str, since_ms: i64) -> String {
+        let since = crate::time::format_ms(since_ms);
         format!(
             "{ME}/mailFolders/{}/messages/delta?$select={SELECT}&$filter={}&$orderby={}",
             encode(folder_id),
@@ -419,7 +420,7 @@ mod tests {
     #[test]
     fn the_first_delta_call_filters_and_orders() {
         assert_eq!(
-            Graph::first_delta("AAMk=", 1_796_624_688),
+            Graph::first_delta("AAMk=", 1_796_624_688_000),
             "/v1.0/me/mailFolders/AAMk%3D/messages/delta?$select=id,receivedDateTime,isRead,isDraft,flag,parentFolderId&$filter=receivedDateTime%20ge%202026-12-07T06%3A24%3A48Z&$orderby=receivedDateTime%20desc"
         );
     }

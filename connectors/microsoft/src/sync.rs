@@ -123,7 +123,7 @@ pub fn sync_folder(
     let state = match &request.state {
         None => State {
             v: 1,
-            l: Graph::first_delta(&request.folder, since(&request.start)),
+            l: Graph::first_delta(&request.folder, since_ms(&request.start)),
             d: false,
             s: 0,
             n: 0,
@@ -187,13 +187,15 @@ pub fn sync_folder(
     Ok(page)
 }
 
-/// When the first round starts: the sync-from date, or now.
-fn since(start: &Start) -> i64 {
+/// When the first round starts, in milliseconds: the sync-from date, or now (to the
+/// millisecond, so that mail of the second before is not taken for new).
+fn since_ms(start: &Start) -> i64 {
     match start {
-        Start::Since(at) => *at,
+        Start::Since(at) => at.saturating_mul(1000),
         Start::Now => {
             let now = wasi::clocks::wall_clock::now();
-            i64::try_from(now.seconds).unwrap_or(i64::MAX)
+            let ms = u64::from(now.nanoseconds / 1_000_000);
+            i64::try_from(now.seconds.saturating_mul(1000).saturating_add(ms)).unwrap_or(i64::MAX)
         }
     }
 }

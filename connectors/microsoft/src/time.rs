@@ -26,12 +26,19 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` for a time in seconds since the epoch.
-pub fn format(secs: i64) -> String {
+/// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` for a time in milliseconds since the epoch (the
+/// milliseconds written only when there are any).
+pub fn format_ms(ms: i64) -> String {
+    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
+    let fraction = if millis == 0 {
+        String::new()
+    } else {
+        format!(".{millis:03}")
+    };
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
         rest / 3600,
         rest % 3600 / 60,
         rest % 60
@@ -85,11 +92,12 @@ mod tests {
     fn timestamps_round_trip() {
         assert_eq!(parse("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse("2026-12-07T06:24:48Z"), Some(1_796_624_688));
-        assert_eq!(format(1_796_624_688), "2026-12-07T06:24:48Z");
+        assert_eq!(format_ms(1_796_624_688_000), "2026-12-07T06:24:48Z");
+        assert_eq!(format_ms(1_796_624_688_042), "2026-12-07T06:24:48.042Z");
         assert_eq!(parse("2024-02-29T23:59:59.1234567Z"), Some(1_709_251_199));
-        assert_eq!(format(1_709_251_199), "2024-02-29T23:59:59Z");
+        assert_eq!(format_ms(1_709_251_199_000), "2024-02-29T23:59:59Z");
         assert_eq!(parse("2026-12-07T08:24:48+02:00"), Some(1_796_624_688));
-        assert_eq!(format(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(format_ms(-1000), "1969-12-31T23:59:59Z");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Keeping under a provider's per-mailbox rate, and what to do when it asks to slow down.
 //!
 //! Gmail counts quota units a second per user; Microsoft Graph counts requests per mailbox
-//! over ten minutes. Both are kept by starting calls evenly spaced, a little under the rate,
-//! with no more than a second's worth in any one second. An answer that asks to slow down
+//! over ten minutes. Both are kept by starting a call only when the provider's window has
+//! room for it, a little under the limit; Gmail's calls are also spread evenly. An answer that asks to slow down
 //! (429, or what the provider's [`crate::Service::classify`] says) is retried after its
 //! `Retry-After` or an exponential backoff, and holds every other call too; a server error
 //! (5xx) is retried when the call may be repeated. Times are passed in, so this module holds
@@ -17,24 +17,30 @@ const SECOND_NS: u64 = 1_000_000_000;
 pub struct Rate {
     pub units: u32,
     pub per_secs: u32,
+    /// Whether calls are also spread evenly over the window. A limit kept as a moving
+    /// average over a second (Gmail's) wants them spread: started in bursts, they would
+    /// reach the provider with the jitter of their connections, and a burst arriving a
+    /// little early overlaps the previous one in the provider's window. A limit counted over
+    /// minutes (Graph's ten) is better spent at once: a mailbox under it syncs at full speed.
+    pub spread: bool,
 }
 
-/// The units spent in the last second, to start a call only when the rate has room for it.
-/// Calls are also spread evenly over the second (a call of `n` units leaves `n` / rate
-/// seconds before the next): started in bursts, they would reach the provider with the
-/// jitter of their connections, and a burst arriving a little early overlaps the previous
-/// one in the provider's window.
+/// The units spent in the provider's window, to start a call only when the window has room
+/// for it, spread evenly over the window when the rate says so.
 #[derive(Debug)]
 pub struct Pacer {
-    /// Thousandths of a unit a second calls are started at: 98% of the provider's rate,
-    /// because the provider counts a call when it arrives, not when it leaves. Evenly spaced,
-    /// a call a little late or early moves by a fraction of the spacing; the margin takes
-    /// that.
-    milli_rate: u64,
-    /// Units any one second may take: the paced rate, whole.
-    per_second: u32,
+    /// The window's length (ns).
+    window: u64,
+    /// Units a window may take: 98% of the provider's limit, because the provider counts a
+    /// call when it arrives, not when it leaves. Evenly spaced, a call a little late or
+    /// early moves by a fraction of the spacing; the margin takes that.
+    budget: u32,
+    /// Whether calls are spread evenly over the window.
+    spread: bool,
     /// When each recent call started (nanoseconds on a monotonic clock) and its cost.
     spent: VecDeque<(u64, u32)>,
+    /// The units of `spent`.
+    used: u32,
     /// No call starts before this time (after the provider asked to slow down).
     hold_until: u64,
     /// The next call starts no earlier than this: the spacing of the calls before it.
@@ -44,12 +50,14 @@ pub struct Pacer {
 impl Pacer {
     /// A pacer for a provider that takes `rate`.
     pub fn new(rate: Rate) -> Self {
-        let milli_rate =
-            (u64::from(rate.units) * 1000 * 49 / 50 / u64::from(rate.per_secs.max(1))).max(1);
+        let window = u64::from(rate.per_secs.max(1)) * SECOND_NS;
+        let budget = (rate.units * 49 / 50).max(1);
         Self {
-            milli_rate,
-            per_second: u32::try_from(milli_rate / 1000).unwrap_or(u32::MAX).max(1),
+            window,
+            budget,
+            spread: rate.spread,
             spent: VecDeque::new(),
+            used: 0,
             hold_until: 0,
             next_slot: 0,
         }
@@ -57,23 +65,22 @@ impl Pacer {
 
     /// How long to wait (ns) before a call of `cost` units may start at `now`.
     pub fn wait(&mut self, now: u64, cost: u32) -> u64 {
-        while self
-            .spent
-            .front()
-            .is_some_and(|&(at, _)| at + SECOND_NS <= now)
+        while let Some(&(at, units)) = self.spent.front()
+            && at + self.window <= now
         {
             self.spent.pop_front();
+            self.used -= units;
         }
         let held = self.hold_until.max(self.next_slot).saturating_sub(now);
-        let cost = cost.min(self.per_second);
-        let mut used: u32 = self.spent.iter().map(|&(_, units)| units).sum();
-        if used + cost <= self.per_second {
+        let cost = cost.min(self.budget);
+        let mut used = self.used;
+        if used + cost <= self.budget {
             return held;
         }
         for &(at, units) in &self.spent {
             used -= units;
-            if used + cost <= self.per_second {
-                return held.max(at + SECOND_NS - now);
+            if used + cost <= self.budget {
+                return held.max(at + self.window - now);
             }
         }
         held
@@ -82,8 +89,11 @@ impl Pacer {
     /// Records a call of `cost` units started at `now`.
     pub fn spend(&mut self, now: u64, cost: u32) {
         self.spent.push_back((now, cost));
-        let spacing = u64::from(cost) * SECOND_NS * 1000 / self.milli_rate;
-        self.next_slot = self.next_slot.max(now) + spacing;
+        self.used += cost;
+        if self.spread {
+            let spacing = u64::from(cost) * self.window / u64::from(self.budget);
+            self.next_slot = self.next_slot.max(now) + spacing;
+        }
     }
 
     /// Starts no call before `until` (the provider asked to slow down).
@@ -184,13 +194,16 @@ pub fn parse_retry_after(value: &[u8]) -> Option<u32> {
 mod tests {
     use super::*;
 
+    const GMAIL: Rate = Rate {
+        units: 250,
+        per_secs: 1,
+        spread: true,
+    };
+
     #[test]
     fn the_pacer_keeps_a_second_under_the_rate() {
         // 250 units a second, paced at 245: calls of 5 go out one every 5/245 s.
-        let mut pacer = Pacer::new(Rate {
-            units: 250,
-            per_secs: 1,
-        });
+        let mut pacer = Pacer::new(GMAIL);
         let start = 10 * SECOND_NS;
         let spacing = 5 * SECOND_NS / 245;
         let mut now = start;
@@ -212,29 +225,26 @@ mod tests {
     }
 
     #[test]
-    fn a_request_rate_spaces_single_calls() {
-        // Graph's 10,000 requests in 10 minutes, paced at 16.333 a second: one every
-        // 61.2 ms, 16 in any second.
+    fn a_window_of_minutes_is_spent_at_once_then_waited_for() {
+        // Graph's 10,000 requests in 10 minutes: 9,800 go at once, the next one when the
+        // first leaves the window.
         let mut pacer = Pacer::new(Rate {
             units: 10_000,
             per_secs: 600,
+            spread: false,
         });
-        let spacing = SECOND_NS * 1000 / 16_333;
-        let mut now = 0;
-        for _ in 0..16 {
-            now += pacer.wait(now, 1);
-            pacer.spend(now, 1);
+        for i in 0..9_800 {
+            assert_eq!(pacer.wait(i * 1000, 1), 0);
+            pacer.spend(i * 1000, 1);
         }
-        assert_eq!(now, 15 * spacing);
-        assert_eq!(pacer.wait(now + spacing, 1), SECOND_NS - now - spacing);
+        let now = 9_800 * 1000;
+        assert_eq!(pacer.wait(now, 1), 600 * SECOND_NS - now);
+        assert_eq!(pacer.wait(600 * SECOND_NS, 1), 0);
     }
 
     #[test]
     fn a_hold_delays_every_call() {
-        let mut pacer = Pacer::new(Rate {
-            units: 250,
-            per_secs: 1,
-        });
+        let mut pacer = Pacer::new(GMAIL);
         pacer.hold(5 * SECOND_NS);
         assert_eq!(pacer.wait(4 * SECOND_NS, 1), SECOND_NS);
         assert_eq!(pacer.wait(5 * SECOND_NS, 1), 0);

@@ -76,6 +76,7 @@ pub async fn start(
                 sync_from: sync_from(fields.sync_from.required("sync_from")?.as_str())?,
                 create_contact: fields.create_contact.unwrap_or(false),
                 account_id: None,
+                login_hint: None,
             }
         }
     };
@@ -97,6 +98,7 @@ fn again(user: &User, account: Account) -> SignIn {
         kind: account.kind,
         sync_from: account.sync_from,
         create_contact: account.create_contact,
+        login_hint: Some(account.email),
         account_id: Some(account.id),
     }
 }
