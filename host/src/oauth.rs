@@ -653,7 +653,7 @@ mod tests {
 
     #[test]
     fn a_microsoft_sign_in_goes_to_the_tenant_with_graph_scopes_and_a_reconnect_names_the_mailbox()
-     {
+    {
         let oauth = oauth(600);
         let url = oauth
             .start(SignIn {

@@ -6,9 +6,9 @@
 //! `cargo bench -p mailroom-tests --bench google` (or `scripts/bench.sh`) appends one JSON
 //! line per metric to `bench/results/google.jsonl`.
 
-use mailroom_tests::google::{ANN, Google, Options, ms_days_ago};
+use mailroom_tests::bench::{self, round};
+use mailroom_tests::google::{ANN, Google, Options};
 use serde_json::json;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 const MESSAGES: usize = 10_000;
@@ -28,14 +28,12 @@ async fn main() {
     )
     .await;
     for i in 0..MESSAGES {
-        let raw = format!(
-            "Message-ID: <bench{i}@example.test>\r\nFrom: Carol <carol@example.test>\r\nTo: {ANN}\r\nSubject: message {i}\r\nDate: Mon, 30 Nov 2026 10:00:00 +0000\r\n\r\n{}\r\n",
-            "A line of a message body that is about as long as a line gets. ".repeat(20)
+        google.fake.insert(
+            ANN,
+            &bench::message(i, ANN),
+            &["INBOX"],
+            bench::received_ms(i),
         );
-        let age_ms = (i as i64) * 60_000;
-        google
-            .fake
-            .insert(ANN, raw.as_bytes(), &["INBOX"], ms_days_ago(0) - age_ms);
     }
     google.fake.reset_stats();
 
@@ -45,21 +43,7 @@ async fn main() {
         .await;
     assert!(created.status.is_success(), "{}", created.body);
     let account = created.body["id"].as_str().expect("an id").to_owned();
-    loop {
-        let now = google
-            .mailroom
-            .get(&format!("/v1/accounts/{account}"))
-            .await;
-        if now.body["state"] == "active" {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(1800),
-            "the first sync did not finish: {}",
-            now.body
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    bench::wait_active(&google.mailroom, &account, Duration::from_secs(1800)).await;
     let elapsed = started.elapsed().as_secs_f64();
     let held = google.mailroom.messages(&account, "").await.len();
     assert_eq!(held, MESSAGES);
@@ -80,20 +64,6 @@ async fn main() {
         json!({"metric": "gmail_first_sync_rate_limited", "value": stats.rate_limited, "unit": "answers", "target": null}),
         json!({"metric": "gmail_first_sync_messages_per_second", "value": round(MESSAGES as f64 / elapsed), "unit": "msg/s", "target": null}),
     ];
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
-    std::fs::create_dir_all(&dir).expect("the results directory");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("google.jsonl"))
-        .expect("the results file");
-    for line in lines {
-        println!("{line}");
-        writeln!(file, "{line}").expect("a result is written");
-    }
+    bench::record("google.jsonl", &lines);
     google.mailroom.stop().await;
-}
-
-fn round(value: f64) -> f64 {
-    (value * 1000.0).round() / 1000.0
 }

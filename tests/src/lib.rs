@@ -1,6 +1,8 @@
 //! Support for Mailroom's end-to-end tests: real mail servers ([`servers`]) and a Mailroom
 //! server with an API client ([`mailroom`]).
 
+pub mod bench;
+pub mod browser;
 pub mod corpus;
 pub mod examples;
 pub mod fakes;
@@ -9,5 +11,6 @@ pub mod imap;
 pub mod load;
 pub mod mailbox;
 pub mod mailroom;
+pub mod microsoft;
 pub mod process;
 pub mod servers;

@@ -103,3 +103,17 @@ pub fn rfc2822_days_ago(days: i64) -> String {
     at.format(&time::format_description::well_known::Rfc2822)
         .expect("a date")
 }
+
+/// A short message from `from` to `to`, dated `days_ago`.
+pub fn mail(message_id: &str, subject: &str, from: &str, to: &str, days_ago: i64) -> Vec<u8> {
+    let date = rfc2822_days_ago(days_ago);
+    format!(
+        "Message-ID: <{message_id}>\r\nDate: {date}\r\nFrom: {from}\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nHello about {subject}.\r\n"
+    )
+    .into_bytes()
+}
+
+/// Milliseconds since the epoch, `days` ago.
+pub fn ms_days_ago(days: i64) -> i64 {
+    (time::OffsetDateTime::now_utc() - time::Duration::days(days)).unix_timestamp() * 1000
+}

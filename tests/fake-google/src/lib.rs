@@ -40,8 +40,8 @@
 //! messages, labels, threads, history), `query` (the `q` search terms),
 //! `mime` (what Gmail derives from a raw message), `quota` (per-user units
 //! per second), `api` (HTTP routes), `error` (Google's error bodies),
-//! `state` (everything behind the one lock), `server` and `tls` (the HTTPS
-//! listener).
+//! `state` (everything behind the one lock); the HTTPS listener is
+//! `mailroom-fake-https`'s.
 
 mod api;
 mod error;
@@ -50,16 +50,13 @@ mod mime;
 mod oauth;
 mod query;
 mod quota;
-mod server;
 mod state;
-mod tls;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use mailroom_fake_https::HttpsServer;
 
 use crate::state::{Failure, Shared};
 
@@ -145,9 +142,7 @@ pub struct FakeGoogle {
 
 struct Inner {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    cert_pem: String,
-    stop: watch::Sender<bool>,
+    server: HttpsServer,
 }
 
 impl FakeGoogle {
@@ -157,28 +152,26 @@ impl FakeGoogle {
     /// # Panics
     /// When no loopback port can be bound or the certificate cannot be made.
     pub async fn start(options: Options) -> FakeGoogle {
-        let identity = tls::Identity::generate();
         let shared = Arc::new(Shared::new(&options));
-        let (stop, stopped) = watch::channel(false);
-        let addr = server::spawn(shared.clone(), identity.server_config(), stopped).await;
+        let serving = shared.clone();
+        let server = HttpsServer::start(move |request| {
+            let shared = serving.clone();
+            async move { api::handle(&shared, request).await }
+        })
+        .await;
         FakeGoogle {
-            inner: Arc::new(Inner {
-                shared,
-                addr,
-                cert_pem: identity.cert_pem,
-                stop,
-            }),
+            inner: Arc::new(Inner { shared, server }),
         }
     }
 
     /// Stops accepting connections and closes the open ones.
     pub fn stop(&self) {
-        self.inner.stop.send_replace(true);
+        self.inner.server.stop();
     }
 
     /// `https://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.inner.addr.port())
+        format!("https://127.0.0.1:{}", self.inner.server.addr().port())
     }
 
     /// The authorization endpoint.
@@ -199,7 +192,7 @@ impl FakeGoogle {
     /// The server's self-signed certificate in PEM, for a client's trust store.
     /// Its subject alternative names are IP 127.0.0.1 and DNS `localhost`.
     pub fn cert_pem(&self) -> String {
-        self.inner.cert_pem.clone()
+        self.inner.server.cert_pem().to_owned()
     }
 
     /// Adds a Google account with an empty mailbox; adding it again does nothing.

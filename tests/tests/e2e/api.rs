@@ -55,6 +55,25 @@ async fn health_and_connectors_answer() {
         "{imap}"
     );
 
+    let microsoft = &connectors.body["items"][2];
+    assert_eq!(microsoft["id"], "microsoft");
+    assert_eq!(microsoft["auth"], "oauth2");
+    assert_eq!(microsoft["servers"], json!([]));
+    assert_eq!(microsoft["wit_version"], "0.5.0");
+    assert_eq!(microsoft["version"], "1.0.0");
+    assert_eq!(microsoft["files_sent"], true);
+    assert_eq!(microsoft["mailbox_wide_ids"], true);
+    assert_eq!(microsoft["configured"], false);
+    assert_eq!(connectors.body["items"].as_array().map(Vec::len), Some(3));
+    for connector in connectors.body["items"].as_array().unwrap() {
+        assert!(
+            connector["digest"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("sha256:") && d.len() == 7 + 64),
+            "{connector}"
+        );
+    }
+
     let paged = mailroom.get("/v1/connectors?limit=0").await;
     assert_eq!(paged.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(paged.body["error"]["field"], "limit");

@@ -156,7 +156,7 @@ async fn a_browser_is_sent_to_the_crm_page_with_the_account_or_the_error() {
         .start_sign_in(json!({"kind": "personal", "sync_from": "now"}))
         .await;
     let location = google.authorize(&url).await;
-    let landed = google.browser.get(&location).send().await.unwrap();
+    let landed = google.browser.client.get(&location).send().await.unwrap();
     assert_eq!(landed.status(), StatusCode::SEE_OTHER);
     let target = landed.headers()["location"].to_str().unwrap().to_owned();
     let accounts = google.mailroom.get("/v1/accounts").await;
@@ -171,7 +171,7 @@ async fn a_browser_is_sent_to_the_crm_page_with_the_account_or_the_error() {
         .start_sign_in(json!({"kind": "personal", "sync_from": "now"}))
         .await;
     let location = google.authorize(&url).await;
-    let landed = google.browser.get(&location).send().await.unwrap();
+    let landed = google.browser.client.get(&location).send().await.unwrap();
     assert_eq!(landed.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         landed.headers()["location"],

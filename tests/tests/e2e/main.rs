@@ -10,6 +10,7 @@ mod crash;
 mod google;
 mod http;
 mod messages;
+mod microsoft;
 mod outbox;
 mod records;
 mod sandbox;

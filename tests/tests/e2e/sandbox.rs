@@ -59,7 +59,7 @@ async fn the_hostile_connector_is_listed_beside_the_built_in_one() {
         .iter()
         .map(|c| c["id"].as_str().expect("an id"))
         .collect();
-    assert_eq!(ids, ["google", "hostile", "imap"]);
+    assert_eq!(ids, ["google", "hostile", "imap", "microsoft"]);
     let hostile = &answer.body["items"][1];
     assert_eq!(hostile["builtin"], false);
     assert_eq!(hostile["servers"], json!(["imap"]));
