@@ -43,7 +43,10 @@ async fn main() {
         .await;
     assert!(created.status.is_success(), "{}", created.body);
     let account = created.body["id"].as_str().expect("an id").to_owned();
-    bench::wait_active(&google.mailroom, &account, Duration::from_secs(1800)).await;
+    google
+        .mailroom
+        .wait_for_state(&account, "active", Duration::from_secs(1800))
+        .await;
     let elapsed = started.elapsed().as_secs_f64();
     let held = google.mailroom.messages(&account, "").await.len();
     assert_eq!(held, MESSAGES);

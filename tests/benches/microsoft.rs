@@ -50,7 +50,9 @@ async fn main() {
         .await;
     assert!(created.status.is_success(), "{}", created.body);
     let account = created.body["id"].as_str().expect("an id").to_owned();
-    bench::wait_active(&ms.mailroom, &account, Duration::from_secs(1800)).await;
+    ms.mailroom
+        .wait_for_state(&account, "active", Duration::from_secs(1800))
+        .await;
     let elapsed = started.elapsed().as_secs_f64();
     let held = ms.mailroom.messages(&account, "").await.len();
     assert_eq!(held, MESSAGES);

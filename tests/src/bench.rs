@@ -1,10 +1,7 @@
-//! What the provider benchmarks share: the corpus they sync, waiting for a first sync to
-//! end, and the results file.
+//! What the provider benchmarks share: the corpus they sync and the results file.
 
-use crate::mailroom::Mailroom;
 use serde_json::Value;
 use std::io::Write;
-use std::time::{Duration, Instant};
 
 /// The `i`-th benchmark message to `to`: about 1.3 KB, one a minute back from now.
 pub fn message(i: usize, to: &str) -> Vec<u8> {
@@ -18,23 +15,6 @@ pub fn message(i: usize, to: &str) -> Vec<u8> {
 /// When the `i`-th benchmark message was received, in milliseconds since the epoch.
 pub fn received_ms(i: usize) -> i64 {
     crate::mailbox::ms_days_ago(0) - (i as i64) * 60_000
-}
-
-/// Waits until the account is `active` (its first sync done), for at most `limit`.
-pub async fn wait_active(mailroom: &Mailroom, account: &str, limit: Duration) {
-    let started = Instant::now();
-    loop {
-        let now = mailroom.get(&format!("/v1/accounts/{account}")).await;
-        if now.body["state"] == "active" {
-            return;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "the first sync did not finish: {}",
-            now.body
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Prints each line and appends it to `bench/results/{file}`.

@@ -2,7 +2,6 @@
 //! server with an API client ([`mailroom`]).
 
 pub mod bench;
-pub mod browser;
 pub mod corpus;
 pub mod examples;
 pub mod fakes;
@@ -13,4 +12,5 @@ pub mod mailbox;
 pub mod mailroom;
 pub mod microsoft;
 pub mod process;
+pub mod provider;
 pub mod servers;

@@ -210,6 +210,48 @@ impl Api {
         }
     }
 
+    /// Waits until the account is in `state`, for at most `limit`; returns the account.
+    pub async fn wait_for_state(
+        &self,
+        account_id: &str,
+        state: &str,
+        limit: std::time::Duration,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let account = self.get(&format!("/v1/accounts/{account_id}")).await;
+            assert_eq!(account.status, StatusCode::OK, "{}", account.body);
+            if account.body["state"] == state {
+                return account.body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not {state} within {limit:?}: {}",
+                account.body
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the outbox entry is `sent` (failing on `failed`); returns it.
+    pub async fn wait_until_sent(&self, outbox_id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let entry = self.get(&format!("/v1/outbox/{outbox_id}")).await;
+            assert_eq!(entry.status, StatusCode::OK, "{}", entry.body);
+            if entry.body["state"] == "sent" {
+                return entry.body;
+            }
+            assert_ne!(entry.body["state"], "failed", "{}", entry.body);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not sent within 60 s: {}",
+                entry.body
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Every message of the account the API lists (all pages), newest first.
     pub async fn messages(&self, account_id: &str, filter: &str) -> Vec<Value> {
         let mut items = Vec::new();

@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use mailroom_wasi_http::url::{Base, encode, query};
-use mailroom_wasi_http::{Call, Flow, Http, Method, Reply};
+use mailroom_wasi_http::{Call, Http, Method, Reply};
 use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -466,7 +466,8 @@ fn message_call(
 }
 
 pub struct Gmail {
-    http: Http,
+    /// The client the calls go through, several at once when asked ([`Http::run`]).
+    pub http: Http<Error>,
 }
 
 impl Gmail {
@@ -488,22 +489,8 @@ impl Gmail {
         }
     }
 
-    fn one(&self, call: Call) -> Result<Reply, Error> {
-        self.http.one(call).map_err(Error::from)
-    }
-
-    /// Runs several calls at once; see [`Http::run`].
-    pub fn run(
-        &self,
-        calls: Vec<Call>,
-        mut each: impl FnMut(usize, Result<Reply, Error>) -> Result<Flow, Error>,
-    ) -> Result<(), Error> {
-        self.http
-            .run(calls, |i, reply| each(i, reply.map_err(Error::from)))
-    }
-
     pub fn profile(&self) -> Result<Profile, Error> {
-        let reply = self.one(Self::call(
+        let reply = self.http.one(Self::call(
             Method::Get,
             "/profile".into(),
             None,
@@ -513,7 +500,7 @@ impl Gmail {
     }
 
     pub fn labels(&self) -> Result<Vec<LabelInfo>, Error> {
-        let reply = self.one(Self::call(
+        let reply = self.http.one(Self::call(
             Method::Get,
             "/labels".into(),
             None,
@@ -551,7 +538,7 @@ impl Gmail {
         if let Some(token) = list.page_token {
             pairs.push(("pageToken", token));
         }
-        let reply = self.one(Self::call(
+        let reply = self.http.one(Self::call(
             Method::Get,
             format!("/messages{}", query(&pairs)),
             None,
@@ -572,7 +559,7 @@ impl Gmail {
         if let Some(token) = page_token {
             pairs.push(("pageToken", token));
         }
-        let reply = self.one(Self::call(
+        let reply = self.http.one(Self::call(
             Method::Get,
             format!("/history{}", query(&pairs)),
             None,
@@ -600,7 +587,7 @@ impl Gmail {
 
     /// A message's labels, date and size; none when it no longer exists.
     pub fn get_minimal(&self, id: &str) -> Result<Option<MessageMeta>, Error> {
-        let reply = self.one(Self::get_call(id, Format::Minimal))?;
+        let reply = self.http.one(Self::get_call(id, Format::Minimal))?;
         if reply.status == 404 {
             return Ok(None);
         }
@@ -624,7 +611,7 @@ impl Gmail {
     /// A call on one message that answers the message (or nothing); none when the message
     /// no longer exists.
     fn on_message(&self, call: Call, id: &str, what: &str) -> Result<Option<()>, Error> {
-        let reply = self.one(call)?;
+        let reply = self.http.one(call)?;
         match reply.status {
             404 => Ok(None),
             _ if success(&reply) => Ok(Some(())),
@@ -681,7 +668,7 @@ impl Gmail {
     /// of the message itself (400) is `unsupported`: it will never be taken.
     pub fn insert(&self, raw: &[u8], labels: &[String]) -> Result<String, Error> {
         let call = message_call("/messages", raw, None, labels, cost::MESSAGES_INSERT);
-        let reply = self.one(call)?;
+        let reply = self.http.one(call)?;
         if reply.status == 400 {
             return Err(error(
                 ErrorKind::Unsupported,
@@ -698,7 +685,7 @@ impl Gmail {
     /// Sends a message (`messages.send`), in `thread_id`'s conversation when given.
     pub fn send(&self, raw: &[u8], thread_id: Option<&str>) -> Result<Sent, Error> {
         let call = message_call("/messages/send", raw, thread_id, &[], cost::MESSAGES_SEND);
-        let reply = self.one(call)?;
+        let reply = self.http.one(call)?;
         if reply.status == 400 {
             return Ok(Sent::Refused(google_message(&reply)));
         }

@@ -340,7 +340,7 @@ impl FolderSync<'_> {
         let mut settled = 0;
         let mut full = false;
         let gmail = self.gmail;
-        gmail.run(calls, |k, reply| {
+        gmail.http.run(calls, |k, reply| {
             let at = call_at[k];
             while !full && settled < at {
                 let plan = plans[settled].take().expect("each plan is settled once");

@@ -135,7 +135,8 @@ struct Created {
 }
 
 pub struct Graph {
-    http: Http,
+    /// The client the calls go through, several at once when asked ([`Http::run`]).
+    pub http: Http<Error>,
 }
 
 impl Graph {
@@ -161,22 +162,8 @@ impl Graph {
         Self::call(Method::Get, format!("{ME}{path}"), None)
     }
 
-    fn one(&self, call: Call) -> Result<Reply, Error> {
-        self.http.one(call).map_err(Error::from)
-    }
-
-    /// Runs several calls at once; see [`Http::run`].
-    pub fn run(
-        &self,
-        calls: Vec<Call>,
-        mut each: impl FnMut(usize, Result<Reply, Error>) -> Result<Flow, Error>,
-    ) -> Result<(), Error> {
-        self.http
-            .run(calls, |i, reply| each(i, reply.map_err(Error::from)))
-    }
-
     fn json<T: DeserializeOwned>(&self, call: Call) -> Result<T, Error> {
-        let reply = self.one(call)?;
+        let reply = self.http.one(call)?;
         success(&reply)?;
         parse(&reply.body)
     }
@@ -205,7 +192,7 @@ impl Graph {
                 })
                 .collect();
             let mut found = Vec::new();
-            self.run(calls, |_, reply| {
+            self.http.run(calls, |_, reply| {
                 let reply = reply?;
                 success(&reply)?;
                 let page: Collection<MailFolder> = parse(&reply.body)?;
@@ -249,7 +236,7 @@ impl Graph {
             .map(|name| Self::get(format!("/mailFolders/{name}?$select=id")))
             .collect();
         let mut ids = Vec::with_capacity(names.len());
-        self.run(calls, |_, reply| {
+        self.http.run(calls, |_, reply| {
             let reply = reply?;
             ids.push(if reply.status == 404 {
                 None
@@ -280,7 +267,7 @@ impl Graph {
         let mut call = Self::call(Method::Get, path.to_owned(), None);
         call.headers
             .push(("prefer".into(), format!("odata.maxpagesize={page_size}")));
-        let reply = self.one(call)?;
+        let reply = self.http.one(call)?;
         if reply.status == 410 {
             return Ok(Delta::Expired);
         }
@@ -334,7 +321,7 @@ impl Graph {
 
     /// A change to one message: the id Graph answers with, or `Gone` on 404.
     fn change(&self, call: Call) -> Result<Outcome<String>, Error> {
-        let reply = self.one(call)?;
+        let reply = self.http.one(call)?;
         if reply.status == 404 {
             return Ok(Outcome::Gone);
         }
@@ -351,7 +338,7 @@ impl Graph {
             format!("{ME}/mailFolders/{}/messages", encode(folder_id)),
             raw,
         );
-        let reply = self.one(call)?;
+        let reply = self.http.one(call)?;
         success(&reply)?;
         Ok(parse::<Created>(&reply.body)?.id)
     }
@@ -359,7 +346,7 @@ impl Graph {
     /// Sends a message, MIME as given; Graph files it in Sent Items. `Err(reason)` inside
     /// when Graph refused the message itself (400).
     pub fn send_mail(&self, raw: &[u8]) -> Result<Result<(), String>, Error> {
-        let reply = self.one(mime_call(format!("{ME}/sendMail"), raw))?;
+        let reply = self.http.one(mime_call(format!("{ME}/sendMail"), raw))?;
         if reply.status == 400 {
             let api = ApiError::parse(&reply.body).unwrap_or_default();
             return Ok(Err(format!("{}: {}", api.code, api.message)));

@@ -266,7 +266,7 @@ fn hand_over(
     let budget = request.limits.max_bytes;
     let mut fetched: u64 = bodies.iter().flatten().map(|b| b.len() as u64).sum();
     let mut full = fetched > budget;
-    graph.run(calls, |k, reply| {
+    graph.http.run(calls, |k, reply| {
         let i = fetch_at[k];
         let reply = reply?;
         if reply.status == 404 {

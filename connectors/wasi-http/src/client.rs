@@ -13,6 +13,7 @@ use crate::pace::{self, Class, Pacer, Retries};
 use crate::url::Base;
 use crate::{Failure, Kind, Service};
 use std::cell::RefCell;
+use std::marker::PhantomData;
 use wasi::clocks::monotonic_clock;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
@@ -84,10 +85,13 @@ pub enum Flow {
     Drain,
 }
 
-pub struct Http {
+/// The client of one API. `E` is the error its calls fail with: a connector's world error,
+/// made from a [`Failure`] (see [`crate::error_from_failure`]).
+pub struct Http<E> {
     base: Base,
     service: Service,
     pacer: RefCell<Pacer>,
+    error: PhantomData<fn() -> E>,
 }
 
 /// An answer being read. Fields drop in order: the stream before its body, the body
@@ -129,13 +133,14 @@ impl Job {
     }
 }
 
-impl Http {
+impl<E: From<Failure>> Http<E> {
     pub fn new(base: Base, service: Service) -> Self {
         let pacer = RefCell::new(Pacer::new(service.rate));
         Self {
             base,
             service,
             pacer,
+            error: PhantomData,
         }
     }
 
@@ -144,23 +149,23 @@ impl Http {
     }
 
     /// One call, to its end.
-    pub fn one(&self, call: Call) -> Result<Reply, Failure> {
+    pub fn one(&self, call: Call) -> Result<Reply, E> {
         let mut out = None;
         self.run(vec![call], |_, result| {
             out = Some(result);
-            Ok::<_, Failure>(Flow::Continue)
+            Ok(Flow::Continue)
         })?;
-        out.unwrap_or_else(|| Err(self.protocol("the call came to nothing")))
+        out.unwrap_or_else(|| Err(self.protocol("the call came to nothing").into()))
     }
 
     /// Runs `calls`, several at once, and hands each answer (or the error that ended the
     /// call) to `each`, in the order of `calls`. An error from `each` ends the run (calls in
     /// flight are dropped, which cancels them); [`Flow::Drain`] starts no more calls and
     /// hands back only those already started.
-    pub fn run<E>(
+    pub fn run(
         &self,
         calls: Vec<Call>,
-        mut each: impl FnMut(usize, Result<Reply, Failure>) -> Result<Flow, E>,
+        mut each: impl FnMut(usize, Result<Reply, E>) -> Result<Flow, E>,
     ) -> Result<(), E> {
         let mut jobs: Vec<Job> = calls
             .into_iter()
@@ -179,7 +184,7 @@ impl Http {
                 else {
                     unreachable!("checked above")
                 };
-                if each(next, result)? == Flow::Drain {
+                if each(next, result.map_err(E::from))? == Flow::Drain {
                     draining = true;
                 }
                 next += 1;

@@ -422,17 +422,9 @@ async fn a_reply_goes_out_through_graph_in_its_thread_with_the_signature() {
         )
         .await;
     assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
-    let outbox = sent.body["outbox_id"].as_str().unwrap().to_owned();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let entry = ms.mailroom.get(&format!("/v1/outbox/{outbox}")).await;
-        if entry.body["state"] == "sent" {
-            break;
-        }
-        assert_ne!(entry.body["state"], "failed", "{}", entry.body);
-        assert!(std::time::Instant::now() < deadline, "{}", entry.body);
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    ms.mailroom
+        .wait_until_sent(sent.body["outbox_id"].as_str().unwrap())
+        .await;
     let out = ms.fake.sent(ANN);
     assert_eq!(out.len(), 1);
     let raw = String::from_utf8_lossy(&out[0]).to_string();
@@ -477,15 +469,14 @@ async fn tokens_are_refreshed_with_rotation_and_a_revoked_grant_asks_to_sign_in_
         .post(&format!("/v1/accounts/{account}/sync"), Value::Null)
         .await;
     assert_eq!(requested.status, StatusCode::ACCEPTED);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let refused = loop {
-        let now = ms.mailroom.get(&format!("/v1/accounts/{account}")).await;
-        if now.body["state"] == "auth_required" {
-            break now.body;
-        }
-        assert!(std::time::Instant::now() < deadline, "{}", now.body);
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let refused = ms
+        .mailroom
+        .wait_for_state(
+            &account,
+            "auth_required",
+            std::time::Duration::from_secs(60),
+        )
+        .await;
     let reason = refused["state_reason"].as_str().unwrap();
     assert!(
         reason.contains("invalid_grant") && reason.contains("AADSTS"),

@@ -404,23 +404,14 @@ async fn a_refused_login_stops_the_account_until_it_is_reconnected() {
         .post(&format!("/v1/accounts/{account}/sync"), Value::Null)
         .await;
     assert_eq!(requested.status, StatusCode::ACCEPTED);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let stopped = loop {
-        let body = setup
-            .mailroom
-            .get(&format!("/v1/accounts/{account}"))
-            .await
-            .body;
-        if body["state"] == "auth_required" {
-            break body;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not auth_required: {body}\n{}",
-            setup.servers.dovecot_log()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let stopped = setup
+        .mailroom
+        .wait_for_state(
+            &account,
+            "auth_required",
+            std::time::Duration::from_secs(30),
+        )
+        .await;
     assert!(
         stopped["state_reason"]
             .as_str()
