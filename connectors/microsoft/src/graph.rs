@@ -28,6 +28,10 @@ const ME: &str = "/v1.0/me";
 /// The message properties a sync reads.
 pub const SELECT: &str = "id,receivedDateTime,isRead,isDraft,flag,parentFolderId";
 
+/// The largest request body Graph takes (4 MB): a message sent in MIME form travels in one,
+/// base64-encoded ("user: sendMail", "Send Outlook messages in MIME format").
+const MAX_REQUEST_BODY: usize = 4 << 20;
+
 /// Folders asked for in one page of a listing.
 const FOLDER_PAGE: u32 = 100;
 
@@ -344,8 +348,17 @@ impl Graph {
     }
 
     /// Sends a message, MIME as given; Graph files it in Sent Items. `Err(reason)` inside
-    /// when Graph refused the message itself (400).
+    /// when Graph refused the message itself (400), or would: a request body larger than
+    /// Graph takes.
     pub fn send_mail(&self, raw: &[u8]) -> Result<Result<(), String>, Error> {
+        let encoded = raw.len().div_ceil(3) * 4;
+        if encoded > MAX_REQUEST_BODY {
+            return Ok(Err(format!(
+                "Microsoft Graph takes a message in MIME form of at most {} MiB encoded; this one is {:.1} MiB",
+                MAX_REQUEST_BODY >> 20,
+                encoded as f64 / f64::from(1 << 20)
+            )));
+        }
         let reply = self.http.one(mime_call(format!("{ME}/sendMail"), raw))?;
         if reply.status == 400 {
             let api = ApiError::parse(&reply.body).unwrap_or_default();

@@ -86,12 +86,13 @@ impl Session {
         Ok(ids)
     }
 
-    /// The id of Deleted Items.
+    /// The id of Deleted Items, when the mailbox has one.
     fn trash(&self) -> Result<Option<String>, Error> {
         let at = folders::WELL_KNOWN
             .iter()
             .position(|(name, _)| *name == "deleteditems");
-        Ok(at.and_then(|at| self.well_known().ok()?.get(at).cloned().flatten()))
+        let known = self.well_known()?;
+        Ok(at.and_then(|at| known.get(at).cloned().flatten()))
     }
 }
 

@@ -432,6 +432,34 @@ async fn a_reply_goes_out_through_graph_in_its_thread_with_the_signature() {
     assert!(raw.contains("References: <d20@example.test>"), "{raw}");
     assert!(raw.contains("Subject: Re: 20 days"), "{raw}");
     assert!(raw.contains("Ann Admin, Sales"), "{raw}");
+    // A message larger than a Graph request can carry fails with the reason, sent nowhere.
+    let attachment = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        vec![b'x'; 3 << 20],
+    );
+    let large = ms
+        .mailroom
+        .post(
+            &format!("/v1/accounts/{account}/send"),
+            json!({"to": [{"email": "carol@example.test"}], "subject": "large", "text": "See attached.",
+                   "attachments": [{"filename": "big.bin", "content_type": "application/octet-stream",
+                                    "content_base64": attachment}]}),
+        )
+        .await;
+    assert_eq!(large.status, StatusCode::ACCEPTED, "{}", large.body);
+    let outbox = large.body["outbox_id"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let failed = loop {
+        let entry = ms.mailroom.get(&format!("/v1/outbox/{outbox}")).await;
+        if entry.body["state"] == "failed" {
+            break entry.body;
+        }
+        assert_ne!(entry.body["state"], "sent", "{}", entry.body);
+        assert!(std::time::Instant::now() < deadline, "{}", entry.body);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(failed.to_string().contains("at most 4 MiB"), "{failed}");
+    assert_eq!(ms.fake.sent(ANN).len(), 1);
     // Graph filed the copy in Sent Items itself: Mailroom stored none.
     assert_eq!(calls(&ms, "POST /me/mailFolders/{id}/messages"), 0);
     ms.mailroom.sync(&account).await;
