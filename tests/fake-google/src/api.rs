@@ -12,7 +12,7 @@
 //! the user (403), an injected failure, the per-user quota (429); only then is
 //! it served and its units counted.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use base64::Engine;
 use base64::alphabet;
@@ -21,16 +21,17 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{
-    AUTHORIZATION, CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
-};
+use hyper::header::{CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
+use mailroom_fake_https::now_ms;
+use mailroom_fake_https::oauth::{basic_credentials, bearer_token};
+use mailroom_fake_https::request::{form_pairs, param, percent_decode, query_pairs};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::gmail::{Format, HistoryParams, HistoryType, ListParams, Mailbox};
-use crate::oauth::{self, Authorization, param};
+use crate::oauth::Authorization;
 use crate::query::rfc3339;
 use crate::quota;
 use crate::state::{Shared, State};
@@ -49,11 +50,7 @@ pub(crate) async fn handle(shared: &Shared, request: Request<Incoming>) -> Reply
         Ok(collected) => collected.to_bytes(),
         Err(_) => return error_reply(&ApiError::payload_too_large()),
     };
-    let query: Vec<(String, String)> = parts
-        .uri
-        .query()
-        .and_then(|q| serde_urlencoded::from_str(q).ok())
-        .unwrap_or_default();
+    let query = query_pairs(&parts.uri);
     let path = parts.uri.path();
     let method = &parts.method;
 
@@ -108,14 +105,6 @@ fn error_reply(error: &ApiError) -> Reply {
     response
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
-}
-
 // ----- OAuth -----
 
 fn authorize(shared: &Shared, query: &[(String, String)]) -> Reply {
@@ -140,22 +129,15 @@ fn authorize(shared: &Shared, query: &[(String, String)]) -> Reply {
     }
 }
 
-fn form(body: &[u8]) -> Option<Vec<(String, String)>> {
-    serde_urlencoded::from_bytes(body).ok()
-}
-
 fn token(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Reply {
     let mut state = shared.lock();
     state.stats.oauth_requests += 1;
-    let Some(form) = form(body) else {
+    let Some(form) = form_pairs(body) else {
         let body =
             json!({ "error": "invalid_request", "error_description": "Malformed form body." });
         return json_reply(400, &body);
     };
-    let basic = headers
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(oauth::basic_credentials);
+    let basic = basic_credentials(headers);
     let (status, body) = state.oauth.token(&form, basic, Instant::now());
     let mut response = json_reply(status, &body);
     response.headers_mut().insert(
@@ -170,7 +152,7 @@ fn token(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Reply {
 fn revoke(shared: &Shared, query: &[(String, String)], body: &[u8]) -> Reply {
     let mut state = shared.lock();
     state.stats.oauth_requests += 1;
-    let form = form(body).unwrap_or_default();
+    let form = form_pairs(body).unwrap_or_default();
     let token = param(&form, "token").or_else(|| param(query, "token"));
     if token.is_some_and(|token| state.oauth.revoke(token)) {
         json_reply(200, &json!({}))
@@ -259,21 +241,6 @@ impl Route {
     }
 }
 
-/// Decodes `%XX` escapes of a path segment.
-fn percent_decode(segment: &str) -> String {
-    percent_encoding::percent_decode_str(segment)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
-}
-
 fn gmail(
     shared: &Shared,
     parts: &Parts,
@@ -313,7 +280,7 @@ fn gmail(
             "Delegation denied for {user}"
         )));
     }
-    if let Some((status, retry_after)) = state.take_failure() {
+    if let Some((status, retry_after)) = state.failures.take() {
         let error = ApiError::injected(status, retry_after);
         if error.is_rate_limit() {
             state.stats.rate_limited += 1;
@@ -642,16 +609,6 @@ mod tests {
             Some(Route::MessagesSend)
         );
         assert_eq!(Route::find(&Method::GET, &segments("profile"), true), None);
-    }
-
-    #[test]
-    fn path_segments_are_percent_decoded() {
-        assert_eq!(
-            percent_decode("ann%2Btag%40example.com"),
-            "ann+tag@example.com"
-        );
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
     }
 
     #[test]

@@ -40,7 +40,8 @@
 //! messages, labels, threads, history), `query` (the `q` search terms),
 //! `mime` (what Gmail derives from a raw message), `quota` (per-user units
 //! per second), `api` (HTTP routes), `error` (Google's error bodies),
-//! `state` (everything behind the one lock); the HTTPS listener is
+//! `state` (everything behind the one lock); the HTTPS listener, the PKCE
+//! and client-credential checks and the lock itself are
 //! `mailroom-fake-https`'s.
 
 mod api;
@@ -58,7 +59,7 @@ use std::time::Duration;
 
 use mailroom_fake_https::HttpsServer;
 
-use crate::state::{Failure, Shared};
+use crate::state::{Shared, State};
 
 /// How a [`FakeGoogle`] behaves; every field has a default.
 #[derive(Clone, Debug)]
@@ -152,7 +153,7 @@ impl FakeGoogle {
     /// # Panics
     /// When no loopback port can be bound or the certificate cannot be made.
     pub async fn start(options: Options) -> FakeGoogle {
-        let shared = Arc::new(Shared::new(&options));
+        let shared = Arc::new(Shared::new(State::new(&options)));
         let serving = shared.clone();
         let server = HttpsServer::start(move |request| {
             let shared = serving.clone();
@@ -171,7 +172,7 @@ impl FakeGoogle {
 
     /// `https://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.inner.server.addr().port())
+        self.inner.server.base_url()
     }
 
     /// The authorization endpoint.
@@ -326,11 +327,11 @@ impl FakeGoogle {
     /// any other status with a matching Google error body — with a
     /// `Retry-After` header when given.
     pub fn fail_next(&self, count: u32, status: u16, retry_after_secs: Option<u32>) {
-        self.inner.shared.lock().failure = (count > 0).then_some(Failure {
-            remaining: count,
-            status,
-            retry_after: retry_after_secs,
-        });
+        self.inner
+            .shared
+            .lock()
+            .failures
+            .set(count, status, retry_after_secs);
     }
 
     /// What the Gmail API was asked so far.

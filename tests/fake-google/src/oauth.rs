@@ -16,27 +16,17 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use mailroom_fake_https::oauth::{
+    client_credentials, is_pkce_string, random_token, s256, with_query,
+};
+use mailroom_fake_https::request::{Params, param};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::{Consent, Options};
 
 /// The scope every authorization must include: full Gmail access.
 pub(crate) const GMAIL_SCOPE: &str = "https://mail.google.com/";
 const CODE_LIFETIME: Duration = Duration::from_secs(600);
-
-/// Form or query parameters, in the order sent.
-pub(crate) type Params = [(String, String)];
-
-/// The first value of a parameter.
-pub(crate) fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
-}
 
 /// What the authorization endpoint answers.
 #[derive(Debug, PartialEq, Eq)]
@@ -91,50 +81,6 @@ fn token_error(status: u16, error: &str, description: &str) -> TokenAnswer {
         status,
         json!({ "error": error, "error_description": description }),
     )
-}
-
-fn random_string(prefix: &str) -> String {
-    let bytes: [u8; 32] = rand::random();
-    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// The PKCE S256 transform: BASE64URL(SHA256(verifier)) without padding.
-pub(crate) fn s256(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-/// RFC 7636's alphabet and length for verifiers and challenges.
-fn is_pkce_string(value: &str) -> bool {
-    (43..=128).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-}
-
-/// Appends query parameters to a redirect URI that may already have some.
-fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
-    let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
-    let separator = if uri.contains('?') { '&' } else { '?' };
-    format!("{uri}{separator}{query}")
-}
-
-/// Client credentials from an `Authorization: Basic` header, whose parts are
-/// form-encoded before base64 (RFC 6749 section 2.3.1).
-pub(crate) fn basic_credentials(header: &str) -> Option<(String, String)> {
-    let (scheme, encoded) = header.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = STANDARD.decode(encoded.trim()).ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    let unform = |part: &str| {
-        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={part}"))
-            .ok()
-            .and_then(|mut pairs| pairs.pop())
-            .map(|(_, value)| value)
-    };
-    Some((unform(id)?, unform(secret)?))
 }
 
 impl OAuth {
@@ -262,7 +208,7 @@ impl OAuth {
             return refuse("access_denied", &format!("No such Google account: {user}"));
         }
 
-        let code = random_string("4/0");
+        let code = random_token("4/0", 32);
         let scope = scopes.join(" ");
         let mut pairs = Vec::new();
         pairs.extend(state.map(|s| ("state", s)));
@@ -292,13 +238,7 @@ impl OAuth {
         basic: Option<(String, String)>,
         now: Instant,
     ) -> TokenAnswer {
-        let (client_id, client_secret) = match basic {
-            Some((id, secret)) => (Some(id), Some(secret)),
-            None => (
-                param(form, "client_id").map(str::to_owned),
-                param(form, "client_secret").map(str::to_owned),
-            ),
-        };
+        let (client_id, client_secret) = client_credentials(basic, |name| param(form, name));
         let Some(client_id) = client_id else {
             return token_error(
                 400,
@@ -403,7 +343,7 @@ impl OAuth {
     }
 
     fn issue_access(&mut self, user: &str, now: Instant) -> String {
-        let token = random_string("ya29.");
+        let token = random_token("ya29.", 32);
         self.access.insert(
             token.clone(),
             AccessToken {
@@ -417,7 +357,7 @@ impl OAuth {
     }
 
     fn issue_refresh(&mut self, user: &str, scope: &str) -> String {
-        let token = random_string("1//0");
+        let token = random_token("1//0", 32);
         self.refresh.insert(
             token.clone(),
             RefreshToken {
@@ -470,16 +410,12 @@ impl OAuth {
 
 #[cfg(test)]
 mod tests {
+    use mailroom_fake_https::testing::{code_redemption, pairs};
+
     use super::*;
 
     const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     const REDIRECT: &str = "https://mailroom.test/oauth/callback";
-
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     fn server() -> OAuth {
         OAuth::new(&Options::default())
@@ -516,23 +452,8 @@ mod tests {
     }
 
     fn exchange(oauth: &mut OAuth, code: &str, verifier: &str, now: Instant) -> TokenAnswer {
-        let form = pairs(&[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier),
-            ("client_id", "mailroom-test-client"),
-            ("client_secret", "mailroom-test-secret"),
-        ]);
+        let form = pairs(&code_redemption(code, REDIRECT, verifier));
         oauth.token(&form, None, now)
-    }
-
-    #[test]
-    fn s256_matches_rfc_7636_appendix_b() {
-        assert_eq!(
-            s256(VERIFIER),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
     }
 
     #[test]
@@ -730,15 +651,5 @@ mod tests {
             panic!("a denial redirects");
         };
         assert_eq!(location, format!("{REDIRECT}?error=access_denied"));
-    }
-
-    #[test]
-    fn basic_credentials_are_form_decoded() {
-        let header = format!("Basic {}", STANDARD.encode("my%20client:s%3Acret"));
-        assert_eq!(
-            basic_credentials(&header),
-            Some(("my client".to_owned(), "s:cret".to_owned()))
-        );
-        assert_eq!(basic_credentials("Bearer abc"), None);
     }
 }

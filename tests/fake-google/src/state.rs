@@ -3,45 +3,18 @@
 //! the request counters.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use mailroom_fake_https::request::Params;
+use mailroom_fake_https::state::Failures;
+
 use crate::gmail::Mailbox;
-use crate::oauth::{Authorization, OAuth, Params};
+use crate::oauth::{Authorization, OAuth};
 use crate::quota::Quota;
 use crate::{Options, Stats};
 
 /// The state shared by the server's connections and the test's handle.
-pub(crate) struct Shared {
-    state: Mutex<State>,
-}
-
-impl Shared {
-    pub(crate) fn new(options: &Options) -> Self {
-        Shared {
-            state: Mutex::new(State {
-                oauth: OAuth::new(options),
-                mailboxes: HashMap::new(),
-                first_user: None,
-                quota: Quota::new(options.quota_units_per_second),
-                stats: Stats::default(),
-                failure: None,
-            }),
-        }
-    }
-
-    /// The state; a panic elsewhere while it was held does not make it unusable.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Calls still to be answered with an injected error.
-pub(crate) struct Failure {
-    pub remaining: u32,
-    pub status: u16,
-    pub retry_after: Option<u32>,
-}
+pub(crate) type Shared = mailroom_fake_https::state::Shared<State>;
 
 pub(crate) struct State {
     pub oauth: OAuth,
@@ -51,10 +24,22 @@ pub(crate) struct State {
     pub first_user: Option<String>,
     pub quota: Quota,
     pub stats: Stats,
-    pub failure: Option<Failure>,
+    /// Calls still to be answered with an injected error.
+    pub failures: Failures,
 }
 
 impl State {
+    pub(crate) fn new(options: &Options) -> Self {
+        State {
+            oauth: OAuth::new(options),
+            mailboxes: HashMap::new(),
+            first_user: None,
+            quota: Quota::new(options.quota_units_per_second),
+            stats: Stats::default(),
+            failures: Failures::default(),
+        }
+    }
+
     pub(crate) fn add_user(&mut self, email: &str) {
         let key = email.to_ascii_lowercase();
         if self.mailboxes.contains_key(&key) {
@@ -93,16 +78,5 @@ impl State {
             |user| mailboxes.contains_key(&user.to_ascii_lowercase()),
             now,
         )
-    }
-
-    /// The failure to answer the current call with, if one is pending.
-    pub(crate) fn take_failure(&mut self) -> Option<(u16, Option<u32>)> {
-        let failure = self.failure.as_mut()?;
-        let answer = (failure.status, failure.retry_after);
-        failure.remaining -= 1;
-        if failure.remaining == 0 {
-            self.failure = None;
-        }
-        Some(answer)
     }
 }

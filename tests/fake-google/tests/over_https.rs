@@ -2,20 +2,18 @@
 //! calls, through a minimal HTTP/1.1 client on tokio-rustls that trusts only
 //! the fake's certificate.
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use mailroom_fake_google::{Consent, FakeGoogle, Options};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use mailroom_fake_https::oauth::{random_token, s256};
+use mailroom_fake_https::request::param;
+use mailroom_fake_https::testing::{
+    Dialer, assert_stops_listening, code_redemption, port_of, query_of,
+};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 const ANN: &str = "ann@example.com";
@@ -42,25 +40,13 @@ impl Answer {
 
 /// One request per connection, `Connection: close`, read to the end.
 struct Client {
-    port: u16,
-    connector: TlsConnector,
+    dialer: Dialer,
 }
 
 impl Client {
     fn new(fake: &FakeGoogle) -> Self {
-        let mut roots = rustls::RootCertStore::empty();
-        let cert = CertificateDer::from_pem_slice(fake.cert_pem().as_bytes()).unwrap();
-        roots.add(cert).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let port = fake.base_url().rsplit(':').next().unwrap().parse().unwrap();
         Client {
-            port,
-            connector: TlsConnector::from(Arc::new(config)),
+            dialer: Dialer::new(port_of(&fake.base_url()), &fake.cert_pem()),
         }
     }
 
@@ -71,14 +57,10 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Answer {
-        let tcp = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))
-            .await
-            .unwrap();
-        let name = ServerName::try_from("127.0.0.1").unwrap();
-        let mut tls = self.connector.connect(name, tcp).await.unwrap();
+        let mut tls = self.dialer.connect().await;
         let mut head = format!(
             "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.port,
+            self.dialer.port(),
             body.len()
         );
         for (name, value) in headers {
@@ -152,17 +134,6 @@ fn parse(bytes: &[u8]) -> Answer {
     }
 }
 
-fn query_of(url: &str) -> Vec<(String, String)> {
-    serde_urlencoded::from_str(url.split_once('?').unwrap().1).unwrap()
-}
-
-fn value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
 fn mail(n: u32) -> Vec<u8> {
     format!(
         "From: bob@example.com\r\nTo: {ANN}\r\nSubject: note {n}\r\nMessage-ID: <n{n}@example.com>\r\n\r\nHello {n}\r\n"
@@ -172,8 +143,8 @@ fn mail(n: u32) -> Vec<u8> {
 
 /// The authorization request, the redirect, and the code exchange.
 async fn sign_in(fake: &FakeGoogle, client: &Client) -> Value {
-    let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let verifier = random_token("", 32);
+    let challenge = s256(&verifier);
     let query = serde_urlencoded::to_string([
         ("client_id", "mailroom-test-client"),
         ("redirect_uri", REDIRECT),
@@ -192,37 +163,20 @@ async fn sign_in(fake: &FakeGoogle, client: &Client) -> Value {
     let location = redirect.header("location").unwrap();
     assert!(location.starts_with(REDIRECT));
     let params = query_of(location);
-    assert_eq!(value(&params, "state"), Some("s-123"));
-    let code = value(&params, "code").unwrap().to_owned();
+    assert_eq!(param(&params, "state"), Some("s-123"));
+    let code = param(&params, "code").unwrap().to_owned();
 
     let wrong = client
         .post_form(
             "/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", "4/0-not-a-code"),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-                ("client_id", "mailroom-test-client"),
-                ("client_secret", "mailroom-test-secret"),
-            ],
+            &code_redemption("4/0-not-a-code", REDIRECT, &verifier),
         )
         .await;
     assert_eq!(wrong.status, 400);
     assert_eq!(wrong.json()["error"], "invalid_grant");
 
     let tokens = client
-        .post_form(
-            "/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-                ("client_id", "mailroom-test-client"),
-                ("client_secret", "mailroom-test-secret"),
-            ],
-        )
+        .post_form("/token", &code_redemption(&code, REDIRECT, &verifier))
         .await;
     assert_eq!(
         tokens.status,
@@ -461,23 +415,8 @@ async fn quota_denial_and_shutdown() {
         Some("http://127.0.0.1:9/cb?error=access_denied&state=z")
     );
 
-    let port = client.port;
     drop(fake);
-    let mut refused = false;
-    for _ in 0..100 {
-        if TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-            .await
-            .is_err()
-        {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(
-        refused,
-        "the fake still accepts connections after its last handle was dropped"
-    );
+    assert_stops_listening(client.dialer.port()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

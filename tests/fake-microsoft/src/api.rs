@@ -36,17 +36,20 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION,
-    PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE,
+    CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, PRAGMA, RETRY_AFTER,
+    WWW_AUTHENTICATE,
 };
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
+use mailroom_fake_https::now_ms;
+use mailroom_fake_https::oauth::{basic_credentials, bearer_token};
+use mailroom_fake_https::request::{form_pairs, percent_decode, query_pairs};
 use serde_json::{Value, json};
 
 use crate::error::GraphError;
 use crate::guid;
 use crate::mailbox::{Arrival, DeltaQuery, FlagStatus, IdForm, Mailbox, canonical_property};
-use crate::oauth::{self, Authorization, now_ms};
+use crate::oauth::Authorization;
 use crate::odata::{self, Params, Prefer, ReceivedFilter, format_error_date, param};
 use crate::state::{Shared, State};
 use crate::throttle::Refusal;
@@ -167,7 +170,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let reply = match (&parts.method, segments.as_slice()) {
         (&Method::GET, [tenant, "oauth2", "v2.0", "authorize"]) => {
-            authorize(&shared, &percent_decode(tenant), &query_of(&parts))
+            authorize(&shared, &percent_decode(tenant), &query_pairs(&parts.uri))
         }
         (&Method::POST, [tenant, "oauth2", "v2.0", "token"]) => {
             let tenant = percent_decode(tenant);
@@ -183,21 +186,6 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         _ => text(404, "text/plain; charset=utf-8", "Not found\n".to_owned()),
     };
     reply.into_response(None)
-}
-
-fn query_of(parts: &Parts) -> Vec<(String, String)> {
-    parts
-        .uri
-        .query()
-        .and_then(|q| serde_urlencoded::from_str(q).ok())
-        .unwrap_or_default()
-}
-
-/// Decodes `%XX` escapes of a path segment.
-fn percent_decode(segment: &str) -> String {
-    percent_encoding::percent_decode_str(segment)
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 // ----- the identity platform -----
@@ -224,11 +212,8 @@ fn authorize(shared: &Shared, tenant: &str, query: &Params) -> Reply {
 fn token(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
     let mut state = shared.lock();
     state.stats.token_requests += 1;
-    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
-    let basic = headers
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(oauth::basic_credentials);
+    let form = form_pairs(body).unwrap_or_default();
+    let basic = basic_credentials(headers);
     let (status, body) = state.identity.token(tenant, &form, basic, Instant::now());
     Reply {
         content_type: "application/json; charset=utf-8",
@@ -399,14 +384,6 @@ impl Target {
     }
 }
 
-fn bearer_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
-}
-
 /// The ids every Graph answer carries.
 struct Ids {
     request_id: String,
@@ -493,7 +470,7 @@ async fn graph(shared: Arc<Shared>, parts: Parts, rest: &str, body: Incoming) ->
         }
     };
     let request = GraphRequest {
-        query: query_of(&parts),
+        query: query_pairs(&parts.uri),
         headers: &parts.headers,
         body: &body,
         prefer,
@@ -548,7 +525,7 @@ fn admit(
             return Err(GraphError::access_denied());
         }
     }
-    if let Some((status, retry_after)) = state.take_failure() {
+    if let Some((status, retry_after)) = state.failures.take() {
         if status == 429 {
             state.stats.throttled += 1;
         }

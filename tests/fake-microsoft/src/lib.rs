@@ -64,8 +64,8 @@
 //! messages, ids and the change log; `mailbox::delta` the delta function),
 //! `odata` (query options, `Prefer`, dates), `throttle` (the per-mailbox
 //! limits), `api` (HTTP routes), `error` (Graph's error bodies), `state`
-//! (everything behind the one lock); the HTTPS listener is
-//! `mailroom-fake-https`'s.
+//! (everything behind the one lock); the HTTPS listener, the PKCE and
+//! client-credential checks and the lock itself are `mailroom-fake-https`'s.
 
 mod api;
 mod error;
@@ -79,11 +79,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailroom_fake_https::HttpsServer;
+use mailroom_fake_https::{HttpsServer, now_ms};
 
 use crate::mailbox::{Arrival, FlagStatus};
-use crate::oauth::now_ms;
-use crate::state::{Failure, Shared};
+use crate::state::{Shared, State};
 
 /// How a [`FakeMicrosoft`] behaves; every field has a default.
 #[derive(Clone, Debug)]
@@ -226,10 +225,10 @@ impl FakeMicrosoft {
     /// # Panics
     /// When no loopback port can be bound or the certificate cannot be made.
     pub async fn start(options: Options) -> FakeMicrosoft {
-        let shared = Arc::new(Shared::new(&options));
+        let shared = Arc::new(Shared::new(State::new(&options)));
         let serving = shared.clone();
         let server = HttpsServer::start(move |request| api::handle(serving.clone(), request)).await;
-        shared.lock().base_url = format!("https://127.0.0.1:{}", server.addr().port());
+        shared.lock().base_url = server.base_url();
         FakeMicrosoft {
             inner: Arc::new(Inner {
                 shared,
@@ -248,7 +247,7 @@ impl FakeMicrosoft {
     /// endpoints are `{login_url}/{tenant}/oauth2/v2.0/authorize` and
     /// `…/token`.
     pub fn login_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.inner.server.addr().port())
+        self.inner.server.base_url()
     }
 
     /// Graph's origin, `https://127.0.0.1:PORT`: its paths start with `/v1.0/`.
@@ -474,11 +473,10 @@ impl FakeMicrosoft {
     /// with a Graph error body — with a `Retry-After` header when given and
     /// the status is 429 or 503.
     pub fn fail_next(&self, count: u32, status: u16, retry_after: Option<u32>) {
-        self.shared().lock().failure = (count > 0).then_some(Failure {
-            remaining: count,
-            status,
-            retry_after,
-        });
+        self.shared()
+            .lock()
+            .failures
+            .set(count, status, retry_after);
     }
 
     /// What Graph and the token endpoint were asked so far.

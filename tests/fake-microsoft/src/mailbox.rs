@@ -650,32 +650,11 @@ impl Mailbox {
         }
     }
 
-    /// Moves a message: it leaves a departure record behind and takes a new
-    /// regular id.
-    pub(crate) fn move_to(&mut self, number: u64, folder: u32, now_ms: i64) {
+    /// Records that a message leaves its folder, under the regular id it had
+    /// there; false when there is no such message.
+    fn depart(&mut self, number: u64) -> bool {
         let Some(message) = self.messages.get(&number) else {
-            return;
-        };
-        let regular_id = self.regular_id(message);
-        let from = message.folder;
-        let seq = self.next_seq();
-        self.departures.push(Departure {
-            seq,
-            folder: from,
-            number,
-            regular_id,
-        });
-        if let Some(message) = self.messages.get_mut(&number) {
-            message.folder = folder;
-            message.generation += 1;
-        }
-        self.touch(number, now_ms);
-    }
-
-    /// Removes a message for good.
-    pub(crate) fn purge(&mut self, number: u64) {
-        let Some(message) = self.messages.get(&number) else {
-            return;
+            return false;
         };
         let regular_id = self.regular_id(message);
         let folder = message.folder;
@@ -686,7 +665,27 @@ impl Mailbox {
             number,
             regular_id,
         });
-        self.messages.remove(&number);
+        true
+    }
+
+    /// Moves a message: it leaves a departure record behind and takes a new
+    /// regular id.
+    pub(crate) fn move_to(&mut self, number: u64, folder: u32, now_ms: i64) {
+        if !self.depart(number) {
+            return;
+        }
+        if let Some(message) = self.messages.get_mut(&number) {
+            message.folder = folder;
+            message.generation += 1;
+        }
+        self.touch(number, now_ms);
+    }
+
+    /// Removes a message for good.
+    pub(crate) fn purge(&mut self, number: u64) {
+        if self.depart(number) {
+            self.messages.remove(&number);
+        }
     }
 
     pub(crate) fn raw(&self, number: u64) -> &[u8] {

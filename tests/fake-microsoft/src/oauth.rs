@@ -29,12 +29,12 @@
 //!   until they expire.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use mailroom_fake_https::oauth::{
+    client_credentials, is_pkce_string, random_token, s256, with_query,
+};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -152,6 +152,27 @@ fn token_error(status: u16, error: &str, code: u32, text: &str) -> TokenAnswer {
     )
 }
 
+/// A code or refresh token the platform never issued (AADSTS9002313).
+fn unknown_grant() -> TokenAnswer {
+    token_error(
+        400,
+        "invalid_grant",
+        9002313,
+        "Invalid request. Request is malformed or invalid.",
+    )
+}
+
+/// A code past its ten minutes, or a refresh token retired by rotation
+/// (AADSTS70008).
+fn expired_grant() -> TokenAnswer {
+    token_error(
+        400,
+        "invalid_grant",
+        70008,
+        "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
+    )
+}
+
 fn missing(name: &str) -> String {
     format!("The request body must contain the following parameter: '{name}'.")
 }
@@ -171,24 +192,6 @@ fn page(status: u16, code: u32, text: &str) -> Authorization {
              <h1>Sorry, but we're having trouble signing you in.</h1><p>{escaped}</p></body></html>"
         ),
     )
-}
-
-fn random_token(prefix: &str) -> String {
-    let bytes: [u8; 48] = rand::random();
-    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// The PKCE S256 transform: BASE64URL(SHA256(verifier)) without padding.
-pub(crate) fn s256(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-/// RFC 7636's alphabet and length for verifiers and challenges.
-fn is_pkce_string(value: &str) -> bool {
-    (43..=128).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// Graph scopes in their full form (`Mail.Read` is
@@ -221,29 +224,13 @@ fn granted_scope(scopes: &[String]) -> String {
         .join(" ")
 }
 
-/// Client credentials from an `Authorization: Basic` header, whose parts are
-/// form-encoded before base64 (RFC 6749 section 2.3.1).
-pub(crate) fn basic_credentials(header: &str) -> Option<(String, String)> {
-    let (scheme, encoded) = header.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    let unform = |part: &str| {
-        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={part}"))
-            .ok()
-            .and_then(|mut pairs| pairs.pop())
-            .map(|(_, value)| value)
-    };
-    Some((unform(id)?, unform(secret)?))
-}
-
 /// The answer to the redirect URI in the requested response mode.
 fn answer(redirect_uri: &str, mode: &str, pairs: &[(&str, &str)]) -> Authorization {
-    let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
     match mode {
-        "fragment" => Authorization::Redirect(format!("{redirect_uri}#{query}")),
+        "fragment" => {
+            let fragment = serde_urlencoded::to_string(pairs).unwrap_or_default();
+            Authorization::Redirect(format!("{redirect_uri}#{fragment}"))
+        }
         "form_post" => {
             let escape = |text: &str| {
                 text.replace('&', "&amp;")
@@ -268,10 +255,7 @@ fn answer(redirect_uri: &str, mode: &str, pairs: &[(&str, &str)]) -> Authorizati
                 escape(redirect_uri)
             ))
         }
-        _ => {
-            let separator = if redirect_uri.contains('?') { '&' } else { '?' };
-            Authorization::Redirect(format!("{redirect_uri}{separator}{query}"))
-        }
+        _ => Authorization::Redirect(with_query(redirect_uri, pairs)),
     }
 }
 
@@ -510,7 +494,7 @@ impl Identity {
             );
         }
 
-        let code = random_token("1.A");
+        let code = random_token("1.A", 48);
         self.codes.insert(
             code.clone(),
             Code {
@@ -545,13 +529,7 @@ impl Identity {
                 &Self::tenant_not_found(tenant),
             );
         }
-        let (client_id, client_secret) = match basic {
-            Some((id, secret)) => (Some(id), Some(secret)),
-            None => (
-                param(form, "client_id").map(str::to_owned),
-                param(form, "client_secret").map(str::to_owned),
-            ),
-        };
+        let (client_id, client_secret) = client_credentials(basic, |name| param(form, name));
         let Some(client_id) = client_id else {
             return token_error(400, "invalid_request", 900144, &missing("client_id"));
         };
@@ -613,21 +591,11 @@ impl Identity {
         }
         // A code is good for one presentation, whatever its outcome.
         let Some(grant) = self.codes.remove(code) else {
-            return token_error(
-                400,
-                "invalid_grant",
-                9002313,
-                "Invalid request. Request is malformed or invalid.",
-            );
+            return unknown_grant();
         };
         self.redeemed.insert(code.to_owned());
         if now >= grant.expires {
-            return token_error(
-                400,
-                "invalid_grant",
-                70008,
-                "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
-            );
+            return expired_grant();
         }
         if grant.client_id != client_id || grant.redirect_uri != redirect_uri {
             return token_error(
@@ -656,20 +624,10 @@ impl Identity {
             return token_error(400, "invalid_request", 900144, &missing("refresh_token"));
         };
         if self.retired.contains(token) {
-            return token_error(
-                400,
-                "invalid_grant",
-                70008,
-                "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
-            );
+            return expired_grant();
         }
         let Some(grant) = self.refresh.get(token) else {
-            return token_error(
-                400,
-                "invalid_grant",
-                9002313,
-                "Invalid request. Request is malformed or invalid.",
-            );
+            return unknown_grant();
         };
         let (upn, scopes) = (grant.upn.clone(), grant.scopes.clone());
         let current = self.accounts.get(&upn).map_or(u32::MAX, |a| a.generation);
@@ -690,7 +648,7 @@ impl Identity {
 
     /// An access token, and a refresh token when `offline_access` was granted.
     fn issue(&mut self, upn: &str, scopes: &[String], now: Instant) -> Value {
-        let access_token = random_token("EwB");
+        let access_token = random_token("EwB", 48);
         self.access.insert(
             access_token.clone(),
             AccessToken {
@@ -709,7 +667,7 @@ impl Identity {
             "access_token": access_token,
         });
         if scopes.iter().any(|scope| scope == "offline_access") {
-            let refresh_token = random_token("M.C");
+            let refresh_token = random_token("M.C", 48);
             let generation = self.accounts.get(upn).map_or(0, |a| a.generation);
             self.refresh.insert(
                 refresh_token.clone(),
@@ -749,27 +707,14 @@ impl Identity {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
-}
-
 #[cfg(test)]
 mod tests {
+    use mailroom_fake_https::testing::{code_redemption, pairs};
+
     use super::*;
 
     const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     const REDIRECT: &str = "https://mailroom.test/oauth/callback";
-
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     fn user(upn: &str, personal: bool) -> User {
         User {
@@ -814,14 +759,7 @@ mod tests {
     }
 
     fn exchange(identity: &mut Identity, code: &str, verifier: &str) -> TokenAnswer {
-        let form = pairs(&[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier),
-            ("client_id", "mailroom-test-client"),
-            ("client_secret", "mailroom-test-secret"),
-        ]);
+        let form = pairs(&code_redemption(code, REDIRECT, verifier));
         identity.token("common", &form, None, Instant::now())
     }
 
@@ -1091,15 +1029,5 @@ mod tests {
                 "https://graph.microsoft.com/User.Read"
             ]
         );
-    }
-
-    #[test]
-    fn basic_credentials_are_form_decoded() {
-        let header = format!("Basic {}", STANDARD.encode("my%20client:s%3Acret"));
-        assert_eq!(
-            basic_credentials(&header),
-            Some(("my client".to_owned(), "s:cret".to_owned()))
-        );
-        assert_eq!(basic_credentials("Bearer abc"), None);
     }
 }

@@ -12,10 +12,9 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 
-use crate::error::GraphError;
+pub(crate) use mailroom_fake_https::request::Params;
 
-/// Query parameters, in the order sent.
-pub(crate) type Params = [(String, String)];
+use crate::error::GraphError;
 
 /// The first value of a parameter; OData option names (`$top`) match
 /// without regard to case.

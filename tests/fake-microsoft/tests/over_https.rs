@@ -4,18 +4,19 @@
 //! sending and throttling.
 
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
+use mailroom_fake_https::oauth::{random_token, s256};
+use mailroom_fake_https::request::param;
+use mailroom_fake_https::testing::{
+    Dialer, assert_stops_listening, code_redemption, port_of, query_of,
+};
 use mailroom_fake_microsoft::{Consent, FakeMicrosoft, Options, User};
 use reqwest::{Method, Response, StatusCode};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
@@ -47,17 +48,6 @@ fn mail(n: u32) -> Vec<u8> {
          Date: Wed, 31 Jan 2024 09:30:00 +0000\r\n\r\nHello {n}\r\n"
     )
     .into_bytes()
-}
-
-fn query_of(url: &str) -> Vec<(String, String)> {
-    serde_urlencoded::from_str(url.split_once('?').map_or("", |(_, q)| q)).unwrap()
-}
-
-fn value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }
 
 struct Harness {
@@ -123,27 +113,17 @@ impl Harness {
 
     /// The code flow with PKCE: the tokens.
     async fn sign_in(&self, tenant: &str, login_hint: Option<&str>) -> Value {
-        let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let verifier = random_token("", 32);
+        let challenge = s256(&verifier);
         let redirect = self.authorize(tenant, login_hint, &challenge).await;
         assert_eq!(redirect.status(), StatusCode::FOUND);
         let location = redirect.headers()["location"].to_str().unwrap().to_owned();
         assert!(location.starts_with(REDIRECT), "{location}");
         let params = query_of(&location);
-        assert_eq!(value(&params, "state"), Some("s-123"));
-        let code = value(&params, "code").unwrap().to_owned();
+        assert_eq!(param(&params, "state"), Some("s-123"));
+        let code = param(&params, "code").unwrap().to_owned();
         let (status, tokens) = self
-            .token(
-                tenant,
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("redirect_uri", REDIRECT),
-                    ("code_verifier", &verifier),
-                    ("client_id", "mailroom-test-client"),
-                    ("client_secret", "mailroom-test-secret"),
-                ],
-            )
+            .token(tenant, &code_redemption(&code, REDIRECT, &verifier))
             .await;
         assert_eq!(status, StatusCode::OK, "{tokens}");
         tokens
@@ -282,7 +262,7 @@ async fn the_code_flow_at_every_kind_of_tenant() {
         .await;
     assert_eq!(me["userPrincipalName"], BOB);
 
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(b"unused verifier"));
+    let challenge = s256("unused verifier");
     for (tenant, hint, code) in [
         ("organizations", BOB, "AADSTS50020"),
         (tenant.as_str(), BOB, "AADSTS50020"),
@@ -298,13 +278,13 @@ async fn the_code_flow_at_every_kind_of_tenant() {
     let denied = h.authorize("common", Some(ANN), &challenge).await;
     assert_eq!(denied.status(), StatusCode::FOUND);
     let params = query_of(denied.headers()["location"].to_str().unwrap());
-    assert_eq!(value(&params, "error"), Some("access_denied"));
+    assert_eq!(param(&params, "error"), Some("access_denied"));
     assert!(
-        value(&params, "error_description")
+        param(&params, "error_description")
             .unwrap()
             .starts_with("AADSTS65004")
     );
-    assert_eq!(value(&params, "state"), Some("s-123"));
+    assert_eq!(param(&params, "state"), Some("s-123"));
     h.fake.set_consent(ANN, Consent::Grant);
     h.sign_in("common", Some(ANN)).await;
 }
@@ -925,29 +905,9 @@ async fn errors_and_throttling() {
 
 /// Writes a request head promising a body it does not send, so the request
 /// stays in flight until the connection closes.
-async fn open_request(
-    fake: &FakeMicrosoft,
-    token: &str,
-) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(fake.cert_pem().as_bytes()).unwrap())
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let port: u16 = fake.api_url().rsplit(':').next().unwrap().parse().unwrap();
-    let tcp = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-        .await
-        .unwrap();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let mut tls = connector
-        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
-        .await
-        .unwrap();
+async fn open_request(fake: &FakeMicrosoft, token: &str) -> impl AsyncRead + AsyncWrite + Unpin {
+    let port = port_of(&fake.api_url());
+    let mut tls = Dialer::new(port, &fake.cert_pem()).connect().await;
     let head = format!(
         "PATCH /v1.0/me/messages/AAkALgAAAAAAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
          Authorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
@@ -1014,13 +974,7 @@ async fn serves_until_the_last_handle_is_dropped() {
     fn shareable<T: Send + Sync + Clone>() {}
     shareable::<FakeMicrosoft>();
     let fake = FakeMicrosoft::start(Options::default()).await;
-    let port: u16 = fake
-        .login_url()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = port_of(&fake.login_url());
     let clone = fake.clone();
     drop(fake);
     assert!(
@@ -1029,19 +983,5 @@ async fn serves_until_the_last_handle_is_dropped() {
             .is_ok()
     );
     drop(clone);
-    let mut refused = false;
-    for _ in 0..100 {
-        if TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-            .await
-            .is_err()
-        {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(
-        refused,
-        "the fake still accepts connections after its last handle was dropped"
-    );
+    assert_stops_listening(port).await;
 }
