@@ -12,7 +12,6 @@ use mailroom_wasi_http::{Class, Rate, Service};
 pub const RATE: Rate = Rate {
     units: 250,
     per_secs: 1,
-    spread: true,
 };
 
 /// Calls in flight at once (Gmail also limits a user's concurrent requests).

@@ -43,7 +43,6 @@ fn service() -> Service {
         rate: Rate {
             units: 10_000,
             per_secs: 600,
-            spread: false,
         },
         classify,
         headers: vec![("prefer".into(), r#"IdType="ImmutableId""#.into())],

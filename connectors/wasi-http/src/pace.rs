@@ -1,8 +1,8 @@
 //! Keeping under a provider's per-mailbox rate, and what to do when it asks to slow down.
 //!
 //! Gmail counts quota units a second per user; Microsoft Graph counts requests per mailbox
-//! over ten minutes. Both are kept by starting a call only when the provider's window has
-//! room for it, a little under the limit; Gmail's calls are also spread evenly. An answer that asks to slow down
+//! over ten minutes. Both are kept by starting calls evenly spaced, a little under the
+//! limit, and only when the provider's window has room for them. An answer that asks to slow down
 //! (429, or what the provider's [`crate::Service::classify`] says) is retried after its
 //! `Retry-After` or an exponential backoff, and holds every other call too; a server error
 //! (5xx) is retried when the call may be repeated. Times are passed in, so this module holds
@@ -17,16 +17,15 @@ const SECOND_NS: u64 = 1_000_000_000;
 pub struct Rate {
     pub units: u32,
     pub per_secs: u32,
-    /// Whether calls are also spread evenly over the window. A limit kept as a moving
-    /// average over a second (Gmail's) wants them spread: started in bursts, they would
-    /// reach the provider with the jitter of their connections, and a burst arriving a
-    /// little early overlaps the previous one in the provider's window. A limit counted over
-    /// minutes (Graph's ten) is better spent at once: a mailbox under it syncs at full speed.
-    pub spread: bool,
 }
 
 /// The units spent in the provider's window, to start a call only when the window has room
-/// for it, spread evenly over the window when the rate says so.
+/// for it. Calls are also spread evenly over the window (a call of `n` units leaves `n` /
+/// rate seconds before the next): started in bursts, they would reach the provider with the
+/// jitter of their connections, and a burst arriving a little early overlaps the previous
+/// one in the provider's window. Spread, the rate holds across a mailbox's jobs too, though
+/// each job has a pacer of its own: a window of minutes (Graph's ten) spent at once by one
+/// job would leave the next one to meet the provider's refusals.
 #[derive(Debug)]
 pub struct Pacer {
     /// The window's length (ns).
@@ -35,8 +34,6 @@ pub struct Pacer {
     /// call when it arrives, not when it leaves. Evenly spaced, a call a little late or
     /// early moves by a fraction of the spacing; the margin takes that.
     budget: u32,
-    /// Whether calls are spread evenly over the window.
-    spread: bool,
     /// When each recent call started (nanoseconds on a monotonic clock) and its cost.
     spent: VecDeque<(u64, u32)>,
     /// The units of `spent`.
@@ -50,12 +47,9 @@ pub struct Pacer {
 impl Pacer {
     /// A pacer for a provider that takes `rate`.
     pub fn new(rate: Rate) -> Self {
-        let window = u64::from(rate.per_secs.max(1)) * SECOND_NS;
-        let budget = (rate.units * 49 / 50).max(1);
         Self {
-            window,
-            budget,
-            spread: rate.spread,
+            window: u64::from(rate.per_secs.max(1)) * SECOND_NS,
+            budget: (rate.units * 49 / 50).max(1),
             spent: VecDeque::new(),
             used: 0,
             hold_until: 0,
@@ -90,10 +84,8 @@ impl Pacer {
     pub fn spend(&mut self, now: u64, cost: u32) {
         self.spent.push_back((now, cost));
         self.used += cost;
-        if self.spread {
-            let spacing = u64::from(cost) * self.window / u64::from(self.budget);
-            self.next_slot = self.next_slot.max(now) + spacing;
-        }
+        let spacing = u64::from(cost) * self.window / u64::from(self.budget);
+        self.next_slot = self.next_slot.max(now) + spacing;
     }
 
     /// Starts no call before `until` (the provider asked to slow down).
@@ -197,7 +189,6 @@ mod tests {
     const GMAIL: Rate = Rate {
         units: 250,
         per_secs: 1,
-        spread: true,
     };
 
     #[test]
@@ -225,21 +216,20 @@ mod tests {
     }
 
     #[test]
-    fn a_window_of_minutes_is_spent_at_once_then_waited_for() {
-        // Graph's 10,000 requests in 10 minutes: 9,800 go at once, the next one when the
-        // first leaves the window.
+    fn a_window_of_minutes_spaces_single_calls() {
+        // Graph's 10,000 requests in 10 minutes, paced at 9,800: one every 61.2 ms.
         let mut pacer = Pacer::new(Rate {
             units: 10_000,
             per_secs: 600,
-            spread: false,
         });
-        for i in 0..9_800 {
-            assert_eq!(pacer.wait(i * 1000, 1), 0);
-            pacer.spend(i * 1000, 1);
+        let spacing = 600 * SECOND_NS / 9_800;
+        let mut now = 0;
+        for _ in 0..100 {
+            now += pacer.wait(now, 1);
+            pacer.spend(now, 1);
         }
-        let now = 9_800 * 1000;
-        assert_eq!(pacer.wait(now, 1), 600 * SECOND_NS - now);
-        assert_eq!(pacer.wait(600 * SECOND_NS, 1), 0);
+        assert_eq!(now, 99 * spacing);
+        assert_eq!(pacer.wait(now, 1), spacing);
     }
 
     #[test]
