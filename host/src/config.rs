@@ -25,6 +25,7 @@ pub struct Config {
     pub connectors: ConnectorsConfig,
     pub sync: SyncConfig,
     pub oauth: OauthConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 impl Default for Config {
@@ -40,6 +41,7 @@ impl Default for Config {
             connectors: ConnectorsConfig::default(),
             sync: SyncConfig::default(),
             oauth: OauthConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -250,6 +252,38 @@ impl Default for SyncConfig {
             page_messages: 500,
             page_kib: 4096,
             job_budget_secs: 60,
+        }
+    }
+}
+
+/// Deliveries of events to the CRM's webhooks (docs/api.md, "Webhooks").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// The wait before the first retry of a failed delivery, in seconds; each further retry
+    /// waits twice as long as the one before (at most 2 hours), give or take a fifth.
+    /// Default 5.
+    pub first_retry_secs: f64,
+    /// How long a delivery is retried, from its first attempt, before it is `failed` and the
+    /// endpoint's next event goes, in hours. Default 24.
+    pub max_retry_hours: f64,
+    /// How long one delivery may take, connecting included, in seconds. Default 15.
+    pub timeout_secs: u64,
+    /// Whether webhook URLs may name loopback or private addresses (a CRM on the internal
+    /// network). Default true; link-local and metadata addresses are refused either way.
+    pub allow_private_networks: bool,
+    /// Whether webhook URLs may be plain `http://`. Default true.
+    pub allow_http: bool,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            first_retry_secs: 5.0,
+            max_retry_hours: 24.0,
+            timeout_secs: 15,
+            allow_private_networks: true,
+            allow_http: true,
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod store;
 pub mod sync;
 pub mod user;
 pub mod vault;
+pub mod webhooks;
 
 pub use config::Config;
 pub use server::{Bootstrap, Server};

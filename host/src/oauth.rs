@@ -593,7 +593,7 @@ mod tests {
             net: crate::net::NetPolicy::new(&crate::config::NetConfig::default()),
             tls: crate::net::TlsPolicy::new(None).unwrap(),
             max_response_bytes: 1 << 20,
-            plain_loopback: false,
+            plain: crate::net::PlainHttp::Never,
         };
         Oauth::new(
             config,

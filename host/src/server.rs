@@ -12,6 +12,7 @@ use crate::store::{RedbStore, Store};
 use crate::sync::Scheduler;
 use crate::user::{Role, Token, TokenHash, TokenOwner, User, new_token};
 use crate::vault::{KEY_CHECK_CONTEXT, Vault};
+use crate::webhooks::Deliverer;
 use anyhow::{Context, bail};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub struct Server {
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
     scheduler: Arc<Scheduler>,
+    deliverer: Arc<Deliverer>,
 }
 
 /// Opens the database and the vault, and checks that the key fits what is stored.
@@ -218,13 +220,20 @@ impl Server {
             config.sync.clone(),
             config.sandbox.max_jobs_per_owner,
         ));
+        let deliverer = Arc::new(Deliverer::start(
+            store.clone(),
+            vault.clone(),
+            runtime.http_client(),
+            config.webhooks.clone(),
+        ));
         let app = Arc::new(App::new(
             runtime,
             store,
             vault,
             scheduler.clone(),
             oauth,
-            &config.api,
+            deliverer.clone(),
+            config,
         ));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(
@@ -242,6 +251,7 @@ impl Server {
             shutdown,
             task,
             scheduler,
+            deliverer,
         })
     }
 
@@ -260,8 +270,9 @@ impl Server {
     pub async fn stop(self) {
         let _ = self.shutdown.send(());
         let mut task = self.task;
-        let (_, served) = tokio::join!(
+        let (_, _, served) = tokio::join!(
             self.scheduler.stop(),
+            self.deliverer.stop(),
             tokio::time::timeout(REQUEST_GRACE, &mut task)
         );
         if served.is_err() {

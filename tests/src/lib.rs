@@ -14,3 +14,4 @@ pub mod microsoft;
 pub mod process;
 pub mod provider;
 pub mod servers;
+pub mod webhooks;

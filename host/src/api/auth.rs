@@ -37,6 +37,22 @@ impl Caller {
         }
     }
 
+    /// An admin, or the CRM's service itself (a service acting as a user has that user's
+    /// permissions); `what` names what the others may not do.
+    pub fn admin_or_service(&self, what: &str) -> Result<(), ApiError> {
+        let allowed = match &self.user {
+            Some(user) => user.is_admin(),
+            None => self.service.is_some(),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "{what} an admin or the CRM's service"
+            )))
+        }
+    }
+
     /// Identifies the caller for idempotency keys and limits.
     pub fn key(&self) -> String {
         match (&self.user, &self.service) {

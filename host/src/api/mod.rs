@@ -22,6 +22,7 @@ mod rate_limit;
 mod records;
 mod routes;
 mod users;
+mod webhooks;
 
 use crate::runtime::Runtime;
 use crate::store::{Remembered, Store};
@@ -48,6 +49,9 @@ pub struct App {
     pub vault: Arc<Vault>,
     pub scheduler: Arc<Scheduler>,
     pub oauth: Arc<crate::oauth::Oauth>,
+    pub deliverer: Arc<crate::webhooks::Deliverer>,
+    /// The rules webhook URLs follow.
+    pub webhooks: crate::config::WebhooksConfig,
     pub connection_tests: RateLimiter,
     pub tests_running: ConcurrencyLimiter,
     pub connection_test_timeout: std::time::Duration,
@@ -71,14 +75,19 @@ impl App {
         vault: Arc<Vault>,
         scheduler: Arc<Scheduler>,
         oauth: Arc<crate::oauth::Oauth>,
-        config: &crate::config::ApiConfig,
+        deliverer: Arc<crate::webhooks::Deliverer>,
+        config: &crate::config::Config,
     ) -> Self {
+        let webhooks = config.webhooks.clone();
+        let config = &config.api;
         Self {
             runtime,
             store,
             vault,
             scheduler,
             oauth,
+            deliverer,
+            webhooks,
             connection_tests: RateLimiter::per_minute(config.connection_tests_per_minute),
             tests_running: ConcurrencyLimiter::new(config.max_concurrent_tests_per_caller),
             connection_test_timeout: std::time::Duration::from_secs(

@@ -308,7 +308,7 @@ fn schemas() -> Value {
             json!({"type": "array", "items": schema_ref("Attachment")}),
         );
     }
-    json!({
+    let mut schemas = json!({
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
             "code": string, "message": string, "field": string}}}},
         "Health": {"type": "object", "properties": {"status": string}},
@@ -421,7 +421,35 @@ fn schemas() -> Value {
             "created_at": string}},
         "AccountFolderCounts": {"type": "object", "properties": {"id": string, "name": string, "role": role,
             "active": {"type": "boolean"}, "unread": {"type": "integer"}, "total": {"type": "integer"}}},
-    })
+    });
+    let mut types: Vec<&str> = vec!["*"];
+    types.extend(crate::store::mail::EVENT_TYPES);
+    let event_types = json!({"type": "array", "minItems": 1, "maxItems": 32,
+        "items": {"type": "string", "enum": types}});
+    let url = json!({"type": "string", "format": "uri", "pattern": "^https?://[^/?#\\s]+", "maxLength": 2048});
+    let webhook = json!({
+        "id": string, "url": string, "events": {"type": "array", "items": string},
+        "enabled": {"type": "boolean"}, "disabled_reason": nullable_string, "created_at": string,
+    });
+    let mut created = webhook.clone();
+    created["secret"] = string.clone();
+    let webhooks = json!({
+        "WebhookCreate": request(&["url", "events"], json!({"url": url, "events": event_types,
+            "secret": {"type": "string", "maxLength": 94,
+                "pattern": "^whsec_(?:[A-Za-z0-9+/]{4}){8,21}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"}})),
+        "WebhookPatch": request(&[], json!({"url": url, "events": event_types,
+            "enabled": {"type": "boolean"}})),
+        "Webhook": {"type": "object", "properties": webhook},
+        "WebhookCreated": {"type": "object", "properties": created},
+        "Delivery": {"type": "object", "properties": {"id": string, "event_seq": {"type": "integer"},
+            "type": string, "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+            "attempts": {"type": "integer"}, "last_status": {"type": "integer", "nullable": true},
+            "last_error": nullable_string, "next_attempt_at": nullable_string}},
+    });
+    if let (Some(all), Some(more)) = (schemas.as_object_mut(), webhooks.as_object()) {
+        all.extend(more.clone());
+    }
+    schemas
 }
 
 #[cfg(test)]

@@ -45,20 +45,9 @@ fn reference(kind: &str, id: &str) -> Result<RecordRef, ApiError> {
     })
 }
 
-/// The CRM's service writes; so does an admin. A service acting as a user has that user's
-/// permissions.
+/// The CRM's service writes; so does an admin.
 fn may_write(caller: &Caller) -> Result<(), ApiError> {
-    let allowed = match &caller.user {
-        Some(user) => user.is_admin(),
-        None => caller.service.is_some(),
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "records are written by an admin or the CRM's service",
-        ))
-    }
+    caller.admin_or_service("records are written by")
 }
 
 /// A `PUT` body; which of the lists a record takes depends on its type.

@@ -6,7 +6,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::{
     App, accounts, connectors, events, idempotent, json, messages, oauth, openapi, outbox, records,
-    users,
+    users, webhooks,
 };
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -341,6 +341,58 @@ pub const ROUTES: &[Route] = &[
     )
     .body("ConnectorPatch")
     .ok(200, Some("Connector")),
+    // The CRM's webhooks.
+    route(
+        "post",
+        "/v1/webhooks",
+        "Register an endpoint for events (admin or service); its secret is shown only here",
+        handle!(c => webhooks::create(&c.app, c.caller()?, &c.json()?).await),
+    )
+    .body("WebhookCreate")
+    .ok(201, Some("WebhookCreated")),
+    route(
+        "get",
+        "/v1/webhooks",
+        "Webhook endpoints (admin or service)",
+        handle!(c => webhooks::list(&c.app, c.caller()?, &c.query).await),
+    )
+    .paged("Webhook"),
+    route(
+        "get",
+        "/v1/webhooks/{id}",
+        "A webhook endpoint (admin or service)",
+        handle!(c => webhooks::get(&c.app, c.caller()?, c.param(0)).await),
+    )
+    .ok(200, Some("Webhook")),
+    route(
+        "patch",
+        "/v1/webhooks/{id}",
+        "Change an endpoint's URL or event types, or enable or disable it (admin or service)",
+        handle!(c => webhooks::update(&c.app, c.caller()?, c.param(0), &c.json()?).await),
+    )
+    .body("WebhookPatch")
+    .ok(200, Some("Webhook")),
+    route(
+        "delete",
+        "/v1/webhooks/{id}",
+        "Remove an endpoint and its deliveries (admin or service)",
+        handle!(c => webhooks::remove(&c.app, c.caller()?, c.param(0)).await),
+    )
+    .ok(204, None),
+    route(
+        "get",
+        "/v1/webhooks/{id}/deliveries",
+        "An endpoint's deliveries, newest first (admin or service)",
+        handle!(c => webhooks::deliveries(&c.app, c.caller()?, c.param(0), &c.query).await),
+    )
+    .paged("Delivery"),
+    route(
+        "post",
+        "/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+        "Deliver again, before the endpoint's later deliveries (admin or service)",
+        handle!(c => webhooks::retry(&c.app, c.caller()?, c.param(0), c.param(1)).await),
+    )
+    .ok(202, Some("Delivery")),
     // Accounts that sign in with their provider.
     route(
         "post",

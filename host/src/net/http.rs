@@ -25,9 +25,18 @@ pub struct HttpClient {
     pub tls: TlsPolicy,
     /// The most a response body may hold, in bytes.
     pub max_response_bytes: usize,
-    /// Whether plain HTTP may go to loopback addresses (`net.http_plain_loopback`, for
-    /// tests); anything else is HTTPS.
-    pub plain_loopback: bool,
+    /// Where plain HTTP may go; anything else is HTTPS.
+    pub plain: PlainHttp,
+}
+
+/// Where a client may send plain HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlainHttp {
+    Never,
+    /// To loopback addresses (`net.http_plain_loopback`, for tests against local fakes).
+    Loopback,
+    /// Anywhere (webhooks, while `webhooks.allow_http`).
+    Anywhere,
 }
 
 /// Where a request goes: its scheme, host (lower case, IPv6 without brackets) and port.
@@ -68,10 +77,15 @@ impl Origin {
 }
 
 impl HttpClient {
-    /// Whether a request may go to `origin` at all: HTTPS, or plain HTTP to loopback when
-    /// the operator allows it.
+    /// Whether a request may go to `origin` at all: HTTPS, or plain HTTP where
+    /// [`HttpClient::plain`] allows it.
     pub fn scheme_allowed(&self, origin: &Origin) -> bool {
-        origin.https || (self.plain_loopback && origin.is_loopback())
+        origin.https
+            || match self.plain {
+                PlainHttp::Never => false,
+                PlainHttp::Loopback => origin.is_loopback(),
+                PlainHttp::Anywhere => true,
+            }
     }
 
     /// Sends `request` (an absolute URI) and waits for the response's head, connecting

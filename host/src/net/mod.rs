@@ -11,5 +11,6 @@ pub mod preauth;
 pub mod tls;
 
 pub use connection::Connection;
+pub use http::PlainHttp;
 pub use policy::NetPolicy;
 pub use tls::TlsPolicy;

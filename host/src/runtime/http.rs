@@ -343,7 +343,11 @@ mod tests {
                 net: NetPolicy::new(&crate::config::NetConfig::default()),
                 tls: TlsPolicy::new(None).unwrap(),
                 max_response_bytes: 1 << 20,
-                plain_loopback,
+                plain: if plain_loopback {
+                    crate::net::PlainHttp::Loopback
+                } else {
+                    crate::net::PlainHttp::Never
+                },
             },
             granted_private: false,
             max_request_bytes: 1 << 20,

@@ -25,7 +25,7 @@ use crate::auth::Credentials;
 use crate::config::{ConnectorsConfig, NetConfig, SandboxConfig};
 use crate::connector::{ConnectorError, ConnectorInfo, ErrorKind};
 use crate::folder::Folder;
-use crate::net::http::{HttpClient, Origin};
+use crate::net::http::{HttpClient, Origin, PlainHttp};
 use crate::net::policy::AllowList;
 use crate::net::{NetPolicy, TlsPolicy};
 use anyhow::{Context, bail};
@@ -209,7 +209,11 @@ impl Runtime {
                     net: NetPolicy::new(net),
                     tls: tls.clone(),
                     max_response_bytes: (net.http_max_response_mib as usize) << 20,
-                    plain_loopback: net.http_plain_loopback,
+                    plain: if net.http_plain_loopback {
+                        PlainHttp::Loopback
+                    } else {
+                        PlainHttp::Never
+                    },
                 },
                 granted_private: net.http_granted_private,
                 max_request_bytes: (net.http_max_request_mib as usize) << 20,

@@ -170,7 +170,7 @@ pub fn modify_account(
 /// it existed. Its mail is the mail store's to remove.
 pub fn delete_account(txn: &mut dyn Writer, account_id: &str) -> Result<bool> {
     let existed = ACCOUNTS.delete(txn, &id(account_id))?;
-    SECRETS.delete(txn, &id(account_id))?;
+    delete_secret(txn, account_id)?;
     let mut choosers = Vec::new();
     PRIMARIES.scan_prefix(txn, &Key::new(), false, |mut user, chosen| {
         if chosen == account_id {
@@ -184,11 +184,21 @@ pub fn delete_account(txn: &mut dyn Writer, account_id: &str) -> Result<bool> {
     Ok(existed)
 }
 
-pub fn account_secret(txn: &dyn Reader, account_id: &str) -> Result<Option<Sealed>> {
-    SECRETS.get(txn, &id(account_id))
+/// The sealed secret kept under `owner`: an account's password or grant, a webhook's
+/// signing secret.
+pub fn secret(txn: &dyn Reader, owner: &str) -> Result<Option<Sealed>> {
+    SECRETS.get(txn, &id(owner))
 }
 
-/// Every sealed secret, by account id.
+pub fn put_secret(txn: &mut dyn Writer, owner: &str, sealed: &Sealed) -> Result<()> {
+    SECRETS.put(txn, &id(owner), sealed)
+}
+
+pub fn delete_secret(txn: &mut dyn Writer, owner: &str) -> Result<bool> {
+    SECRETS.delete(txn, &id(owner))
+}
+
+/// Every sealed secret, by the id of what it belongs to (accounts and webhooks).
 pub fn secrets(txn: &dyn Reader) -> Result<Vec<(String, Sealed)>> {
     let mut secrets = Vec::new();
     SECRETS.scan_prefix(txn, &Key::new(), false, |mut account, sealed| {
@@ -492,7 +502,7 @@ pub(super) mod tests {
         assert_eq!(stored.display_name.as_deref(), Some("First"));
         assert_eq!(stored.revision, 1);
         // The password was kept, not cleared, by an update without one.
-        let secret = kv.read(|txn| account_secret(txn, "acc_1")).unwrap();
+        let secret = kv.read(|txn| secret(txn, "acc_1")).unwrap();
         assert_eq!(secret, Some(sealed("pw")));
 
         let gone = kv
@@ -537,7 +547,7 @@ pub(super) mod tests {
         assert!(!kv.write(|txn| delete_account(txn, "acc_1")).await.unwrap());
         kv.read(|txn| {
             assert_eq!(account(txn, "acc_1")?, None);
-            assert_eq!(account_secret(txn, "acc_1")?, None);
+            assert_eq!(secret(txn, "acc_1")?, None);
             assert_eq!(primary(txn, "usr_a")?, None);
             assert_eq!(primary(txn, "usr_b")?, None);
             assert_eq!(primary(txn, "usr_c")?.as_deref(), Some("acc_2"));
@@ -569,7 +579,7 @@ pub(super) mod tests {
         .unwrap();
         assert_eq!(kv.read(key_check).unwrap(), Some(sealed("check-new")));
         assert_eq!(
-            kv.read(|txn| account_secret(txn, "acc_1")).unwrap(),
+            kv.read(|txn| secret(txn, "acc_1")).unwrap(),
             Some(sealed("new"))
         );
     }

@@ -1,9 +1,10 @@
 //! The event log: what happened, numbered in order, written in the transaction that made it
-//! happen, so an event is never announced for a change that was not kept.
+//! happen, so an event is never announced for a change that was not kept, together with its
+//! deliveries to the webhooks that want it.
 
-use super::Result;
 use super::kv::{Json, Key, KeyReader, Reader, Table, Writer};
 use super::mail::Event;
+use super::{Result, deliveries};
 use serde_json::Value;
 use std::ops::Bound;
 
@@ -39,6 +40,7 @@ pub fn push(txn: &mut dyn Writer, kind: &str, data: Value) -> Result<u64> {
         data,
     };
     EVENTS.put(txn, &seq_key(seq), &event)?;
+    deliveries::fan_out(txn, &event)?;
     if seq > EVENTS_KEPT && seq % 1024 == 0 {
         let horizon = seq_key(seq - EVENTS_KEPT);
         let mut old = Vec::new();

@@ -7,9 +7,10 @@ use super::mail::{
 };
 use super::outbox::{Change, ChangeDone, Duty, OutboxEntry, OutboxStore, Outgoing};
 use super::records::RecordStore;
+use super::webhooks::{Attempt, Delivery, DeliveryPage, Webhook, WebhookStore};
 use super::{
-    AccountChange, Remembered, Result, Store, contacts, directory, events, filing, ingest, mailbox,
-    queue,
+    AccountChange, Remembered, Result, Store, contacts, deliveries, directory, events, filing,
+    ingest, mailbox, queue,
 };
 use crate::account::Account;
 use crate::folder::FolderId;
@@ -128,7 +129,7 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     async fn account_secret(&self, id: &str) -> Result<Option<Sealed>> {
-        self.backend.read(|txn| directory::account_secret(txn, id))
+        self.backend.read(|txn| directory::secret(txn, id))
     }
 
     async fn replace_account_secret(
@@ -458,5 +459,76 @@ impl<B: Backend> RecordStore for KvStore<B> {
                 .map(|id| filing::filed_as(txn, id))
                 .collect()
         })
+    }
+}
+
+#[async_trait]
+impl<B: Backend> WebhookStore for KvStore<B> {
+    async fn insert_webhook(&self, webhook: Webhook, secret: Sealed) -> Result<()> {
+        self.backend
+            .write(move |txn| deliveries::insert(txn, &webhook, &secret))
+            .await
+    }
+
+    async fn webhooks(&self) -> Result<Vec<Webhook>> {
+        self.backend.read(deliveries::all)
+    }
+
+    async fn webhook(&self, id: &str) -> Result<Option<Webhook>> {
+        self.backend.read(|txn| deliveries::get(txn, id))
+    }
+
+    async fn update_webhook(&self, webhook: Webhook) -> Result<()> {
+        self.backend
+            .write(move |txn| deliveries::update(txn, &webhook))
+            .await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        self.backend
+            .write(move |txn| deliveries::delete(txn, &id))
+            .await
+    }
+
+    async fn webhook_secret(&self, id: &str) -> Result<Option<Sealed>> {
+        self.backend.read(|txn| directory::secret(txn, id))
+    }
+
+    async fn deliveries(
+        &self,
+        webhook_id: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<DeliveryPage> {
+        self.backend
+            .read(|txn| deliveries::page(txn, webhook_id, before, limit))
+    }
+
+    async fn next_delivery(&self, webhook_id: &str) -> Result<Option<Delivery>> {
+        self.backend.read(|txn| deliveries::next(txn, webhook_id))
+    }
+
+    async fn finish_attempt(&self, webhook_id: &str, seq: u64, attempt: Attempt) -> Result<()> {
+        let webhook_id = webhook_id.to_owned();
+        self.backend
+            .write(move |txn| deliveries::finish_attempt(txn, &webhook_id, seq, attempt))
+            .await
+    }
+
+    async fn retry_delivery(
+        &self,
+        webhook_id: &str,
+        delivery_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<Delivery>> {
+        let (webhook_id, delivery_id) = (webhook_id.to_owned(), delivery_id.to_owned());
+        self.backend
+            .write(move |txn| deliveries::retry(txn, &webhook_id, &delivery_id, now_ms))
+            .await
+    }
+
+    async fn pending_deliveries(&self) -> Result<u64> {
+        self.backend.read(deliveries::pending_count)
     }
 }

@@ -65,6 +65,19 @@ pub struct MessageQuery {
     pub limit: usize,
 }
 
+/// The types of events the log holds (docs/api.md, "Events").
+pub const EVENT_TYPES: &[&str] = &[
+    "message.created",
+    "message.updated",
+    "message.deleted",
+    "message.sent",
+    "message.change_failed",
+    "account.state_changed",
+    "contact.created",
+    "contact.merged",
+    "record.associated",
+];
+
 /// An entry of the event log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {

@@ -2,11 +2,12 @@
 //!
 //! Three layers, each knowing only the one below:
 //! * the traits the API and the sync call ([`Store`], [`MailStore`], [`OutboxStore`],
-//!   [`RecordStore`]), implemented once by [`KvStore`];
+//!   [`RecordStore`], [`WebhookStore`]), implemented once by [`KvStore`];
 //! * the rules, written once as transaction functions: `directory` (users, tokens,
 //!   accounts), `ingest` (a sync page taken in), `mailbox` (messages and their places),
 //!   `filing` (records and the mail filed under them), `contacts` (contacts created for
-//!   unknown parties), `queue` (the outbox) and `events` (the event log);
+//!   unknown parties), `queue` (the outbox), `events` (the event log) and `deliveries`
+//!   (webhooks and what they are owed);
 //! * the storage seam, [`kv`]: ordered byte tables in transactions, with a backend for one
 //!   redb file ([`RedbStore`], the embedded default) and one in memory (for the rules' tests).
 //!
@@ -14,6 +15,7 @@
 //! nothing else.
 
 mod contacts;
+mod deliveries;
 mod directory;
 mod events;
 mod filing;
@@ -28,12 +30,14 @@ pub mod records;
 mod redb;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod webhooks;
 
 pub use self::kv_store::KvStore;
 pub use self::mail::MailStore;
 pub use self::outbox::OutboxStore;
 pub use self::records::RecordStore;
 pub use self::redb::RedbStore;
+pub use self::webhooks::WebhookStore;
 
 use crate::account::Account;
 use crate::user::{Token, TokenHash, TokenOwner, User};
@@ -76,7 +80,9 @@ pub struct Remembered {
 }
 
 #[async_trait]
-pub trait Store: MailStore + OutboxStore + RecordStore + Send + Sync + 'static {
+pub trait Store:
+    MailStore + OutboxStore + RecordStore + WebhookStore + Send + Sync + 'static
+{
     async fn user_count(&self) -> Result<u64>;
     /// Fails with `Conflict` when the external id is taken.
     async fn insert_user(&self, user: User) -> Result<()>;

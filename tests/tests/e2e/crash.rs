@@ -3,12 +3,15 @@
 //!
 //! The server runs in a child process: this test binary itself, started again to run only
 //! `server_process`, which serves until it is killed. The same holds for a Mailroom killed
-//! while the SMTP server is taking a message: it is never handed over twice.
+//! while the SMTP server is taking a message: it is never handed over twice; and for one
+//! killed while delivering a backlog of webhook events: each arrives, once, in order.
 
+use crate::webhooks::{all_events, assert_carries, deliveries};
 use mailroom_tests::imap::{ImapClient, message};
 use mailroom_tests::mailbox::{days_ago, rfc2822_days_ago};
 use mailroom_tests::mailroom::{Api, launch, test_config};
 use mailroom_tests::servers::MailServers;
+use mailroom_tests::webhooks::Receiver;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -34,6 +37,7 @@ async fn server_process() {
     config.sync.interval_secs = 1;
     // Small pages: many commits, so the kill lands between two of them.
     config.sync.page_messages = 10;
+    config.webhooks.first_retry_secs = 0.2;
     let server = launch(&config).await;
     println!("listening on {}", server.addr());
     std::future::pending::<()>().await;
@@ -215,6 +219,104 @@ async fn killed_during_delivery_it_never_sends_twice() {
     );
     let copies = bob_imap.message_ids("INBOX").await;
     assert_eq!(copies.iter().filter(|id| **id == message_id).count(), 1);
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+}
+
+#[tokio::test]
+async fn killed_amid_a_backlog_of_webhook_deliveries_every_event_arrives_once_in_order() {
+    let servers = MailServers::start();
+    let alice = servers.user("alice");
+    let mut imap = ImapClient::login(servers.imap_port(), &alice.email, &alice.password).await;
+    for i in 0..1000 {
+        let raw = message(
+            &format!("hook-{i}@c"),
+            &format!("hook {i}"),
+            &rfc2822_days_ago(1),
+            "x",
+        );
+        imap.append("INBOX", "", &days_ago(1), &raw).await;
+    }
+    let receiver = Receiver::start(503).await;
+    let data = tempfile::tempdir().expect("a data directory");
+    let (mut child, api) = start_server(data.path(), servers.cert_path());
+    let registered = api
+        .post(
+            "/v1/webhooks",
+            json!({"url": receiver.url(), "events": ["*"]}),
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.body
+    );
+    let webhook = registered.body["id"].as_str().unwrap().to_owned();
+    let secret = registered.body["secret"].as_str().unwrap().to_owned();
+
+    // The whole mailbox syncs while the receiver is down: a backlog of every event.
+    let account = connect_alice(&api, &servers, "1_month").await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while api.messages(&account, "").await.len() < 1000 {
+        assert!(Instant::now() < deadline, "the first sync did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let events = all_events(&api).await;
+    assert!(events.len() >= 1000, "{} events", events.len());
+    assert!(receiver.accepted().is_empty());
+
+    // The receiver is back; the operator retries the delivery at the head of the queue
+    // rather than wait out its backoff; the server is killed once part of the backlog is in.
+    receiver.answer_with(200);
+    let tried: Vec<_> = deliveries(&api, &webhook)
+        .await
+        .into_iter()
+        .filter(|d| d["attempts"].as_u64() > Some(0))
+        .collect();
+    assert_eq!(tried.len(), 1, "one delivery at a time: {tried:?}");
+    let head = &tried[0];
+    let retried = api
+        .post(
+            &format!(
+                "/v1/webhooks/{webhook}/deliveries/{}/retry",
+                head["id"].as_str().unwrap()
+            ),
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(retried.status, StatusCode::ACCEPTED, "{}", retried.body);
+    receiver
+        .wait_for("part of the backlog", Duration::from_secs(60), |a| {
+            a.len() >= 200
+        })
+        .await;
+    child.kill().expect("SIGKILL");
+    child.wait().expect("the killed server is reaped");
+    let before_restart = receiver.accepted().len();
+    assert!(
+        before_restart < events.len(),
+        "the backlog was delivered before the kill"
+    );
+
+    let (mut child, _api) = start_server(data.path(), servers.cert_path());
+    let accepted = receiver
+        .wait_for("the whole backlog", Duration::from_secs(120), |a| {
+            a.len() >= events.len()
+        })
+        .await;
+    assert_carries(&accepted[..events.len()], &events, &secret);
+    // Only the attempt under way at the kill may have reached the receiver twice.
+    let answered_ok = receiver
+        .received()
+        .iter()
+        .filter(|r| r.answered == 200)
+        .count();
+    assert!(
+        answered_ok <= accepted.len() + 1,
+        "{answered_ok} posts for {} events",
+        accepted.len()
+    );
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
 }

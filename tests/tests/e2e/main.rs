@@ -17,3 +17,4 @@ mod sandbox;
 mod security;
 mod sync;
 mod users;
+mod webhooks;

@@ -1,0 +1,328 @@
+//! Posting deliveries: each endpoint's pending deliveries go one at a time in event order,
+//! each endpoint in a task of its own, so one that keeps failing delays no other.
+//!
+//! A loop looks for endpoints whose next delivery is due (every [`TICK`], or at once when
+//! woken) and starts a task for each; the task posts as long as deliveries are due and
+//! ends when the next one must wait. Every attempt is recorded before the next is made, so
+//! a crash repeats at most the attempt under way (receivers de-duplicate by `webhook-id`).
+
+use super::{secret_key, signature};
+use crate::config::WebhooksConfig;
+use crate::net::PlainHttp;
+use crate::net::http::HttpClient;
+use crate::store::Store;
+use crate::store::webhooks::{Attempt, AttemptNext, Delivery, Webhook};
+use crate::vault::Vault;
+use bytes::Bytes;
+use http_body_util::Full;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How often the loop looks for due deliveries when nothing wakes it.
+const TICK: Duration = Duration::from_millis(250);
+/// The longest wait between two attempts.
+const MAX_BACKOFF_SECS: f64 = 2.0 * 3600.0;
+/// How much of an answer's body is read (and a little of it kept as the error).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+const ERROR_EXCERPT: usize = 200;
+
+struct Inner {
+    store: Arc<dyn Store>,
+    vault: Arc<Vault>,
+    client: HttpClient,
+    config: WebhooksConfig,
+    /// Endpoints with a task posting.
+    busy: Mutex<HashSet<String>>,
+    wake: Notify,
+    stopping: AtomicBool,
+}
+
+/// Delivers the store's pending deliveries.
+pub struct Deliverer {
+    inner: Arc<Inner>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Deliverer {
+    /// Starts delivering; `client` is the host's, whose network policy the webhooks' own
+    /// settings narrow or widen.
+    pub fn start(
+        store: Arc<dyn Store>,
+        vault: Arc<Vault>,
+        mut client: HttpClient,
+        config: WebhooksConfig,
+    ) -> Self {
+        client.net.allow_private_networks = config.allow_private_networks;
+        client.plain = if config.allow_http {
+            PlainHttp::Anywhere
+        } else {
+            PlainHttp::Never
+        };
+        client.max_response_bytes = MAX_ANSWER_BYTES;
+        let inner = Arc::new(Inner {
+            store,
+            vault,
+            client,
+            config,
+            busy: Mutex::new(HashSet::new()),
+            wake: Notify::new(),
+            stopping: AtomicBool::new(false),
+        });
+        let task = tokio::spawn(run(inner.clone()));
+        Self {
+            inner,
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Looks for due deliveries now (an endpoint was enabled, a delivery retried).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Stops starting attempts; an attempt under way is left to finish or be repeated.
+    pub async fn stop(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+        let task = self.task.lock().expect("deliverer poisoned").take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn run(inner: Arc<Inner>) {
+    while !inner.stopping.load(Ordering::SeqCst) {
+        if let Err(e) = start_due(&inner).await {
+            tracing::warn!("looking for webhook deliveries failed: {e}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = inner.wake.notified() => {}
+        }
+    }
+}
+
+/// Starts a task for every enabled endpoint whose next delivery is due and has none.
+async fn start_due(inner: &Arc<Inner>) -> anyhow::Result<()> {
+    let now = crate::clock::now_millis();
+    for webhook in inner.store.webhooks().await? {
+        if !webhook.enabled
+            || inner
+                .busy
+                .lock()
+                .expect("deliverer poisoned")
+                .contains(&webhook.id)
+        {
+            continue;
+        }
+        let due = inner
+            .store
+            .next_delivery(&webhook.id)
+            .await?
+            .is_some_and(|d| d.next_attempt_ms <= now);
+        if due {
+            inner
+                .busy
+                .lock()
+                .expect("deliverer poisoned")
+                .insert(webhook.id.clone());
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                let id = webhook.id.clone();
+                if let Err(e) = post_due(&inner, webhook).await {
+                    tracing::warn!(webhook = %id, "delivering failed: {e}");
+                }
+                inner.busy.lock().expect("deliverer poisoned").remove(&id);
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Posts the endpoint's deliveries in order while they are due.
+async fn post_due(inner: &Inner, mut webhook: Webhook) -> anyhow::Result<()> {
+    let Some(sealed) = inner.store.webhook_secret(&webhook.id).await? else {
+        return Ok(());
+    };
+    let secret = inner.vault.open(&webhook.id, &sealed)?;
+    let key = secret_key(secret.expose()).map_err(|e| anyhow::anyhow!("its secret {e}"))?;
+    while !inner.stopping.load(Ordering::SeqCst) {
+        // The endpoint as it is now: changed, disabled or deleted since the last attempt.
+        match inner.store.webhook(&webhook.id).await? {
+            Some(now) if now.enabled => webhook = now,
+            _ => return Ok(()),
+        }
+        let Some(delivery) = inner.store.next_delivery(&webhook.id).await? else {
+            return Ok(());
+        };
+        if delivery.next_attempt_ms > crate::clock::now_millis() {
+            return Ok(());
+        }
+        let attempt = attempt(inner, &webhook, &key, &delivery).await;
+        let delivered = attempt.next == AttemptNext::Delivered;
+        if !delivered {
+            tracing::info!(
+                webhook = %webhook.id, delivery = %delivery.id, seq = delivery.event_seq,
+                "delivery attempt {} failed: {}", delivery.attempts + 1,
+                attempt.error.as_deref().unwrap_or_default()
+            );
+        }
+        inner
+            .store
+            .finish_attempt(&webhook.id, delivery.event_seq, attempt)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Posts one delivery and says what comes next.
+async fn attempt(inner: &Inner, webhook: &Webhook, key: &[u8], delivery: &Delivery) -> Attempt {
+    let at_ms = crate::clock::now_millis();
+    let (status, error) = match post(inner, webhook, key, delivery).await {
+        Ok((status, _)) if (200..300).contains(&status) => (Some(status), None),
+        Ok((status, excerpt)) if excerpt.is_empty() => (
+            Some(status),
+            Some(format!("the endpoint answered {status}")),
+        ),
+        Ok((status, excerpt)) => (
+            Some(status),
+            Some(format!("the endpoint answered {status}: {excerpt}")),
+        ),
+        Err(error) => (None, Some(error)),
+    };
+    let next = if error.is_none() {
+        AttemptNext::Delivered
+    } else if status == Some(410) {
+        AttemptNext::Gone(format!(
+            "the endpoint answered 410 Gone to delivery {}",
+            delivery.id
+        ))
+    } else {
+        retry_or_fail(&inner.config, delivery, at_ms)
+    };
+    Attempt {
+        at_ms,
+        status,
+        error,
+        next,
+    }
+}
+
+/// When a failed delivery is tried again: the first retry after `first_retry_secs`, each
+/// next one twice as late (at most two hours), give or take a fifth; none once
+/// `max_retry_hours` have passed since the round's first attempt.
+fn retry_or_fail(config: &WebhooksConfig, delivery: &Delivery, now_ms: i64) -> AttemptNext {
+    let first = delivery.first_attempt_ms.unwrap_or(now_ms);
+    let give_up = first + (config.max_retry_hours.max(0.0) * 3_600_000.0) as i64;
+    if now_ms >= give_up {
+        return AttemptNext::Failed;
+    }
+    let failures = delivery.attempts.min(30) as i32;
+    let base = (config.first_retry_secs.max(0.01) * 2f64.powi(failures)).min(MAX_BACKOFF_SECS);
+    let jitter = 0.8 + rand::random::<f64>() * 0.4;
+    let next = now_ms + (base * jitter * 1000.0) as i64;
+    // The last retry comes at the end of the window, not past it.
+    AttemptNext::RetryAt(next.min(give_up))
+}
+
+/// Posts the delivery signed; the status code and, for a failure, the start of the
+/// answer's body; or why there is no answer.
+async fn post(
+    inner: &Inner,
+    webhook: &Webhook,
+    key: &[u8],
+    delivery: &Delivery,
+) -> Result<(u16, String), String> {
+    let timestamp = crate::clock::now_millis() / 1000;
+    let request = http::Request::post(&webhook.url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(
+            http::header::USER_AGENT,
+            concat!("Mailroom/", env!("CARGO_PKG_VERSION")),
+        )
+        .header("webhook-id", &delivery.id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header(
+            "webhook-signature",
+            signature(key, &delivery.id, timestamp, &delivery.body),
+        )
+        .body(Full::new(Bytes::from(delivery.body.clone())))
+        .map_err(|e| format!("the request could not be built: {e}"))?;
+    let deadline = Duration::from_secs(inner.config.timeout_secs.max(1));
+    let private = inner.config.allow_private_networks;
+    let response = inner
+        .client
+        .send(request, private, deadline)
+        .await
+        .map_err(|e| e.message)?;
+    let status = response.status().as_u16();
+    // The answer's body is read (up to the cap) so the exchange ends cleanly; a failure
+    // keeps its start as part of the reason.
+    let body = crate::net::http::read_body(response.into_body(), deadline)
+        .await
+        .unwrap_or_default();
+    if (200..300).contains(&status) {
+        return Ok((status, String::new()));
+    }
+    let excerpt = String::from_utf8_lossy(&body)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(ERROR_EXCERPT)
+        .collect::<String>();
+    Ok((status, excerpt.trim().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::webhooks::DeliveryState;
+
+    fn delivery(attempts: u32, first: Option<i64>) -> Delivery {
+        Delivery {
+            id: "msg_1".into(),
+            webhook_id: "whk_1".into(),
+            event_seq: 1,
+            kind: "message.created".into(),
+            body: "{}".into(),
+            state: DeliveryState::Pending,
+            attempts,
+            first_attempt_ms: first,
+            next_attempt_ms: 0,
+            last_status: None,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn retries_double_with_jitter_until_the_window_closes() {
+        let config = WebhooksConfig::default();
+        let now = 1_000_000;
+        for (attempts, secs) in [(0u32, 5.0), (1, 10.0), (4, 80.0), (20, MAX_BACKOFF_SECS)] {
+            let AttemptNext::RetryAt(at) =
+                retry_or_fail(&config, &delivery(attempts, Some(now)), now)
+            else {
+                panic!("attempt {attempts} is retried");
+            };
+            let wait = (at - now) as f64 / 1000.0;
+            assert!(
+                wait >= secs * 0.8 && wait <= secs * 1.2,
+                "{attempts}: {wait}"
+            );
+        }
+        let day = 24 * 3_600_000;
+        let late = retry_or_fail(&config, &delivery(5, Some(now)), now + day - 1000);
+        assert_eq!(
+            late,
+            AttemptNext::RetryAt(now + day),
+            "the last retry at the window's end"
+        );
+        assert_eq!(
+            retry_or_fail(&config, &delivery(30, Some(now)), now + day),
+            AttemptNext::Failed
+        );
+    }
+}
