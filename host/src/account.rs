@@ -141,6 +141,10 @@ pub struct Account {
     pub state: AccountState,
     pub state_reason: Option<String>,
     pub state_since: String,
+    /// When the next job runs after the latest one failed; none while jobs succeed, and
+    /// while the account waits for someone to act.
+    #[serde(default)]
+    pub next_retry_at: Option<String>,
     pub last_sync_at: Option<String>,
     /// How long the job behind `last_sync_at` took, in milliseconds.
     #[serde(default)]
@@ -184,6 +188,7 @@ impl Account {
             state: AccountState::Connecting,
             state_reason: None,
             state_since: at.clone(),
+            next_retry_at: None,
             last_sync_at: None,
             last_sync_duration_ms: None,
             servers: spec.servers.clone(),
@@ -215,7 +220,9 @@ impl Account {
         let data = serde_json::json!({
             "account_id": self.id,
             "state": self.state,
+            "reason": self.state_reason,
             "state_reason": self.state_reason,
+            "next_retry_at": self.next_retry_at,
         });
         ("account.state_changed", data)
     }
@@ -255,6 +262,7 @@ const RESERVED_ROLES: &[&str] = &[
     "state",
     "state_reason",
     "state_since",
+    "next_retry_at",
     "last_sync_at",
     "last_sync_duration_ms",
     "folders",

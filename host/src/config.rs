@@ -243,6 +243,16 @@ pub struct SyncConfig {
     /// How long one job may sync before it ends and lets other accounts in (it is queued
     /// again at once when it had more to do), in seconds. Default 60.
     pub job_budget_secs: u64,
+    /// After a job failed for a passing reason (the server cannot be reached, answered
+    /// something unreadable, asked to slow down), the wait before the next, in seconds;
+    /// each further failure in a row doubles it up to `max_retry_secs`, give or take a
+    /// fifth. A server's `Retry-After` takes precedence. Default 15.
+    pub first_retry_secs: u64,
+    /// The longest wait between two failed jobs, in seconds. Default 1,800.
+    pub max_retry_secs: u64,
+    /// Failures in a row after which the account shows `error` with the reason (it keeps
+    /// retrying and returns by itself). Default 3.
+    pub error_after_failures: u32,
 }
 
 impl Default for SyncConfig {
@@ -252,6 +262,9 @@ impl Default for SyncConfig {
             page_messages: 500,
             page_kib: 4096,
             job_budget_secs: 60,
+            first_retry_secs: 15,
+            max_retry_secs: 1800,
+            error_after_failures: 3,
         }
     }
 }

@@ -135,6 +135,34 @@ impl ConnectorError {
         }
     }
 
+    /// The failure as a sentence a person can act on: what could not be done, then the
+    /// details.
+    pub fn explain(&self) -> String {
+        let server = match self.server.as_deref() {
+            Some(role) => format!("the {role} server"),
+            None => "the server".to_owned(),
+        };
+        let what = match self.kind {
+            ErrorKind::AuthFailed => format!("{server} refused the login"),
+            ErrorKind::Tls => format!("the certificate of {server} is not trusted"),
+            ErrorKind::Dns => format!("the name of {server} does not resolve"),
+            ErrorKind::Connect => format!("{server} cannot be reached"),
+            ErrorKind::Timeout => format!("{server} has not answered in time"),
+            ErrorKind::Protocol => format!("{server} answered something that cannot be read"),
+            ErrorKind::RateLimited => format!("{server} asked to slow down"),
+            ErrorKind::NotFound => format!("{server} no longer has what was asked for"),
+            ErrorKind::Unsupported => format!("{server} does not support what is needed"),
+            ErrorKind::Denied => "the connector asked for something it may not do".to_owned(),
+            ErrorKind::Connector => "the account's connector failed".to_owned(),
+            ErrorKind::Internal => "Mailroom could not store what it synced".to_owned(),
+        };
+        let mut sentence = what;
+        if let Some(first) = sentence.get_mut(..1) {
+            first.make_ascii_uppercase();
+        }
+        format!("{sentence} ({})", self.message)
+    }
+
     pub fn on_server(mut self, role: impl Into<String>) -> Self {
         if self.server.is_none() {
             self.server = Some(role.into());

@@ -248,6 +248,7 @@ pub fn view(account: &Account, primary: bool) -> Value {
         "state": account.state,
         "state_reason": account.state_reason,
         "state_since": account.state_since,
+        "next_retry_at": account.next_retry_at,
         "last_sync_at": account.last_sync_at,
         "last_sync_duration_ms": account.last_sync_duration_ms,
         "allow_insecure_certificate": account.allow_insecure_certificate,

@@ -356,6 +356,7 @@ pub(super) mod tests {
             state: AccountState::Active,
             state_reason: None,
             state_since: "2026-12-01T00:00:00Z".into(),
+            next_retry_at: None,
             last_sync_at: None,
             last_sync_duration_ms: None,
             servers: Vec::new(),

@@ -28,9 +28,6 @@ use tokio::task::JoinSet;
 
 /// How often the scheduler looks for due accounts when nothing wakes it.
 const TICK: Duration = Duration::from_secs(1);
-/// Consecutive transient failures after which the account shows `error` (it keeps retrying).
-const FAILURES_BEFORE_ERROR: u32 = 3;
-const MAX_BACKOFF: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Default)]
 struct Slot {
@@ -180,9 +177,12 @@ async fn run(inner: Arc<Inner>) {
                 for account in accounts.into_iter().filter(may_sync) {
                     let owner = personal_owner(&account).map(str::to_owned);
                     let slot = slots.entry(account.id.clone()).or_default();
-                    let due =
-                        slot.requested || slot.last_start.is_none_or(|at| now >= at + interval);
+                    // A failed job is tried again when its backoff ends, before the
+                    // interval if that is sooner.
                     let waiting = slot.not_before.is_some_and(|at| now < at);
+                    let due = slot.requested
+                        || slot.failures > 0
+                        || slot.last_start.is_none_or(|at| now >= at + interval);
                     if slot.running || !due || waiting {
                         continue;
                     }
@@ -210,7 +210,19 @@ async fn run(inner: Arc<Inner>) {
             }
             Err(error) => tracing::error!("the scheduler cannot read accounts: {error}"),
         }
-        let _ = tokio::time::timeout(TICK, inner.wake.notified()).await;
+        // Sleeps until the next tick, or the end of a backoff due before it.
+        let now = Instant::now();
+        let until = inner
+            .slots
+            .lock()
+            .expect("scheduler poisoned")
+            .values()
+            .filter(|s| !s.running)
+            .filter_map(|s| s.not_before)
+            .filter(|at| *at > now)
+            .map(|at| at - now)
+            .fold(TICK, Duration::min);
+        let _ = tokio::time::timeout(until, inner.wake.notified()).await;
     }
 }
 
@@ -227,10 +239,7 @@ async fn job(inner: Arc<Inner>, account_id: String, started_at: String) {
             }
             Outcome::Retry { after } => {
                 slot.failures += 1;
-                let backoff = after.unwrap_or_else(|| {
-                    (Duration::from_secs(15) * 2u32.pow(slot.failures.min(10))).min(MAX_BACKOFF)
-                });
-                slot.not_before = Some(Instant::now() + backoff);
+                slot.not_before = Some(Instant::now() + after);
             }
             Outcome::Stopped => {}
         }
@@ -239,12 +248,23 @@ async fn job(inner: Arc<Inner>, account_id: String, started_at: String) {
     inner.wake.notify_one();
 }
 
+/// The wait after the `failures`-th failure in a row: `first_retry_secs`, doubled with each
+/// further failure up to `max_retry_secs`, give or take a fifth so that accounts on one
+/// server do not come back together.
+fn backoff(config: &SyncConfig, failures: u32) -> Duration {
+    let max = config.max_retry_secs.max(1) as f64;
+    let base = (config.first_retry_secs.max(1) as f64
+        * 2f64.powi(failures.saturating_sub(1).min(30) as i32))
+    .min(max);
+    Duration::from_secs_f64(base * (0.8 + rand::random::<f64>() * 0.4))
+}
+
 enum Outcome {
     /// The job ran; `more` when it ended on its time budget with more to do, or left
     /// outbox work for right after it.
     Done { more: bool },
-    /// A transient failure: try again later.
-    Retry { after: Option<Duration> },
+    /// A failure: try again after this wait.
+    Retry { after: Duration },
     /// The account cannot sync until someone acts (or it is gone).
     Stopped,
 }
@@ -257,7 +277,9 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
         Ok(_) => return Outcome::Stopped,
         Err(error) => {
             tracing::error!(account = account_id, "cannot read the account: {error}");
-            return Outcome::Retry { after: None };
+            return Outcome::Retry {
+                after: backoff(&inner.config, 1),
+            };
         }
     };
     if let Some(owner) = personal_owner(&account) {
@@ -267,7 +289,9 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
             Ok(_) => return Outcome::Stopped,
             Err(error) => {
                 tracing::error!(account = account_id, "cannot read the owner: {error}");
-                return Outcome::Retry { after: None };
+                return Outcome::Retry {
+                    after: backoff(&inner.config, 1),
+                };
             }
         }
     }
@@ -286,7 +310,10 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
                     inner,
                     account_id,
                     AccountState::Error,
-                    Some(format!("the stored password cannot be read: {error}")),
+                    Some(format!(
+                        "The stored password cannot be read ({error}); re-connect the account"
+                    )),
+                    None,
                 )
                 .await;
                 return Outcome::Stopped;
@@ -295,17 +322,21 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
         Ok(None) => None,
         Err(error) => {
             tracing::error!(account = account_id, "cannot read the secret: {error}");
-            return Outcome::Retry { after: None };
+            return Outcome::Retry {
+                after: backoff(&inner.config, 1),
+            };
         }
     };
     if account.state == AccountState::Connecting {
-        set_state(inner, account_id, AccountState::Syncing, None).await;
+        set_state(inner, account_id, AccountState::Syncing, None, None).await;
     }
     let syncs = match inner.store.folder_syncs(account_id).await {
         Ok(syncs) => syncs,
         Err(error) => {
             tracing::error!(account = account_id, "cannot read folder states: {error}");
-            return Outcome::Retry { after: None };
+            return Outcome::Retry {
+                after: backoff(&inner.config, 1),
+            };
         }
     };
     let report = Arc::new(Mutex::new(Report::default()));
@@ -329,10 +360,10 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
     if oauth {
         let Some(bearer) = inner.oauth.bearer(account_id, &account.connector) else {
             let reason = format!(
-                "no OAuth client is configured for `{}`: the server's configuration needs [oauth.{}]",
+                "No OAuth client is configured for `{}`: the server's configuration needs [oauth.{}]",
                 account.connector, account.connector
             );
-            set_state(inner, account_id, AccountState::Error, Some(reason)).await;
+            set_state(inner, account_id, AccountState::Error, Some(reason), None).await;
             return Outcome::Stopped;
         };
         spec.bearer = Some(bearer);
@@ -370,6 +401,7 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
                 }
                 let before = (account.state, account.state_reason.clone());
                 account.set_state(state, reason.clone());
+                changed |= account.next_retry_at.take().is_some();
                 changed || before != (account.state, account.state_reason.clone())
             })
             .await;
@@ -387,68 +419,117 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
 }
 
 async fn failed(inner: &Inner, account_id: &str, error: ConnectorError, oauth: bool) -> Outcome {
+    let failures = {
+        let slots = inner.slots.lock().expect("scheduler poisoned");
+        slots.get(account_id).map_or(0, |s| s.failures) + 1
+    };
     match error.kind.remedy() {
         Remedy::Reconnect => {
             let server = error.server.as_deref().unwrap_or("mail");
             let reason = if oauth {
                 format!(
-                    "the provider refused the account's credentials ({}); sign in again to re-connect the account",
+                    "The provider refused the account's credentials ({}); sign in again to re-connect the account",
                     error.message
                 )
             } else {
                 format!(
-                    "the {server} server refused the login ({}); re-connect the account with the current password",
+                    "The {server} server refused the login ({}); re-connect the account with the current password",
                     error.message
                 )
             };
-            set_state(inner, account_id, AccountState::AuthRequired, Some(reason)).await;
+            set_state(
+                inner,
+                account_id,
+                AccountState::AuthRequired,
+                Some(reason),
+                None,
+            )
+            .await;
             Outcome::Stopped
         }
         Remedy::GiveUp => {
+            let after = Duration::from_secs(inner.config.max_retry_secs.max(1));
+            let (next, at) = next_try(after);
+            let reason = format!("{}; next try at {at}", error.explain());
             set_state(
                 inner,
                 account_id,
                 AccountState::Error,
-                Some(error.to_string()),
+                Some(reason),
+                Some(next),
             )
             .await;
-            Outcome::Retry {
-                after: Some(MAX_BACKOFF),
-            }
+            Outcome::Retry { after }
         }
         Remedy::Later | Remedy::Retry => {
-            tracing::warn!(account = account_id, "sync failed: {error}");
-            let failures = {
-                let slots = inner.slots.lock().expect("scheduler poisoned");
-                slots.get(account_id).map_or(0, |s| s.failures) + 1
-            };
+            tracing::warn!(account = account_id, failures, "sync failed: {error}");
+            let after = error
+                .retry_after_secs
+                .map(|s| Duration::from_secs(s.into()))
+                .unwrap_or_else(|| backoff(&inner.config, failures));
+            let (next, at) = next_try(after);
             // A connector that trapped (its CPU or memory cap, a bug) says so at once; the
             // job is still tried again, in case the cause was the mail of the moment.
-            if failures >= FAILURES_BEFORE_ERROR || error.kind == ErrorKind::Connector {
+            if failures >= inner.config.error_after_failures.max(1)
+                || error.kind == ErrorKind::Connector
+            {
+                let attempts = if failures == 1 {
+                    "1 attempt".to_owned()
+                } else {
+                    format!("{failures} attempts in a row")
+                };
+                let reason = format!("{} after {attempts}; next try at {at}", error.explain());
                 set_state(
                     inner,
                     account_id,
                     AccountState::Error,
-                    Some(error.to_string()),
+                    Some(reason),
+                    Some(next),
                 )
                 .await;
+            } else {
+                update(inner, account_id, move |account| {
+                    account.next_retry_at = Some(next);
+                    true
+                })
+                .await;
             }
-            Outcome::Retry {
-                after: error
-                    .retry_after_secs
-                    .map(|s| Duration::from_secs(s as u64)),
-            }
+            Outcome::Retry { after }
         }
     }
 }
 
-/// Changes the account's state unless a user disabled it meanwhile; emits
-/// `account.state_changed` when the state moved.
-async fn set_state(inner: &Inner, account_id: &str, state: AccountState, reason: Option<String>) {
+/// When a job `after` from now runs: RFC 3339 for the account, and the time of day (UTC)
+/// for a person reading the reason.
+fn next_try(after: Duration) -> (String, String) {
+    let at = time::OffsetDateTime::now_utc() + after;
+    let clock = format!("{:02}:{:02}:{:02} UTC", at.hour(), at.minute(), at.second());
+    (crate::clock::rfc3339(at), clock)
+}
+
+/// Changes the account's state (and when the next job runs) unless a user disabled it
+/// meanwhile; emits `account.state_changed` when the state moved.
+async fn set_state(
+    inner: &Inner,
+    account_id: &str,
+    state: AccountState,
+    reason: Option<String>,
+    next_retry_at: Option<String>,
+) {
     update(inner, account_id, move |account| {
-        let before = (account.state, account.state_reason.clone());
+        let before = (
+            account.state,
+            account.state_reason.clone(),
+            account.next_retry_at.clone(),
+        );
         account.set_state(state, reason);
-        before != (account.state, account.state_reason.clone())
+        account.next_retry_at = next_retry_at;
+        before
+            != (
+                account.state,
+                account.state_reason.clone(),
+                account.next_retry_at.clone(),
+            )
     })
     .await;
 }

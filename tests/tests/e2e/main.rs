@@ -8,6 +8,7 @@ mod connection;
 mod connectors;
 mod crash;
 mod google;
+mod health;
 mod http;
 mod messages;
 mod microsoft;
