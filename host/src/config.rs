@@ -26,6 +26,7 @@ pub struct Config {
     pub sync: SyncConfig,
     pub oauth: OauthConfig,
     pub webhooks: WebhooksConfig,
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -42,6 +43,7 @@ impl Default for Config {
             sync: SyncConfig::default(),
             oauth: OauthConfig::default(),
             webhooks: WebhooksConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -267,6 +269,15 @@ impl Default for SyncConfig {
             error_after_failures: 3,
         }
     }
+}
+
+/// `GET /metrics`, the Prometheus text format.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Whether anyone may scrape it, without a token. Default false: an admin's or a
+    /// service's token.
+    pub public: bool,
 }
 
 /// Deliveries of events to the CRM's webhooks (docs/api.md, "Webhooks").

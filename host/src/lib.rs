@@ -18,6 +18,7 @@ pub mod endpoint;
 pub mod folder;
 pub mod id;
 pub mod mail;
+pub mod metrics;
 pub mod net;
 pub mod oauth;
 pub mod record;

@@ -1,9 +1,10 @@
 //! Starting and stopping a Mailroom server: configuration in, a listening API out.
 
-use crate::api::{self, App};
+use crate::api::{self, App, Services};
 use crate::clock::now_rfc3339;
 use crate::config::Config;
 use crate::id::new_id;
+use crate::metrics::Metrics;
 use crate::net::TlsPolicy;
 use crate::oauth::Oauth;
 use crate::runtime::{Runtime, read_component};
@@ -176,6 +177,7 @@ impl Server {
         let (store, vault) = open_state(config, setup.secret_key.as_deref()).await?;
         let first_admin_token = bootstrap(store.as_ref(), setup).await?;
         let tls = TlsPolicy::new(config.ca_file.as_deref())?;
+        let metrics = Arc::new(Metrics::new());
         let runtime = Arc::new(
             Runtime::new(
                 &config.sandbox,
@@ -183,6 +185,7 @@ impl Server {
                 &config.connectors,
                 tls,
                 Some(&config.data),
+                metrics.clone(),
             )
             .await?,
         );
@@ -219,20 +222,25 @@ impl Server {
             oauth.clone(),
             config.sync.clone(),
             config.sandbox.max_jobs_per_owner,
+            metrics.clone(),
         ));
         let deliverer = Arc::new(Deliverer::start(
             store.clone(),
             vault.clone(),
             runtime.http_client(),
             config.webhooks.clone(),
+            metrics.clone(),
         ));
         let app = Arc::new(App::new(
-            runtime,
-            store,
-            vault,
-            scheduler.clone(),
-            oauth,
-            deliverer.clone(),
+            Services {
+                runtime,
+                store,
+                vault,
+                scheduler: scheduler.clone(),
+                oauth,
+                deliverer: deliverer.clone(),
+                metrics,
+            },
             config,
         ));
         let (shutdown, stopped) = oneshot::channel::<()>();

@@ -118,3 +118,48 @@ fn serve_listens_where_told_and_exits_cleanly_on_sigterm() {
     assert!(data.join("cache").exists(), "the data directory was used");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn json_logs_carry_each_request_under_its_id() {
+    let data = tempfile::tempdir().expect("a data directory");
+    let addr = free_addr();
+    let log = data.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args(["--log-format", "json", "serve", "--data"])
+        .arg(data.path().join("data"))
+        .env("MAILROOM_LISTEN", addr.to_string())
+        .env("MAILROOM_ADMIN_TOKEN", "mr_log_test")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("a log file"))
+        .spawn()
+        .expect("mailroom starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let answer = loop {
+        if let Some(response) = get(addr, "/v1/connectors", Some("mr_log_test")) {
+            break response;
+        }
+        assert!(Instant::now() < deadline, "mailroom did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let request_id = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("the answer names its request")
+        .trim()
+        .to_owned();
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let text = std::fs::read_to_string(&log).expect("the log");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let answered = lines
+        .iter()
+        .find(|l| l["span"]["id"] == request_id.as_str())
+        .unwrap_or_else(|| panic!("no line of request {request_id} in {text}"));
+    assert_eq!(answered["span"]["name"], "request");
+    assert_eq!(answered["fields"]["route"], "/v1/connectors");
+    assert_eq!(answered["fields"]["status"], 200);
+}

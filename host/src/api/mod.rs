@@ -34,6 +34,7 @@ use rate_limit::{ConcurrencyLimiter, RateLimiter};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
+use tracing::Instrument;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::filters::path::FullPath;
@@ -42,16 +43,14 @@ use warp::reply::{Reply, Response};
 
 pub use openapi::document as openapi_document;
 
-/// What the handlers share.
+/// What the handlers share: the server's parts ([`Services`], reached through the app)
+/// and the API's own settings and limits.
 pub struct App {
-    pub runtime: Arc<Runtime>,
-    pub store: Arc<dyn Store>,
-    pub vault: Arc<Vault>,
-    pub scheduler: Arc<Scheduler>,
-    pub oauth: Arc<crate::oauth::Oauth>,
-    pub deliverer: Arc<crate::webhooks::Deliverer>,
+    services: Services,
     /// The rules webhook URLs follow.
     pub webhooks: crate::config::WebhooksConfig,
+    /// Whether `/metrics` is open to anyone (`metrics.public`).
+    pub metrics_public: bool,
     pub connection_tests: RateLimiter,
     pub tests_running: ConcurrencyLimiter,
     pub connection_test_timeout: std::time::Duration,
@@ -68,26 +67,34 @@ pub struct App {
     pub renders: Arc<tokio::sync::Semaphore>,
 }
 
+/// The parts of a running server the API drives.
+pub struct Services {
+    pub runtime: Arc<Runtime>,
+    pub store: Arc<dyn Store>,
+    pub vault: Arc<Vault>,
+    pub scheduler: Arc<Scheduler>,
+    pub oauth: Arc<crate::oauth::Oauth>,
+    pub deliverer: Arc<crate::webhooks::Deliverer>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl std::ops::Deref for App {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
+
 impl App {
-    pub fn new(
-        runtime: Arc<Runtime>,
-        store: Arc<dyn Store>,
-        vault: Arc<Vault>,
-        scheduler: Arc<Scheduler>,
-        oauth: Arc<crate::oauth::Oauth>,
-        deliverer: Arc<crate::webhooks::Deliverer>,
-        config: &crate::config::Config,
-    ) -> Self {
+    pub fn new(services: Services, config: &crate::config::Config) -> Self {
         let webhooks = config.webhooks.clone();
+        let metrics_public = config.metrics.public;
         let config = &config.api;
         Self {
-            runtime,
-            store,
-            vault,
-            scheduler,
-            oauth,
-            deliverer,
+            services,
             webhooks,
+            metrics_public,
             connection_tests: RateLimiter::per_minute(config.connection_tests_per_minute),
             tests_running: ConcurrencyLimiter::new(config.max_concurrent_tests_per_caller),
             connection_test_timeout: std::time::Duration::from_secs(
@@ -103,6 +110,21 @@ impl App {
             user_changes: tokio::sync::Mutex::new(()),
         }
     }
+}
+
+/// `GET /metrics`: the Prometheus text format, for an admin or a service (anyone when
+/// `metrics.public`).
+async fn scrape(app: &App, caller: Option<&auth::Caller>) -> Result<Response, ApiError> {
+    if !app.metrics_public {
+        caller
+            .ok_or_else(ApiError::unauthorized)?
+            .admin_or_service("metrics are read by")?;
+    }
+    let text = app.metrics.render(app.store.as_ref()).await?;
+    Ok(
+        warp::reply::with_header(text, "content-type", crate::metrics::CONTENT_TYPE)
+            .into_response(),
+    )
 }
 
 pub fn json<T: Serialize>(value: &T) -> Response {
@@ -241,13 +263,31 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Response,)> {
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .then(
-            move |method, path: FullPath, query: String, headers: HeaderMap, body| {
-                dispatch(app.clone(), method, path, query, headers, body)
+            move |method: Method, path: FullPath, query: String, headers: HeaderMap, body| {
+                let app = app.clone();
+                async move {
+                    let started = std::time::Instant::now();
+                    let id = crate::id::new_id("req");
+                    let span = tracing::info_span!("request", id = %id, method = %method, path = path.as_str());
+                    let (route, mut response) =
+                        dispatch(app.clone(), &method, path, query, headers, body)
+                            .instrument(span.clone())
+                            .await;
+                    let status = response.status().as_u16();
+                    let took = started.elapsed();
+                    app.metrics.api_request(method.as_str(), route, status, took);
+                    span.in_scope(|| {
+                        tracing::info!(route, status, ms = took.as_millis() as u64, "answered");
+                    });
+                    if let Ok(value) = warp::http::HeaderValue::from_str(&id) {
+                        response.headers_mut().insert("x-request-id", value);
+                    }
+                    response
+                }
             },
         )
         .recover(error::recover)
         .unify()
-        .with(warp::trace::request())
         .map(Reply::into_response)
         .boxed()
 }
@@ -265,15 +305,19 @@ fn header(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
         .transpose()
 }
 
-/// Finds the route of a request, authenticates, reads what the route needs and runs it.
+/// What the metrics call a request that matched no route.
+const UNMATCHED: &str = "unmatched";
+
+/// Finds the route of a request, authenticates, reads what the route needs and runs it;
+/// returns the route's path template (for the metrics) with the answer.
 async fn dispatch<B: bytes::Buf>(
     app: Arc<App>,
-    method: Method,
+    method: &Method,
     path: FullPath,
     query: String,
     headers: HeaderMap,
     body: impl futures::Stream<Item = Result<B, warp::Error>>,
-) -> Response {
+) -> (&'static str, Response) {
     let path = path.as_str();
     let mut candidates: Vec<(&routes::Route, Vec<String>, usize)> = routes::ROUTES
         .iter()
@@ -284,7 +328,7 @@ async fn dispatch<B: bytes::Buf>(
         })
         .collect();
     if candidates.is_empty() {
-        return ApiError::no_endpoint().into_response();
+        return (UNMATCHED, ApiError::no_endpoint().into_response());
     }
     // The most literal match wins: `/v1/accounts/test` is not an account's path.
     let most_literal = candidates.iter().map(|(_, _, literal)| *literal).max();
@@ -311,7 +355,7 @@ async fn dispatch<B: bytes::Buf>(
                 .headers_mut()
                 .insert(warp::http::header::ALLOW, allow);
         }
-        return response;
+        return (UNMATCHED, response);
     };
     let (route, params, _) = candidates.swap_remove(index);
     let call = async {
@@ -321,7 +365,8 @@ async fn dispatch<B: bytes::Buf>(
         } else {
             HashMap::new()
         };
-        let caller = if route.auth {
+        let anonymous = route.token_optional && !headers.contains_key("authorization");
+        let caller = if route.auth && !anonymous {
             let authorization = header(&headers, "authorization")?;
             let act_as = header(&headers, "x-mailroom-user")?;
             Some(
@@ -375,5 +420,5 @@ async fn dispatch<B: bytes::Buf>(
         })
         .await
     };
-    call.await.unwrap_or_else(Reply::into_response)
+    (route.path, call.await.unwrap_or_else(Reply::into_response))
 }

@@ -85,6 +85,9 @@ pub struct Route {
     pub summary: &'static str,
     /// Whether a bearer token is needed.
     pub auth: bool,
+    /// With `auth`: a request without a token still reaches the handler (with no caller),
+    /// which decides (`/metrics` when `metrics.public`).
+    pub token_optional: bool,
     /// The request body's schema.
     pub body: Option<&'static str>,
     pub body_limit: BodyLimit,
@@ -114,6 +117,7 @@ const fn route(
         path,
         summary,
         auth: true,
+        token_optional: false,
         body: None,
         body_limit: BodyLimit::Standard,
         ok: (200, None),
@@ -129,6 +133,10 @@ const fn route(
 impl Route {
     const fn public(mut self) -> Self {
         self.auth = false;
+        self
+    }
+    const fn token_optional(mut self) -> Self {
+        self.token_optional = true;
         self
     }
     const fn body(mut self, schema: &'static str) -> Self {
@@ -294,6 +302,13 @@ pub const ROUTES: &[Route] = &[
     )
     .public()
     .ok(200, Some("Health")),
+    route(
+        "get",
+        "/metrics",
+        "Prometheus metrics in the text format (admin or service; anyone when metrics.public)",
+        handle!(c => super::scrape(&c.app, c.caller.as_ref()).await),
+    )
+    .token_optional(),
     route(
         "get",
         "/v1/openapi.json",

@@ -25,6 +25,7 @@ use crate::auth::Credentials;
 use crate::config::{ConnectorsConfig, NetConfig, SandboxConfig};
 use crate::connector::{ConnectorError, ConnectorInfo, ErrorKind};
 use crate::folder::Folder;
+use crate::metrics::Metrics;
 use crate::net::http::{HttpClient, Origin, PlainHttp};
 use crate::net::policy::AllowList;
 use crate::net::{NetPolicy, TlsPolicy};
@@ -123,6 +124,8 @@ pub struct Runtime {
     /// The largest component accepted (`connectors.max_upload_mib`).
     max_component_bytes: usize,
     ticker_stop: Arc<AtomicBool>,
+    /// Where jobs stopped by the sandbox are counted.
+    metrics: Arc<Metrics>,
 }
 
 /// How connectors' HTTP requests are sent.
@@ -151,6 +154,7 @@ impl Runtime {
         connectors: &ConnectorsConfig,
         tls: TlsPolicy,
         data_dir: Option<&Path>,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
@@ -229,6 +233,7 @@ impl Runtime {
             ),
             max_component_bytes: connectors.max_upload_mib << 20,
             ticker_stop,
+            metrics,
         };
         for (name, bytes) in builtin::CONNECTORS {
             runtime
@@ -513,6 +518,7 @@ impl Runtime {
                     message.push_str(&format!(" (its last output: {last})"));
                 }
                 tracing::warn!(connector = id, "connector job failed: {message}");
+                self.metrics.connector_failure(id, trap_kind(&trap, &store));
                 let kind = if trap.downcast_ref::<host::Denied>().is_some() {
                     ErrorKind::Denied
                 } else {
@@ -520,10 +526,13 @@ impl Runtime {
                 };
                 ConnectorError::new(kind, message)
             }
-            Err(_) => ConnectorError::new(
-                ErrorKind::Timeout,
-                format!("the connector did not finish within {:?}", self.job_timeout),
-            ),
+            Err(_) => {
+                self.metrics.connector_failure(id, "timeout");
+                ConnectorError::new(
+                    ErrorKind::Timeout,
+                    format!("the connector did not finish within {:?}", self.job_timeout),
+                )
+            }
         };
         Err(match stage {
             Some(stage) => error.on_server(stage),
@@ -615,6 +624,19 @@ impl Drop for Runtime {
 }
 
 /// A trap's message: the sandbox's own reasons first, then the guest's.
+/// What stopped a job, for the metrics: `cpu_budget`, `memory`, `denied` or `trap`.
+fn trap_kind(trap: &wasmtime::Error, store: &Store<JobState>) -> &'static str {
+    if trap.downcast_ref::<CpuBudgetExceeded>().is_some() {
+        "cpu_budget"
+    } else if trap.downcast_ref::<MemoryLimitExceeded>().is_some() || store.data().memory.exceeded {
+        "memory"
+    } else if trap.downcast_ref::<host::Denied>().is_some() {
+        "denied"
+    } else {
+        "trap"
+    }
+}
+
 fn trap_message(trap: &wasmtime::Error, store: &Store<JobState>) -> String {
     if let Some(cpu) = trap.downcast_ref::<CpuBudgetExceeded>() {
         return cpu.to_string();

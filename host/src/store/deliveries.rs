@@ -216,12 +216,7 @@ pub fn retry(
 }
 
 pub fn pending_count(txn: &dyn Reader) -> Result<u64> {
-    let mut count = 0;
-    PENDING.scan_prefix_raw(txn, &Key::new(), false, |_, _| {
-        count += 1;
-        Ok(true)
-    })?;
-    Ok(count)
+    PENDING.count(txn, &Key::new())
 }
 
 #[cfg(test)]

@@ -403,6 +403,10 @@ impl<B: Backend> OutboxStore for KvStore<B> {
         self.backend
             .read(|txn| mailbox::find_by_message_id(txn, account_id, message_id))
     }
+
+    async fn queued_duties(&self) -> Result<u64> {
+        self.backend.read(queue::queued_count)
+    }
 }
 
 #[async_trait]

@@ -149,4 +149,6 @@ pub trait OutboxStore: Send + Sync {
     async fn defer_duty(&self, entry: &OutboxEntry) -> Result<()>;
     /// The Mailroom id of an account's message with this Message-ID, if it holds one.
     async fn find_message_id(&self, account_id: &str, message_id: &str) -> Result<Option<String>>;
+    /// Duties queued, every account together.
+    async fn queued_duties(&self) -> Result<u64>;
 }

@@ -40,6 +40,11 @@ fn enqueue(txn: &mut dyn Writer, account: &str, duty: &Duty) -> Result<()> {
     OUTBOX.put(txn, &duty_key(account, seq), duty)
 }
 
+/// Duties queued, every account together.
+pub fn queued_count(txn: &dyn Reader) -> Result<u64> {
+    OUTBOX.count(txn, &Key::new())
+}
+
 fn dequeue(txn: &mut dyn Writer, entry: &OutboxEntry) -> Result<()> {
     OUTBOX.delete(txn, &duty_key(&entry.account_id, entry.seq))?;
     Ok(())

@@ -32,6 +32,8 @@ pub struct Report {
     /// Folders that failed on their own, and why.
     pub failed: Vec<(String, ConnectorError)>,
     pub messages: usize,
+    /// The bytes of the messages fetched.
+    pub bytes: u64,
 }
 
 pub struct Driver {
@@ -56,10 +58,10 @@ impl Driver {
         budget: Duration,
         report: Arc<Mutex<Report>>,
         stopping: Arc<AtomicBool>,
-        files_sent: bool,
+        outbox: Pusher,
     ) -> Self {
         Self {
-            outbox: Pusher::new(store.clone(), files_sent),
+            outbox,
             store,
             account,
             started: Instant::now(),
@@ -277,6 +279,7 @@ impl SyncDriver for Driver {
         }
         let initial = !self.syncs.get(&folder_id).is_some_and(|s| s.backfilled);
         let count = page.messages.len();
+        let bytes: u64 = page.messages.iter().map(|m| m.raw.len() as u64).sum();
         let sync = FolderSync {
             state: Some(page.state.clone()),
             backfilled: page.backfilled,
@@ -305,6 +308,7 @@ impl SyncDriver for Driver {
         let step = {
             let mut report = self.report();
             report.messages += count;
+            report.bytes += bytes;
             report.all_backfilled = all_backfilled;
             if !page.more {
                 report.caught_up += 1;

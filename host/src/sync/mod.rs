@@ -7,6 +7,7 @@ mod job;
 mod outbox;
 
 pub use job::reflect_listing;
+use outbox::Pusher;
 
 use crate::account::{Account, AccountState};
 use crate::config::SyncConfig;
@@ -14,6 +15,7 @@ use crate::connector::{AuthKind, ConnectorError, ErrorKind, Remedy};
 use crate::folder::FolderId;
 use crate::mail::PageLimits;
 use crate::mail::held_ranges;
+use crate::metrics::Metrics;
 use crate::oauth::Oauth;
 use crate::runtime::{HeldIdsLookup, HeldLookup, KnownLookup, Runtime};
 use crate::store::Store;
@@ -25,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 /// How often the scheduler looks for due accounts when nothing wakes it.
 const TICK: Duration = Duration::from_secs(1);
@@ -44,6 +47,8 @@ struct Slot {
     last_spawn_ms: i64,
     /// The owner of a personal account, whose running jobs are bounded together.
     owner: Option<String>,
+    /// The connector of the running job, for the metrics.
+    connector: String,
 }
 
 struct Inner {
@@ -52,6 +57,7 @@ struct Inner {
     vault: Arc<Vault>,
     oauth: Arc<Oauth>,
     config: SyncConfig,
+    metrics: Arc<Metrics>,
     /// Jobs of one owner's personal accounts running at once.
     max_jobs_per_owner: usize,
     slots: Mutex<HashMap<String, Slot>>,
@@ -78,6 +84,7 @@ impl Scheduler {
         oauth: Arc<Oauth>,
         config: SyncConfig,
         max_jobs_per_owner: usize,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let inner = Arc::new(Inner {
             store,
@@ -85,6 +92,7 @@ impl Scheduler {
             vault,
             oauth,
             config,
+            metrics,
             max_jobs_per_owner: max_jobs_per_owner.max(1),
             slots: Mutex::new(HashMap::new()),
             wake: Notify::new(),
@@ -194,6 +202,7 @@ async fn run(inner: Arc<Inner>) {
                         *count += 1;
                     }
                     slot.owner = owner;
+                    slot.connector = account.connector.clone();
                     let mut started_ms = crate::clock::now_millis();
                     if slot.requested {
                         started_ms = started_ms.max(slot.last_request_ms);
@@ -205,7 +214,15 @@ async fn run(inner: Arc<Inner>) {
                     let started_at = crate::clock::rfc3339_millis(started_ms);
                     let mut jobs = inner.jobs.lock().expect("scheduler poisoned");
                     while jobs.try_join_next().is_some() {}
-                    jobs.spawn(job(inner.clone(), account.id, started_at));
+                    // Everything logged in the job, the connector's lines included,
+                    // names the account.
+                    let span = tracing::info_span!(
+                        "job",
+                        account = %account.id,
+                        connector = %account.connector,
+                        kind = "sync"
+                    );
+                    jobs.spawn(job(inner.clone(), account.id, started_at).instrument(span));
                 }
             }
             Err(error) => tracing::error!("the scheduler cannot read accounts: {error}"),
@@ -228,10 +245,19 @@ async fn run(inner: Arc<Inner>) {
 
 /// Runs one job and records its outcome on the account.
 async fn job(inner: Arc<Inner>, account_id: String, started_at: String) {
+    let started = Instant::now();
     let outcome = sync_account(&inner, &account_id, started_at).await;
     let mut slots = inner.slots.lock().expect("scheduler poisoned");
     if let Some(slot) = slots.get_mut(&account_id) {
         slot.running = false;
+        let result = match outcome {
+            Outcome::Done { .. } => "ok",
+            Outcome::Retry { .. } => "failed",
+            Outcome::Stopped => "stopped",
+        };
+        inner
+            .metrics
+            .sync_job(&slot.connector, result, started.elapsed());
         match outcome {
             Outcome::Done { more } => {
                 slot.failures = 0;
@@ -347,7 +373,7 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
         Duration::from_secs(inner.config.job_budget_secs.max(1)),
         report.clone(),
         inner.stopping.clone(),
-        files_sent,
+        Pusher::new(inner.store.clone(), files_sent, inner.metrics.clone()),
     );
     let held = held_lookup(inner.store.clone(), account_id.to_owned());
     let known = known_lookup(inner.store.clone(), account_id.to_owned());
@@ -374,6 +400,9 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
         .sync(&spec, held, known, held_ids, limits, driver)
         .await;
     let report = std::mem::take(&mut *report.lock().expect("sync report poisoned"));
+    inner
+        .metrics
+        .ingested(&account.connector, report.messages as u64, report.bytes);
     match result {
         Ok(()) => {
             let complete =

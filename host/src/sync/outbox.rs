@@ -16,6 +16,7 @@ use crate::mail::compose::without_bcc;
 use crate::mail::parse::parse;
 use crate::mail::work::{Delivery, SmtpReply, Work, WorkChange, WorkDone};
 use crate::mail::{Fetched, FlagUpdate, Flags};
+use crate::metrics::Metrics;
 use crate::store::outbox::{
     Change, ChangeDone, Duty, OutboxEntry, Outgoing, RecipientReply, SendState,
 };
@@ -42,6 +43,7 @@ pub struct Pusher {
     pub again: bool,
     /// The provider files sent mail in Sent itself: no copy is appended.
     files_sent: bool,
+    metrics: Arc<Metrics>,
 }
 
 /// The duty being pushed.
@@ -68,9 +70,10 @@ enum Plan {
 }
 
 impl Pusher {
-    pub fn new(store: Arc<dyn Store>, files_sent: bool) -> Self {
+    pub fn new(store: Arc<dyn Store>, files_sent: bool, metrics: Arc<Metrics>) -> Self {
         Self {
             store,
+            metrics,
             current: None,
             finished: false,
             after: 0,
@@ -447,6 +450,7 @@ impl Pusher {
                 self.requeue(outgoing, &reply_text(&reply)).await
             }
             Some(reply) => {
+                self.metrics.send("failed");
                 outgoing.state = SendState::Failed;
                 outgoing.error = Some(reply_text(&reply));
                 self.store
@@ -454,6 +458,7 @@ impl Pusher {
                     .await
             }
             None => {
+                self.metrics.send("sent");
                 outgoing.state = SendState::Sent;
                 outgoing.error = None;
                 let has_sent = !self.files_sent
@@ -501,9 +506,11 @@ impl Pusher {
             .find_message_id(&account.id, &outgoing.message_id)
             .await?;
         if found.is_some() {
+            self.metrics.send("sent");
             outgoing.state = SendState::Sent;
             outgoing.sent_message_id = found;
         } else {
+            self.metrics.send("failed");
             outgoing.state = SendState::Failed;
             outgoing.error = Some(
                 "delivery was interrupted; the message was not sent again because the server may have accepted it"
@@ -517,6 +524,7 @@ impl Pusher {
 
     /// Puts a send back in the queue for a later job.
     async fn requeue(&mut self, mut outgoing: Outgoing, reason: &str) -> Result<(), StoreError> {
+        self.metrics.send("retry");
         outgoing.state = SendState::Queued;
         outgoing.error = Some(reason.to_owned());
         self.store.save_outgoing(outgoing, None, Vec::new()).await
@@ -554,6 +562,7 @@ impl Pusher {
                     self.blocked.insert(SENDS.to_owned());
                     self.requeue(outgoing, &error.message).await
                 } else {
+                    self.metrics.send("failed");
                     outgoing.state = SendState::Failed;
                     outgoing.error = Some(if never {
                         error.message.clone()

@@ -8,6 +8,7 @@
 
 use super::{secret_key, signature};
 use crate::config::WebhooksConfig;
+use crate::metrics::Metrics;
 use crate::net::PlainHttp;
 use crate::net::http::HttpClient;
 use crate::store::Store;
@@ -20,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 /// How often the loop looks for due deliveries when nothing wakes it.
 const TICK: Duration = Duration::from_millis(250);
@@ -34,6 +36,7 @@ struct Inner {
     vault: Arc<Vault>,
     client: HttpClient,
     config: WebhooksConfig,
+    metrics: Arc<Metrics>,
     /// Endpoints with a task posting.
     busy: Mutex<HashSet<String>>,
     wake: Notify,
@@ -54,6 +57,7 @@ impl Deliverer {
         vault: Arc<Vault>,
         mut client: HttpClient,
         config: WebhooksConfig,
+        metrics: Arc<Metrics>,
     ) -> Self {
         client.net.allow_private_networks = config.allow_private_networks;
         client.plain = if config.allow_http {
@@ -67,6 +71,7 @@ impl Deliverer {
             vault,
             client,
             config,
+            metrics,
             busy: Mutex::new(HashSet::new()),
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
@@ -131,13 +136,17 @@ async fn start_due(inner: &Arc<Inner>) -> anyhow::Result<()> {
                 .expect("deliverer poisoned")
                 .insert(webhook.id.clone());
             let inner = inner.clone();
-            tokio::spawn(async move {
-                let id = webhook.id.clone();
-                if let Err(e) = post_due(&inner, webhook).await {
-                    tracing::warn!(webhook = %id, "delivering failed: {e}");
+            let span = tracing::info_span!("webhook", webhook = %webhook.id);
+            tokio::spawn(
+                async move {
+                    let id = webhook.id.clone();
+                    if let Err(e) = post_due(&inner, webhook).await {
+                        tracing::warn!("delivering failed: {e}");
+                    }
+                    inner.busy.lock().expect("deliverer poisoned").remove(&id);
                 }
-                inner.busy.lock().expect("deliverer poisoned").remove(&id);
-            });
+                .instrument(span),
+            );
         }
     }
     Ok(())
@@ -163,10 +172,16 @@ async fn post_due(inner: &Inner, mut webhook: Webhook) -> anyhow::Result<()> {
             return Ok(());
         }
         let attempt = attempt(inner, &webhook, &key, &delivery).await;
+        inner.metrics.webhook_delivery(match attempt.next {
+            AttemptNext::Delivered => "delivered",
+            AttemptNext::RetryAt(_) => "retry",
+            AttemptNext::Failed => "failed",
+            AttemptNext::Gone(_) => "gone",
+        });
         let delivered = attempt.next == AttemptNext::Delivered;
         if !delivered {
             tracing::info!(
-                webhook = %webhook.id, delivery = %delivery.id, seq = delivery.event_seq,
+                delivery = %delivery.id, seq = delivery.event_seq,
                 "delivery attempt {} failed: {}", delivery.attempts + 1,
                 attempt.error.as_deref().unwrap_or_default()
             );

@@ -11,6 +11,7 @@ mod google;
 mod health;
 mod http;
 mod messages;
+mod metrics;
 mod microsoft;
 mod outbox;
 mod records;

@@ -279,16 +279,15 @@ async fn the_openapi_document_describes_every_route_the_server_has() {
             if operation.get("requestBody").is_some() {
                 request = request.json(&json!({}));
             }
-            let answer = answer(request).await;
+            // Not every answer is JSON (`/metrics` is text).
+            let response = request.send().await.expect("the server answers");
             assert_ne!(
-                answer.status,
+                response.status(),
                 StatusCode::METHOD_NOT_ALLOWED,
                 "{method} {path}"
             );
-            assert_ne!(
-                answer.body["error"]["message"], "no such endpoint",
-                "{method} {path}"
-            );
+            let text = response.text().await.expect("a body");
+            assert!(!text.contains("no such endpoint"), "{method} {path}");
             assert!(
                 operation["responses"]
                     .as_object()
@@ -322,6 +321,14 @@ async fn the_openapi_document_describes_every_route_the_server_has() {
         ("patch", "/v1/connectors/{id}"),
         ("post", "/v1/oauth/{connector}/start"),
         ("get", "/v1/oauth/callback"),
+        ("get", "/metrics"),
+        ("post", "/v1/webhooks"),
+        ("get", "/v1/webhooks"),
+        ("get", "/v1/webhooks/{id}"),
+        ("patch", "/v1/webhooks/{id}"),
+        ("delete", "/v1/webhooks/{id}"),
+        ("get", "/v1/webhooks/{id}/deliveries"),
+        ("post", "/v1/webhooks/{id}/deliveries/{delivery_id}/retry"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),

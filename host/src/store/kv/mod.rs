@@ -456,6 +456,16 @@ impl<C: Codec> Table<C> {
         Ok(keys)
     }
 
+    /// How many keys start with `prefix`.
+    pub fn count(&self, txn: &dyn Reader, prefix: &Key) -> Result<u64> {
+        let mut count = 0;
+        self.scan_prefix_raw(txn, prefix, false, |_, _| {
+            count += 1;
+            Ok(true)
+        })?;
+        Ok(count)
+    }
+
     /// Removes every entry whose key starts with `prefix`; returns how many.
     pub fn delete_prefix(&self, txn: &mut dyn Writer, prefix: &Key) -> Result<usize> {
         let mut keys = Vec::new();
