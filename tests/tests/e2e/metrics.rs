@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 /// Scrapes the server as `token` and parses what it answers.
-async fn scrape(api: &Api, token: Option<&str>) -> Scrape {
+pub(crate) async fn scrape(api: &Api, token: Option<&str>) -> Scrape {
     let mut request = reqwest::Client::new().get(api.url("/metrics"));
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -29,7 +29,7 @@ async fn scrape(api: &Api, token: Option<&str>) -> Scrape {
 }
 
 /// The value of the sample named `metric` with these labels (others may be present).
-fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
     scrape
         .samples
         .iter()

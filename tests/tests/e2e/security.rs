@@ -123,6 +123,14 @@ async fn a_connector_that_spins_in_a_sync_reports_its_cpu_budget() {
     let mailroom = hostile_mailroom(|config| config.sandbox.cpu_ms = 300).await;
     let account = failed_sync(&mailroom, "spin").await;
     assert!(reason(&account).contains("CPU budget"), "{account}");
+    // The operator sees it too.
+    let scraped = crate::metrics::scrape(&mailroom, Some(SERVICE_TOKEN)).await;
+    let stopped = crate::metrics::value(
+        &scraped,
+        "mailroom_connector_failures_total",
+        &[("connector", "hostile-sync"), ("kind", "cpu_budget")],
+    );
+    assert!(stopped >= Some(1.0), "{stopped:?}");
     mailroom.stop().await;
 }
 
