@@ -474,7 +474,29 @@ async fn a_refused_login_stops_the_account_until_it_is_reconnected() {
         !kinds.contains(&"message.created"),
         "nothing was fetched again: {kinds:?}"
     );
-    assert!(kinds.contains(&"account.state_changed"), "{kinds:?}");
+    // The stop and the return are events, each with its state and reason.
+    let changes: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "account.state_changed")
+        .map(|e| &e["data"])
+        .collect();
+    let stop = changes
+        .iter()
+        .find(|c| c["state"] == "auth_required")
+        .expect("an event for the stop");
+    assert_eq!(stop["reason"], stopped["state_reason"]);
+    assert_eq!(
+        stop["next_retry_at"],
+        Value::Null,
+        "no retry until re-connected"
+    );
+    let back = changes.last().unwrap();
+    assert_eq!(
+        (&back["state"], &back["reason"]),
+        (&json!("active"), &Value::Null)
+    );
 }
 
 /// Failed logins Dovecot logged.
