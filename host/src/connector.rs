@@ -136,15 +136,19 @@ impl ConnectorError {
     }
 
     /// The failure as a sentence a person can act on: what could not be done, then the
-    /// details.
-    pub fn explain(&self) -> String {
-        let server = match self.server.as_deref() {
-            Some(role) => format!("the {role} server"),
-            None => "the server".to_owned(),
+    /// details. `host` names the server concerned, when known.
+    pub fn explain(&self, host: Option<&str>) -> String {
+        let server = match (self.server.as_deref(), host) {
+            (Some(role), Some(host)) => format!("the {role} server {host}"),
+            (Some(role), None) => format!("the {role} server"),
+            (None, _) => "the server".to_owned(),
         };
         let what = match self.kind {
             ErrorKind::AuthFailed => format!("{server} refused the login"),
-            ErrorKind::Tls => format!("the certificate of {server} is not trusted"),
+            ErrorKind::Tls if self.message.contains("certificate") => {
+                format!("the certificate of {server} is not trusted")
+            }
+            ErrorKind::Tls => format!("the secure connection (TLS) to {server} failed"),
             ErrorKind::Dns => format!("the name of {server} does not resolve"),
             ErrorKind::Connect => format!("{server} cannot be reached"),
             ErrorKind::Timeout => format!("{server} has not answered in time"),
@@ -185,6 +189,28 @@ impl std::error::Error for ConnectorError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_explanation_is_a_sentence_naming_the_server() {
+        let untrusted =
+            ConnectorError::new(ErrorKind::Tls, "invalid peer certificate: UnknownIssuer")
+                .on_server("imap");
+        assert_eq!(
+            untrusted.explain(Some("imap.example.com")),
+            "The certificate of the imap server imap.example.com is not trusted \
+             (invalid peer certificate: UnknownIssuer)"
+        );
+        let cut = ConnectorError::new(ErrorKind::Tls, "tls handshake eof").on_server("imap");
+        assert_eq!(
+            cut.explain(Some("imap.example.com")),
+            "The secure connection (TLS) to the imap server imap.example.com failed (tls handshake eof)"
+        );
+        let timeout = ConnectorError::new(ErrorKind::Timeout, "no greeting");
+        assert_eq!(
+            timeout.explain(None),
+            "The server has not answered in time (no greeting)"
+        );
+    }
 
     #[test]
     fn each_kind_has_one_remedy_and_only_early_failures_prove_nothing_was_sent() {

@@ -443,18 +443,28 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
                 more: report.stopped || report.outbox_again,
             }
         }
-        Err(error) => failed(inner, account_id, error, oauth).await,
+        Err(error) => failed(inner, &account, error, oauth).await,
     }
 }
 
-async fn failed(inner: &Inner, account_id: &str, error: ConnectorError, oauth: bool) -> Outcome {
+async fn failed(inner: &Inner, account: &Account, error: ConnectorError, oauth: bool) -> Outcome {
+    let account_id = account.id.as_str();
+    let host = error
+        .server
+        .as_deref()
+        .and_then(|role| account.servers.iter().find(|s| s.role == role))
+        .map(|s| s.host.as_str());
     let failures = {
         let slots = inner.slots.lock().expect("scheduler poisoned");
         slots.get(account_id).map_or(0, |s| s.failures) + 1
     };
     match error.kind.remedy() {
         Remedy::Reconnect => {
-            let server = error.server.as_deref().unwrap_or("mail");
+            let server = match (error.server.as_deref(), host) {
+                (Some(role), Some(host)) => format!("{role} server {host}"),
+                (Some(role), None) => format!("{role} server"),
+                (None, _) => "mail server".to_owned(),
+            };
             let reason = if oauth {
                 format!(
                     "The provider refused the account's credentials ({}); sign in again to re-connect the account",
@@ -462,7 +472,7 @@ async fn failed(inner: &Inner, account_id: &str, error: ConnectorError, oauth: b
                 )
             } else {
                 format!(
-                    "The {server} server refused the login ({}); re-connect the account with the current password",
+                    "The {server} refused the login ({}); re-connect the account with the current password",
                     error.message
                 )
             };
@@ -479,7 +489,7 @@ async fn failed(inner: &Inner, account_id: &str, error: ConnectorError, oauth: b
         Remedy::GiveUp => {
             let after = Duration::from_secs(inner.config.max_retry_secs.max(1));
             let (next, at) = next_try(after);
-            let reason = format!("{}; next try at {at}", error.explain());
+            let reason = format!("{}; next try at {at}", error.explain(host));
             set_state(
                 inner,
                 account_id,
@@ -507,7 +517,7 @@ async fn failed(inner: &Inner, account_id: &str, error: ConnectorError, oauth: b
                 } else {
                     format!("{failures} attempts in a row")
                 };
-                let reason = format!("{} after {attempts}; next try at {at}", error.explain());
+                let reason = format!("{} after {attempts}; next try at {at}", error.explain(host));
                 set_state(
                     inner,
                     account_id,

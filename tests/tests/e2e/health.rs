@@ -84,7 +84,10 @@ async fn a_server_that_stops_answering_is_retried_with_growing_waits_then_error_
         reason.contains("after 3 attempts in a row; next try at"),
         "{reason}"
     );
-    assert!(reason.starts_with("The "), "a sentence: {reason}");
+    assert!(
+        reason.starts_with("The ") && reason.contains("the imap server localhost"),
+        "a sentence naming the server: {reason}"
+    );
     assert!(failed["next_retry_at"].is_string(), "{failed}");
 
     // The waits between the jobs double: about 1 s, then about 2 s (each ±20%).
