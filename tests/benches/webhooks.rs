@@ -10,7 +10,7 @@ use mailroom_tests::bench::{self, round};
 use mailroom_tests::load::percentile;
 use mailroom_tests::mailbox::{Setup, days_ago, mail};
 use mailroom_tests::servers::Options;
-use mailroom_tests::webhooks::Receiver;
+use mailroom_tests::webhooks::{Receiver, deliveries};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,12 @@ async fn main() {
 
     // The receiver is back; the delivery it refused goes again at once.
     receiver.answer_with(200);
-    let head = head_delivery(api, &webhook).await;
+    let head = deliveries(api, &webhook)
+        .await
+        .into_iter()
+        .find(|d| d["attempts"].as_u64() > Some(0))
+        .and_then(|d| d["id"].as_str().map(str::to_owned))
+        .expect("the delivery tried while the receiver was down");
     let started = Instant::now();
     let retried = api
         .post(
@@ -102,24 +107,4 @@ async fn main() {
     ];
     bench::record("webhooks.jsonl", &lines);
     setup.mailroom.stop().await;
-}
-
-/// The id of the endpoint's delivery that was tried while the receiver was down.
-async fn head_delivery(api: &mailroom_tests::mailroom::Api, webhook: &str) -> String {
-    let mut cursor = String::new();
-    loop {
-        let page = api
-            .get(&format!(
-                "/v1/webhooks/{webhook}/deliveries?limit=500&cursor={cursor}"
-            ))
-            .await;
-        let items = page.body["items"].as_array().unwrap();
-        if let Some(tried) = items.iter().find(|d| d["attempts"].as_u64() > Some(0)) {
-            return tried["id"].as_str().unwrap().to_owned();
-        }
-        cursor = page.body["next_cursor"]
-            .as_str()
-            .expect("a delivery was tried")
-            .to_owned();
-    }
 }

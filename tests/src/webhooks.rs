@@ -1,7 +1,9 @@
 //! A CRM's webhook endpoint for the tests: plain HTTP on loopback, answering with the status
 //! the test sets, keeping every request it was sent, and checking each with the Standard
-//! Webhooks library the way a receiver would.
+//! Webhooks library the way a receiver would; and an endpoint's deliveries as the API lists
+//! them.
 
+use crate::mailroom::Api;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
@@ -171,4 +173,23 @@ pub fn verify(secret: &str, delivery: &Received) -> Result<(), String> {
     webhook
         .verify(&delivery.body, &delivery.headers)
         .map_err(|e| e.to_string())
+}
+
+/// Every delivery of the endpoint `webhook`, newest first (all pages), as the admin sees them.
+pub async fn deliveries(api: &Api, webhook: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = api
+            .get(&format!(
+                "/v1/webhooks/{webhook}/deliveries?limit=500&cursor={cursor}"
+            ))
+            .await;
+        assert_eq!(page.status, reqwest::StatusCode::OK, "{}", page.body);
+        items.extend(page.body["items"].as_array().unwrap().iter().cloned());
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => return items,
+        }
+    }
 }

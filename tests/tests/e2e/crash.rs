@@ -6,12 +6,12 @@
 //! while the SMTP server is taking a message: it is never handed over twice; and for one
 //! killed while delivering a backlog of webhook events: each arrives, once, in order.
 
-use crate::webhooks::{all_events, assert_carries, deliveries};
+use crate::webhooks::{all_events, assert_carries};
 use mailroom_tests::imap::{ImapClient, message};
 use mailroom_tests::mailbox::{days_ago, rfc2822_days_ago};
 use mailroom_tests::mailroom::{Api, launch, test_config};
 use mailroom_tests::servers::MailServers;
-use mailroom_tests::webhooks::Receiver;
+use mailroom_tests::webhooks::{Receiver, deliveries};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::BTreeSet;

@@ -7,7 +7,7 @@
 use mailroom_tests::mailbox::{Setup, days_ago, mail};
 use mailroom_tests::mailroom::{Api, Mailroom, SERVICE_TOKEN};
 use mailroom_tests::servers::Options;
-use mailroom_tests::webhooks::{Received, Receiver, verify};
+use mailroom_tests::webhooks::{Received, Receiver, deliveries, verify};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -47,25 +47,6 @@ pub(crate) async fn all_events(api: &Api) -> Vec<Value> {
         }
         after = page.body["next_cursor"].as_str().unwrap().to_owned();
         events.extend(items);
-    }
-}
-
-/// Every delivery of the endpoint, newest first (all pages).
-pub(crate) async fn deliveries(api: &Api, webhook: &str) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = api
-            .get(&format!(
-                "/v1/webhooks/{webhook}/deliveries?limit=500&cursor={cursor}"
-            ))
-            .await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        items.extend(page.body["items"].as_array().unwrap().iter().cloned());
-        match page.body["next_cursor"].as_str() {
-            Some(next) => cursor = next.to_owned(),
-            None => return items,
-        }
     }
 }
 
