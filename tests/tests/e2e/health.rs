@@ -90,7 +90,8 @@ async fn a_server_that_stops_answering_is_retried_with_growing_waits_then_error_
     );
     assert!(failed["next_retry_at"].is_string(), "{failed}");
 
-    // The waits between the jobs double: about 1 s, then about 2 s (each ±20%).
+    // The waits between the jobs double: about 1 s, then about 2 s (each ±20%, plus the
+    // job's own time on a busy machine).
     let starts = job_starts(&arrivals.lock().unwrap());
     assert!(
         starts.len() >= 3,
@@ -101,8 +102,9 @@ async fn a_server_that_stops_answering_is_retried_with_growing_waits_then_error_
         .windows(2)
         .map(|w| w[1].duration_since(w[0]).as_secs_f64())
         .collect();
-    assert!((0.7..1.8).contains(&gaps[0]), "{gaps:?}");
-    assert!((1.5..3.0).contains(&gaps[1]), "{gaps:?}");
+    assert!((0.75..2.5).contains(&gaps[0]), "{gaps:?}");
+    assert!((1.55..4.0).contains(&gaps[1]), "{gaps:?}");
+    assert!(gaps[1] > gaps[0], "the waits grow: {gaps:?}");
 
     let events = all_events(&mailroom).await;
     let changes = state_changes(&events, &account);
