@@ -14,7 +14,7 @@ use serde_json::Value;
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -50,6 +50,10 @@ fn header(headers: &http::HeaderMap, name: &str) -> String {
 struct State {
     status: AtomicU16,
     received: Mutex<Vec<Received>>,
+    /// TCP connections accepted.
+    connections: AtomicUsize,
+    /// The tasks serving them.
+    serving: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// A listening endpoint; dropping it stops it.
@@ -75,17 +79,21 @@ impl Receiver {
         let state = Arc::new(State {
             status: AtomicU16::new(status),
             received: Mutex::new(Vec::new()),
+            connections: AtomicUsize::new(0),
+            serving: Mutex::new(Vec::new()),
         });
         let serving = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
+                serving.connections.fetch_add(1, Ordering::SeqCst);
                 let state = serving.clone();
-                tokio::spawn(async move {
+                let task = tokio::spawn(async move {
                     let service = service_fn(move |request| answer(state.clone(), request));
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(tcp), service)
                         .await;
                 });
+                serving.serving.lock().unwrap().push(task.abort_handle());
             }
         });
         Self { addr, state, task }
@@ -99,6 +107,18 @@ impl Receiver {
     /// The status every request is answered with from now on.
     pub fn answer_with(&self, status: u16) {
         self.state.status.store(status, Ordering::SeqCst);
+    }
+
+    /// How many connections the endpoint has taken.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Closes every open connection, as a server does with idle ones.
+    pub fn drop_connections(&self) {
+        for task in self.state.serving.lock().unwrap().drain(..) {
+            task.abort();
+        }
     }
 
     /// Every request so far, in the order they arrived.

@@ -88,10 +88,9 @@ impl HttpClient {
             }
     }
 
-    /// Sends `request` (an absolute URI) and waits for the response's head, connecting
-    /// included, at most `deadline`. The body is read by the caller, capped. Refuses plain
-    /// HTTP but where [`HttpClient::scheme_allowed`] allows it, and private and loopback
-    /// addresses unless `private_allowed` (and the operator's `net.allow_private_networks`).
+    /// Sends `request` (an absolute URI) on a connection of its own and waits for the
+    /// response's head, connecting included, at most `deadline`. The body is read by the
+    /// caller, capped. Refuses what [`HttpClient::open`] refuses.
     pub async fn send(
         &self,
         request: http::Request<Full<Bytes>>,
@@ -104,54 +103,46 @@ impl HttpClient {
                 format!("`{}` is not an absolute http(s) URL", request.uri()),
             )
         })?;
-        if !self.scheme_allowed(&origin) {
+        let started = std::time::Instant::now();
+        let mut connection = self.open(&origin, private_allowed, deadline).await?;
+        connection
+            .send(request, deadline.saturating_sub(started.elapsed()))
+            .await
+    }
+
+    /// Opens an HTTP/1.1 connection to `origin` within `deadline`, for requests one after
+    /// another. Refuses plain HTTP but where [`HttpClient::scheme_allowed`] allows it, and
+    /// private and loopback addresses unless `private_allowed` (and the operator's
+    /// `net.allow_private_networks`).
+    pub async fn open(
+        &self,
+        origin: &Origin,
+        private_allowed: bool,
+        deadline: std::time::Duration,
+    ) -> Result<Connection, ConnectorError> {
+        if !self.scheme_allowed(origin) {
             return Err(ConnectorError::new(
                 ErrorKind::Denied,
                 format!("plain HTTP to {} is not allowed: use HTTPS", origin.host),
             ));
         }
-        let (parts, body) = request.into_parts();
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        let mut request = http::Request::from_parts(parts, body);
-        *request.uri_mut() = path
-            .parse()
-            .map_err(|_| ConnectorError::new(ErrorKind::Protocol, "the request URI is invalid"))?;
-        if !request.headers().contains_key(http::header::HOST) {
-            let host = match (origin.https, origin.port) {
-                (true, 443) | (false, 80) => bracketed(&origin.host),
-                (_, port) => format!("{}:{port}", bracketed(&origin.host)),
-            };
-            if let Ok(value) = http::HeaderValue::from_str(&host) {
-                request.headers_mut().insert(http::header::HOST, value);
-            }
-        }
-        let exchange = async {
-            let stream = self.connect(&origin, private_allowed).await?;
-            let (mut sender, connection) = hyper::client::conn::http1::handshake(stream)
+        let opening = async {
+            let stream = self.connect(origin, private_allowed).await?;
+            let (sender, connection) = hyper::client::conn::http1::handshake(stream)
                 .await
-                .map_err(|e| transport(&origin, e))?;
+                .map_err(|e| transport(origin, e))?;
             tokio::spawn(async move {
                 let _ = connection.await;
             });
-            sender
-                .send_request(request)
-                .await
-                .map_err(|e| transport(&origin, e))
+            Ok(Connection {
+                origin: origin.clone(),
+                sender,
+                max_response_bytes: self.max_response_bytes,
+            })
         };
-        let response = tokio::time::timeout(deadline, exchange)
+        tokio::time::timeout(deadline, opening)
             .await
-            .map_err(|_| {
-                ConnectorError::new(
-                    ErrorKind::Timeout,
-                    format!("{} did not answer in time", origin.host),
-                )
-            })??;
-        let cap = self.max_response_bytes;
-        Ok(response.map(|body| Limited::new(body, cap)))
+            .map_err(|_| late(origin))?
     }
 
     /// Sends `request` and reads its whole answer, each within `deadline`.
@@ -183,6 +174,80 @@ impl HttpClient {
         let tls = handshake(config, &origin.host, origin.port, tcp, timeout).await?;
         Ok(TokioIo::new(Stream::Tls(Box::new(tls))))
     }
+}
+
+/// An open HTTP/1.1 connection to one origin ([`HttpClient::open`]).
+pub struct Connection {
+    origin: Origin,
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    max_response_bytes: usize,
+}
+
+impl Connection {
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Whether the other side closed it (or it failed): no request can go on it.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
+    /// Sends `request`, whose URI is absolute and on this connection's origin, and waits
+    /// for the response's head at most `deadline`. The body is read by the caller, capped;
+    /// the next request goes once it is read.
+    pub async fn send(
+        &mut self,
+        request: http::Request<Full<Bytes>>,
+        deadline: std::time::Duration,
+    ) -> Result<Response, ConnectorError> {
+        let origin = &self.origin;
+        if Origin::of(request.uri()).as_ref() != Some(origin) {
+            return Err(ConnectorError::new(
+                ErrorKind::Denied,
+                format!("`{}` is not on {}", request.uri(), origin.host),
+            ));
+        }
+        let (parts, body) = request.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let mut request = http::Request::from_parts(parts, body);
+        *request.uri_mut() = path
+            .parse()
+            .map_err(|_| ConnectorError::new(ErrorKind::Protocol, "the request URI is invalid"))?;
+        if !request.headers().contains_key(http::header::HOST) {
+            let host = match (origin.https, origin.port) {
+                (true, 443) | (false, 80) => bracketed(&origin.host),
+                (_, port) => format!("{}:{port}", bracketed(&origin.host)),
+            };
+            if let Ok(value) = http::HeaderValue::from_str(&host) {
+                request.headers_mut().insert(http::header::HOST, value);
+            }
+        }
+        let sender = &mut self.sender;
+        let exchange = async {
+            sender.ready().await.map_err(|e| transport(origin, e))?;
+            sender
+                .send_request(request)
+                .await
+                .map_err(|e| transport(origin, e))
+        };
+        let response = tokio::time::timeout(deadline, exchange)
+            .await
+            .map_err(|_| late(origin))??;
+        let cap = self.max_response_bytes;
+        Ok(response.map(|body| Limited::new(body, cap)))
+    }
+}
+
+fn late(origin: &Origin) -> ConnectorError {
+    ConnectorError::new(
+        ErrorKind::Timeout,
+        format!("{} did not answer in time", origin.host),
+    )
 }
 
 /// Reads a whole capped body, for at most `deadline`.

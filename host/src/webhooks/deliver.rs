@@ -2,21 +2,21 @@
 //! each endpoint in a task of its own, so one that keeps failing delays no other.
 //!
 //! A loop looks for endpoints whose next delivery is due (every [`TICK`], or at once when
-//! woken) and starts a task for each; the task posts as long as deliveries are due and
-//! ends when the next one must wait. Every attempt is recorded before the next is made, so
+//! woken) and starts a task for each; the task posts as long as deliveries are due, on one
+//! connection while the endpoint keeps it open, and ends when the next one must wait. Every attempt is recorded before the next is made, so
 //! a crash repeats at most the attempt under way (receivers de-duplicate by `webhook-id`).
 
 use super::{secret_key, signature};
 use crate::config::WebhooksConfig;
 use crate::metrics::Metrics;
 use crate::net::PlainHttp;
-use crate::net::http::HttpClient;
+use crate::net::http::{Connection, HttpClient, Origin};
 use crate::store::Store;
 use crate::store::webhooks::{Attempt, AttemptNext, Delivery, Webhook};
 use crate::vault::Vault;
 use bytes::Bytes;
 use http_body_util::Full;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +39,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Endpoints with a task posting.
     busy: Mutex<HashSet<String>>,
+    /// Each endpoint's connection between its tasks, while the endpoint keeps it open.
+    idle: Mutex<HashMap<String, Connection>>,
     wake: Notify,
     stopping: AtomicBool,
 }
@@ -73,6 +75,7 @@ impl Deliverer {
             config,
             metrics,
             busy: Mutex::new(HashSet::new()),
+            idle: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
         });
@@ -114,7 +117,15 @@ async fn run(inner: Arc<Inner>) {
 /// Starts a task for every enabled endpoint whose next delivery is due and has none.
 async fn start_due(inner: &Arc<Inner>) -> anyhow::Result<()> {
     let now = crate::clock::now_millis();
-    for webhook in inner.store.webhooks().await? {
+    let webhooks = inner.store.webhooks().await?;
+    inner
+        .idle
+        .lock()
+        .expect("deliverer poisoned")
+        .retain(|id, connection| {
+            !connection.is_closed() && webhooks.iter().any(|w| &w.id == id && w.enabled)
+        });
+    for webhook in webhooks {
         if !webhook.enabled
             || inner
                 .busy
@@ -158,11 +169,35 @@ async fn post_due(inner: &Inner, mut webhook: Webhook) -> anyhow::Result<()> {
         return Ok(());
     };
     let secret = inner.vault.open(&webhook.id, &sealed)?;
-    let key = secret_key(secret.expose()).map_err(|e| anyhow::anyhow!("its secret {e}"))?;
+    let mut poster = Poster {
+        key: secret_key(secret.expose()).map_err(|e| anyhow::anyhow!("its secret {e}"))?,
+        connection: inner
+            .idle
+            .lock()
+            .expect("deliverer poisoned")
+            .remove(&webhook.id),
+    };
+    let posted = post_in_order(inner, &mut webhook, &mut poster).await;
+    if let Some(connection) = poster.connection.filter(|c| !c.is_closed()) {
+        inner
+            .idle
+            .lock()
+            .expect("deliverer poisoned")
+            .insert(webhook.id.clone(), connection);
+    }
+    posted
+}
+
+/// Posts the endpoint's due deliveries one after another.
+async fn post_in_order(
+    inner: &Inner,
+    webhook: &mut Webhook,
+    poster: &mut Poster,
+) -> anyhow::Result<()> {
     while !inner.stopping.load(Ordering::SeqCst) {
         // The endpoint as it is now: changed, disabled or deleted since the last attempt.
         match inner.store.webhook(&webhook.id).await? {
-            Some(now) if now.enabled => webhook = now,
+            Some(now) if now.enabled => *webhook = now,
             _ => return Ok(()),
         }
         let Some(delivery) = inner.store.next_delivery(&webhook.id).await? else {
@@ -171,7 +206,7 @@ async fn post_due(inner: &Inner, mut webhook: Webhook) -> anyhow::Result<()> {
         if delivery.next_attempt_ms > crate::clock::now_millis() {
             return Ok(());
         }
-        let attempt = attempt(inner, &webhook, &key, &delivery).await;
+        let attempt = attempt(inner, webhook, poster, &delivery).await;
         inner.metrics.webhook_delivery(match attempt.next {
             AttemptNext::Delivered => "delivered",
             AttemptNext::RetryAt(_) => "retry",
@@ -194,10 +229,22 @@ async fn post_due(inner: &Inner, mut webhook: Webhook) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What an endpoint's task keeps from one delivery to the next: the signing key, and the
+/// connection while the endpoint keeps it open.
+struct Poster {
+    key: Vec<u8>,
+    connection: Option<Connection>,
+}
+
 /// Posts one delivery and says what comes next.
-async fn attempt(inner: &Inner, webhook: &Webhook, key: &[u8], delivery: &Delivery) -> Attempt {
+async fn attempt(
+    inner: &Inner,
+    webhook: &Webhook,
+    poster: &mut Poster,
+    delivery: &Delivery,
+) -> Attempt {
     let at_ms = crate::clock::now_millis();
-    let (status, error) = match post(inner, webhook, key, delivery).await {
+    let (status, error) = match post(inner, webhook, poster, delivery).await {
         Ok((status, _)) if (200..300).contains(&status) => (Some(status), None),
         Ok((status, excerpt)) if excerpt.is_empty() => (
             Some(status),
@@ -244,16 +291,14 @@ fn retry_or_fail(config: &WebhooksConfig, delivery: &Delivery, now_ms: i64) -> A
     AttemptNext::RetryAt(next.min(give_up))
 }
 
-/// Posts the delivery signed; the status code and, for a failure, the start of the
-/// answer's body; or why there is no answer.
-async fn post(
-    inner: &Inner,
+/// The delivery as posted, signed now.
+fn request(
     webhook: &Webhook,
     key: &[u8],
     delivery: &Delivery,
-) -> Result<(u16, String), String> {
+) -> Result<http::Request<Full<Bytes>>, String> {
     let timestamp = crate::clock::now_millis() / 1000;
-    let request = http::Request::post(&webhook.url)
+    http::Request::post(&webhook.url)
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(
             http::header::USER_AGENT,
@@ -266,20 +311,57 @@ async fn post(
             signature(key, &delivery.id, timestamp, &delivery.body),
         )
         .body(Full::new(Bytes::from(delivery.body.clone())))
-        .map_err(|e| format!("the request could not be built: {e}"))?;
+        .map_err(|e| format!("the request could not be built: {e}"))
+}
+
+/// Posts the delivery signed, on the endpoint's open connection when it has one; the
+/// status code and, for a failure, the start of the answer's body; or why there is no
+/// answer.
+async fn post(
+    inner: &Inner,
+    webhook: &Webhook,
+    poster: &mut Poster,
+    delivery: &Delivery,
+) -> Result<(u16, String), String> {
+    let origin = Origin::parse(&webhook.url)
+        .ok_or_else(|| format!("`{}` is not an absolute http(s) URL", webhook.url))?;
     let deadline = Duration::from_secs(inner.config.timeout_secs.max(1));
     let private = inner.config.allow_private_networks;
-    let response = inner
-        .client
-        .send(request, private, deadline)
-        .await
-        .map_err(|e| e.message)?;
+    let response = loop {
+        let reused = poster
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.origin() == &origin && !c.is_closed());
+        if !reused {
+            poster.connection = None;
+            let opened = inner.client.open(&origin, private, deadline).await;
+            poster.connection = Some(opened.map_err(|e| e.message)?);
+        }
+        let connection = poster.connection.as_mut().expect("open");
+        match connection
+            .send(request(webhook, &poster.key, delivery)?, deadline)
+            .await
+        {
+            Ok(response) => break response,
+            Err(error) => {
+                poster.connection = None;
+                // A kept connection the endpoint closed meanwhile: once more on a new one.
+                if !reused {
+                    return Err(error.message);
+                }
+            }
+        }
+    };
     let status = response.status().as_u16();
-    // The answer's body is read (up to the cap) so the exchange ends cleanly; a failure
-    // keeps its start as part of the reason.
-    let body = crate::net::http::read_body(response.into_body(), deadline)
-        .await
-        .unwrap_or_default();
+    // The answer's body is read (up to the cap) so the connection can take the next
+    // request; a failure keeps its start as part of the reason.
+    let body = match crate::net::http::read_body(response.into_body(), deadline).await {
+        Ok(body) => body,
+        Err(_) => {
+            poster.connection = None;
+            Bytes::new()
+        }
+    };
     if (200..300).contains(&status) {
         return Ok((status, String::new()));
     }

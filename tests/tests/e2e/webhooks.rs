@@ -173,6 +173,26 @@ async fn every_event_reaches_each_endpoint_signed_once_in_order_and_a_failing_on
         )
         .await;
     assert_carries(&accepted[..events.len()], &events, &good_secret);
+    // One connection serves them all while the endpoint keeps it open; once it closes it,
+    // the next delivery goes on a new one, first time.
+    assert_eq!(good.connections(), 1, "{} deliveries", accepted.len());
+    good.drop_connections();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    arrives(&setup, &account, "after-close").await;
+    let events = all_events(api).await;
+    let accepted = good
+        .wait_for("the event after the close", Duration::from_secs(30), |a| {
+            a.len() >= events.len()
+        })
+        .await;
+    assert_carries(&accepted[..events.len()], &events, &good_secret);
+    assert_eq!(good.connections(), 2);
+    let last = deliveries(api, &good_id).await[0].clone();
+    assert_eq!(
+        (&last["state"], &last["attempts"]),
+        (&json!("delivered"), &json!(1)),
+        "{last}"
+    );
     assert!(
         events
             .iter()
