@@ -235,21 +235,52 @@ impl Api {
 
     /// Waits until the outbox entry is `sent` (failing on `failed`); returns it.
     pub async fn wait_until_sent(&self, outbox_id: &str) -> Value {
+        self.wait_for_outbox(outbox_id, "sent").await
+    }
+
+    /// Waits until the outbox entry ends `sent` or `failed`, as `state` says (failing when it
+    /// ends the other way); returns it.
+    pub async fn wait_for_outbox(&self, outbox_id: &str, state: &str) -> Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let entry = self.get(&format!("/v1/outbox/{outbox_id}")).await;
             assert_eq!(entry.status, StatusCode::OK, "{}", entry.body);
-            if entry.body["state"] == "sent" {
+            if entry.body["state"] == state {
                 return entry.body;
             }
-            assert_ne!(entry.body["state"], "failed", "{}", entry.body);
+            let ended = ["sent", "failed"].contains(&entry.body["state"].as_str().unwrap_or(""));
+            assert!(!ended, "not {state}: {}", entry.body);
             assert!(
                 std::time::Instant::now() < deadline,
-                "not sent within 60 s: {}",
+                "not {state} within 60 s: {}",
                 entry.body
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+    }
+
+    /// Signs the admin's mail with `signature`, replies from `account` to `original` (a
+    /// message as the API lists it) and waits until the reply is sent; returns the outbox
+    /// entry.
+    pub async fn reply_signed(&self, account: &str, original: &Value, signature: &str) -> Value {
+        let signed = self
+            .call(
+                Method::PATCH,
+                "/v1/me",
+                Some(serde_json::json!({"signature": signature})),
+            )
+            .await;
+        assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
+        let sent = self
+            .post(
+                &format!("/v1/accounts/{account}/send"),
+                serde_json::json!({"to": [{"email": "carol@example.test"}],
+                                   "in_reply_to": original["id"], "text": "Thanks, Carol."}),
+            )
+            .await;
+        assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
+        self.wait_until_sent(sent.body["outbox_id"].as_str().expect("an outbox id"))
+            .await
     }
 
     /// Every message of the account the API lists (all pages), newest first.

@@ -401,28 +401,10 @@ async fn what_a_user_does_in_mailroom_reaches_gmail() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reply_goes_out_through_gmail_in_its_thread_with_the_signature() {
     let (google, account) = connected(Options::default(), "1_month").await;
-    let signed = google
-        .mailroom
-        .call(
-            Method::PATCH,
-            "/v1/me",
-            Some(json!({"signature": "<p>Ann Admin, Sales</p>"})),
-        )
-        .await;
-    assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
     let original = message_with(&google, &account, "20 days").await;
-    let sent = google
-        .mailroom
-        .post(
-            &format!("/v1/accounts/{account}/send"),
-            json!({"to": [{"email": "carol@example.test"}], "in_reply_to": original["id"],
-                   "text": "Thanks, Carol."}),
-        )
-        .await;
-    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
     google
         .mailroom
-        .wait_until_sent(sent.body["outbox_id"].as_str().unwrap())
+        .reply_signed(&account, &original, "<p>Ann Admin, Sales</p>")
         .await;
     let out = google.fake.sent(ANN);
     assert_eq!(out.len(), 1);

@@ -403,27 +403,9 @@ async fn what_a_user_does_in_mailroom_reaches_outlook() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reply_goes_out_through_graph_in_its_thread_with_the_signature() {
     let (ms, account) = connected(Options::default(), "1_month").await;
-    let signed = ms
-        .mailroom
-        .call(
-            Method::PATCH,
-            "/v1/me",
-            Some(json!({"signature": "<p>Ann Admin, Sales</p>"})),
-        )
-        .await;
-    assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
     let original = message_with(&ms, &account, "20 days").await;
-    let sent = ms
-        .mailroom
-        .post(
-            &format!("/v1/accounts/{account}/send"),
-            json!({"to": [{"email": "carol@example.test"}], "in_reply_to": original["id"],
-                   "text": "Thanks, Carol."}),
-        )
-        .await;
-    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
     ms.mailroom
-        .wait_until_sent(sent.body["outbox_id"].as_str().unwrap())
+        .reply_signed(&account, &original, "<p>Ann Admin, Sales</p>")
         .await;
     let out = ms.fake.sent(ANN);
     assert_eq!(out.len(), 1);
@@ -447,17 +429,10 @@ async fn a_reply_goes_out_through_graph_in_its_thread_with_the_signature() {
         )
         .await;
     assert_eq!(large.status, StatusCode::ACCEPTED, "{}", large.body);
-    let outbox = large.body["outbox_id"].as_str().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let failed = loop {
-        let entry = ms.mailroom.get(&format!("/v1/outbox/{outbox}")).await;
-        if entry.body["state"] == "failed" {
-            break entry.body;
-        }
-        assert_ne!(entry.body["state"], "sent", "{}", entry.body);
-        assert!(std::time::Instant::now() < deadline, "{}", entry.body);
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let failed = ms
+        .mailroom
+        .wait_for_outbox(large.body["outbox_id"].as_str().unwrap(), "failed")
+        .await;
     assert!(failed.to_string().contains("at most 4 MiB"), "{failed}");
     assert_eq!(ms.fake.sent(ANN).len(), 1);
     // Graph filed the copy in Sent Items itself: Mailroom stored none.
