@@ -36,6 +36,15 @@ pub fn rfc3339_millis(millis: i64) -> String {
     }
 }
 
+/// The wait before retrying after `failures` failures in a row (at least one): `first`
+/// seconds, doubled with each further failure up to `max` seconds, give or take a fifth so
+/// that what failed together does not come back together.
+pub fn backoff(first: f64, max: f64, failures: u32) -> std::time::Duration {
+    let doublings = failures.saturating_sub(1).min(30) as i32;
+    let base = (first * 2f64.powi(doublings)).min(max);
+    std::time::Duration::from_secs_f64(base * (0.8 + rand::random::<f64>() * 0.4))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -210,6 +210,21 @@ impl Api {
         }
     }
 
+    /// Asks for a sync of the account and waits until it is in `state` (a job failed,
+    /// say), for at most `limit`; returns the account.
+    pub async fn sync_until_state(
+        &self,
+        account_id: &str,
+        state: &str,
+        limit: std::time::Duration,
+    ) -> Value {
+        let requested = self
+            .post(&format!("/v1/accounts/{account_id}/sync"), Value::Null)
+            .await;
+        assert_eq!(requested.status, StatusCode::ACCEPTED, "{}", requested.body);
+        self.wait_for_state(account_id, state, limit).await
+    }
+
     /// Waits until the account is in `state`, for at most `limit`; returns the account.
     pub async fn wait_for_state(
         &self,

@@ -3,19 +3,6 @@
 
 use crate::mailroom::connector0_1_0::types::{Error, ErrorKind};
 
-pub fn error(kind: ErrorKind, message: impl Into<String>) -> Error {
-    Error {
-        kind,
-        message: message.into(),
-        server: None,
-        retry_after_secs: None,
-    }
-}
-
-pub fn protocol(message: impl Into<String>) -> Error {
-    error(ErrorKind::Protocol, message)
-}
-
 /// Gmail answered 401 although the host had just renewed the token.
 pub fn auth_failed() -> Error {
     error(
@@ -40,4 +27,4 @@ pub fn no_api() -> Error {
     error(ErrorKind::Unsupported, "no Gmail API configured")
 }
 
-mailroom_wasi_http::error_from_failure!(Error, ErrorKind);
+mailroom_wasi_http::http_errors!(Error, ErrorKind);

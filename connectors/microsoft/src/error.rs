@@ -7,20 +7,7 @@
 use crate::mailroom::connector0_1_0::types::{Error, ErrorKind};
 use serde::Deserialize;
 
-mailroom_wasi_http::error_from_failure!(Error, ErrorKind);
-
-pub fn error(kind: ErrorKind, message: impl Into<String>) -> Error {
-    Error {
-        kind,
-        message: message.into(),
-        server: None,
-        retry_after_secs: None,
-    }
-}
-
-pub fn protocol(message: impl Into<String>) -> Error {
-    error(ErrorKind::Protocol, message)
-}
+mailroom_wasi_http::http_errors!(Error, ErrorKind);
 
 /// The host has no Graph for this connector.
 pub fn no_api() -> Error {

@@ -86,7 +86,7 @@ pub enum Flow {
 }
 
 /// The client of one API. `E` is the error its calls fail with: a connector's world error,
-/// made from a [`Failure`] (see [`crate::error_from_failure`]).
+/// made from a [`Failure`] (see [`crate::http_errors`]).
 pub struct Http<E> {
     base: Base,
     service: Service,

@@ -67,12 +67,27 @@ pub struct Service {
     pub headers: Vec<(String, String)>,
 }
 
-/// Turns a [`Failure`] into a connector world's `error` record: `error_from_failure!(Error,
-/// ErrorKind)` in a crate whose WIT bindings define those two types (from
-/// `mailroom:connector/types@0.1.0`).
+/// The error constructors an HTTP connector needs, for the `error` record of its world:
+/// `http_errors!(Error, ErrorKind)` in a crate whose WIT bindings define those two
+/// types (from `mailroom:connector/types@0.1.0`) defines `error(kind, message)`,
+/// `protocol(message)` and the conversion from a [`Failure`]. An HTTP connector reaches no
+/// server role, so no error names a server.
 #[macro_export]
-macro_rules! error_from_failure {
-    ($error:ty, $kind:ident) => {
+macro_rules! http_errors {
+    ($error:ident, $kind:ident) => {
+        pub fn error(kind: $kind, message: impl Into<String>) -> $error {
+            $error {
+                kind,
+                message: message.into(),
+                server: None,
+                retry_after_secs: None,
+            }
+        }
+
+        pub fn protocol(message: impl Into<String>) -> $error {
+            error($kind::Protocol, message)
+        }
+
         impl From<$crate::Failure> for $error {
             fn from(failure: $crate::Failure) -> Self {
                 use $crate::Kind;
@@ -87,10 +102,8 @@ macro_rules! error_from_failure {
                     Kind::RateLimited => $kind::RateLimited,
                 };
                 Self {
-                    kind,
-                    message: failure.message,
-                    server: None,
                     retry_after_secs: failure.retry_after_secs,
+                    ..error(kind, failure.message)
                 }
             }
         }

@@ -107,13 +107,7 @@ pub async fn update(
             webhook.disabled_reason = None;
         }
     }
-    app.store
-        .update_webhook(webhook.clone())
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::NotFound(_) => ApiError::not_found("webhook"),
-            e => e.into(),
-        })?;
+    app.store.update_webhook(webhook.clone()).await?;
     app.deliverer.wake();
     Ok(json(&view(&webhook)))
 }

@@ -274,15 +274,14 @@ async fn job(inner: Arc<Inner>, account_id: String, started_at: String) {
     inner.wake.notify_one();
 }
 
-/// The wait after the `failures`-th failure in a row: `first_retry_secs`, doubled with each
-/// further failure up to `max_retry_secs`, give or take a fifth so that accounts on one
-/// server do not come back together.
+/// The wait after the `failures`-th failure in a row (`sync.first_retry_secs` doubling up
+/// to `max_retry_secs`).
 fn backoff(config: &SyncConfig, failures: u32) -> Duration {
-    let max = config.max_retry_secs.max(1) as f64;
-    let base = (config.first_retry_secs.max(1) as f64
-        * 2f64.powi(failures.saturating_sub(1).min(30) as i32))
-    .min(max);
-    Duration::from_secs_f64(base * (0.8 + rand::random::<f64>() * 0.4))
+    crate::clock::backoff(
+        config.first_retry_secs.max(1) as f64,
+        config.max_retry_secs.max(1) as f64,
+        failures,
+    )
 }
 
 enum Outcome {

@@ -283,10 +283,12 @@ fn retry_or_fail(config: &WebhooksConfig, delivery: &Delivery, now_ms: i64) -> A
     if now_ms >= give_up {
         return AttemptNext::Failed;
     }
-    let failures = delivery.attempts.min(30) as i32;
-    let base = (config.first_retry_secs.max(0.01) * 2f64.powi(failures)).min(MAX_BACKOFF_SECS);
-    let jitter = 0.8 + rand::random::<f64>() * 0.4;
-    let next = now_ms + (base * jitter * 1000.0) as i64;
+    let wait = crate::clock::backoff(
+        config.first_retry_secs.max(0.01),
+        MAX_BACKOFF_SECS,
+        delivery.attempts + 1,
+    );
+    let next = now_ms + wait.as_millis() as i64;
     // The last retry comes at the end of the window, not past it.
     AttemptNext::RetryAt(next.min(give_up))
 }

@@ -457,14 +457,9 @@ async fn an_expired_token_is_refreshed_and_a_revoked_grant_asks_to_sign_in_again
     assert_eq!(synced["state"], "active", "{synced}");
 
     google.fake.revoke_grants(ANN);
-    let requested = google
-        .mailroom
-        .post(&format!("/v1/accounts/{account}/sync"), Value::Null)
-        .await;
-    assert_eq!(requested.status, StatusCode::ACCEPTED);
     let refused = google
         .mailroom
-        .wait_for_state(
+        .sync_until_state(
             &account,
             "auth_required",
             std::time::Duration::from_secs(60),

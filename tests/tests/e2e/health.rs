@@ -6,7 +6,6 @@
 use crate::webhooks::all_events;
 use mailroom_tests::mailbox::Setup;
 use mailroom_tests::servers::Options;
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -72,12 +71,8 @@ async fn a_server_that_stops_answering_is_retried_with_growing_waits_then_error_
     servers.stop_dovecot();
     let (arrivals, dead) = dead_server(servers.imaps_port()).await;
     // One job is asked for; every later one is the scheduler's retry.
-    let requested = mailroom
-        .post(&format!("/v1/accounts/{account}/sync"), Value::Null)
-        .await;
-    assert_eq!(requested.status, StatusCode::ACCEPTED, "{}", requested.body);
     let failed = mailroom
-        .wait_for_state(&account, "error", Duration::from_secs(30))
+        .sync_until_state(&account, "error", Duration::from_secs(30))
         .await;
     let reason = failed["state_reason"].as_str().unwrap();
     assert!(

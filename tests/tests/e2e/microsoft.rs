@@ -467,14 +467,9 @@ async fn tokens_are_refreshed_with_rotation_and_a_revoked_grant_asks_to_sign_in_
 
     ms.fake.revoke_grants(ANN);
     ms.fake.expire_access_tokens();
-    let requested = ms
-        .mailroom
-        .post(&format!("/v1/accounts/{account}/sync"), Value::Null)
-        .await;
-    assert_eq!(requested.status, StatusCode::ACCEPTED);
     let refused = ms
         .mailroom
-        .wait_for_state(
+        .sync_until_state(
             &account,
             "auth_required",
             std::time::Duration::from_secs(60),

@@ -399,14 +399,9 @@ async fn a_refused_login_stops_the_account_until_it_is_reconnected() {
 
     setup.servers.set_password("alice", "pw-changed");
     let logins_before = failed_logins(&setup.servers.dovecot_log());
-    let requested = setup
-        .mailroom
-        .post(&format!("/v1/accounts/{account}/sync"), Value::Null)
-        .await;
-    assert_eq!(requested.status, StatusCode::ACCEPTED);
     let stopped = setup
         .mailroom
-        .wait_for_state(
+        .sync_until_state(
             &account,
             "auth_required",
             std::time::Duration::from_secs(30),
