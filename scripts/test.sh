@@ -25,7 +25,12 @@ cargo clippy --target wasm32-wasip2 -p mailroom-connector-imap -p mailroom-conne
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace 2>&1 | tee "$log" || status=$?
+# Written to a file and followed until cargo ends, rather than piped through tee: a process
+# a failed test leaves behind cannot then hold the run open by keeping the pipe.
+cargo test --workspace >"$log" 2>&1 &
+tests=$!
+tail --pid="$tests" -n +1 -f "$log"
+wait "$tests" || status=$?
 # The API against its own OpenAPI document, every Schemathesis check.
 tests/schemathesis/run.sh target/debug/mailroom || status=$?
 # One closing line for the whole run, summed over every test binary.
