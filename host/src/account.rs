@@ -108,6 +108,10 @@ pub struct AccountFolder {
     pub role: Option<FolderRole>,
     pub selectable: bool,
     pub active: bool,
+    /// How many messages the server holds in the folder's sync window, while that differs
+    /// from what Mailroom holds after the folder was fetched again; none while they agree.
+    #[serde(default)]
+    pub server_total: Option<u64>,
 }
 
 impl AccountFolder {
@@ -119,6 +123,7 @@ impl AccountFolder {
             role: folder.role,
             selectable: folder.selectable,
             active,
+            server_total: None,
         }
     }
 }

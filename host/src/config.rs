@@ -255,6 +255,9 @@ pub struct SyncConfig {
     /// Failures in a row after which the account shows `error` with the reason (it keeps
     /// retrying and returns by itself). Default 3.
     pub error_after_failures: u32,
+    /// How long after fetching a folder again because it differed from the server's count
+    /// the same folder may be fetched again, in minutes. Default 60.
+    pub gap_refetch_mins: u64,
 }
 
 impl Default for SyncConfig {
@@ -267,6 +270,7 @@ impl Default for SyncConfig {
             first_retry_secs: 15,
             max_retry_secs: 1800,
             error_after_failures: 3,
+            gap_refetch_mins: 60,
         }
     }
 }

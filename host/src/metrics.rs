@@ -71,6 +71,8 @@ pub struct Metrics {
     sync_job_seconds: Histograms<ConnectorLabel>,
     messages_ingested: Family<ConnectorLabel, Counter>,
     fetched_bytes: Family<ConnectorLabel, Counter>,
+    sync_gap_messages: Family<ConnectorLabel, Gauge>,
+    sync_gap_refetches: Family<ConnectorLabel, Counter>,
     outbox_depth: Gauge,
     sends: Family<ResultLabel, Counter>,
     webhook_deliveries: Family<ResultLabel, Counter>,
@@ -95,6 +97,8 @@ impl Metrics {
             sync_job_seconds: Family::new_with_constructor(seconds),
             messages_ingested: Family::default(),
             fetched_bytes: Family::default(),
+            sync_gap_messages: Family::default(),
+            sync_gap_refetches: Family::default(),
             outbox_depth: Gauge::default(),
             sends: Family::default(),
             webhook_deliveries: Family::default(),
@@ -128,6 +132,16 @@ impl Metrics {
             "fetched_bytes",
             "Bytes of messages fetched by sync jobs",
             metrics.fetched_bytes.clone(),
+        );
+        registry.register(
+            "sync_gap_messages",
+            "How many messages the folders with a standing gap differ by from the server's count",
+            metrics.sync_gap_messages.clone(),
+        );
+        registry.register(
+            "sync_gap_refetches",
+            "Folders fetched again because they differed from the server's count",
+            metrics.sync_gap_refetches.clone(),
         );
         registry.register(
             "outbox_depth",
@@ -193,6 +207,15 @@ impl Metrics {
         self.fetched_bytes.get_or_create(&label).inc_by(bytes);
     }
 
+    /// A sync job fetched `folders` folders again for a gap.
+    pub fn gap_refetched(&self, connector: &str, folders: u64) {
+        self.sync_gap_refetches
+            .get_or_create(&ConnectorLabel {
+                connector: connector.to_owned(),
+            })
+            .inc_by(folders);
+    }
+
     /// A send ended (`sent`, `failed`) or waits for another try (`retry`).
     pub fn send(&self, result: &str) {
         self.sends
@@ -241,7 +264,15 @@ impl Metrics {
     /// The text exposition, with the gauges read from `store` now.
     pub async fn render(&self, store: &dyn Store) -> crate::store::Result<String> {
         let mut counts: HashMap<AccountLabels, i64> = HashMap::new();
+        let mut gaps: HashMap<String, i64> = HashMap::new();
         for account in store.accounts().await? {
+            let gap = gaps.entry(account.connector.clone()).or_default();
+            for folder in &account.folders {
+                if let Some(server) = folder.server_total {
+                    let held = store.folder_total(&account.id, &folder.id).await?;
+                    *gap += server.abs_diff(held) as i64;
+                }
+            }
             let state = serde_json::to_value(account.state)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
@@ -256,6 +287,11 @@ impl Metrics {
         self.accounts.clear();
         for (labels, count) in counts {
             self.accounts.get_or_create(&labels).set(count);
+        }
+        for (connector, gap) in gaps {
+            self.sync_gap_messages
+                .get_or_create(&ConnectorLabel { connector })
+                .set(gap);
         }
         self.outbox_depth.set(store.queued_duties().await? as i64);
         self.webhook_backlog

@@ -1,5 +1,5 @@
 //! Mailroom's IMAP + SMTP connector, a `wasm32-wasip2` component of the
-//! `mailroom:connector@0.3.0` world.
+//! `mailroom:connector@0.6.0` world.
 //!
 //! It speaks the protocols; the host does everything else. Connections are opened by the
 //! host (`net`), which also does TLS; logins are run by the host (`auth`), so no password ever
@@ -11,17 +11,25 @@ mod smtp;
 mod transport;
 
 wit_bindgen::generate!({
-    world: "mailroom:connector/mail-connector@0.3.0",
-    path: ["../../wit/0.1.0", "../../wit/0.2.0", "../../wit/0.3.0"],
-    // The interfaces 0.3.0 takes from 0.1.0 and 0.2.0 are generated here too.
+    world: "mailroom:connector/mail-connector@0.6.0",
+    path: [
+        "../../wit/0.1.0",
+        "../../wit/0.2.0",
+        "../../wit/0.3.0",
+        "../../wit/0.4.0",
+        "../../wit/0.5.0",
+        "../../wit/0.6.0",
+    ],
+    // The interfaces 0.6.0 takes from earlier versions are generated here too.
     generate_all,
 });
 
 use error::{Failure, fail};
-use exports::mailroom::connector0_3_0::connector::{AuthKind, Guest, GuestSession, Info};
+use exports::mailroom::connector0_6_0::connector::{AuthKind, Guest, GuestSession, Info};
 use mailroom::connector0_1_0::types::{Account, Error, ErrorKind, Folder, Server};
-use mailroom::connector0_2_0::mail::{MessageFlags, Page, SyncRequest};
+use mailroom::connector0_2_0::mail::{MessageFlags, SyncRequest};
 use mailroom::connector0_3_0::changes::{Applied, Change, Delivery, Envelope, Target};
+use mailroom::connector0_6_0::sync::Page;
 use std::cell::RefCell;
 use transport::HostConnection;
 
@@ -37,6 +45,9 @@ impl Guest for Connector {
             version: env!("CARGO_PKG_VERSION").into(),
             auth: AuthKind::Password,
             servers: vec!["imap".into(), "smtp".into()],
+            hosts: Vec::new(),
+            files_sent: false,
+            mailbox_wide_ids: false,
         }
     }
 }

@@ -636,7 +636,7 @@ pub async fn folders(
         .into_iter()
         .map(|f| {
             let (unread, total) = counts.get(&f.id).copied().unwrap_or_default();
-            json!({"id": f.id, "name": f.name, "role": f.role, "active": f.active, "unread": unread, "total": total})
+            json!({"id": f.id, "name": f.name, "role": f.role, "active": f.active, "unread": unread, "total": total, "server_total": f.server_total})
         })
         .collect();
     Ok(json(&page.page(items, |f| {

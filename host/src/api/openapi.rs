@@ -421,7 +421,8 @@ fn schemas() -> Value {
                 "email": string, "accepted": {"type": "boolean"}, "reply": string}}},
             "created_at": string}},
         "AccountFolderCounts": {"type": "object", "properties": {"id": string, "name": string, "role": role,
-            "active": {"type": "boolean"}, "unread": {"type": "integer"}, "total": {"type": "integer"}}},
+            "active": {"type": "boolean"}, "unread": {"type": "integer"}, "total": {"type": "integer"},
+            "server_total": {"type": "integer", "nullable": true}}},
     });
     let mut types: Vec<&str> = vec!["*"];
     types.extend(crate::store::mail::EVENT_TYPES);

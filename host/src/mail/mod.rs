@@ -77,6 +77,9 @@ pub struct SyncPage {
     pub backfilled: bool,
     /// The folder has more to sync now.
     pub more: bool,
+    /// How many messages the server holds in the folder within the sync window, when the
+    /// connector counted them (on the page that ends the folder's sync in a job).
+    pub server_count: Option<u64>,
 }
 
 /// How much one page of a folder's sync may carry.

@@ -309,6 +309,11 @@ impl<B: Backend> MailStore for KvStore<B> {
             .read(|txn| mailbox::folder_counts(txn, account_id))
     }
 
+    async fn folder_total(&self, account_id: &str, folder_id: &FolderId) -> Result<u64> {
+        self.backend
+            .read(|txn| mailbox::folder_total(txn, account_id, folder_id))
+    }
+
     async fn push_event(&self, kind: &str, data: Value) -> Result<u64> {
         let kind = kind.to_owned();
         self.backend

@@ -114,6 +114,8 @@ pub trait MailStore: Send + Sync {
     async fn messages(&self, account_id: &str, query: MessageQuery)
     -> Result<(Vec<Message>, bool)>;
     async fn folder_counts(&self, account_id: &str) -> Result<FolderCounts>;
+    /// How many messages one folder holds.
+    async fn folder_total(&self, account_id: &str, folder_id: &FolderId) -> Result<u64>;
     /// Appends an event outside a page (account state changes).
     async fn push_event(&self, kind: &str, data: Value) -> Result<u64>;
     /// Events after `after`, oldest first; and the oldest sequence number still kept.

@@ -397,6 +397,11 @@ pub fn delete_orphans(txn: &mut dyn Writer, account: &str) -> Result<usize> {
 }
 
 /// The numeric provider ids a folder holds, ascending, with their flags.
+/// How many messages a folder holds.
+pub fn folder_total(txn: &dyn Reader, account: &str, folder: &FolderId) -> Result<u64> {
+    PROVIDER_IDS.count(txn, &Key::new().str(account).str(folder.as_str()))
+}
+
 pub fn held(txn: &dyn Reader, account: &str, folder: &FolderId) -> Result<Vec<(u64, Flags)>> {
     let mut held = Vec::new();
     let prefix = Key::new().str(account).str(folder.as_str());

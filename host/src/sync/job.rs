@@ -1,5 +1,6 @@
 //! One sync job's host side: which folders to sync, and committing each page as it arrives.
 
+use super::completeness::{self, Counted, Refetches, Verdict};
 use super::outbox::Pusher;
 use crate::account::{Account, AccountFolder};
 use crate::connector::{ConnectorError, ErrorKind};
@@ -34,6 +35,21 @@ pub struct Report {
     pub messages: usize,
     /// The bytes of the messages fetched.
     pub bytes: u64,
+    /// Folders whose server count the job compared with what Mailroom holds, as they ended.
+    pub counted: Vec<Counted>,
+    /// Folders fetched again because they differed from the server's count.
+    pub refetched: u64,
+}
+
+/// What the jobs of one scheduler share.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    /// How long one job may sync before it makes way for others.
+    pub budget: Duration,
+    /// Set when the server stops.
+    pub stopping: Arc<AtomicBool>,
+    pub refetches: Refetches,
 }
 
 pub struct Driver {
@@ -48,28 +64,31 @@ pub struct Driver {
     /// Set when the server stops.
     stopping: Arc<AtomicBool>,
     outbox: Pusher,
+    /// How many times this job compared each folder's count.
+    looks: HashMap<FolderId, u32>,
+    refetches: Refetches,
 }
 
 impl Driver {
     pub fn new(
-        store: Arc<dyn Store>,
+        shared: Shared,
         account: Account,
         syncs: HashMap<FolderId, FolderSync>,
-        budget: Duration,
         report: Arc<Mutex<Report>>,
-        stopping: Arc<AtomicBool>,
         outbox: Pusher,
     ) -> Self {
         Self {
-            outbox,
-            store,
+            store: shared.store,
             account,
             started: Instant::now(),
-            budget,
+            budget: shared.budget,
             syncs,
             report,
             pending: None,
-            stopping,
+            stopping: shared.stopping,
+            outbox,
+            looks: HashMap::new(),
+            refetches: shared.refetches,
         }
     }
 
@@ -94,6 +113,62 @@ impl Driver {
             .iter()
             .filter(|f| f.active && f.selectable)
             .all(|f| self.syncs.get(&f.id).is_some_and(|s| s.backfilled))
+    }
+
+    /// A folder's sync ended with the server's count: compares it with what the store holds
+    /// now, and says what the folder needs next (see [`completeness`]).
+    async fn compare(
+        &mut self,
+        task: &FolderTask,
+        folder_id: &FolderId,
+        server: u64,
+        state: Vec<u8>,
+    ) -> Result<Step, ConnectorError> {
+        let account = self.account.id.clone();
+        let held = self
+            .store
+            .folder_total(&account, folder_id)
+            .await
+            .map_err(store_error)?;
+        let looks = self.looks.entry(folder_id.clone()).or_default();
+        *looks += 1;
+        let refetches = self.refetches.clone();
+        let verdict =
+            completeness::judge(server, held, *looks, || refetches.take(&account, folder_id));
+        match verdict {
+            Verdict::Recheck => return Ok(Step::Next(Some(state))),
+            Verdict::Refetch => {
+                tracing::warn!(
+                    account = %account,
+                    folder = %task.path,
+                    server,
+                    held,
+                    "the folder differs from the server's count; fetching it again"
+                );
+                self.store
+                    .forget_folder(&account, folder_id)
+                    .await
+                    .map_err(store_error)?;
+                self.syncs.remove(folder_id);
+                self.report().refetched += 1;
+                return Ok(Step::Next(None));
+            }
+            Verdict::Complete => self.refetches.forget(&account, folder_id),
+            Verdict::Gap => tracing::warn!(
+                account = %account,
+                folder = %task.path,
+                server,
+                held,
+                "the folder still differs from the server's count"
+            ),
+        }
+        self.report().counted.push(Counted {
+            folder: folder_id.clone(),
+            path: task.path.clone(),
+            server,
+            held,
+        });
+        Ok(Step::FolderDone)
     }
 }
 
@@ -130,12 +205,14 @@ pub fn reflect_listing(known: &[AccountFolder], listing: &[Folder]) -> Vec<Accou
     listing
         .iter()
         .map(|folder| {
+            let known = known.iter().find(|k| k.id == folder.id);
             let active = known
-                .iter()
-                .find(|k| k.id == folder.id)
                 .map(|k| k.active && folder.selectable)
                 .unwrap_or(folder.default_active);
-            AccountFolder::from_listing(folder.clone(), active)
+            AccountFolder {
+                server_total: known.and_then(|k| k.server_total).filter(|_| active),
+                ..AccountFolder::from_listing(folder.clone(), active)
+            }
         })
         .collect()
 }
@@ -303,7 +380,7 @@ impl SyncDriver for Driver {
                 page.messages,
             )
         });
-        self.syncs.insert(folder_id, sync);
+        self.syncs.insert(folder_id.clone(), sync);
         let all_backfilled = self.all_backfilled();
         let step = {
             let mut report = self.report();
@@ -311,13 +388,12 @@ impl SyncDriver for Driver {
             report.bytes += bytes;
             report.all_backfilled = all_backfilled;
             if !page.more {
-                report.caught_up += 1;
                 Step::FolderDone
             } else if self.started.elapsed() >= self.budget {
                 report.stopped = true;
                 Step::Stop
             } else {
-                Step::Next(Some(page.state))
+                Step::Next(Some(page.state.clone()))
             }
         };
         if let Some(commit) = commit {
@@ -327,6 +403,15 @@ impl SyncDriver for Driver {
             } else {
                 commit.await?;
             }
+        }
+        let step = match (step, page.server_count) {
+            (Step::FolderDone, Some(server)) => {
+                self.compare(task, &folder_id, server, page.state).await?
+            }
+            (step, _) => step,
+        };
+        if matches!(step, Step::FolderDone) {
+            self.report().caught_up += 1;
         }
         Ok(step)
     }

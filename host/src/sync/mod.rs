@@ -3,6 +3,7 @@
 //! after transient failures. A login the server refuses stops the account (`auth_required`)
 //! until someone re-connects it: no further login is tried.
 
+mod completeness;
 mod job;
 mod outbox;
 
@@ -20,7 +21,8 @@ use crate::oauth::Oauth;
 use crate::runtime::{HeldIdsLookup, HeldLookup, KnownLookup, Runtime};
 use crate::store::Store;
 use crate::vault::Vault;
-use job::{Driver, Report};
+use completeness::Refetches;
+use job::{Driver, Report, Shared};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -65,6 +67,7 @@ struct Inner {
     /// Set when the server stops: running jobs end after their current page.
     stopping: Arc<AtomicBool>,
     jobs: Mutex<JoinSet<()>>,
+    refetches: Refetches,
 }
 
 pub struct Scheduler {
@@ -86,6 +89,9 @@ impl Scheduler {
         max_jobs_per_owner: usize,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let refetches = Refetches::new(Duration::from_secs(
+            config.gap_refetch_mins.saturating_mul(60),
+        ));
         let inner = Arc::new(Inner {
             store,
             runtime,
@@ -98,6 +104,7 @@ impl Scheduler {
             wake: Notify::new(),
             stopping: Arc::new(AtomicBool::new(false)),
             jobs: Mutex::new(JoinSet::new()),
+            refetches,
         });
         let task = tokio::spawn(run(inner.clone()));
         Self {
@@ -365,13 +372,17 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
         }
     };
     let report = Arc::new(Mutex::new(Report::default()));
+    let shared = Shared {
+        store: inner.store.clone(),
+        budget: Duration::from_secs(inner.config.job_budget_secs.max(1)),
+        stopping: inner.stopping.clone(),
+        refetches: inner.refetches.clone(),
+    };
     let driver = Driver::new(
-        inner.store.clone(),
+        shared,
         account.clone(),
         syncs,
-        Duration::from_secs(inner.config.job_budget_secs.max(1)),
         report.clone(),
-        inner.stopping.clone(),
         Pusher::new(inner.store.clone(), files_sent, inner.metrics.clone()),
     );
     let held = held_lookup(inner.store.clone(), account_id.to_owned());
@@ -402,6 +413,9 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
     inner
         .metrics
         .ingested(&account.connector, report.messages as u64, report.bytes);
+    inner
+        .metrics
+        .gap_refetched(&account.connector, report.refetched);
     match result {
         Ok(()) => {
             let complete =
@@ -416,19 +430,36 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
             } else {
                 AccountState::Syncing
             };
-            let reason = report
+            let failed = report
                 .failed
                 .first()
                 .map(|(folder, error)| format!("folder {folder}: {}", error.message));
-            update(inner, account_id, move |account| {
+            let gaps = completeness::reason(&report.counted);
+            let counted = report.counted;
+            update(inner, account_id, true, move |account| {
                 let mut changed = false;
                 if complete {
                     account.last_sync_at = Some(started_at.clone());
                     account.last_sync_duration_ms = Some(started.elapsed().as_millis() as u64);
                     changed = true;
                 }
+                for count in &counted {
+                    let total = (!count.complete()).then_some(count.server);
+                    if let Some(folder) = account.folders.iter_mut().find(|f| f.id == count.folder)
+                        && folder.server_total != total
+                    {
+                        folder.server_total = total;
+                        changed = true;
+                    }
+                }
+                // A gap this job did not count again still stands, and so does its reason.
+                let gap_stands = account.folders.iter().any(|f| f.server_total.is_some());
+                let reason = failed
+                    .clone()
+                    .or(gaps.clone())
+                    .or_else(|| gap_stands.then(|| account.state_reason.clone()).flatten());
                 let before = (account.state, account.state_reason.clone());
-                account.set_state(state, reason.clone());
+                account.set_state(state, reason);
                 changed |= account.next_retry_at.take().is_some();
                 changed || before != (account.state, account.state_reason.clone())
             })
@@ -526,7 +557,7 @@ async fn failed(inner: &Inner, account: &Account, error: ConnectorError, oauth: 
                 )
                 .await;
             } else {
-                update(inner, account_id, move |account| {
+                update(inner, account_id, false, move |account| {
                     account.next_retry_at = Some(next);
                     true
                 })
@@ -554,7 +585,7 @@ async fn set_state(
     reason: Option<String>,
     next_retry_at: Option<String>,
 ) {
-    update(inner, account_id, move |account| {
+    update(inner, account_id, false, move |account| {
         let before = (
             account.state,
             account.state_reason.clone(),
@@ -572,9 +603,13 @@ async fn set_state(
     .await;
 }
 
+/// Changes the account with `change` (which says whether it changed anything) unless a user
+/// disabled it meanwhile; emits `account.state_changed` when its state moved, or when its
+/// reason did and `reason_counts`.
 async fn update(
     inner: &Inner,
     account_id: &str,
+    reason_counts: bool,
     change: impl FnOnce(&mut Account) -> bool + Send + 'static,
 ) {
     let before = Arc::new(Mutex::new(None));
@@ -584,7 +619,8 @@ async fn update(
         .modify_account(
             account_id,
             Box::new(move |account| {
-                *seen.lock().expect("poisoned") = Some(account.state);
+                *seen.lock().expect("poisoned") =
+                    Some((account.state, account.state_reason.clone()));
                 // A user's choice (disabled) wins over what a job found.
                 if !account.enabled || account.state == AccountState::Disabled {
                     return false;
@@ -595,8 +631,11 @@ async fn update(
         .await;
     match result {
         Ok(Some(account)) => {
-            let previous = *before.lock().expect("poisoned");
-            if previous != Some(account.state) {
+            let previous = before.lock().expect("poisoned").take();
+            let moved = previous.is_none_or(|(state, reason)| {
+                state != account.state || (reason_counts && reason != account.state_reason)
+            });
+            if moved {
                 let (kind, data) = account.state_changed_event();
                 if let Err(error) = inner.store.push_event(kind, data).await {
                     tracing::error!("cannot record an event: {error}");

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod api;
+mod completeness;
 mod connection;
 mod connectors;
 mod crash;

@@ -63,9 +63,9 @@ async fn the_hostile_connector_is_listed_beside_the_built_in_one() {
     let hostile = &answer.body["items"][1];
     assert_eq!(hostile["builtin"], false);
     assert_eq!(hostile["servers"], json!(["imap"]));
-    // Built for the first world version, it still loads beside a host that speaks 0.3.0.
+    // Built for the first world version, it still loads beside a connector of the newest.
     assert_eq!(hostile["wit_version"], "0.1.0");
-    assert_eq!(answer.body["items"][2]["wit_version"], "0.3.0");
+    assert_eq!(answer.body["items"][2]["wit_version"], "0.6.0");
     assert!(
         hostile["digest"]
             .as_str()

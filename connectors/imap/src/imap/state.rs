@@ -1,9 +1,11 @@
 //! A folder's sync state, the bytes the host keeps for the connector between jobs.
 //!
-//! Version 1, little-endian: `1`, UIDVALIDITY (u32), the high-water UID (u32: every UID
+//! Version 2, little-endian: `2`, UIDVALIDITY (u32), the high-water UID (u32: every UID
 //! below it was seen by an earlier step), HIGHESTMODSEQ (u64, 0 without CONDSTORE), the
-//! backfill's low-water UID (u32: UIDs from it up to the high-water mark are done), and
-//! whether the backfill is complete (u8).
+//! backfill's low-water UID (u32: UIDs from it up to the high-water mark are done), whether
+//! the backfill is complete (u8), and UIDNEXT when the folder's first sync began (u32: mail
+//! from there on is synced whatever its date). Version 1 is version 2 without the last
+//! field, which is then unknown (0).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FolderState {
@@ -14,10 +16,13 @@ pub struct FolderState {
     /// The backfill goes down from here, newest first.
     pub low: u32,
     pub backfilled: bool,
+    /// UIDNEXT when the first sync began; 0 when a state of version 1 did not say.
+    pub origin: u32,
 }
 
-const VERSION: u8 = 1;
-const LEN: usize = 1 + 4 + 4 + 8 + 4 + 1;
+const VERSION: u8 = 2;
+const LEN_1: usize = 1 + 4 + 4 + 8 + 4 + 1;
+const LEN: usize = LEN_1 + 4;
 
 impl FolderState {
     pub fn encode(&self) -> Vec<u8> {
@@ -28,13 +33,15 @@ impl FolderState {
         bytes.extend_from_slice(&self.modseq.to_le_bytes());
         bytes.extend_from_slice(&self.low.to_le_bytes());
         bytes.push(self.backfilled as u8);
+        bytes.extend_from_slice(&self.origin.to_le_bytes());
         bytes
     }
 
     /// `None` for bytes this version did not write: the folder then starts over.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != LEN || bytes[0] != VERSION {
-            return None;
+        match (bytes.first(), bytes.len()) {
+            (Some(1), LEN_1) | (Some(&VERSION), LEN) => {}
+            _ => return None,
         }
         let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
         Some(Self {
@@ -43,6 +50,7 @@ impl FolderState {
             modseq: u64::from_le_bytes(bytes[9..17].try_into().unwrap()),
             low: u32_at(17),
             backfilled: bytes[21] != 0,
+            origin: if bytes.len() == LEN { u32_at(22) } else { 0 },
         })
     }
 }
@@ -59,8 +67,15 @@ mod tests {
             modseq: 1 << 40,
             low: 3,
             backfilled: true,
+            origin: 1100,
         };
         assert_eq!(FolderState::decode(&state.encode()), Some(state));
+        // A state of version 1 keeps everything it said; where the first sync began is
+        // unknown.
+        let mut first = state.encode()[..LEN_1].to_vec();
+        first[0] = 1;
+        let old = FolderState::decode(&first).expect("version 1 is read");
+        assert_eq!(old, FolderState { origin: 0, ..state });
         assert_eq!(FolderState::decode(b""), None);
         let mut other = state.encode();
         other[0] = 9;

@@ -8,6 +8,9 @@
 //! down from the low-water mark to the account's start date. Bodies are fetched by UID set,
 //! never one round trip per message; a message larger than the page's byte budget is fetched
 //! in parts into a host-side sink.
+//!
+//! The page that ends a folder's sync carries the server's count of the messages inside the
+//! sync window, for the host to compare with what it holds.
 
 use super::reply::{Code, Fetch, Reply};
 use super::state::FolderState;
@@ -15,9 +18,10 @@ use super::{Client, quote};
 use crate::error::protocol;
 use crate::mailroom::connector0_1_0::types::Error;
 use crate::mailroom::connector0_2_0::mail::{
-    self, Body, BodySink, FlagChange, HeldRange, Message, MessageFlags, MessageProbe, Page, Start,
-    SyncRequest,
+    self, BodySink, FlagChange, HeldRange, MessageFlags, MessageProbe, Start, SyncRequest,
 };
+use crate::mailroom::connector0_5_0::sync::{Body, Message};
+use crate::mailroom::connector0_6_0::sync::Page;
 use crate::transport::Transport;
 
 /// The part size for messages fetched in parts.
@@ -78,6 +82,7 @@ impl<T: Transport> Client<T> {
             state: Vec::new(),
             backfilled: false,
             more: false,
+            server_count: None,
         };
         let mut state = match previous {
             Some(state) if state.uid_validity != uid_validity => {
@@ -92,6 +97,7 @@ impl<T: Transport> Client<T> {
                 modseq: selected.modseq.unwrap_or(0),
                 low: uid_next,
                 backfilled: matches!(request.start, Start::Now),
+                origin: uid_next,
             },
         };
         let mut budget = Budget {
@@ -144,7 +150,59 @@ impl<T: Transport> Client<T> {
         page.backfilled = state.backfilled;
         page.more |= !state.backfilled;
         page.state = state.encode();
+        if !page.more {
+            page.server_count = self.count_window(request.start, &state)?;
+            // A later call for this folder in the same job is a fresh look at it.
+            memory.checked.retain(|folder| folder != &request.folder);
+        }
         Ok(page)
+    }
+
+    /// How many messages below the high-water mark the sync window holds on the server: those
+    /// received since `start` and everything from the first sync's UIDNEXT on. None for a
+    /// folder whose state does not say where its first sync began.
+    fn count_window(&mut self, start: Start, state: &FolderState) -> Result<Option<u64>, Error> {
+        if state.origin == 0 {
+            return Ok(None);
+        }
+        if state.high <= 1 {
+            return Ok(Some(0));
+        }
+        let top = state.high - 1;
+        let news = (state.origin <= top).then(|| format!("UID {}:{top}", state.origin));
+        let Start::Since(since) = start else {
+            return Ok(Some(match news {
+                Some(news) => count(&self.search(&news)?),
+                None => 0,
+            }));
+        };
+        // SEARCH compares dates in the server's time zone (at most 14 hours from UTC): a date
+        // two days past the start's is surely inside the window, one the day before or the
+        // day after is decided by its INTERNALDATE, an earlier one is surely outside.
+        let day = since.div_euclid(86_400) * 86_400;
+        let after = imap_date(day + 2 * 86_400);
+        let sure = match &news {
+            Some(news) => format!("UID 1:{top} OR SINCE {after} {news}"),
+            None => format!("UID 1:{top} SINCE {after}"),
+        };
+        let mut total = count(&self.search(&sure)?);
+        let below = state.origin.min(state.high);
+        if below > 1 {
+            let edge = self.search(&format!(
+                "UID 1:{} SINCE {} BEFORE {after}",
+                below - 1,
+                imap_date(day - 86_400)
+            ))?;
+            if !edge.is_empty() {
+                let uids: Vec<u32> = edge.iter().flat_map(|&(a, b)| a..=b).collect();
+                total += self
+                    .metas(&uid_set(&uids))?
+                    .iter()
+                    .filter(|m| m.uid < below && m.received_at >= since)
+                    .count() as u64;
+            }
+        }
+        Ok(Some(total))
     }
 
     /// `ENABLE QRESYNC` once per connection, when the server has it.
@@ -584,6 +642,14 @@ fn flags_of(flags: &[String]) -> MessageFlags {
 
 fn same_flags(a: MessageFlags, b: MessageFlags) -> bool {
     (a.seen, a.flagged, a.answered, a.draft) == (b.seen, b.flagged, b.answered, b.draft)
+}
+
+/// How many UIDs `ranges` hold.
+fn count(ranges: &[(u32, u32)]) -> u64 {
+    ranges
+        .iter()
+        .map(|&(a, b)| u64::from(a.abs_diff(b)) + 1)
+        .sum()
 }
 
 /// Whether `uid` is in `ranges` (sorted and disjoint, as `search` returns them).

@@ -13,6 +13,7 @@ pub mod v0_2_0;
 pub mod v0_3_0;
 pub mod v0_4_0;
 pub mod v0_5_0;
+pub mod v0_6_0;
 
 use super::sandbox::JobState;
 use crate::account::ConnectionSpec;
@@ -25,7 +26,7 @@ use wasmtime::Store;
 use wasmtime::component::{InstancePre, Linker};
 
 /// The newest version the host speaks.
-pub const NEWEST: &str = v0_5_0::VERSION;
+pub const NEWEST: &str = v0_6_0::VERSION;
 
 /// Whether connectors of this world version may use outgoing HTTP (`wasi:http`).
 pub fn speaks_http(version: &str) -> bool {
@@ -60,6 +61,7 @@ pub enum Compiled {
     V0_3(v0_3_0::Pre),
     V0_4(v0_4_0::Pre),
     V0_5(v0_5_0::Pre),
+    V0_6(v0_6_0::Pre),
 }
 
 /// A running instance of a connector.
@@ -69,6 +71,7 @@ pub enum Instance {
     V0_3(v0_3_0::MailConnector),
     V0_4(v0_4_0::MailConnector),
     V0_5(v0_5_0::MailConnector),
+    V0_6(v0_6_0::MailConnector),
 }
 
 /// A session of a connector that can sync.
@@ -77,6 +80,7 @@ pub enum Session<'a> {
     V0_3(v0_3_0::Session<'a>),
     V0_4(v0_4_0::Session<'a>),
     V0_5(v0_5_0::Session<'a>),
+    V0_6(v0_6_0::Session<'a>),
 }
 
 /// One page of a folder asked for.
@@ -99,6 +103,9 @@ pub enum Fetched {
 impl Compiled {
     /// The component compiled for the newest version it exports, and that version.
     pub fn new(pre: InstancePre<JobState>) -> anyhow::Result<(Self, &'static str)> {
+        if let Ok(pre) = v0_6_0::Pre::new(pre.clone()) {
+            return Ok((Self::V0_6(pre), v0_6_0::VERSION));
+        }
         if let Ok(pre) = v0_5_0::Pre::new(pre.clone()) {
             return Ok((Self::V0_5(pre), v0_5_0::VERSION));
         }
@@ -126,6 +133,7 @@ impl Compiled {
             Self::V0_3(pre) => Instance::V0_3(pre.instantiate_async(store).await?),
             Self::V0_4(pre) => Instance::V0_4(pre.instantiate_async(store).await?),
             Self::V0_5(pre) => Instance::V0_5(pre.instantiate_async(store).await?),
+            Self::V0_6(pre) => Instance::V0_6(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -138,6 +146,7 @@ impl Instance {
             Self::V0_3(instance) => v0_3_0::describe(instance, store).await,
             Self::V0_4(instance) => v0_4_0::describe(instance, store).await,
             Self::V0_5(instance) => v0_5_0::describe(instance, store).await,
+            Self::V0_6(instance) => v0_6_0::describe(instance, store).await,
         }
     }
 
@@ -153,6 +162,7 @@ impl Instance {
             Self::V0_3(instance) => v0_3_0::test(instance, store, spec).await,
             Self::V0_4(instance) => v0_4_0::test(instance, store, spec).await,
             Self::V0_5(instance) => v0_5_0::test(instance, store, spec).await,
+            Self::V0_6(instance) => v0_6_0::test(instance, store, spec).await,
         }
     }
 
@@ -181,6 +191,9 @@ impl Instance {
             Self::V0_5(instance) => {
                 Session::V0_5(v0_5_0::Session::open(instance, store, spec).await?)
             }
+            Self::V0_6(instance) => {
+                Session::V0_6(v0_6_0::Session::open(instance, store, spec).await?)
+            }
         }))
     }
 }
@@ -195,6 +208,7 @@ impl Session<'_> {
             Self::V0_3(session) => session.list_folders(store).await,
             Self::V0_4(session) => session.list_folders(store).await,
             Self::V0_5(session) => session.list_folders(store).await,
+            Self::V0_6(session) => session.list_folders(store).await,
         }
     }
 
@@ -208,6 +222,7 @@ impl Session<'_> {
             Self::V0_3(session) => session.sync_folder(store, request).await,
             Self::V0_4(session) => session.sync_folder(store, request).await,
             Self::V0_5(session) => session.sync_folder(store, request).await,
+            Self::V0_6(session) => session.sync_folder(store, request).await,
         }
     }
 
@@ -225,6 +240,7 @@ impl Session<'_> {
             Self::V0_3(session) => session.work(store, work).await,
             Self::V0_4(session) => session.work(store, work).await,
             Self::V0_5(session) => session.work(store, work).await,
+            Self::V0_6(session) => session.work(store, work).await,
         }
     }
 
@@ -234,6 +250,7 @@ impl Session<'_> {
             Self::V0_3(session) => session.close(store).await,
             Self::V0_4(session) => session.close(store).await,
             Self::V0_5(session) => session.close(store).await,
+            Self::V0_6(session) => session.close(store).await,
         }
     }
 }

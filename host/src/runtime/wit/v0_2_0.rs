@@ -216,6 +216,7 @@ pub(super) fn page_of(
         state,
         backfilled,
         more,
+        server_count: None,
     }
 }
 

@@ -79,8 +79,21 @@ fn page_from_wit(
     page: sync::Page,
     limits: PageLimits,
 ) -> wasmtime::Result<Fetched> {
-    let messages = page
-        .messages
+    let messages = messages_from_wit(page.messages);
+    let page = page_of(
+        page.reset,
+        page.changed,
+        page.removed,
+        page.state,
+        (page.backfilled, page.more),
+    );
+    checked_page(store, page, messages, limits)
+}
+
+/// A page's messages in the host's terms, for this version's pages and later ones that take
+/// its `message` unchanged.
+pub(super) fn messages_from_wit(messages: Vec<sync::Message>) -> Vec<PageMessage> {
+    messages
         .into_iter()
         .map(|message| PageMessage {
             id: message.id,
@@ -96,15 +109,7 @@ fn page_from_wit(
                 sync::Body::Held => PageBody::Known(Known::ProviderId),
             },
         })
-        .collect();
-    let page = page_of(
-        page.reset,
-        page.changed,
-        page.removed,
-        page.state,
-        (page.backfilled, page.more),
-    );
-    checked_page(store, page, messages, limits)
+        .collect()
 }
 
 impl provider::Host for JobState {

@@ -1,0 +1,93 @@
+//! `mailroom:connector@0.6.0`: completeness. Its page says how many messages the server
+//! holds in the folder within the sync window (`server-count`), which the host compares with
+//! what it holds. It introduces no host function; everything a connector imports is an
+//! earlier version's.
+
+use self::mailroom::connector0_6_0::sync;
+use super::super::sandbox::JobState;
+use super::Fetched;
+use super::v0_2_0::{checked_page, page_of};
+use super::v0_5_0::messages_from_wit;
+use crate::mail::PageLimits;
+use wasmtime::Store;
+
+wasmtime::component::bindgen!({
+    world: "mailroom:connector/mail-connector@0.6.0",
+    path: [
+        "../wit/0.1.0",
+        "../wit/0.2.0",
+        "../wit/0.3.0",
+        "../wit/0.4.0",
+        "../wit/0.5.0",
+        "../wit/0.6.0",
+    ],
+    imports: { default: async | trappable },
+    exports: { default: async },
+    with: {
+        "mailroom:connector/types@0.1.0": super::v0_1_0::mailroom::connector::types,
+        "mailroom:connector/net@0.1.0": super::v0_1_0::mailroom::connector::net,
+        "mailroom:connector/auth@0.1.0": super::v0_1_0::mailroom::connector::auth,
+        "mailroom:connector/log@0.1.0": super::v0_1_0::mailroom::connector::log,
+        "mailroom:connector/mail@0.2.0": super::v0_2_0::mailroom::connector0_2_0::mail,
+        "mailroom:connector/changes@0.3.0": super::v0_3_0::mailroom::connector0_3_0::changes,
+        "mailroom:connector/login@0.4.0": super::v0_4_0::mailroom::connector0_4_0::login,
+        "mailroom:connector/sinks@0.4.0": super::v0_4_0::mailroom::connector0_4_0::sinks,
+        "mailroom:connector/provider@0.5.0": super::v0_5_0::mailroom::connector0_5_0::provider,
+        "mailroom:connector/sync@0.5.0": super::v0_5_0::mailroom::connector0_5_0::sync,
+    },
+});
+
+use self::exports::mailroom::connector0_6_0::connector as exported;
+
+pub const VERSION: &str = "0.6.0";
+
+pub type Pre = MailConnectorPre<JobState>;
+
+super::common_calls!(@test mailroom_connector0_6_0_connector);
+super::session_calls!(mailroom_connector0_6_0_connector);
+super::work_calls!();
+
+/// What a 0.6.0 connector says about itself: as 0.5.0's.
+pub async fn describe(
+    instance: &MailConnector,
+    store: &mut Store<JobState>,
+) -> wasmtime::Result<super::Described> {
+    let info = instance
+        .mailroom_connector0_6_0_connector()
+        .call_describe(store)
+        .await?;
+    Ok(super::Described {
+        id: info.id,
+        name: info.name,
+        version: info.version,
+        auth: match info.auth {
+            exported::AuthKind::Password => crate::connector::AuthKind::Password,
+            exported::AuthKind::Oauth2 => crate::connector::AuthKind::Oauth2,
+        },
+        servers: info.servers,
+        hosts: info.hosts,
+        files_sent: info.files_sent,
+        mailbox_wide_ids: info.mailbox_wide_ids,
+    })
+}
+
+/// The host's own page, from this version's (see [`super::v0_2_0::checked_page`]). A count
+/// is taken only where the contract puts it: on a page that ends a folder's sync.
+fn page_from_wit(
+    store: &mut Store<JobState>,
+    page: sync::Page,
+    limits: PageLimits,
+) -> wasmtime::Result<Fetched> {
+    let messages = messages_from_wit(page.messages);
+    let mut host_page = page_of(
+        page.reset,
+        page.changed,
+        page.removed,
+        page.state,
+        (page.backfilled, page.more),
+    );
+    if page.backfilled && !page.more && !page.reset {
+        host_page.server_count = page.server_count;
+    }
+    checked_page(store, host_page, messages, limits)
+}
