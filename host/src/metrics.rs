@@ -135,7 +135,7 @@ impl Metrics {
         );
         registry.register(
             "sync_gap_messages",
-            "How many messages the folders with a standing gap differ by from the server's count",
+            "Messages the server counts in the folders with a standing gap that Mailroom does not hold",
             metrics.sync_gap_messages.clone(),
         );
         registry.register(
@@ -270,7 +270,7 @@ impl Metrics {
             for folder in &account.folders {
                 if let Some(server) = folder.server_total {
                     let held = store.folder_total(&account.id, &folder.id).await?;
-                    *gap += server.abs_diff(held) as i64;
+                    *gap += server.saturating_sub(held) as i64;
                 }
             }
             let state = serde_json::to_value(account.state)

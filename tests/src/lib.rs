@@ -14,4 +14,5 @@ pub mod microsoft;
 pub mod process;
 pub mod provider;
 pub mod servers;
+pub mod store;
 pub mod webhooks;

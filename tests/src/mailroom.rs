@@ -87,14 +87,16 @@ impl Mailroom {
     /// Stops the server, lets `change` do what it will to its data directory (behind its
     /// back), and starts a new one there.
     pub async fn restart_after<F: std::future::Future<Output = ()>>(
-        mut self,
+        &mut self,
         change: impl FnOnce(std::path::PathBuf) -> F,
-    ) -> Self {
+    ) {
         if let Some(server) = self.server.take() {
             server.stop().await;
         }
         change(self.data.path().to_owned()).await;
-        self.restart().await
+        let server = Self::launch(&self.config).await;
+        self.api = Api::new(&format!("http://{}", server.addr()));
+        self.server = Some(server);
     }
 
     pub fn data_dir(&self) -> &std::path::Path {

@@ -1,5 +1,5 @@
 //! Mailroom's Google connector: Gmail over the Gmail API v1, a `wasm32-wasip2` component of
-//! the `mailroom:connector@0.5.0` world.
+//! the `mailroom:connector@0.6.0` world.
 //!
 //! It speaks HTTP to the API the host names (`provider.api-url`) through `wasi:http`; the
 //! host adds the account's OAuth token to each request, so no credential ever reaches this
@@ -24,25 +24,26 @@ mod state;
 mod sync;
 
 wit_bindgen::generate!({
-    world: "mailroom:connector/mail-connector@0.5.0",
+    world: "mailroom:connector/mail-connector@0.6.0",
     path: [
         "../../wit/0.1.0",
         "../../wit/0.2.0",
         "../../wit/0.3.0",
         "../../wit/0.4.0",
         "../../wit/0.5.0",
+        "../../wit/0.6.0",
     ],
-    // The interfaces 0.5.0 takes from earlier versions are generated here too.
+    // The interfaces 0.6.0 takes from earlier versions are generated here too.
     generate_all,
 });
 
-use exports::mailroom::connector0_5_0::connector::{AuthKind, Guest, GuestSession, Info};
+use exports::mailroom::connector0_6_0::connector::{AuthKind, Guest, GuestSession, Info};
 use gmail::Gmail;
 use mailroom::connector0_1_0::types::{Account, Error, ErrorKind, Folder};
 use mailroom::connector0_2_0::mail::{MessageFlags, SyncRequest};
 use mailroom::connector0_3_0::changes::{Applied, Change, Delivery, Envelope, Target};
 use mailroom::connector0_5_0::provider;
-use mailroom::connector0_5_0::sync::Page;
+use mailroom::connector0_6_0::sync::Page;
 use std::cell::RefCell;
 
 /// The connector's own version, as `describe` reports it.

@@ -13,6 +13,10 @@
 //! * While an incremental sync is between pages: `o` (how many of the folder's touched
 //!   messages are done) and `r` (the job-local id of the history read `o` counts in; a page
 //!   of another job starts the list again).
+//! * `w`: present (`true`) when the sync window covers the whole label: it held no message
+//!   from before the window when the first sync ended, so every message it holds is one the
+//!   host should hold. `c`: when the label's messages were last listed against what the host
+//!   holds (Unix seconds).
 //!
 //! For example `{"v":1,"h":48213,"l":true,"n":"0987","p":["18c2…","18c1…"]}` during a first
 //! sync and `{"v":1,"h":48391,"b":true}` between jobs.
@@ -39,6 +43,10 @@ pub struct FolderState {
     pub offset: u32,
     #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
     pub run: Option<u64>,
+    #[serde(rename = "w", default, skip_serializing_if = "is_false")]
+    pub whole: bool,
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<i64>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -74,6 +82,15 @@ impl FolderState {
             offset,
             run: Some(run),
             ..Self::synced(history_id)
+        }
+    }
+
+    /// This state's check of the label (`w`, `c`) carried over to `next`.
+    pub fn keeping_check(&self, next: Self) -> Self {
+        Self {
+            whole: self.whole,
+            checked_at: self.checked_at,
+            ..next
         }
     }
 
@@ -122,6 +139,27 @@ mod tests {
             format!(r#"{{"v":1,"h":7,"b":true,"o":500,"r":{}}}"#, u64::MAX).into_bytes()
         );
         assert_eq!(FolderState::decode(&paging.encode()), Some(paging));
+
+        let checked = FolderState {
+            whole: true,
+            checked_at: Some(1_700_000_000),
+            ..FolderState::synced(9)
+        };
+        assert_eq!(
+            checked.encode(),
+            br#"{"v":1,"h":9,"b":true,"w":true,"c":1700000000}"#
+        );
+        assert_eq!(
+            FolderState::decode(&checked.encode()),
+            Some(checked.clone())
+        );
+        assert_eq!(
+            checked.keeping_check(FolderState::synced(10)),
+            FolderState {
+                history_id: 10,
+                ..checked
+            }
+        );
     }
 
     #[test]

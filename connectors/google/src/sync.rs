@@ -9,6 +9,11 @@
 //! page is worked out from the same records. A history id Gmail no longer knows (404) means
 //! a full sync again: the page says `reset`, and the first sync finds every message the host
 //! holds by its id, so nothing is fetched twice.
+//!
+//! A folder at rest is checked against the host about hourly (and again when the host asks
+//! again in the same job): its messages are listed, and a label the sync window covers whole
+//! is counted for the host to compare with what it holds, while in any other label a message
+//! inside the window the host does not hold is fetched there and then.
 
 use crate::error::protocol;
 use crate::gmail::{self, Format, Gmail, ListQuery};
@@ -18,7 +23,8 @@ use crate::mailroom::connector0_1_0::log::{self, Level};
 use crate::mailroom::connector0_1_0::types::Error;
 use crate::mailroom::connector0_2_0::mail::{Start, SyncRequest};
 use crate::mailroom::connector0_4_0::sinks;
-use crate::mailroom::connector0_5_0::sync::{self as host, Body, Message, Page};
+use crate::mailroom::connector0_5_0::sync::{self as host, Body, Message};
+use crate::mailroom::connector0_6_0::sync::Page;
 use crate::page::{Admit, Budget, Candidate, FetchWindow};
 use crate::state::FolderState;
 use mailroom_wasi_http::{Flow, Reply};
@@ -33,6 +39,10 @@ const STASH_BYTES: usize = 16 << 20;
 const SINK_PART: usize = 1 << 20;
 /// Candidates asked about in one `held-ids` call (the host answers up to 10,000).
 const SLICE: usize = 1000;
+/// How often a folder at rest is listed against what the host holds, in seconds.
+const CHECK_EVERY_SECS: i64 = 3600;
+/// A label with more messages than this is not listed for a check.
+const MAX_CHECKED: usize = 50_000;
 
 /// What a session learns across its folders and pages.
 #[derive(Default)]
@@ -45,6 +55,12 @@ pub struct Memory {
     stash: Vec<Fetched>,
     /// The mean size of the messages fetched, to fetch about what a page can take.
     mean_size: Option<u64>,
+    /// Folders listed against the host in this job: asked for again, they are listed again,
+    /// from a fresh reading of the change records.
+    checked: Vec<String>,
+    /// Folders whose last page said `more`: the host may still be storing it while the next
+    /// is made, so what it holds is not yet what it was handed.
+    paging: Vec<String>,
 }
 
 /// The end state of every message the records from `start` touched, up to `end`.
@@ -98,6 +114,7 @@ fn empty_page() -> Page {
         state: Vec::new(),
         backfilled: false,
         more: false,
+        server_count: None,
     }
 }
 
@@ -109,24 +126,38 @@ pub fn sync_folder(
     let sync = FolderSync {
         gmail,
         memory,
+        start: request.start,
         folder: &request.folder,
         max_messages: request.limits.max_messages,
         budget: Budget::new(request.limits.max_messages, request.limits.max_bytes),
         page: empty_page(),
     };
     let state = request.state.as_deref().and_then(FolderState::decode);
-    match (state, request.start) {
+    let page = match (state, request.start) {
         (Some(state), _) if state.backfilled => sync.changes(state),
         (Some(state), Start::Since(since)) => sync.backfill(state, since),
-        (Some(state), Start::Now) => Ok(sync.at_rest(FolderState::synced(state.history_id))),
+        (Some(state), Start::Now) => {
+            sync.at_rest(state.keeping_check(FolderState::synced(state.history_id)))
+        }
         (None, start) => {
             let profile = gmail.profile()?;
             match start {
-                Start::Now => Ok(sync.at_rest(FolderState::synced(profile.history_id))),
+                Start::Now => {
+                    let mut state = FolderState::synced(profile.history_id);
+                    // Only mail from now on is taken: the window is the whole label when it
+                    // holds nothing yet.
+                    state.whole = sync.label_is_empty(None)?;
+                    sync.at_rest(state)
+                }
                 Start::Since(since) => sync.backfill(FolderState::first(profile.history_id), since),
             }
         }
+    }?;
+    memory.paging.retain(|f| f != &request.folder);
+    if page.more {
+        memory.paging.push(request.folder.clone());
     }
+    Ok(page)
 }
 
 /// How a candidate's outcome is reported.
@@ -153,6 +184,7 @@ enum Plan {
 struct FolderSync<'a> {
     gmail: &'a Gmail,
     memory: &'a mut Memory,
+    start: Start,
     folder: &'a str,
     max_messages: u32,
     budget: Budget,
@@ -161,11 +193,120 @@ struct FolderSync<'a> {
 
 impl FolderSync<'_> {
     /// A page that ends with the folder at rest.
-    fn at_rest(mut self, state: FolderState) -> Page {
-        self.page.state = state.encode();
+    fn at_rest(mut self, mut state: FolderState) -> Result<Page, Error> {
         self.page.backfilled = true;
         self.page.more = false;
-        self.page
+        self.check(&mut state)?;
+        self.page.state = state.encode();
+        Ok(self.page)
+    }
+
+    /// Whether the folder's label holds no message matching `q` (one list call).
+    fn label_is_empty(&self, q: Option<&str>) -> Result<bool, Error> {
+        let list = self.gmail.list(&ListQuery {
+            label: Some(self.folder),
+            q,
+            include_spam_trash: labels::lists_spam_or_trash(self.folder),
+            max_results: 1,
+            page_token: None,
+        })?;
+        Ok(list.messages.is_empty())
+    }
+
+    /// Every id of the folder's messages matching `q`; none past [`MAX_CHECKED`].
+    fn list_all(&self, q: Option<&str>) -> Result<Option<Vec<String>>, Error> {
+        let mut ids = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let list = self.gmail.list(&ListQuery {
+                label: Some(self.folder),
+                q,
+                include_spam_trash: labels::lists_spam_or_trash(self.folder),
+                max_results: 500,
+                page_token: token.as_deref(),
+            })?;
+            ids.extend(list.messages.into_iter().map(|m| m.id));
+            if ids.len() > MAX_CHECKED {
+                return Ok(None);
+            }
+            match list.next_page_token.filter(|t| !t.is_empty()) {
+                Some(next) if Some(&next) != token.as_ref() => token = Some(next),
+                _ => return Ok(Some(ids)),
+            }
+        }
+    }
+
+    /// The check of a folder at rest, when it is due: a label the window covers whole is
+    /// counted for the host; in another, what the window holds and the host does not is
+    /// fetched (the page then says `more` while some of it waits).
+    fn check(&mut self, state: &mut FolderState) -> Result<(), Error> {
+        let now = now_secs();
+        let asked_again = self.memory.checked.iter().any(|f| f == self.folder);
+        let due = asked_again
+            || state
+                .checked_at
+                .is_none_or(|at| now < at || now - at >= CHECK_EVERY_SECS);
+        if !due {
+            return Ok(());
+        }
+        let in_flight = self.memory.paging.iter().any(|f| f == self.folder);
+        let q = match (state.whole, self.start) {
+            // Counting waits for nothing: the host compares once it stored the last page.
+            (true, _) => None,
+            // What the host holds is known only once it stored every page: next job.
+            (false, _) if in_flight => return Ok(()),
+            (false, Start::Since(since)) => Some(format!("after:{since}")),
+            // Nothing to list against: the window is no search.
+            (false, Start::Now) => return Ok(()),
+        };
+        if !asked_again {
+            self.memory.checked.push(self.folder.to_owned());
+        }
+        let Some(ids) = self.list_all(q.as_deref())? else {
+            state.checked_at = Some(now);
+            return Ok(());
+        };
+        if state.whole {
+            self.page.server_count = Some(ids.len() as u64);
+            state.checked_at = Some(now);
+            return Ok(());
+        }
+        // This page's own messages are not held yet.
+        let ids: Vec<String> = ids
+            .into_iter()
+            .filter(|id| !self.page.messages.iter().any(|m| &m.id == id))
+            .collect();
+        let mut missing = Vec::new();
+        for slice in ids.chunks(SLICE) {
+            let held = host::held_ids(slice);
+            missing.extend(
+                slice
+                    .iter()
+                    .zip(held.iter().copied().chain(std::iter::repeat(false)))
+                    .filter(|(_, held)| !held)
+                    .map(|(id, _)| Candidate {
+                        id: id.clone(),
+                        labels: None,
+                    }),
+            );
+        }
+        if !missing.is_empty() {
+            log::write(
+                Level::Warn,
+                &format!(
+                    "{} messages of folder {} inside the sync window were missing; fetching them",
+                    missing.len(),
+                    self.folder
+                ),
+            );
+        }
+        let done = self.collect(&missing, Mode::Backfill)?;
+        if done < missing.len() {
+            self.page.more = true;
+        } else {
+            state.checked_at = Some(now);
+        }
+        Ok(())
     }
 
     /// The first sync, down the folder's listing from the newest message.
@@ -175,7 +316,7 @@ impl FolderSync<'_> {
         loop {
             if state.pending.is_empty() {
                 if state.listing_done() {
-                    state = FolderState::synced(state.history_id);
+                    state = state.keeping_check(FolderState::synced(state.history_id));
                     break;
                 }
                 if !self.budget.has_room() || lists == LISTS_PER_PAGE {
@@ -213,12 +354,20 @@ impl FolderSync<'_> {
         }
         self.page.backfilled = state.backfilled;
         self.page.more = !state.backfilled;
+        if state.backfilled {
+            state.whole = self.label_is_empty(Some(&format!("before:{since}")))?;
+            self.check(&mut state)?;
+        }
         self.page.state = state.encode();
         Ok(self.page)
     }
 
     /// An incremental sync from the folder's history id.
     fn changes(mut self, state: FolderState) -> Result<Page, Error> {
+        if self.memory.checked.iter().any(|f| f == self.folder) {
+            // Asked again after a check: what changed since is read afresh.
+            self.memory.history = None;
+        }
         let Some((plan, end, run)) = self.plan(state.history_id)? else {
             log::write(
                 Level::Info,
@@ -239,7 +388,8 @@ impl FolderSync<'_> {
             self.page.removed = plan.removed;
         }
         let done = offset + self.collect(&plan.emit[offset..], Mode::Changes)?;
-        let next = if done >= plan.emit.len() {
+        let at_rest = done >= plan.emit.len();
+        let mut next = state.keeping_check(if at_rest {
             FolderState::synced(end)
         } else {
             FolderState::paging(
@@ -247,9 +397,12 @@ impl FolderSync<'_> {
                 u32::try_from(done).unwrap_or(u32::MAX),
                 run,
             )
-        };
+        });
         self.page.backfilled = true;
-        self.page.more = done < plan.emit.len();
+        self.page.more = !at_rest;
+        if at_rest {
+            self.check(&mut next)?;
+        }
         self.page.state = next.encode();
         Ok(self.page)
     }
@@ -585,6 +738,11 @@ struct MessageBase<'a> {
     labels: &'a [String],
     received_at: i64,
     size: u64,
+}
+
+/// The wall clock, in Unix seconds.
+fn now_secs() -> i64 {
+    i64::try_from(wasi::clocks::wall_clock::now().seconds).unwrap_or(i64::MAX)
 }
 
 /// Reads every page of the change records since `start`; none on 404.

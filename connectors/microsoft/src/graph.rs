@@ -264,6 +264,25 @@ impl Graph {
         )
     }
 
+    /// How many messages of the folder were received at or after `since_ms`: the first
+    /// round's filter, counted by Graph (`$count`) in one call that lists a single id.
+    pub fn count_since(&self, folder_id: &str, since_ms: i64) -> Result<u64, Error> {
+        #[derive(serde::Deserialize)]
+        struct Counted {
+            #[serde(rename = "@odata.count")]
+            count: Option<u64>,
+        }
+        let since = crate::time::format_ms(since_ms);
+        let counted: Counted = self.json(Self::get(format!(
+            "/mailFolders/{}/messages?$count=true&$top=1&$select=id&$filter={}",
+            encode(folder_id),
+            encode(&format!("receivedDateTime ge {since}")),
+        )))?;
+        counted
+            .count
+            .ok_or_else(|| protocol("Microsoft Graph answered a count without @odata.count"))
+    }
+
     /// One page of a delta round: `path` is [`Graph::first_delta`] or a link of the round,
     /// as [`Graph::link_path`] took it.
     pub fn delta(&self, path: &str, page_size: u32) -> Result<Delta, Error> {

@@ -1,5 +1,5 @@
 //! Mailroom's Microsoft connector: Outlook mail (Microsoft 365, Outlook.com) over Microsoft
-//! Graph v1.0, a `wasm32-wasip2` component of the `mailroom:connector@0.5.0` world.
+//! Graph v1.0, a `wasm32-wasip2` component of the `mailroom:connector@0.6.0` world.
 //!
 //! It speaks HTTP to the Graph the host names (`provider.api-url`) through `wasi:http`, with
 //! the HTTP connectors' shared client (`mailroom-wasi-http`) under Outlook's per-mailbox
@@ -20,25 +20,26 @@ mod sync;
 mod time;
 
 wit_bindgen::generate!({
-    world: "mailroom:connector/mail-connector@0.5.0",
+    world: "mailroom:connector/mail-connector@0.6.0",
     path: [
         "../../wit/0.1.0",
         "../../wit/0.2.0",
         "../../wit/0.3.0",
         "../../wit/0.4.0",
         "../../wit/0.5.0",
+        "../../wit/0.6.0",
     ],
-    // The interfaces 0.5.0 takes from earlier versions are generated here too.
+    // The interfaces 0.6.0 takes from earlier versions are generated here too.
     generate_all,
 });
 
-use exports::mailroom::connector0_5_0::connector::{AuthKind, Guest, GuestSession, Info};
+use exports::mailroom::connector0_6_0::connector::{AuthKind, Guest, GuestSession, Info};
 use graph::Graph;
 use mailroom::connector0_1_0::types::{Account, Error, ErrorKind, Folder};
 use mailroom::connector0_2_0::mail::{MessageFlags, SyncRequest};
 use mailroom::connector0_3_0::changes::{Applied, Change, Delivery, Envelope, Target};
 use mailroom::connector0_5_0::provider;
-use mailroom::connector0_5_0::sync::Page;
+use mailroom::connector0_6_0::sync::Page;
 use std::cell::RefCell;
 
 /// The connector's own version, as `describe` reports it.

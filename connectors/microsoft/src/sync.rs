@@ -14,13 +14,18 @@
 //! its bodies fit; when they do not, the page ends early and the state keeps how much of the
 //! Graph page is done (asking for it again with the same size gives the same entries), with
 //! the bodies already fetched kept for the next page.
+//!
+//! A round that reaches its delta link ends with Graph's count of the folder's messages
+//! received since the first round's start (`$count`), for the host to compare with what it
+//! holds.
 
 use crate::error::protocol;
 use crate::graph::{Delta, Entry, Graph};
 use crate::mailroom::connector0_1_0::types::Error;
 use crate::mailroom::connector0_2_0::mail::{MessageFlags, Start, SyncRequest};
 use crate::mailroom::connector0_4_0::sinks;
-use crate::mailroom::connector0_5_0::sync::{self as host, Body, Message, Page};
+use crate::mailroom::connector0_5_0::sync::{self as host, Body, Message};
+use crate::mailroom::connector0_6_0::sync::Page;
 use mailroom_wasi_http::Flow;
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +88,8 @@ impl Memory {
 /// * `d`: present once the first round is over (`l` is a delta round's).
 /// * `s` and `n`: entries of `l`'s page already handed over, and the page size it was
 ///   asked with (when a page ended early).
+/// * `f`: where the first round started (`receivedDateTime`, in milliseconds): the window
+///   Graph counts. Absent from states written before the connector counted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
     v: u8,
@@ -93,6 +100,8 @@ struct State {
     s: u32,
     #[serde(default, skip_serializing_if = "is_zero")]
     n: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    f: Option<i64>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -121,13 +130,17 @@ pub fn sync_folder(
     request: &SyncRequest,
 ) -> Result<Page, Error> {
     let state = match &request.state {
-        None => State {
-            v: 1,
-            l: Graph::first_delta(&request.folder, since_ms(&request.start)),
-            d: false,
-            s: 0,
-            n: 0,
-        },
+        None => {
+            let since = since_ms(&request.start);
+            State {
+                v: 1,
+                l: Graph::first_delta(&request.folder, since),
+                d: false,
+                s: 0,
+                n: 0,
+                f: Some(since),
+            }
+        }
         Some(bytes) => State::decode(bytes)
             .ok_or_else(|| protocol("the folder's sync state is not one this connector wrote"))?,
     };
@@ -146,6 +159,7 @@ pub fn sync_folder(
                 state: Vec::new(),
                 backfilled: false,
                 more: true,
+                server_count: None,
             });
         }
         Delta::Page(page) => page,
@@ -180,10 +194,14 @@ pub fn sync_folder(
         d: state.d || finished,
         s: 0,
         n: 0,
+        f: state.f,
     };
     page.backfilled = next.d;
     page.more = !finished;
     page.state = next.encode();
+    if finished && let Some(since) = next.f {
+        page.server_count = Some(graph.count_since(&request.folder, since)?);
+    }
     Ok(page)
 }
 
@@ -225,6 +243,7 @@ fn hand_over(
         state: Vec::new(),
         backfilled: false,
         more: false,
+        server_count: None,
     };
     let present: Vec<String> = entries
         .iter()
@@ -368,12 +387,16 @@ mod tests {
             d: true,
             s: 0,
             n: 0,
+            f: Some(1_700_000_000_000),
         };
         assert_eq!(
             state.encode(),
-            br#"{"v":1,"l":"/v1.0/me/mailFolders/AQ/messages/delta?$deltatoken=x","d":true}"#
+            br#"{"v":1,"l":"/v1.0/me/mailFolders/AQ/messages/delta?$deltatoken=x","d":true,"f":1700000000000}"#
         );
-        assert_eq!(State::decode(&state.encode()), Some(state));
+        assert_eq!(State::decode(&state.encode()), Some(state.clone()));
+        // A state from before the connector counted reads with no window start.
+        let old = br#"{"v":1,"l":"/v1.0/me/mailFolders/AQ/messages/delta?$deltatoken=x","d":true}"#;
+        assert_eq!(State::decode(old), Some(State { f: None, ..state }));
         assert_eq!(State::decode(br#"{"v":2,"l":"/x"}"#), None);
         assert_eq!(State::decode(br#"{"v":1,"l":"https://evil/x"}"#), None);
         assert_eq!(State::decode(b"{\"h\":5}"), None);

@@ -1,11 +1,13 @@
 //! Completeness: whether a folder holds what the server holds in its sync window.
 //!
 //! A connector may end a folder's sync with the server's count of the messages inside the
-//! window. When that count and what Mailroom holds differ, the folder is first looked at
-//! again (a change that landed between the sync and the count settles), then fetched again
-//! from the start (recognition keeps every message Mailroom holds, under its id); a
-//! difference that stays after that is a gap the account reports (`server_total` beside the
-//! folder's `total`, and the account's `state_reason`) until it heals.
+//! window. When the server counts more than Mailroom holds, the folder is first looked at
+//! again (a change that landed between the sync and the count settles), then synced again
+//! from the start (what the folder holds stays on view, and comes again where it is); mail still
+//! missing after that is a gap the account reports (`server_total` beside the folder's
+//! `total`, and the account's `state_reason`) until it heals. Holding more than the count is
+//! no gap: Mailroom files where they went the messages its users move, which a count by date
+//! may leave out.
 
 use crate::folder::FolderId;
 use std::collections::HashMap;
@@ -15,20 +17,20 @@ use std::time::{Duration, Instant};
 /// What comes of comparing a folder's count with what Mailroom holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// They agree.
+    /// Mailroom holds all the server counts.
     Complete,
-    /// Look at the folder again before believing the difference.
+    /// Look at the folder again before believing it short.
     Recheck,
     /// Forget the folder's progress and fetch it again.
     Refetch,
-    /// The difference stays: report it.
+    /// Mail is still missing: report it.
     Gap,
 }
 
 /// Judges a folder counted for the `looks`-th time in this job (from 1). `may_refetch` is
 /// asked only when a refetch is what the difference calls for.
 pub fn judge(server: u64, held: u64, looks: u32, may_refetch: impl FnOnce() -> bool) -> Verdict {
-    if server == held {
+    if server <= held {
         Verdict::Complete
     } else if looks <= 1 {
         Verdict::Recheck
@@ -50,7 +52,7 @@ pub struct Counted {
 
 impl Counted {
     pub fn complete(&self) -> bool {
-        self.server == self.held
+        self.server <= self.held
     }
 }
 
@@ -70,7 +72,7 @@ pub fn reason(counted: &[Counted]) -> Option<String> {
         .collect();
     (!gaps.is_empty()).then(|| {
         format!(
-            "Mailroom does not hold what the server holds, even after fetching again ({}); checked again at every sync",
+            "Mail is missing even after fetching again ({}); checked again at every sync",
             gaps.join("; ")
         )
     })
@@ -131,9 +133,9 @@ mod tests {
         assert_eq!(judge(5, 4, 2, || true), Verdict::Refetch);
         assert_eq!(judge(5, 4, 2, || false), Verdict::Gap);
         assert_eq!(judge(5, 4, 3, || true), Verdict::Gap);
-        // Mailroom holding more than the server counts is a difference too.
-        assert_eq!(judge(4, 5, 1, || true), Verdict::Recheck);
-        assert_eq!(judge(4, 4, 3, || true), Verdict::Complete);
+        // Mailroom holding more than the server counts is no gap.
+        assert_eq!(judge(4, 5, 1, || unreachable!()), Verdict::Complete);
+        assert_eq!(judge(4, 4, 3, || unreachable!()), Verdict::Complete);
     }
 
     #[test]
@@ -166,7 +168,7 @@ mod tests {
             ])
             .as_deref(),
             Some(
-                "Mailroom does not hold what the server holds, even after fetching again (folder INBOX: the server holds 10 messages in the sync window and Mailroom 8; folder Deals: the server holds 1 message in the sync window and Mailroom 0); checked again at every sync"
+                "Mail is missing even after fetching again (folder INBOX: the server holds 10 messages in the sync window and Mailroom 8; folder Deals: the server holds 1 message in the sync window and Mailroom 0); checked again at every sync"
             )
         );
     }

@@ -145,10 +145,8 @@ impl Driver {
                     held,
                     "the folder differs from the server's count; fetching it again"
                 );
-                self.store
-                    .forget_folder(&account, folder_id)
-                    .await
-                    .map_err(store_error)?;
+                // The folder starts over; what it holds stays on view meanwhile, and what
+                // comes again is filed where it already is.
                 self.syncs.remove(folder_id);
                 self.report().refetched += 1;
                 return Ok(Step::Next(None));

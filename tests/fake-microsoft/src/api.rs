@@ -641,6 +641,9 @@ fn page<T>(
         "@odata.context": format!("{base}/v1.0/$metadata#Collection"),
         "value": value,
     });
+    if param(&request.query, "$count").is_some_and(|c| c.eq_ignore_ascii_case("true")) {
+        answer["@odata.count"] = json!(total);
+    }
     if skip + top < total {
         let mut pairs: Vec<(String, String)> = request
             .query

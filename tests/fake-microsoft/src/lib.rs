@@ -37,6 +37,9 @@
 //!   <https://learn.microsoft.com/en-us/graph/api/mailfolder-post-messages>,
 //!   and sending MIME (202, a copy saved in Sent Items):
 //!   <https://learn.microsoft.com/en-us/graph/api/user-sendmail>
+//! * Listing a folder's messages, with `$count=true` for `@odata.count`:
+//!   <https://learn.microsoft.com/en-us/graph/api/user-list-messages>,
+//!   <https://learn.microsoft.com/en-us/graph/query-parameters#count-parameter>
 //! * Delta query: <https://learn.microsoft.com/en-us/graph/api/message-delta>,
 //!   <https://learn.microsoft.com/en-us/graph/delta-query-messages>,
 //!   <https://learn.microsoft.com/en-us/graph/delta-query-overview>

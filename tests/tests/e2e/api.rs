@@ -40,7 +40,7 @@ async fn health_and_connectors_answer() {
     assert_eq!(google["id"], "google");
     assert_eq!(google["auth"], "oauth2");
     assert_eq!(google["servers"], json!([]));
-    assert_eq!(google["wit_version"], "0.5.0");
+    assert_eq!(google["wit_version"], "0.6.0");
     assert_eq!(google["files_sent"], true);
     assert_eq!(google["configured"], false);
     let imap = &connectors.body["items"][1];
@@ -59,7 +59,7 @@ async fn health_and_connectors_answer() {
     assert_eq!(microsoft["id"], "microsoft");
     assert_eq!(microsoft["auth"], "oauth2");
     assert_eq!(microsoft["servers"], json!([]));
-    assert_eq!(microsoft["wit_version"], "0.5.0");
+    assert_eq!(microsoft["wit_version"], "0.6.0");
     assert_eq!(microsoft["version"], "1.0.0");
     assert_eq!(microsoft["files_sent"], true);
     assert_eq!(microsoft["mailbox_wide_ids"], true);

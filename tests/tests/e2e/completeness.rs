@@ -5,14 +5,12 @@
 
 use crate::metrics::{scrape, value};
 use crate::webhooks::all_events;
-use mailroom::folder::FolderId;
-use mailroom::store::mail::PageWrite;
-use mailroom::store::{MailStore, RedbStore};
 use mailroom_tests::fakes::withholding_imap_proxy;
 use mailroom_tests::imap::message;
 use mailroom_tests::mailbox::{Setup, days_ago, rfc2822_days_ago};
 use mailroom_tests::mailroom::{ADMIN_TOKEN, Api};
 use mailroom_tests::servers::Options;
+use mailroom_tests::store::lose_messages;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -44,32 +42,42 @@ async fn inbox(api: &Api, account: &str) -> Value {
         .expect("an inbox")
 }
 
-/// The IMAP connector's sample of `metric`, 0 when it has none yet.
-async fn imap_metric(api: &Api, metric: &str) -> f64 {
+/// `connector`'s sample of `metric`, 0 when it has none yet.
+pub(crate) async fn connector_metric(api: &Api, connector: &str, metric: &str) -> f64 {
     let scraped = scrape(api, Some(ADMIN_TOKEN)).await;
-    value(&scraped, metric, &[("connector", "imap")]).unwrap_or(0.0)
+    value(&scraped, metric, &[("connector", connector)]).unwrap_or(0.0)
+}
+
+async fn imap_metric(api: &Api, metric: &str) -> f64 {
+    connector_metric(api, "imap", metric).await
+}
+
+/// How many folders `connector`'s jobs fetched again for a gap.
+pub(crate) async fn refetches_of(api: &Api, connector: &str) -> f64 {
+    connector_metric(api, connector, "mailroom_sync_gap_refetches_total").await
 }
 
 async fn refetches(api: &Api) -> f64 {
-    imap_metric(api, "mailroom_sync_gap_refetches_total").await
+    refetches_of(api, "imap").await
 }
 
-async fn ids(api: &Api, account: &str) -> BTreeSet<String> {
+async fn subjects(api: &Api, account: &str) -> BTreeSet<String> {
     api.messages(account, "")
         .await
         .iter()
-        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .map(|m| m["subject"].as_str().unwrap().to_owned())
         .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn messages_lost_behind_mailrooms_back_are_found_and_fetched_again_by_the_next_job() {
-    let setup = Setup::start_configured(Options::default(), |_| {}).await;
+    let mut setup = Setup::start_configured(Options::default(), |_| {}).await;
     // Twenty messages inside the month, three before it: only the twenty are counted.
     seed(&setup, (0..20).chain([45, 60, 90])).await;
     let account = setup.connect("alice", "1_month", json!({})).await;
+    let account_id = account.clone();
     let api = &setup.mailroom;
-    let before = ids(api, &account).await;
+    let before = subjects(api, &account).await;
     assert_eq!(before.len(), 20);
     // A sync with nothing new agrees with the server's count too: nothing is fetched again.
     api.sync(&account).await;
@@ -82,39 +90,26 @@ async fn messages_lost_behind_mailrooms_back_are_found_and_fetched_again_by_the_
 
     // Five messages vanish from the store, the folder's progress untouched: as if a page had
     // been dropped. No sync alone would bring them back.
-    let Setup { servers, mailroom } = setup;
-    let gone_account = account.clone();
-    let mailroom = mailroom
+    let lost: Vec<String> = api
+        .messages(&account, "")
+        .await
+        .iter()
+        .take(5)
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    let inbox_id = folder["id"].as_str().unwrap().to_owned();
+    setup
+        .mailroom
         .restart_after(|data| async move {
-            let store = RedbStore::open(&data, 1 << 20).expect("the store opens");
-            let inbox = FolderId::for_path("INBOX");
-            let held = store.held(&gone_account, &inbox).await.unwrap();
-            assert_eq!(held.len(), 20);
-            let removed = held
-                .iter()
-                .take(5)
-                .map(|(uid, _)| uid.to_string())
-                .collect();
-            store
-                .commit_page(PageWrite {
-                    account_id: gone_account,
-                    folder_id: inbox,
-                    initial: false,
-                    incoming: Vec::new(),
-                    changed: Vec::new(),
-                    removed,
-                    sync: None,
-                })
-                .await
-                .unwrap();
+            lose_messages(&data, &account_id, &inbox_id, &lost, |state| state).await;
         })
         .await;
-    let api: &Api = &mailroom;
+    let api = &setup.mailroom;
     api.sync(&account).await;
 
     // The next job saw the folder short of the server's count and fetched it again: every
-    // message is back, under the id it had.
-    assert_eq!(ids(api, &account).await, before);
+    // message is back.
+    assert_eq!(subjects(api, &account).await, before);
     let folder = inbox(api, &account).await;
     assert_eq!(
         (folder["total"].as_u64(), folder["server_total"].clone()),
@@ -126,7 +121,6 @@ async fn messages_lost_behind_mailrooms_back_are_found_and_fetched_again_by_the_
         (body["state"].as_str(), body["state_reason"].as_str()),
         (Some("active"), None)
     );
-    drop(servers);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -151,7 +145,8 @@ async fn a_message_the_server_will_not_deliver_is_a_gap_the_account_shows_until_
 
     // Looked at again, fetched again, still one short: the gap is reported.
     let subjects = setup.subjects(&account, "").await;
-    assert_eq!(subjects.len(), 9);
+    let body = api.get(&format!("/v1/accounts/{account}")).await.body;
+    assert_eq!(subjects.len(), 9, "{body}");
     assert!(!subjects.contains("age 5"));
     let folder = inbox(api, &account).await;
     assert_eq!(

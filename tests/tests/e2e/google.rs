@@ -1,7 +1,9 @@
 //! Google accounts end to end: OAuth through Mailroom's endpoints and the fake's, the Gmail
 //! connector syncing labels as folders, changes both ways, sending, token lifecycle.
 
+use crate::completeness::refetches_of;
 use mailroom_tests::google::{ANN, Consent, Google, Options, mail, ms_days_ago};
+use mailroom_tests::store::lose_messages;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -540,5 +542,64 @@ async fn lost_history_means_a_full_resync_without_duplicates_and_rate_limits_are
         google.fake.stats()
     );
     assert_eq!(google.fake.stats().rate_limited, 2);
+    google.mailroom.stop().await;
+}
+
+/// A folder state whose last check of its label is two hours older: the next job checks.
+fn check_aged(state: Vec<u8>) -> Vec<u8> {
+    let mut state: Value = serde_json::from_slice(&state).expect("a JSON folder state");
+    if let Some(at) = state["c"].as_i64() {
+        state["c"] = json!(at - 7200);
+    }
+    serde_json::to_vec(&state).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_lost_behind_mailrooms_back_come_back_at_the_next_check_of_their_label() {
+    let (mut google, account) = connected(Options::default(), "1_month").await;
+    let api = &google.mailroom;
+    let before = subjects(&google, &account, "").await;
+    let inbox = folder(&google, &account, "Inbox").await;
+    let acme = folder(&google, &account, "Clients/Acme").await;
+    // A job within the hour of the first: no label is listed, nothing is fetched.
+    let downloads = google.fake.stats().raw_downloads;
+    let lists = count(&google, "messages.list");
+    api.sync(&account).await;
+    assert_eq!(google.fake.stats().raw_downloads, downloads);
+    assert_eq!(count(&google, "messages.list"), lists);
+
+    // The inbox loses "20 days" (the window does not cover the inbox whole: older mail is
+    // there) and Clients/Acme loses "acme" (which the window covers whole); an hour passes.
+    let twenty = message_with(&google, &account, "20 days").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let labelled = message_with(&google, &account, "acme").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let account_id = account.clone();
+    google
+        .mailroom
+        .restart_after(|data| async move {
+            lose_messages(&data, &account_id, &inbox, &[twenty], check_aged).await;
+            lose_messages(&data, &account_id, &acme, &[labelled], check_aged).await;
+        })
+        .await;
+    google.mailroom.sync(&account).await;
+
+    // The inbox's listing found "20 days" missing and fetched it; Clients/Acme's count was
+    // one short, so the label was synced again and found "acme" held in the inbox. Every
+    // message is back, and only the missing one was downloaded.
+    let api = &google.mailroom;
+    assert_eq!(subjects(&google, &account, "").await, before);
+    assert_eq!(google.fake.stats().raw_downloads, downloads + 1);
+    assert_eq!(refetches_of(api, "google").await, 1.0);
+    let acme_message = message_with(&google, &account, "acme").await;
+    assert_eq!(
+        acme_message["folder_ids"].as_array().unwrap().len(),
+        2,
+        "{acme_message}"
+    );
     google.mailroom.stop().await;
 }

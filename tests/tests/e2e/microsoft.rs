@@ -2,8 +2,10 @@
 //! platform's with each tenant form, the Graph connector syncing mail folders by delta
 //! rounds with immutable ids, changes both ways, sending, the token lifecycle, throttling.
 
+use crate::completeness::refetches_of;
 use mailroom_tests::mailbox::{mail, ms_days_ago};
 use mailroom_tests::microsoft::{ANN, Consent, Microsoft, Options, User, work_user};
+use mailroom_tests::store::lose_messages;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -591,5 +593,44 @@ async fn pages_end_where_their_bytes_do_and_a_large_message_travels_in_a_sink() 
     let stats = ms.fake.stats();
     assert_eq!(stats.value_downloads, originals.len() as u64, "{stats:?}");
     assert!(stats.by_route[DELTA] > 6, "{stats:?}");
+    ms.mailroom.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_lost_behind_mailrooms_back_are_counted_missing_and_fetched_again() {
+    let (mut ms, account) = connected(Options::default(), "6_months").await;
+    let api = &ms.mailroom;
+    let before = subjects(&ms, &account, "").await;
+    // Graph's count of each folder agrees with what Mailroom holds: nothing is fetched again.
+    api.sync(&account).await;
+    assert_eq!(refetches_of(api, "microsoft").await, 0.0);
+
+    // Two messages of the Inbox vanish from the store, as if a page had been lost.
+    let inbox = api.folder_id(&account, "Inbox").await;
+    let lost: Vec<String> = api
+        .messages(&account, &format!("&folder={inbox}"))
+        .await
+        .iter()
+        .take(2)
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(lost.len(), 2);
+    let account_id = account.clone();
+    ms.mailroom
+        .restart_after(|data| async move {
+            lose_messages(&data, &account_id, &inbox, &lost, |state| state).await;
+        })
+        .await;
+    ms.mailroom.sync(&account).await;
+
+    // The count was two above what Mailroom held: the Inbox was synced again, and every
+    // message is back.
+    assert_eq!(subjects(&ms, &account, "").await, before);
+    let api = &ms.mailroom;
+    assert_eq!(refetches_of(api, "microsoft").await, 1.0);
+    let folders = api.get(&format!("/v1/accounts/{account}/folders")).await;
+    for folder in folders.body["items"].as_array().unwrap() {
+        assert_eq!(folder["server_total"], Value::Null, "{folder}");
+    }
     ms.mailroom.stop().await;
 }
