@@ -262,9 +262,25 @@ impl FolderSync<'_> {
         if !asked_again {
             self.memory.checked.push(self.folder.to_owned());
         }
-        let Some(ids) = self.list_all(q.as_deref())? else {
-            state.checked_at = Some(now);
-            return Ok(());
+        let ids = match self.list_all(q.as_deref()) {
+            Ok(Some(ids)) => ids,
+            // Too many to list now and then: the label is not checked.
+            Ok(None) => {
+                state.checked_at = Some(now);
+                return Ok(());
+            }
+            // A listing that fails leaves the label unchecked until the next job, never
+            // unsynced.
+            Err(e) => {
+                log::write(
+                    Level::Warn,
+                    &format!(
+                        "cannot list folder {} for its check: {}",
+                        self.folder, e.message
+                    ),
+                );
+                return Ok(());
+            }
         };
         if state.whole {
             self.page.server_count = Some(ids.len() as u64);

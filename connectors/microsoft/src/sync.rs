@@ -21,6 +21,7 @@
 
 use crate::error::protocol;
 use crate::graph::{Delta, Entry, Graph};
+use crate::mailroom::connector0_1_0::log::{self, Level};
 use crate::mailroom::connector0_1_0::types::Error;
 use crate::mailroom::connector0_2_0::mail::{MessageFlags, Start, SyncRequest};
 use crate::mailroom::connector0_4_0::sinks;
@@ -200,7 +201,16 @@ pub fn sync_folder(
     page.more = !finished;
     page.state = next.encode();
     if finished && let Some(since) = next.f {
-        page.server_count = Some(graph.count_since(&request.folder, since)?);
+        // A folder Graph cannot count stays uncounted, never unsynced.
+        page.server_count = graph
+            .count_since(&request.folder, since)
+            .map_err(|e| {
+                log::write(
+                    Level::Warn,
+                    &format!("cannot count folder {}: {}", request.folder, e.message),
+                )
+            })
+            .ok();
     }
     Ok(page)
 }

@@ -16,6 +16,7 @@ use super::reply::{Code, Fetch, Reply};
 use super::state::FolderState;
 use super::{Client, quote};
 use crate::error::protocol;
+use crate::mailroom::connector0_1_0::log::{self, Level};
 use crate::mailroom::connector0_1_0::types::Error;
 use crate::mailroom::connector0_2_0::mail::{
     self, BodySink, FlagChange, HeldRange, MessageFlags, MessageProbe, Start, SyncRequest,
@@ -151,7 +152,16 @@ impl<T: Transport> Client<T> {
         page.more |= !state.backfilled;
         page.state = state.encode();
         if !page.more {
-            page.server_count = self.count_window(request.start, &state)?;
+            // A server that cannot count leaves the folder uncounted, never unsynced.
+            page.server_count = self
+                .count_window(request.start, &state)
+                .unwrap_or_else(|e| {
+                    log::write(
+                        Level::Warn,
+                        &format!("cannot count folder {}: {}", request.folder, e.message),
+                    );
+                    None
+                });
             // A later call for this folder in the same job is a fresh look at it.
             memory.checked.retain(|folder| folder != &request.folder);
         }

@@ -284,6 +284,28 @@ macro_rules! common_calls {
             })
         }
     };
+    // From 0.5.0 on, `describe` says all the host keeps.
+    (@describe_all $export:ident) => {
+        pub async fn describe(
+            instance: &MailConnector,
+            store: &mut wasmtime::Store<crate::runtime::sandbox::JobState>,
+        ) -> wasmtime::Result<super::Described> {
+            let info = instance.$export().call_describe(store).await?;
+            Ok(super::Described {
+                id: info.id,
+                name: info.name,
+                version: info.version,
+                auth: match info.auth {
+                    exported::AuthKind::Password => crate::connector::AuthKind::Password,
+                    exported::AuthKind::Oauth2 => crate::connector::AuthKind::Oauth2,
+                },
+                servers: info.servers,
+                hosts: info.hosts,
+                files_sent: info.files_sent,
+                mailbox_wide_ids: info.mailbox_wide_ids,
+            })
+        }
+    };
     (@test $export:ident) => {
 
         pub async fn test(

@@ -45,33 +45,10 @@ pub fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
     sync::add_to_linker::<_, HasSelf<JobState>>(linker, |state| state)
 }
 
+super::common_calls!(@describe_all mailroom_connector0_5_0_connector);
 super::common_calls!(@test mailroom_connector0_5_0_connector);
 super::session_calls!(mailroom_connector0_5_0_connector);
 super::work_calls!();
-
-/// What a 0.5.0 connector says about itself, all of it.
-pub async fn describe(
-    instance: &MailConnector,
-    store: &mut Store<JobState>,
-) -> wasmtime::Result<super::Described> {
-    let info = instance
-        .mailroom_connector0_5_0_connector()
-        .call_describe(store)
-        .await?;
-    Ok(super::Described {
-        id: info.id,
-        name: info.name,
-        version: info.version,
-        auth: match info.auth {
-            exported::AuthKind::Password => crate::connector::AuthKind::Password,
-            exported::AuthKind::Oauth2 => crate::connector::AuthKind::Oauth2,
-        },
-        servers: info.servers,
-        hosts: info.hosts,
-        files_sent: info.files_sent,
-        mailbox_wide_ids: info.mailbox_wide_ids,
-    })
-}
 
 /// The host's own page, from this version's (see [`v0_2_0::checked_page`]).
 fn page_from_wit(

@@ -43,33 +43,10 @@ pub const VERSION: &str = "0.6.0";
 
 pub type Pre = MailConnectorPre<JobState>;
 
+super::common_calls!(@describe_all mailroom_connector0_6_0_connector);
 super::common_calls!(@test mailroom_connector0_6_0_connector);
 super::session_calls!(mailroom_connector0_6_0_connector);
 super::work_calls!();
-
-/// What a 0.6.0 connector says about itself: as 0.5.0's.
-pub async fn describe(
-    instance: &MailConnector,
-    store: &mut Store<JobState>,
-) -> wasmtime::Result<super::Described> {
-    let info = instance
-        .mailroom_connector0_6_0_connector()
-        .call_describe(store)
-        .await?;
-    Ok(super::Described {
-        id: info.id,
-        name: info.name,
-        version: info.version,
-        auth: match info.auth {
-            exported::AuthKind::Password => crate::connector::AuthKind::Password,
-            exported::AuthKind::Oauth2 => crate::connector::AuthKind::Oauth2,
-        },
-        servers: info.servers,
-        hosts: info.hosts,
-        files_sent: info.files_sent,
-        mailbox_wide_ids: info.mailbox_wide_ids,
-    })
-}
 
 /// The host's own page, from this version's (see [`super::v0_2_0::checked_page`]). A count
 /// is taken only where the contract puts it: on a page that ends a folder's sync.
