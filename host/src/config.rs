@@ -255,8 +255,11 @@ pub struct SyncConfig {
     /// Failures in a row after which the account shows `error` with the reason (it keeps
     /// retrying and returns by itself). Default 3.
     pub error_after_failures: u32,
-    /// How long after fetching a folder again because it differed from the server's count
-    /// the same folder may be fetched again, in minutes. Default 60.
+    /// How often each active folder is counted against the server (a search on the
+    /// server), in minutes; a restart counts every folder at its first job. Default 15.
+    pub count_every_mins: u64,
+    /// How long after syncing a folder again because the server counted mail it lacks the
+    /// same folder may be synced again, in minutes. Default 60.
     pub gap_refetch_mins: u64,
 }
 
@@ -270,6 +273,7 @@ impl Default for SyncConfig {
             first_retry_secs: 15,
             max_retry_secs: 1800,
             error_after_failures: 3,
+            count_every_mins: 15,
             gap_refetch_mins: 60,
         }
     }

@@ -15,8 +15,7 @@
 //!   of another job starts the list again).
 //! * `w`: present (`true`) when the sync window covers the whole label: it held no message
 //!   from before the window when the first sync ended, so every message it holds is one the
-//!   host should hold. `c`: when the label's messages were last listed against what the host
-//!   holds (Unix seconds).
+//!   host should hold.
 //!
 //! For example `{"v":1,"h":48213,"l":true,"n":"0987","p":["18c2…","18c1…"]}` during a first
 //! sync and `{"v":1,"h":48391,"b":true}` between jobs.
@@ -45,8 +44,6 @@ pub struct FolderState {
     pub run: Option<u64>,
     #[serde(rename = "w", default, skip_serializing_if = "is_false")]
     pub whole: bool,
-    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
-    pub checked_at: Option<i64>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -85,11 +82,10 @@ impl FolderState {
         }
     }
 
-    /// This state's check of the label (`w`, `c`) carried over to `next`.
+    /// This state's knowledge of the label (`w`) carried over to `next`.
     pub fn keeping_check(&self, next: Self) -> Self {
         Self {
             whole: self.whole,
-            checked_at: self.checked_at,
             ..next
         }
     }
@@ -142,13 +138,9 @@ mod tests {
 
         let checked = FolderState {
             whole: true,
-            checked_at: Some(1_700_000_000),
             ..FolderState::synced(9)
         };
-        assert_eq!(
-            checked.encode(),
-            br#"{"v":1,"h":9,"b":true,"w":true,"c":1700000000}"#
-        );
+        assert_eq!(checked.encode(), br#"{"v":1,"h":9,"b":true,"w":true}"#);
         assert_eq!(
             FolderState::decode(&checked.encode()),
             Some(checked.clone())

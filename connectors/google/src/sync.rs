@@ -10,10 +10,10 @@
 //! a full sync again: the page says `reset`, and the first sync finds every message the host
 //! holds by its id, so nothing is fetched twice.
 //!
-//! A folder at rest is checked against the host about hourly (and again when the host asks
-//! again in the same job): its messages are listed, and a label the sync window covers whole
-//! is counted for the host to compare with what it holds, while in any other label a message
-//! inside the window the host does not hold is fetched there and then.
+//! When the host asks for a count, a folder at rest lists its label's messages inside the
+//! window and counts them for the host to compare with what it holds; in a label the window
+//! does not cover whole (older mail is there), a message inside the window the host does not
+//! hold is fetched there and then.
 
 use crate::error::protocol;
 use crate::gmail::{self, Format, Gmail, ListQuery};
@@ -21,10 +21,10 @@ use crate::history::{self, Touched, Tracker};
 use crate::labels::{self, in_folder};
 use crate::mailroom::connector0_1_0::log::{self, Level};
 use crate::mailroom::connector0_1_0::types::Error;
-use crate::mailroom::connector0_2_0::mail::{Start, SyncRequest};
+use crate::mailroom::connector0_2_0::mail::Start;
 use crate::mailroom::connector0_4_0::sinks;
 use crate::mailroom::connector0_5_0::sync::{self as host, Body, Message};
-use crate::mailroom::connector0_6_0::sync::Page;
+use crate::mailroom::connector0_6_0::sync::{Page, SyncRequest};
 use crate::page::{Admit, Budget, Candidate, FetchWindow};
 use crate::state::FolderState;
 use mailroom_wasi_http::{Flow, Reply};
@@ -39,10 +39,13 @@ const STASH_BYTES: usize = 16 << 20;
 const SINK_PART: usize = 1 << 20;
 /// Candidates asked about in one `held-ids` call (the host answers up to 10,000).
 const SLICE: usize = 1000;
-/// How often a folder at rest is listed against what the host holds, in seconds.
-const CHECK_EVERY_SECS: i64 = 3600;
-/// A label with more messages than this is not listed for a check.
+/// A label with more messages than this in its window is not counted.
 const MAX_CHECKED: usize = 50_000;
+/// Ids asked of one `messages.list` page when counting.
+const LIST_PAGE: usize = 500;
+/// Mail of the last seconds is left out of a count: the change records this job read may
+/// not reach it yet.
+const RECENT_SECS: i64 = 600;
 
 /// What a session learns across its folders and pages.
 #[derive(Default)]
@@ -127,6 +130,7 @@ pub fn sync_folder(
         gmail,
         memory,
         start: request.start,
+        count: request.count,
         folder: &request.folder,
         max_messages: request.limits.max_messages,
         budget: Budget::new(request.limits.max_messages, request.limits.max_bytes),
@@ -146,7 +150,7 @@ pub fn sync_folder(
                     let mut state = FolderState::synced(profile.history_id);
                     // Only mail from now on is taken: the window is the whole label when it
                     // holds nothing yet.
-                    state.whole = sync.label_is_empty(None)?;
+                    state.whole = sync.covers_whole(None);
                     sync.at_rest(state)
                 }
                 Start::Since(since) => sync.backfill(FolderState::first(profile.history_id), since),
@@ -185,6 +189,8 @@ struct FolderSync<'a> {
     gmail: &'a Gmail,
     memory: &'a mut Memory,
     start: Start,
+    /// The host asked for a count.
+    count: bool,
     folder: &'a str,
     max_messages: u32,
     budget: Budget,
@@ -193,36 +199,25 @@ struct FolderSync<'a> {
 
 impl FolderSync<'_> {
     /// A page that ends with the folder at rest.
-    fn at_rest(mut self, mut state: FolderState) -> Result<Page, Error> {
+    fn at_rest(mut self, state: FolderState) -> Result<Page, Error> {
         self.page.backfilled = true;
         self.page.more = false;
-        self.check(&mut state)?;
+        self.check(&state)?;
         self.page.state = state.encode();
         Ok(self.page)
     }
 
-    /// Whether the folder's label holds no message matching `q` (one list call).
-    fn label_is_empty(&self, q: Option<&str>) -> Result<bool, Error> {
-        let list = self.gmail.list(&ListQuery {
-            label: Some(self.folder),
-            q,
-            include_spam_trash: labels::lists_spam_or_trash(self.folder),
-            max_results: 1,
-            page_token: None,
-        })?;
-        Ok(list.messages.is_empty())
-    }
-
     /// Every id of the folder's messages matching `q`; none past [`MAX_CHECKED`].
-    fn list_all(&self, q: Option<&str>) -> Result<Option<Vec<String>>, Error> {
+    fn list_all(&self, q: &str) -> Result<Option<Vec<String>>, Error> {
         let mut ids = Vec::new();
         let mut token: Option<String> = None;
-        loop {
+        // A listing that goes on past its pages (empty ones, say) is cut where it must end.
+        for _ in 0..=MAX_CHECKED / LIST_PAGE + 1 {
             let list = self.gmail.list(&ListQuery {
                 label: Some(self.folder),
-                q,
+                q: Some(q),
                 include_spam_trash: labels::lists_spam_or_trash(self.folder),
-                max_results: 500,
+                max_results: LIST_PAGE as u32,
                 page_token: token.as_deref(),
             })?;
             ids.extend(list.messages.into_iter().map(|m| m.id));
@@ -234,57 +229,49 @@ impl FolderSync<'_> {
                 _ => return Ok(Some(ids)),
             }
         }
+        Ok(None)
     }
 
-    /// The check of a folder at rest, when it is due: a label the window covers whole is
-    /// counted for the host; in another, what the window holds and the host does not is
-    /// fetched (the page then says `more` while some of it waits).
-    fn check(&mut self, state: &mut FolderState) -> Result<(), Error> {
-        let now = now_secs();
-        let asked_again = self.memory.checked.iter().any(|f| f == self.folder);
-        let due = asked_again
-            || state
-                .checked_at
-                .is_none_or(|at| now < at || now - at >= CHECK_EVERY_SECS);
-        if !due {
+    /// The check of a folder at rest, when the host asks for a count: the label's messages
+    /// inside the window are listed (but for the last minutes', which the change records
+    /// read in this job may not reach) and counted for the host; in a label the window does
+    /// not cover whole, those the host holds nowhere are fetched there and then (the page
+    /// then says `more` while some of them wait).
+    fn check(&mut self, state: &FolderState) -> Result<(), Error> {
+        if !self.count {
             return Ok(());
         }
-        let in_flight = self.memory.paging.iter().any(|f| f == self.folder);
+        let until = now_secs().saturating_sub(RECENT_SECS);
         let q = match (state.whole, self.start) {
-            // Counting waits for nothing: the host compares once it stored the last page.
-            (true, _) => None,
-            // What the host holds is known only once it stored every page: next job.
-            (false, _) if in_flight => return Ok(()),
-            (false, Start::Since(since)) => Some(format!("after:{since}")),
+            (true, _) => format!("before:{until}"),
+            (false, Start::Since(since)) => format!("after:{since} before:{until}"),
             // Nothing to list against: the window is no search.
             (false, Start::Now) => return Ok(()),
         };
-        if !asked_again {
+        if !self.memory.checked.iter().any(|f| f == self.folder) {
             self.memory.checked.push(self.folder.to_owned());
         }
-        let ids = match self.list_all(q.as_deref()) {
+        let ids = match self.list_all(&q) {
             Ok(Some(ids)) => ids,
-            // Too many to list now and then: the label is not checked.
-            Ok(None) => {
-                state.checked_at = Some(now);
-                return Ok(());
-            }
-            // A listing that fails leaves the label unchecked until the next job, never
-            // unsynced.
+            // Too many to list: the label is not counted.
+            Ok(None) => return Ok(()),
+            // A listing that fails leaves the label uncounted, never unsynced.
             Err(e) => {
                 log::write(
                     Level::Warn,
                     &format!(
-                        "cannot list folder {} for its check: {}",
+                        "cannot list folder {} to count it: {}",
                         self.folder, e.message
                     ),
                 );
                 return Ok(());
             }
         };
-        if state.whole {
-            self.page.server_count = Some(ids.len() as u64);
-            state.checked_at = Some(now);
+        self.page.server_count = Some(ids.len() as u64);
+        // What the host holds is known only once it stored every page of this job's: a
+        // folder that paged is looked through at its next count.
+        let in_flight = self.memory.paging.iter().any(|f| f == self.folder);
+        if state.whole || in_flight {
             return Ok(());
         }
         // This page's own messages are not held yet.
@@ -319,10 +306,30 @@ impl FolderSync<'_> {
         let done = self.collect(&missing, Mode::Backfill)?;
         if done < missing.len() {
             self.page.more = true;
-        } else {
-            state.checked_at = Some(now);
         }
         Ok(())
+    }
+
+    /// Whether the window covers the whole label: it holds no message matching `older` (one
+    /// list call); a label that cannot be asked counts as not whole.
+    fn covers_whole(&self, older: Option<&str>) -> bool {
+        let list = self.gmail.list(&ListQuery {
+            label: Some(self.folder),
+            q: older,
+            include_spam_trash: labels::lists_spam_or_trash(self.folder),
+            max_results: 1,
+            page_token: None,
+        });
+        match list {
+            Ok(list) => list.messages.is_empty(),
+            Err(e) => {
+                log::write(
+                    Level::Warn,
+                    &format!("cannot list folder {}: {}", self.folder, e.message),
+                );
+                false
+            }
+        }
     }
 
     /// The first sync, down the folder's listing from the newest message.
@@ -371,8 +378,8 @@ impl FolderSync<'_> {
         self.page.backfilled = state.backfilled;
         self.page.more = !state.backfilled;
         if state.backfilled {
-            state.whole = self.label_is_empty(Some(&format!("before:{since}")))?;
-            self.check(&mut state)?;
+            state.whole = self.covers_whole(Some(&format!("before:{since}")));
+            self.check(&state)?;
         }
         self.page.state = state.encode();
         Ok(self.page)
@@ -405,7 +412,7 @@ impl FolderSync<'_> {
         }
         let done = offset + self.collect(&plan.emit[offset..], Mode::Changes)?;
         let at_rest = done >= plan.emit.len();
-        let mut next = state.keeping_check(if at_rest {
+        let next = state.keeping_check(if at_rest {
             FolderState::synced(end)
         } else {
             FolderState::paging(
@@ -417,7 +424,7 @@ impl FolderSync<'_> {
         self.page.backfilled = true;
         self.page.more = !at_rest;
         if at_rest {
-            self.check(&mut next)?;
+            self.check(&next)?;
         }
         self.page.state = next.encode();
         Ok(self.page)

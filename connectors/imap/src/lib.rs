@@ -27,9 +27,9 @@ wit_bindgen::generate!({
 use error::{Failure, fail};
 use exports::mailroom::connector0_6_0::connector::{AuthKind, Guest, GuestSession, Info};
 use mailroom::connector0_1_0::types::{Account, Error, ErrorKind, Folder, Server};
-use mailroom::connector0_2_0::mail::{MessageFlags, SyncRequest};
+use mailroom::connector0_2_0::mail::MessageFlags;
 use mailroom::connector0_3_0::changes::{Applied, Change, Delivery, Envelope, Target};
-use mailroom::connector0_6_0::sync::Page;
+use mailroom::connector0_6_0::sync::{Page, SyncRequest};
 use std::cell::RefCell;
 use transport::HostConnection;
 

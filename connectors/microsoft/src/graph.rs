@@ -264,19 +264,29 @@ impl Graph {
         )
     }
 
-    /// How many messages of the folder were received at or after `since_ms`: the first
-    /// round's filter, counted by Graph (`$count`) in one call that lists a single id.
-    pub fn count_since(&self, folder_id: &str, since_ms: i64) -> Result<u64, Error> {
+    /// How many messages of the folder were received from `since_ms` until before
+    /// `until_ms`: the first round's filter, bounded, counted by Graph (`$count`) in one call
+    /// that lists a single id.
+    pub fn count_between(
+        &self,
+        folder_id: &str,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<u64, Error> {
         #[derive(serde::Deserialize)]
         struct Counted {
             #[serde(rename = "@odata.count")]
             count: Option<u64>,
         }
-        let since = crate::time::format_ms(since_ms);
+        let filter = format!(
+            "receivedDateTime ge {} and receivedDateTime lt {}",
+            crate::time::format_ms(since_ms),
+            crate::time::format_ms(until_ms)
+        );
         let counted: Counted = self.json(Self::get(format!(
             "/mailFolders/{}/messages?$count=true&$top=1&$select=id&$filter={}",
             encode(folder_id),
-            encode(&format!("receivedDateTime ge {since}")),
+            encode(&filter),
         )))?;
         counted
             .count

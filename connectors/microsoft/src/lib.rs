@@ -36,10 +36,10 @@ wit_bindgen::generate!({
 use exports::mailroom::connector0_6_0::connector::{AuthKind, Guest, GuestSession, Info};
 use graph::Graph;
 use mailroom::connector0_1_0::types::{Account, Error, ErrorKind, Folder};
-use mailroom::connector0_2_0::mail::{MessageFlags, SyncRequest};
+use mailroom::connector0_2_0::mail::MessageFlags;
 use mailroom::connector0_3_0::changes::{Applied, Change, Delivery, Envelope, Target};
 use mailroom::connector0_5_0::provider;
-use mailroom::connector0_6_0::sync::Page;
+use mailroom::connector0_6_0::sync::{Page, SyncRequest};
 use std::cell::RefCell;
 
 /// The connector's own version, as `describe` reports it.

@@ -15,18 +15,18 @@
 //! Graph page is done (asking for it again with the same size gives the same entries), with
 //! the bodies already fetched kept for the next page.
 //!
-//! A round that reaches its delta link ends with Graph's count of the folder's messages
-//! received since the first round's start (`$count`), for the host to compare with what it
-//! holds.
+//! When the host asks, a round that reaches its delta link ends with Graph's count of the
+//! folder's messages received from the first round's start until ten minutes ago (`$count`),
+//! for the host to compare with what it holds.
 
 use crate::error::protocol;
 use crate::graph::{Delta, Entry, Graph};
 use crate::mailroom::connector0_1_0::log::{self, Level};
 use crate::mailroom::connector0_1_0::types::Error;
-use crate::mailroom::connector0_2_0::mail::{MessageFlags, Start, SyncRequest};
+use crate::mailroom::connector0_2_0::mail::{MessageFlags, Start};
 use crate::mailroom::connector0_4_0::sinks;
 use crate::mailroom::connector0_5_0::sync::{self as host, Body, Message};
-use crate::mailroom::connector0_6_0::sync::Page;
+use crate::mailroom::connector0_6_0::sync::{Page, SyncRequest};
 use mailroom_wasi_http::Flow;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,8 @@ const FIRST_PAGE: u32 = 25;
 const STASH_BYTES: usize = 16 << 20;
 /// How much of a message to write into a body sink at once.
 const SINK_PART: usize = 1 << 20;
+/// Mail of the last milliseconds is left out of a count: the delta round may not reach it.
+const RECENT_MS: i64 = 600_000;
 
 /// What a session learns across its folders and pages.
 #[derive(Default)]
@@ -200,10 +202,20 @@ pub fn sync_folder(
     page.backfilled = next.d;
     page.more = !finished;
     page.state = next.encode();
-    if finished && let Some(since) = next.f {
+    // A state from before the connector counted knows the window's start when it was a date.
+    let window = next.f.or(match request.start {
+        Start::Since(at) => Some(at.saturating_mul(1000)),
+        Start::Now => None,
+    });
+    if finished
+        && request.count
+        && let Some(since) = window
+    {
         // A folder Graph cannot count stays uncounted, never unsynced.
+        // Mail of the last minutes is left out: this round may not have reached it.
+        let until = now_ms().saturating_sub(RECENT_MS);
         page.server_count = graph
-            .count_since(&request.folder, since)
+            .count_between(&request.folder, since, until)
             .map_err(|e| {
                 log::write(
                     Level::Warn,
@@ -220,12 +232,15 @@ pub fn sync_folder(
 fn since_ms(start: &Start) -> i64 {
     match start {
         Start::Since(at) => at.saturating_mul(1000),
-        Start::Now => {
-            let now = wasi::clocks::wall_clock::now();
-            let ms = u64::from(now.nanoseconds / 1_000_000);
-            i64::try_from(now.seconds.saturating_mul(1000).saturating_add(ms)).unwrap_or(i64::MAX)
-        }
+        Start::Now => now_ms(),
     }
+}
+
+/// The wall clock, in milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    let now = wasi::clocks::wall_clock::now();
+    let ms = u64::from(now.nanoseconds / 1_000_000);
+    i64::try_from(now.seconds.saturating_mul(1000).saturating_add(ms)).unwrap_or(i64::MAX)
 }
 
 fn flags(entry: &Entry) -> MessageFlags {

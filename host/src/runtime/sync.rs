@@ -32,6 +32,8 @@ pub struct FolderTask {
     pub path: String,
     pub state: Option<Vec<u8>>,
     pub start: SyncStart,
+    /// Ask the connector to count the folder when its sync ends.
+    pub count: bool,
 }
 
 /// What the driver wants after a page.
@@ -144,6 +146,7 @@ async fn drive<D: SyncDriver>(
                     state: state.take(),
                     start: task.start,
                     limits,
+                    count: task.count,
                 };
                 let page = match session.sync_folder(store, &request).await? {
                     Fetched::Page(page) => page,

@@ -396,12 +396,12 @@ pub fn delete_orphans(txn: &mut dyn Writer, account: &str) -> Result<usize> {
     Ok(deleted)
 }
 
-/// The numeric provider ids a folder holds, ascending, with their flags.
 /// How many messages a folder holds.
 pub fn folder_total(txn: &dyn Reader, account: &str, folder: &FolderId) -> Result<u64> {
     PROVIDER_IDS.count(txn, &Key::new().str(account).str(folder.as_str()))
 }
 
+/// The numeric provider ids a folder holds, ascending, with their flags.
 pub fn held(txn: &dyn Reader, account: &str, folder: &FolderId) -> Result<Vec<(u64, Flags)>> {
     let mut held = Vec::new();
     let prefix = Key::new().str(account).str(folder.as_str());

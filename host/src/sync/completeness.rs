@@ -3,11 +3,12 @@
 //! A connector may end a folder's sync with the server's count of the messages inside the
 //! window. When the server counts more than Mailroom holds, the folder is first looked at
 //! again (a change that landed between the sync and the count settles), then synced again
-//! from the start (what the folder holds stays on view, and comes again where it is); mail still
-//! missing after that is a gap the account reports (`server_total` beside the folder's
-//! `total`, and the account's `state_reason`) until it heals. Holding more than the count is
-//! no gap: Mailroom files where they went the messages its users move, which a count by date
-//! may leave out.
+//! from the start (what the folder holds stays on view, and comes again where it is); mail
+//! still missing after that is a gap the account reports (`server_total` beside the folder's
+//! `total`, and the account's `state_reason`) until it heals. Folders are counted now and
+//! then (`[sync] count_every_mins`), and synced again at most once an hour
+//! (`gap_refetch_mins`). Holding more than the count is no gap: Mailroom files where they
+//! went the messages its users move, which a count by date may leave out.
 
 use crate::folder::FolderId;
 use std::collections::HashMap;
@@ -56,24 +57,19 @@ impl Counted {
     }
 }
 
-/// The account's `state_reason` for the gaps among `counted`; none when there are none.
+/// The account's `state_reason` for the gaps among `counted`; none when there are none. It
+/// names each folder and how many messages it lacks, nothing that moves with new mail, so it
+/// changes (and is announced) only when a gap does.
 pub fn reason(counted: &[Counted]) -> Option<String> {
     let gaps: Vec<String> = counted
         .iter()
         .filter(|c| !c.complete())
-        .map(|c| {
-            format!(
-                "folder {}: the server holds {} in the sync window and Mailroom {}",
-                c.path,
-                messages(c.server),
-                c.held
-            )
-        })
+        .map(|c| format!("folder {} lacks {}", c.path, messages(c.server - c.held)))
         .collect();
     (!gaps.is_empty()).then(|| {
         format!(
-            "Mail is missing even after fetching again ({}); checked again at every sync",
-            gaps.join("; ")
+            "Mail the server holds is missing even after syncing again: {}; checked again at later syncs",
+            gaps.join(", ")
         )
     })
 }
@@ -86,15 +82,15 @@ fn messages(n: u64) -> String {
     }
 }
 
-/// When each folder was last fetched again for a gap, across the jobs of every account: a
-/// folder is fetched again at most once `every` (`[sync] gap_refetch_mins`).
+/// When something was last done to each folder of each account (counted, synced again for a
+/// gap), across the jobs of every account, so that it is done at most once `every`.
 #[derive(Clone)]
-pub struct Refetches {
+pub struct Spacing {
     last: Arc<Mutex<HashMap<(String, FolderId), Instant>>>,
     every: Duration,
 }
 
-impl Refetches {
+impl Spacing {
     pub fn new(every: Duration) -> Self {
         Self {
             last: Arc::default(),
@@ -102,22 +98,35 @@ impl Refetches {
         }
     }
 
-    /// Whether the account's folder may be fetched again now; if so, it counts as fetched.
-    pub fn take(&self, account: &str, folder: &FolderId) -> bool {
-        let mut last = self.last.lock().expect("refetches poisoned");
-        let key = (account.to_owned(), folder.clone());
-        if last.get(&key).is_some_and(|at| at.elapsed() < self.every) {
-            return false;
-        }
-        last.insert(key, Instant::now());
-        true
+    /// Whether the account's folder is due.
+    pub fn due(&self, account: &str, folder: &FolderId) -> bool {
+        let last = self.last.lock().expect("spacing poisoned");
+        last.get(&(account.to_owned(), folder.clone()))
+            .is_none_or(|at| at.elapsed() >= self.every)
     }
 
-    /// The folder is complete again: a later gap may be fetched again at once.
+    /// It was done to the account's folder now.
+    pub fn done(&self, account: &str, folder: &FolderId) {
+        self.last
+            .lock()
+            .expect("spacing poisoned")
+            .insert((account.to_owned(), folder.clone()), Instant::now());
+    }
+
+    /// Whether the account's folder is due; if so, it counts as done now.
+    pub fn take(&self, account: &str, folder: &FolderId) -> bool {
+        let due = self.due(account, folder);
+        if due {
+            self.done(account, folder);
+        }
+        due
+    }
+
+    /// Forgets the folder: it is due at once.
     pub fn forget(&self, account: &str, folder: &FolderId) {
         self.last
             .lock()
-            .expect("refetches poisoned")
+            .expect("spacing poisoned")
             .remove(&(account.to_owned(), folder.clone()));
     }
 }
@@ -139,15 +148,17 @@ mod tests {
     }
 
     #[test]
-    fn a_folder_is_fetched_again_at_most_hourly_until_it_is_complete() {
-        let refetches = Refetches::new(Duration::from_secs(3600));
+    fn a_folder_is_due_at_most_once_an_interval_until_forgotten() {
+        let refetches = Spacing::new(Duration::from_secs(3600));
         let inbox = FolderId::for_path("INBOX");
         assert!(refetches.take("a", &inbox));
         assert!(!refetches.take("a", &inbox));
         assert!(refetches.take("b", &inbox), "another account's folder");
         refetches.forget("a", &inbox);
-        assert!(refetches.take("a", &inbox));
-        let always = Refetches::new(Duration::ZERO);
+        assert!(refetches.due("a", &inbox) && refetches.due("a", &inbox));
+        refetches.done("a", &inbox);
+        assert!(!refetches.due("a", &inbox));
+        let always = Spacing::new(Duration::ZERO);
         assert!(always.take("a", &inbox) && always.take("a", &inbox));
     }
 
@@ -159,7 +170,10 @@ mod tests {
             server,
             held,
         };
-        assert_eq!(reason(&[counted("INBOX", 3, 3)]), None);
+        assert_eq!(
+            reason(&[counted("INBOX", 3, 3), counted("Sent", 2, 5)]),
+            None
+        );
         assert_eq!(
             reason(&[
                 counted("INBOX", 10, 8),
@@ -168,7 +182,7 @@ mod tests {
             ])
             .as_deref(),
             Some(
-                "Mail is missing even after fetching again (folder INBOX: the server holds 10 messages in the sync window and Mailroom 8; folder Deals: the server holds 1 message in the sync window and Mailroom 0); checked again at every sync"
+                "Mail the server holds is missing even after syncing again: folder INBOX lacks 2 messages, folder Deals lacks 1 message; checked again at later syncs"
             )
         );
     }

@@ -1,6 +1,6 @@
 //! One sync job's host side: which folders to sync, and committing each page as it arrives.
 
-use super::completeness::{self, Counted, Refetches, Verdict};
+use super::completeness::{self, Counted, Spacing, Verdict};
 use super::outbox::Pusher;
 use crate::account::{Account, AccountFolder};
 use crate::connector::{ConnectorError, ErrorKind};
@@ -49,7 +49,9 @@ pub struct Shared {
     pub budget: Duration,
     /// Set when the server stops.
     pub stopping: Arc<AtomicBool>,
-    pub refetches: Refetches,
+    /// When each folder was last counted, and last synced again for a gap.
+    pub counts: Spacing,
+    pub refetches: Spacing,
 }
 
 pub struct Driver {
@@ -66,7 +68,11 @@ pub struct Driver {
     outbox: Pusher,
     /// How many times this job compared each folder's count.
     looks: HashMap<FolderId, u32>,
-    refetches: Refetches,
+    /// Folders this job syncs again for a gap: they count as backfilled meanwhile, so the
+    /// account does not look as if its first sync were running.
+    refetching: std::collections::HashSet<FolderId>,
+    counts: Spacing,
+    refetches: Spacing,
 }
 
 impl Driver {
@@ -88,6 +94,8 @@ impl Driver {
             stopping: shared.stopping,
             outbox,
             looks: HashMap::new(),
+            refetching: Default::default(),
+            counts: shared.counts,
             refetches: shared.refetches,
         }
     }
@@ -112,7 +120,10 @@ impl Driver {
             .folders
             .iter()
             .filter(|f| f.active && f.selectable)
-            .all(|f| self.syncs.get(&f.id).is_some_and(|s| s.backfilled))
+            .all(|f| {
+                self.refetching.contains(&f.id)
+                    || self.syncs.get(&f.id).is_some_and(|s| s.backfilled)
+            })
     }
 
     /// A folder's sync ended with the server's count: compares it with what the store holds
@@ -130,11 +141,15 @@ impl Driver {
             .folder_total(&account, folder_id)
             .await
             .map_err(store_error)?;
+        self.counts.done(&account, folder_id);
         let looks = self.looks.entry(folder_id.clone()).or_default();
         *looks += 1;
         let refetches = self.refetches.clone();
-        let verdict =
-            completeness::judge(server, held, *looks, || refetches.take(&account, folder_id));
+        // A folder synced from "now" would start its window over: nothing comes again.
+        let resyncable = task.start != SyncStart::Now;
+        let verdict = completeness::judge(server, held, *looks, || {
+            resyncable && refetches.take(&account, folder_id)
+        });
         match verdict {
             Verdict::Recheck => return Ok(Step::Next(Some(state))),
             Verdict::Refetch => {
@@ -148,6 +163,7 @@ impl Driver {
                 // The folder starts over; what it holds stays on view meanwhile, and what
                 // comes again is filed where it already is.
                 self.syncs.remove(folder_id);
+                self.refetching.insert(folder_id.clone());
                 self.report().refetched += 1;
                 return Ok(Step::Next(None));
             }
@@ -311,6 +327,7 @@ impl SyncDriver for Driver {
                         || self.account.sync_from == crate::account::SyncFrom::Now;
                 FolderTask {
                     path: folder.path.clone(),
+                    count: self.counts.due(&self.account.id, &folder.id),
                     state: self.syncs.get(&folder.id).and_then(|s| s.state.clone()),
                     start: match since {
                         Some(at) if !first_sync_from_now => SyncStart::Since(at),

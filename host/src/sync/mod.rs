@@ -21,7 +21,7 @@ use crate::oauth::Oauth;
 use crate::runtime::{HeldIdsLookup, HeldLookup, KnownLookup, Runtime};
 use crate::store::Store;
 use crate::vault::Vault;
-use completeness::Refetches;
+use completeness::{Counted, Spacing};
 use job::{Driver, Report, Shared};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,7 +67,8 @@ struct Inner {
     /// Set when the server stops: running jobs end after their current page.
     stopping: Arc<AtomicBool>,
     jobs: Mutex<JoinSet<()>>,
-    refetches: Refetches,
+    counts: Spacing,
+    refetches: Spacing,
 }
 
 pub struct Scheduler {
@@ -89,9 +90,9 @@ impl Scheduler {
         max_jobs_per_owner: usize,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let refetches = Refetches::new(Duration::from_secs(
-            config.gap_refetch_mins.saturating_mul(60),
-        ));
+        let minutes = |m: u64| Duration::from_secs(m.saturating_mul(60));
+        let counts = Spacing::new(minutes(config.count_every_mins));
+        let refetches = Spacing::new(minutes(config.gap_refetch_mins));
         let inner = Arc::new(Inner {
             store,
             runtime,
@@ -104,6 +105,7 @@ impl Scheduler {
             wake: Notify::new(),
             stopping: Arc::new(AtomicBool::new(false)),
             jobs: Mutex::new(JoinSet::new()),
+            counts,
             refetches,
         });
         let task = tokio::spawn(run(inner.clone()));
@@ -376,6 +378,7 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
         store: inner.store.clone(),
         budget: Duration::from_secs(inner.config.job_budget_secs.max(1)),
         stopping: inner.stopping.clone(),
+        counts: inner.counts.clone(),
         refetches: inner.refetches.clone(),
     };
     let driver = Driver::new(
@@ -434,7 +437,8 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
                 .failed
                 .first()
                 .map(|(folder, error)| format!("folder {folder}: {}", error.message));
-            let gaps = completeness::reason(&report.counted);
+            let (standing, healed) = standing_gaps(inner, account_id, &report.counted).await;
+            let gaps = completeness::reason(&standing);
             let counted = report.counted;
             update(inner, account_id, true, move |account| {
                 let mut changed = false;
@@ -443,23 +447,19 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
                     account.last_sync_duration_ms = Some(started.elapsed().as_millis() as u64);
                     changed = true;
                 }
-                for count in &counted {
-                    let total = (!count.complete()).then_some(count.server);
-                    if let Some(folder) = account.folders.iter_mut().find(|f| f.id == count.folder)
-                        && folder.server_total != total
-                    {
+                for folder in &mut account.folders {
+                    let total = match counted.iter().find(|c| c.folder == folder.id) {
+                        Some(count) => (!count.complete()).then_some(count.server),
+                        None if healed.contains(&folder.id) => None,
+                        None => folder.server_total,
+                    };
+                    if folder.server_total != total {
                         folder.server_total = total;
                         changed = true;
                     }
                 }
-                // A gap this job did not count again still stands, and so does its reason.
-                let gap_stands = account.folders.iter().any(|f| f.server_total.is_some());
-                let reason = failed
-                    .clone()
-                    .or(gaps.clone())
-                    .or_else(|| gap_stands.then(|| account.state_reason.clone()).flatten());
                 let before = (account.state, account.state_reason.clone());
-                account.set_state(state, reason);
+                account.set_state(state, failed.clone().or(gaps.clone()));
                 changed |= account.next_retry_at.take().is_some();
                 changed || before != (account.state, account.state_reason.clone())
             })
@@ -475,6 +475,41 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
         }
         Err(error) => failed(inner, &account, error, oauth).await,
     }
+}
+
+/// The gaps that stand after a job: the folders it counted short, and those an earlier job
+/// counted short that this one did not count, with what they hold now; and those of the
+/// latter that hold what was counted by now.
+async fn standing_gaps(
+    inner: &Inner,
+    account_id: &str,
+    counted: &[Counted],
+) -> (Vec<Counted>, Vec<FolderId>) {
+    let mut standing: Vec<Counted> = counted.iter().filter(|c| !c.complete()).cloned().collect();
+    let mut healed = Vec::new();
+    let account = match inner.store.account(account_id).await {
+        Ok(Some(account)) => account,
+        _ => return (standing, healed),
+    };
+    for folder in &account.folders {
+        let Some(server) = folder.server_total else {
+            continue;
+        };
+        if counted.iter().any(|c| c.folder == folder.id) {
+            continue;
+        }
+        match inner.store.folder_total(account_id, &folder.id).await {
+            Ok(held) if held >= server => healed.push(folder.id.clone()),
+            Ok(held) => standing.push(Counted {
+                folder: folder.id.clone(),
+                path: folder.path.clone(),
+                server,
+                held,
+            }),
+            Err(error) => tracing::error!(account = account_id, "cannot count a folder: {error}"),
+        }
+    }
+    (standing, healed)
 }
 
 async fn failed(inner: &Inner, account: &Account, error: ConnectorError, oauth: bool) -> Outcome {

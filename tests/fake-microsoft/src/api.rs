@@ -50,7 +50,7 @@ use crate::error::GraphError;
 use crate::guid;
 use crate::mailbox::{Arrival, DeltaQuery, FlagStatus, IdForm, Mailbox, canonical_property};
 use crate::oauth::Authorization;
-use crate::odata::{self, Params, Prefer, ReceivedFilter, format_error_date, param};
+use crate::odata::{self, Params, Prefer, ReceivedFilter, ReceivedRange, format_error_date, param};
 use crate::state::{Shared, State};
 use crate::throttle::Refusal;
 
@@ -738,7 +738,7 @@ fn serve(
             };
             let select = request.select()?;
             let filter = param(&request.query, "$filter")
-                .map(ReceivedFilter::parse)
+                .map(ReceivedRange::parse)
                 .transpose()?;
             let ascending = match param(&request.query, "$orderby") {
                 None => false,
@@ -761,7 +761,11 @@ fn serve(
             let mut numbers: Vec<u64> = mailbox
                 .numbers_in(folder)
                 .into_iter()
-                .filter(|number| filter.is_none_or(|f| f.admits(mailbox.received_ms(*number))))
+                .filter(|number| {
+                    filter
+                        .as_ref()
+                        .is_none_or(|f| f.admits(mailbox.received_ms(*number)))
+                })
                 .collect();
             numbers.sort_by_key(|number| (mailbox.received_ms(*number), *number));
             if !ascending {

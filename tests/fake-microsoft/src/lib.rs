@@ -57,8 +57,8 @@
 //! signed-in account; messages are created and sent from MIME only (JSON
 //! bodies are refused); `DELETE` moves a message to Recoverable Items'
 //! Deletions (outside the folder tree), as a soft delete; `$filter` and
-//! `$orderby` are served on `receivedDateTime` only, as the delta function
-//! supports them; `$search`, `$batch`, attachments, delta's `changeType` and
+//! `$orderby` are served on `receivedDateTime` only (a list's filter may
+//! join comparisons with `and`; the delta function's is one `ge` or `gt`); `$search`, `$batch`, attachments, delta's `changeType` and
 //! search folders are not served. A Graph request is in flight, for the
 //! concurrency limit and [`Stats::max_in_flight`], from its admission until
 //! its answer has been handed to the connection.

@@ -140,6 +140,49 @@ impl ReceivedFilter {
     }
 }
 
+/// A message list's `$filter`: comparisons of `receivedDateTime` with `ge`, `gt`, `le` or
+/// `lt`, joined by `and` (the list serves more of OData than the delta function does; the
+/// fake, only this).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ReceivedRange {
+    bounds: Vec<(&'static str, i64)>,
+}
+
+impl ReceivedRange {
+    pub(crate) fn parse(filter: &str) -> Result<ReceivedRange, GraphError> {
+        let mut bounds = Vec::new();
+        let words: Vec<&str> = filter.split_whitespace().collect();
+        for (i, clause) in words.split(|w| w.eq_ignore_ascii_case("and")).enumerate() {
+            let [property, operator, value] = clause else {
+                return Err(GraphError::invalid_filter());
+            };
+            if !property.eq_ignore_ascii_case("receivedDateTime") || i > 7 {
+                return Err(GraphError::invalid_filter());
+            }
+            let operator = match operator.to_ascii_lowercase().as_str() {
+                "ge" => "ge",
+                "gt" => "gt",
+                "le" => "le",
+                "lt" => "lt",
+                _ => return Err(GraphError::invalid_filter()),
+            };
+            let ms =
+                parse_date_time(value.trim_matches('\'')).ok_or_else(GraphError::invalid_filter)?;
+            bounds.push((operator, ms));
+        }
+        Ok(ReceivedRange { bounds })
+    }
+
+    pub(crate) fn admits(&self, received_ms: i64) -> bool {
+        self.bounds.iter().all(|&(operator, ms)| match operator {
+            "ge" => received_ms >= ms,
+            "gt" => received_ms > ms,
+            "le" => received_ms <= ms,
+            _ => received_ms < ms,
+        })
+    }
+}
+
 /// Whether `$orderby` asks for newest first; the delta function supports
 /// only `receivedDateTime desc`.
 pub(crate) fn received_descending(params: &Params) -> Result<bool, GraphError> {
@@ -246,6 +289,23 @@ mod tests {
             "receivedDateTime ge",
         ] {
             assert!(ReceivedFilter::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_list_filters_on_a_range_of_arrival() {
+        let range = ReceivedRange::parse(
+            "receivedDateTime ge 2024-01-31T00:00:00Z and receivedDateTime lt 2024-02-01T00:00:00Z",
+        )
+        .unwrap();
+        let day = 1_706_659_200_000;
+        assert!(range.admits(day) && range.admits(day + 86_399_999));
+        assert!(!range.admits(day - 1) && !range.admits(day + 86_400_000));
+        for bad in [
+            "receivedDateTime ge 2024-01-31 or receivedDateTime lt 2024-02-01",
+            "and",
+        ] {
+            assert!(ReceivedRange::parse(bad).is_err(), "{bad}");
         }
     }
 

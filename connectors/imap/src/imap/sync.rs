@@ -19,14 +19,17 @@ use crate::error::protocol;
 use crate::mailroom::connector0_1_0::log::{self, Level};
 use crate::mailroom::connector0_1_0::types::Error;
 use crate::mailroom::connector0_2_0::mail::{
-    self, BodySink, FlagChange, HeldRange, MessageFlags, MessageProbe, Start, SyncRequest,
+    self, BodySink, FlagChange, HeldRange, MessageFlags, MessageProbe, Start,
 };
 use crate::mailroom::connector0_5_0::sync::{Body, Message};
-use crate::mailroom::connector0_6_0::sync::Page;
+use crate::mailroom::connector0_6_0::sync::{Page, SyncRequest};
 use crate::transport::Transport;
 
 /// The part size for messages fetched in parts.
 const PART_BYTES: u32 = 4 * 1024 * 1024;
+/// The most messages a count looks at one by one around the window's start (two or three
+/// days of mail).
+const MAX_EDGE: u64 = 50_000;
 
 /// What `SELECT` reported.
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,13 +40,24 @@ pub struct Selected {
     exists: u32,
 }
 
-/// What a job remembers between the pages of a folder.
+/// What a job remembers between the pages of a folder. A folder's sync that ends (a page
+/// without `more`) leaves nothing: a later call for it in the same job is a fresh look.
 #[derive(Default)]
 pub struct JobMemory {
-    /// The folder whose changes were already checked in this job.
+    /// The folders whose changes were already checked in this job.
     checked: Vec<String>,
     /// The backfill's remaining UIDs (ascending) for the folder named, from one `SEARCH`.
     backfill: Option<(String, Vec<u32>)>,
+}
+
+impl JobMemory {
+    /// Forgets what the job learnt of `folder`.
+    fn forget(&mut self, folder: &str) {
+        self.checked.retain(|f| f != folder);
+        if self.backfill.as_ref().is_some_and(|(f, _)| f == folder) {
+            self.backfill = None;
+        }
+    }
 }
 
 /// A message's metadata, fetched before its body to fit the page.
@@ -85,12 +99,22 @@ impl<T: Transport> Client<T> {
             more: false,
             server_count: None,
         };
+        if previous.is_none() {
+            // The folder starts over: what this job learnt of it is void.
+            memory.forget(&request.folder);
+        }
         let mut state = match previous {
             Some(state) if state.uid_validity != uid_validity => {
-                memory.backfill = None;
+                memory.forget(&request.folder);
                 page.reset = true;
                 return Ok(page);
             }
+            // A state from before the first sync's UIDNEXT was kept: from here on, new mail
+            // is counted whatever its date (the count is then a lower bound, which is safe).
+            Some(state) if state.origin == 0 => FolderState {
+                origin: state.high,
+                ..state
+            },
             Some(state) => state,
             None => FolderState {
                 uid_validity,
@@ -152,6 +176,9 @@ impl<T: Transport> Client<T> {
         page.more |= !state.backfilled;
         page.state = state.encode();
         if !page.more {
+            memory.forget(&request.folder);
+        }
+        if !page.more && request.count {
             // A server that cannot count leaves the folder uncounted, never unsynced.
             page.server_count = self
                 .count_window(request.start, &state)
@@ -162,8 +189,6 @@ impl<T: Transport> Client<T> {
                     );
                     None
                 });
-            // A later call for this folder in the same job is a fresh look at it.
-            memory.checked.retain(|folder| folder != &request.folder);
         }
         Ok(page)
     }
@@ -182,7 +207,7 @@ impl<T: Transport> Client<T> {
         let news = (state.origin <= top).then(|| format!("UID {}:{top}", state.origin));
         let Start::Since(since) = start else {
             return Ok(Some(match news {
-                Some(news) => count(&self.search(&news)?),
+                Some(news) => count(&self.search(&news)?, state.origin, top),
                 None => 0,
             }));
         };
@@ -195,7 +220,7 @@ impl<T: Transport> Client<T> {
             Some(news) => format!("UID 1:{top} OR SINCE {after} {news}"),
             None => format!("UID 1:{top} SINCE {after}"),
         };
-        let mut total = count(&self.search(&sure)?);
+        let mut total = count(&self.search(&sure)?, 1, top);
         let below = state.origin.min(state.high);
         if below > 1 {
             let edge = self.search(&format!(
@@ -203,8 +228,16 @@ impl<T: Transport> Client<T> {
                 below - 1,
                 imap_date(day - 86_400)
             ))?;
+            if count(&edge, 1, below - 1) > MAX_EDGE {
+                return Err(protocol(
+                    "the server found too many messages around the window's start",
+                ));
+            }
             if !edge.is_empty() {
-                let uids: Vec<u32> = edge.iter().flat_map(|&(a, b)| a..=b).collect();
+                let uids: Vec<u32> = edge
+                    .iter()
+                    .flat_map(|&(a, b)| a.min(b).max(1)..=a.max(b).min(below - 1))
+                    .collect();
                 total += self
                     .metas(&uid_set(&uids))?
                     .iter()
@@ -398,10 +431,13 @@ impl<T: Transport> Client<T> {
                 // and keep exactly the messages received at or after `since`.
                 let day = imap_date(since - 86_400);
                 let ranges = self.search(&format!("UID 1:{} SINCE {day}", state.low - 1))?;
+                // A folder synced again (after a count found mail missing) fetches only what
+                // the host does not hold there.
+                let held = mail::held(folder);
                 ranges
                     .into_iter()
-                    .flat_map(|(a, b)| a..=b)
-                    .filter(|&uid| uid < state.low)
+                    .flat_map(|(a, b)| a.min(b).max(1)..=a.max(b).min(state.low - 1))
+                    .filter(|&uid| !held_in(&held, uid))
                     .collect()
             };
             memory.backfill = Some((folder.to_owned(), uids));
@@ -654,12 +690,32 @@ fn same_flags(a: MessageFlags, b: MessageFlags) -> bool {
     (a.seen, a.flagged, a.answered, a.draft) == (b.seen, b.flagged, b.answered, b.draft)
 }
 
-/// How many UIDs `ranges` hold.
-fn count(ranges: &[(u32, u32)]) -> u64 {
-    ranges
+/// Whether the host holds `uid` in the folder, by its runs (ascending, as `held` gives them).
+fn held_in(held: &[HeldRange], uid: u32) -> bool {
+    let uid = u64::from(uid);
+    let at = held.partition_point(|r| r.last < uid);
+    held.get(at).is_some_and(|r| r.first <= uid)
+}
+
+/// How many distinct UIDs from `low` to `high` `ranges` hold, however a server wrote them
+/// (reversed, overlapping, out of bounds).
+fn count(ranges: &[(u32, u32)], low: u32, high: u32) -> u64 {
+    let mut clamped: Vec<(u32, u32)> = ranges
         .iter()
-        .map(|&(a, b)| u64::from(a.abs_diff(b)) + 1)
-        .sum()
+        .map(|&(a, b)| (a.min(b).max(low), a.max(b).min(high)))
+        .filter(|(a, b)| a <= b)
+        .collect();
+    clamped.sort_unstable();
+    let mut total = 0;
+    let mut next = low;
+    for (a, b) in clamped {
+        let from = a.max(next);
+        if from <= b {
+            total += u64::from(b - from) + 1;
+            next = b.saturating_add(1);
+        }
+    }
+    total
 }
 
 /// Whether `uid` is in `ranges` (sorted and disjoint, as `search` returns them).
@@ -756,6 +812,16 @@ mod tests {
     fn uid_sets_are_compact() {
         assert_eq!(uid_set(&[9, 1, 2, 3, 7, 10, 11, 12]), "1:3,7,9:12");
         assert_eq!(uid_set(&[5]), "5");
+    }
+
+    #[test]
+    fn counts_take_each_uid_once_within_bounds() {
+        assert_eq!(count(&[(1, 3), (7, 7)], 1, 10), 4);
+        // Reversed, overlapping and out of bounds, as a hostile server might send them.
+        assert_eq!(count(&[(5, 2), (3, 8), (9, 4_000_000_000)], 1, 10), 9);
+        assert_eq!(count(&[(1, 100)], 50, 60), 11);
+        assert_eq!(count(&[], 1, 10), 0);
+        assert_eq!(count(&[(1, 5)], 6, 5), 0);
     }
 
     #[test]

@@ -89,6 +89,8 @@ pub struct FolderRequest {
     pub state: Option<Vec<u8>>,
     pub start: SyncStart,
     pub limits: PageLimits,
+    /// The host wants the folder counted (from 0.6.0; earlier versions never count).
+    pub count: bool,
 }
 
 /// What came of asking for a page.
@@ -331,9 +333,13 @@ macro_rules! common_calls {
     };
 }
 
-/// A syncing session's calls that read the same in every version from 0.2.0 on.
+/// A syncing session's calls that read the same in every version from 0.2.0 on; `$request`
+/// turns a [`FolderRequest`] into the version's own (0.2.0's until 0.6.0).
 macro_rules! session_calls {
     ($export:ident) => {
+        super::session_calls!($export, super::v0_2_0::request_to_wit);
+    };
+    ($export:ident, $request:path) => {
         /// A session of this version's connector.
         pub struct Session<'a> {
             sessions: exported::GuestSession<'a>,
@@ -374,7 +380,7 @@ macro_rules! session_calls {
                 store: &mut wasmtime::Store<crate::runtime::sandbox::JobState>,
                 request: &super::FolderRequest,
             ) -> wasmtime::Result<super::Fetched> {
-                let wit_request = super::v0_2_0::request_to_wit(request);
+                let wit_request = $request(request);
                 match self
                     .sessions
                     .call_sync_folder(&mut *store, self.session, &wit_request)

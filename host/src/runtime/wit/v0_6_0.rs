@@ -1,13 +1,14 @@
-//! `mailroom:connector@0.6.0`: completeness. Its page says how many messages the server
-//! holds in the folder within the sync window (`server-count`), which the host compares with
-//! what it holds. It introduces no host function; everything a connector imports is an
-//! earlier version's.
+//! `mailroom:connector@0.6.0`: completeness. Asked to (`sync-request.count`), its page says
+//! how many messages the server holds in the folder within the sync window (`server-count`),
+//! which the host compares with what it holds. It introduces no host function; everything a
+//! connector imports is an earlier version's.
 
 use self::mailroom::connector0_6_0::sync;
 use super::super::sandbox::JobState;
 use super::Fetched;
 use super::v0_2_0::{checked_page, page_of};
 use super::v0_5_0::messages_from_wit;
+use super::{FolderRequest, v0_2_0};
 use crate::mail::PageLimits;
 use wasmtime::Store;
 
@@ -45,8 +46,20 @@ pub type Pre = MailConnectorPre<JobState>;
 
 super::common_calls!(@describe_all mailroom_connector0_6_0_connector);
 super::common_calls!(@test mailroom_connector0_6_0_connector);
-super::session_calls!(mailroom_connector0_6_0_connector);
+super::session_calls!(mailroom_connector0_6_0_connector, request_to_wit);
 super::work_calls!();
+
+/// A page asked for, in this version's terms: 0.2.0's request and whether to count.
+fn request_to_wit(request: &FolderRequest) -> sync::SyncRequest {
+    let earlier = v0_2_0::request_to_wit(request);
+    sync::SyncRequest {
+        folder: earlier.folder,
+        state: earlier.state,
+        start: earlier.start,
+        limits: earlier.limits,
+        count: request.count,
+    }
+}
 
 /// The host's own page, from this version's (see [`super::v0_2_0::checked_page`]). A count
 /// is taken only where the contract puts it: on a page that ends a folder's sync.
