@@ -252,7 +252,12 @@ impl FolderSync<'_> {
             self.memory.checked.push(self.folder.to_owned());
         }
         let ids = match self.list_all(&q) {
-            Ok(Some(ids)) => ids,
+            Ok(Some(mut ids)) => {
+                // A label that changed while it was listed may name an id twice.
+                ids.sort_unstable();
+                ids.dedup();
+                ids
+            }
             // Too many to list: the label is not counted.
             Ok(None) => return Ok(()),
             // A listing that fails leaves the label uncounted, never unsynced.
@@ -303,9 +308,21 @@ impl FolderSync<'_> {
                 ),
             );
         }
-        let done = self.collect(&missing, Mode::Backfill)?;
-        if done < missing.len() {
-            self.page.more = true;
+        match self.collect(&missing, Mode::Backfill) {
+            Ok(done) if done < missing.len() => self.page.more = true,
+            Ok(_) => {}
+            // What could not be fetched now is found missing again at the next count; the
+            // page keeps what it has.
+            Err(e) => {
+                log::write(
+                    Level::Warn,
+                    &format!(
+                        "cannot fetch the missing messages of folder {}: {}",
+                        self.folder, e.message
+                    ),
+                );
+                self.page.server_count = None;
+            }
         }
         Ok(())
     }

@@ -141,7 +141,6 @@ impl Driver {
             .folder_total(&account, folder_id)
             .await
             .map_err(store_error)?;
-        self.counts.done(&account, folder_id);
         let looks = self.looks.entry(folder_id.clone()).or_default();
         *looks += 1;
         let refetches = self.refetches.clone();
@@ -327,7 +326,9 @@ impl SyncDriver for Driver {
                         || self.account.sync_from == crate::account::SyncFrom::Now;
                 FolderTask {
                     path: folder.path.clone(),
-                    count: self.counts.due(&self.account.id, &folder.id),
+                    // A folder with a gap is counted at every job until it heals.
+                    count: folder.server_total.is_some()
+                        || self.counts.due(&self.account.id, &folder.id),
                     state: self.syncs.get(&folder.id).and_then(|s| s.state.clone()),
                     start: match since {
                         Some(at) if !first_sync_from_now => SyncStart::Since(at),
@@ -369,12 +370,16 @@ impl SyncDriver for Driver {
             }
             Err(error) => return Err(store_error(error)),
         }
-        let initial = !self.syncs.get(&folder_id).is_some_and(|s| s.backfilled);
+        // A folder synced again for a gap stays backfilled (in this job and in the next ones
+        // until the connector is done), and what it finds is no first sync's.
+        let backfilled = self.refetching.contains(&folder_id)
+            || self.syncs.get(&folder_id).is_some_and(|s| s.backfilled);
+        let initial = !backfilled;
         let count = page.messages.len();
         let bytes: u64 = page.messages.iter().map(|m| m.raw.len() as u64).sum();
         let sync = FolderSync {
             state: Some(page.state.clone()),
-            backfilled: page.backfilled,
+            backfilled: page.backfilled || backfilled,
         };
         let unchanged = page.messages.is_empty()
             && page.changed.is_empty()
@@ -419,7 +424,9 @@ impl SyncDriver for Driver {
                 commit.await?;
             }
         }
-        let step = match (step, page.server_count) {
+        // A count not asked for is not taken: counting is spaced by the host.
+        let server_count = page.server_count.filter(|_| task.count);
+        let step = match (step, server_count) {
             (Step::FolderDone, Some(server)) => {
                 self.compare(task, &folder_id, server, page.state).await?
             }
@@ -427,6 +434,10 @@ impl SyncDriver for Driver {
         };
         if matches!(step, Step::FolderDone) {
             self.report().caught_up += 1;
+            if task.count {
+                // Counted or not (a connector or server that cannot), asked is asked.
+                self.counts.done(&self.account.id, &folder_id);
+            }
         }
         Ok(step)
     }

@@ -21,7 +21,7 @@ use crate::oauth::Oauth;
 use crate::runtime::{HeldIdsLookup, HeldLookup, KnownLookup, Runtime};
 use crate::store::Store;
 use crate::vault::Vault;
-use completeness::{Counted, Spacing};
+use completeness::Spacing;
 use job::{Driver, Report, Shared};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -437,8 +437,6 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
                 .failed
                 .first()
                 .map(|(folder, error)| format!("folder {folder}: {}", error.message));
-            let (standing, healed) = standing_gaps(inner, account_id, &report.counted).await;
-            let gaps = completeness::reason(&standing);
             let counted = report.counted;
             update(inner, account_id, true, move |account| {
                 let mut changed = false;
@@ -447,19 +445,25 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
                     account.last_sync_duration_ms = Some(started.elapsed().as_millis() as u64);
                     changed = true;
                 }
-                for folder in &mut account.folders {
-                    let total = match counted.iter().find(|c| c.folder == folder.id) {
-                        Some(count) => (!count.complete()).then_some(count.server),
-                        None if healed.contains(&folder.id) => None,
-                        None => folder.server_total,
-                    };
-                    if folder.server_total != total {
+                // Only a count opens or heals a gap; a folder not counted keeps what it had.
+                for count in &counted {
+                    let total = (!count.complete()).then_some(count.server);
+                    if let Some(folder) = account.folders.iter_mut().find(|f| f.id == count.folder)
+                        && folder.server_total != total
+                    {
                         folder.server_total = total;
                         changed = true;
                     }
                 }
+                let gaps: Vec<&str> = account
+                    .folders
+                    .iter()
+                    .filter(|f| f.server_total.is_some())
+                    .map(|f| f.path.as_str())
+                    .collect();
+                let reason = failed.clone().or_else(|| completeness::reason(&gaps));
                 let before = (account.state, account.state_reason.clone());
-                account.set_state(state, failed.clone().or(gaps.clone()));
+                account.set_state(state, reason);
                 changed |= account.next_retry_at.take().is_some();
                 changed || before != (account.state, account.state_reason.clone())
             })
@@ -475,41 +479,6 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
         }
         Err(error) => failed(inner, &account, error, oauth).await,
     }
-}
-
-/// The gaps that stand after a job: the folders it counted short, and those an earlier job
-/// counted short that this one did not count, with what they hold now; and those of the
-/// latter that hold what was counted by now.
-async fn standing_gaps(
-    inner: &Inner,
-    account_id: &str,
-    counted: &[Counted],
-) -> (Vec<Counted>, Vec<FolderId>) {
-    let mut standing: Vec<Counted> = counted.iter().filter(|c| !c.complete()).cloned().collect();
-    let mut healed = Vec::new();
-    let account = match inner.store.account(account_id).await {
-        Ok(Some(account)) => account,
-        _ => return (standing, healed),
-    };
-    for folder in &account.folders {
-        let Some(server) = folder.server_total else {
-            continue;
-        };
-        if counted.iter().any(|c| c.folder == folder.id) {
-            continue;
-        }
-        match inner.store.folder_total(account_id, &folder.id).await {
-            Ok(held) if held >= server => healed.push(folder.id.clone()),
-            Ok(held) => standing.push(Counted {
-                folder: folder.id.clone(),
-                path: folder.path.clone(),
-                server,
-                held,
-            }),
-            Err(error) => tracing::error!(account = account_id, "cannot count a folder: {error}"),
-        }
-    }
-    (standing, healed)
 }
 
 async fn failed(inner: &Inner, account: &Account, error: ConnectorError, oauth: bool) -> Outcome {
