@@ -83,7 +83,7 @@ impl FolderState {
     }
 
     /// This state's knowledge of the label (`w`) carried over to `next`.
-    pub fn keeping_check(&self, next: Self) -> Self {
+    pub fn keeping_whole(&self, next: Self) -> Self {
         Self {
             whole: self.whole,
             ..next
@@ -146,7 +146,7 @@ mod tests {
             Some(checked.clone())
         );
         assert_eq!(
-            checked.keeping_check(FolderState::synced(10)),
+            checked.keeping_whole(FolderState::synced(10)),
             FolderState {
                 history_id: 10,
                 ..checked

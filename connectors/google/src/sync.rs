@@ -16,7 +16,7 @@
 //! hold is fetched there and then.
 
 use crate::error::protocol;
-use crate::gmail::{self, Format, Gmail, ListQuery};
+use crate::gmail::{self, Format, Gmail, ListQuery, MessageList};
 use crate::history::{self, Touched, Tracker};
 use crate::labels::{self, in_folder};
 use crate::mailroom::connector0_1_0::log::{self, Level};
@@ -141,7 +141,7 @@ pub fn sync_folder(
         (Some(state), _) if state.backfilled => sync.changes(state),
         (Some(state), Start::Since(since)) => sync.backfill(state, since),
         (Some(state), Start::Now) => {
-            sync.at_rest(state.keeping_check(FolderState::synced(state.history_id)))
+            sync.at_rest(state.keeping_whole(FolderState::synced(state.history_id)))
         }
         (None, start) => {
             let profile = gmail.profile()?;
@@ -207,19 +207,24 @@ impl FolderSync<'_> {
         Ok(self.page)
     }
 
+    /// One page of the folder's label listing: messages matching `q`, newest first.
+    fn list(&self, q: Option<&str>, max: u32, token: Option<&str>) -> Result<MessageList, Error> {
+        self.gmail.list(&ListQuery {
+            label: Some(self.folder),
+            q,
+            include_spam_trash: labels::lists_spam_or_trash(self.folder),
+            max_results: max,
+            page_token: token,
+        })
+    }
+
     /// Every id of the folder's messages matching `q`; none past [`MAX_CHECKED`].
     fn list_all(&self, q: &str) -> Result<Option<Vec<String>>, Error> {
         let mut ids = Vec::new();
         let mut token: Option<String> = None;
         // A listing that goes on past its pages (empty ones, say) is cut where it must end.
         for _ in 0..=MAX_CHECKED / LIST_PAGE + 1 {
-            let list = self.gmail.list(&ListQuery {
-                label: Some(self.folder),
-                q: Some(q),
-                include_spam_trash: labels::lists_spam_or_trash(self.folder),
-                max_results: LIST_PAGE as u32,
-                page_token: token.as_deref(),
-            })?;
+            let list = self.list(Some(q), LIST_PAGE as u32, token.as_deref())?;
             ids.extend(list.messages.into_iter().map(|m| m.id));
             if ids.len() > MAX_CHECKED {
                 return Ok(None);
@@ -330,14 +335,7 @@ impl FolderSync<'_> {
     /// Whether the window covers the whole label: it holds no message matching `older` (one
     /// list call); a label that cannot be asked counts as not whole.
     fn covers_whole(&self, older: Option<&str>) -> bool {
-        let list = self.gmail.list(&ListQuery {
-            label: Some(self.folder),
-            q: older,
-            include_spam_trash: labels::lists_spam_or_trash(self.folder),
-            max_results: 1,
-            page_token: None,
-        });
-        match list {
+        match self.list(older, 1, None) {
             Ok(list) => list.messages.is_empty(),
             Err(e) => {
                 log::write(
@@ -356,19 +354,17 @@ impl FolderSync<'_> {
         loop {
             if state.pending.is_empty() {
                 if state.listing_done() {
-                    state = state.keeping_check(FolderState::synced(state.history_id));
+                    state = state.keeping_whole(FolderState::synced(state.history_id));
                     break;
                 }
                 if !self.budget.has_room() || lists == LISTS_PER_PAGE {
                     break;
                 }
-                let list = self.gmail.list(&ListQuery {
-                    label: Some(self.folder),
-                    q: Some(&q),
-                    include_spam_trash: labels::lists_spam_or_trash(self.folder),
-                    max_results: self.max_messages.min(500),
-                    page_token: state.next_page.as_deref(),
-                })?;
+                let list = self.list(
+                    Some(&q),
+                    self.max_messages.min(500),
+                    state.next_page.as_deref(),
+                )?;
                 lists += 1;
                 state.listed = true;
                 state.next_page = list.next_page_token.filter(|t| !t.is_empty());
@@ -429,7 +425,7 @@ impl FolderSync<'_> {
         }
         let done = offset + self.collect(&plan.emit[offset..], Mode::Changes)?;
         let at_rest = done >= plan.emit.len();
-        let next = state.keeping_check(if at_rest {
+        let next = state.keeping_whole(if at_rest {
             FolderState::synced(end)
         } else {
             FolderState::paging(

@@ -30,8 +30,8 @@ pub enum Verdict {
 
 /// Judges a folder counted for the `looks`-th time in this job (from 1). `may_refetch` is
 /// asked only when a refetch is what the difference calls for.
-pub fn judge(server: u64, held: u64, looks: u32, may_refetch: impl FnOnce() -> bool) -> Verdict {
-    if server <= held {
+pub fn judge(counted: &Counted, looks: u32, may_refetch: impl FnOnce() -> bool) -> Verdict {
+    if counted.complete() {
         Verdict::Complete
     } else if looks <= 1 {
         Verdict::Recheck
@@ -127,6 +127,15 @@ mod tests {
 
     #[test]
     fn a_difference_is_looked_at_again_then_fetched_again_then_reported() {
+        let judge = |server, held, looks, may: fn() -> bool| {
+            let counted = Counted {
+                folder: FolderId::for_path("INBOX"),
+                path: "INBOX".into(),
+                server,
+                held,
+            };
+            super::judge(&counted, looks, may)
+        };
         assert_eq!(judge(5, 5, 1, || unreachable!()), Verdict::Complete);
         assert_eq!(judge(5, 4, 1, || unreachable!()), Verdict::Recheck);
         assert_eq!(judge(5, 4, 2, || true), Verdict::Refetch);

@@ -55,24 +55,19 @@ pub struct Shared {
 }
 
 pub struct Driver {
-    store: Arc<dyn Store>,
+    shared: Shared,
     account: Account,
     started: Instant,
-    budget: Duration,
     syncs: HashMap<FolderId, FolderSync>,
     report: Arc<Mutex<Report>>,
     /// The commit of the previous page, still running.
     pending: Option<tokio::task::JoinHandle<Result<(), ConnectorError>>>,
-    /// Set when the server stops.
-    stopping: Arc<AtomicBool>,
     outbox: Pusher,
     /// How many times this job compared each folder's count.
     looks: HashMap<FolderId, u32>,
     /// Folders this job syncs again for a gap: they count as backfilled meanwhile, so the
     /// account does not look as if its first sync were running.
     refetching: std::collections::HashSet<FolderId>,
-    counts: Spacing,
-    refetches: Spacing,
 }
 
 impl Driver {
@@ -84,19 +79,15 @@ impl Driver {
         outbox: Pusher,
     ) -> Self {
         Self {
-            store: shared.store,
+            shared,
             account,
             started: Instant::now(),
-            budget: shared.budget,
             syncs,
             report,
             pending: None,
-            stopping: shared.stopping,
             outbox,
             looks: HashMap::new(),
             refetching: Default::default(),
-            counts: shared.counts,
-            refetches: shared.refetches,
         }
     }
 
@@ -137,16 +128,23 @@ impl Driver {
     ) -> Result<Step, ConnectorError> {
         let account = self.account.id.clone();
         let held = self
+            .shared
             .store
             .folder_total(&account, folder_id)
             .await
             .map_err(store_error)?;
+        let counted = Counted {
+            folder: folder_id.clone(),
+            path: task.path.clone(),
+            server,
+            held,
+        };
         let looks = self.looks.entry(folder_id.clone()).or_default();
         *looks += 1;
-        let refetches = self.refetches.clone();
+        let refetches = self.shared.refetches.clone();
         // A folder synced from "now" would start its window over: nothing comes again.
         let resyncable = task.start != SyncStart::Now;
-        let verdict = completeness::judge(server, held, *looks, || {
+        let verdict = completeness::judge(&counted, *looks, || {
             resyncable && refetches.take(&account, folder_id)
         });
         match verdict {
@@ -166,7 +164,7 @@ impl Driver {
                 self.report().refetched += 1;
                 return Ok(Step::Next(None));
             }
-            Verdict::Complete => self.refetches.forget(&account, folder_id),
+            Verdict::Complete => self.shared.refetches.forget(&account, folder_id),
             Verdict::Gap => tracing::warn!(
                 account = %account,
                 folder = %task.path,
@@ -175,12 +173,7 @@ impl Driver {
                 "the folder still differs from the server's count"
             ),
         }
-        self.report().counted.push(Counted {
-            folder: folder_id.clone(),
-            path: task.path.clone(),
-            server,
-            held,
-        });
+        self.report().counted.push(counted);
         Ok(Step::FolderDone)
     }
 }
@@ -244,7 +237,7 @@ fn order(folder: &AccountFolder) -> (u8, String) {
 #[async_trait]
 impl SyncDriver for Driver {
     async fn next_work(&mut self) -> Result<Option<Work>, ConnectorError> {
-        if self.stopping.load(Ordering::Relaxed) {
+        if self.shared.stopping.load(Ordering::Relaxed) {
             return Ok(None);
         }
         self.outbox
@@ -269,6 +262,7 @@ impl SyncDriver for Driver {
         if folders != self.account.folders {
             let listing = listing.clone();
             let stored = self
+                .shared
                 .store
                 .modify_account(
                     &self.account.id,
@@ -298,7 +292,8 @@ impl SyncDriver for Driver {
             .cloned()
             .collect();
         for id in stale {
-            self.store
+            self.shared
+                .store
                 .forget_folder(&self.account.id, &id)
                 .await
                 .map_err(store_error)?;
@@ -328,7 +323,7 @@ impl SyncDriver for Driver {
                     path: folder.path.clone(),
                     // A folder with a gap is counted at every job until it heals.
                     count: folder.server_total.is_some()
-                        || self.counts.due(&self.account.id, &folder.id),
+                        || self.shared.counts.due(&self.account.id, &folder.id),
                     state: self.syncs.get(&folder.id).and_then(|s| s.state.clone()),
                     start: match since {
                         Some(at) if !first_sync_from_now => SyncStart::Since(at),
@@ -349,7 +344,8 @@ impl SyncDriver for Driver {
         self.settle().await?;
         let folder_id = FolderId::for_path(&task.path);
         if page.reset {
-            self.store
+            self.shared
+                .store
                 .forget_folder(&self.account.id, &folder_id)
                 .await
                 .map_err(store_error)?;
@@ -358,11 +354,11 @@ impl SyncDriver for Driver {
         }
         // The server stops, or the account was deleted or disabled meanwhile: this page is
         // not written, and the job ends.
-        if self.stopping.load(Ordering::Relaxed) {
+        if self.shared.stopping.load(Ordering::Relaxed) {
             self.report().stopped = true;
             return Ok(Step::Stop);
         }
-        match self.store.account(&self.account.id).await {
+        match self.shared.store.account(&self.account.id).await {
             Ok(Some(account)) if account.enabled => {}
             Ok(_) => {
                 self.report().stopped = true;
@@ -387,7 +383,7 @@ impl SyncDriver for Driver {
             && self.syncs.get(&folder_id) == Some(&sync);
         let commit = (!unchanged).then(|| {
             commit(
-                self.store.clone(),
+                self.shared.store.clone(),
                 PageWrite {
                     account_id: self.account.id.clone(),
                     folder_id: folder_id.clone(),
@@ -409,7 +405,7 @@ impl SyncDriver for Driver {
             report.all_backfilled = all_backfilled;
             if !page.more {
                 Step::FolderDone
-            } else if self.started.elapsed() >= self.budget {
+            } else if self.started.elapsed() >= self.shared.budget {
                 report.stopped = true;
                 Step::Stop
             } else {
@@ -424,8 +420,9 @@ impl SyncDriver for Driver {
                 commit.await?;
             }
         }
-        // A count not asked for is not taken: counting is spaced by the host.
-        let server_count = page.server_count.filter(|_| task.count);
+        // A count is taken where the contract puts it (the page that ends a first sync or a
+        // later one), and only when asked for: counting is spaced by the host.
+        let server_count = page.server_count.filter(|_| task.count && page.backfilled);
         let step = match (step, server_count) {
             (Step::FolderDone, Some(server)) => {
                 self.compare(task, &folder_id, server, page.state).await?
@@ -436,7 +433,7 @@ impl SyncDriver for Driver {
             self.report().caught_up += 1;
             if task.count {
                 // Counted or not (a connector or server that cannot), asked is asked.
-                self.counts.done(&self.account.id, &folder_id);
+                self.shared.counts.done(&self.account.id, &folder_id);
             }
         }
         Ok(step)

@@ -67,8 +67,8 @@ struct Inner {
     /// Set when the server stops: running jobs end after their current page.
     stopping: Arc<AtomicBool>,
     jobs: Mutex<JoinSet<()>>,
-    counts: Spacing,
-    refetches: Spacing,
+    /// What every job is given.
+    shared: Shared,
 }
 
 pub struct Scheduler {
@@ -91,8 +91,14 @@ impl Scheduler {
         metrics: Arc<Metrics>,
     ) -> Self {
         let minutes = |m: u64| Duration::from_secs(m.saturating_mul(60));
-        let counts = Spacing::new(minutes(config.count_every_mins));
-        let refetches = Spacing::new(minutes(config.gap_refetch_mins));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let shared = Shared {
+            store: store.clone(),
+            budget: Duration::from_secs(config.job_budget_secs.max(1)),
+            stopping: stopping.clone(),
+            counts: Spacing::new(minutes(config.count_every_mins)),
+            refetches: Spacing::new(minutes(config.gap_refetch_mins)),
+        };
         let inner = Arc::new(Inner {
             store,
             runtime,
@@ -103,10 +109,9 @@ impl Scheduler {
             max_jobs_per_owner: max_jobs_per_owner.max(1),
             slots: Mutex::new(HashMap::new()),
             wake: Notify::new(),
-            stopping: Arc::new(AtomicBool::new(false)),
+            stopping,
             jobs: Mutex::new(JoinSet::new()),
-            counts,
-            refetches,
+            shared,
         });
         let task = tokio::spawn(run(inner.clone()));
         Self {
@@ -374,15 +379,8 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
         }
     };
     let report = Arc::new(Mutex::new(Report::default()));
-    let shared = Shared {
-        store: inner.store.clone(),
-        budget: Duration::from_secs(inner.config.job_budget_secs.max(1)),
-        stopping: inner.stopping.clone(),
-        counts: inner.counts.clone(),
-        refetches: inner.refetches.clone(),
-    };
     let driver = Driver::new(
-        shared,
+        inner.shared.clone(),
         account.clone(),
         syncs,
         report.clone(),

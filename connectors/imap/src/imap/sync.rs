@@ -236,7 +236,7 @@ impl<T: Transport> Client<T> {
             if !edge.is_empty() {
                 let uids: Vec<u32> = edge
                     .iter()
-                    .flat_map(|&(a, b)| a.min(b).max(1)..=a.max(b).min(below - 1))
+                    .flat_map(|&range| within(range, 1, below - 1))
                     .collect();
                 total += self
                     .metas(&uid_set(&uids))?
@@ -436,7 +436,7 @@ impl<T: Transport> Client<T> {
                 let held = mail::held(folder);
                 ranges
                     .into_iter()
-                    .flat_map(|(a, b)| a.min(b).max(1)..=a.max(b).min(state.low - 1))
+                    .flat_map(|range| within(range, 1, state.low - 1))
                     .filter(|&uid| !held_in(&held, uid))
                     .collect()
             };
@@ -697,13 +697,19 @@ fn held_in(held: &[HeldRange], uid: u32) -> bool {
     held.get(at).is_some_and(|r| r.first <= uid)
 }
 
+/// The UIDs of a range a server sent (perhaps reversed) that lie from `low` to `high`.
+fn within((a, b): (u32, u32), low: u32, high: u32) -> std::ops::RangeInclusive<u32> {
+    a.min(b).max(low)..=a.max(b).min(high)
+}
+
 /// How many distinct UIDs from `low` to `high` `ranges` hold, however a server wrote them
 /// (reversed, overlapping, out of bounds).
 fn count(ranges: &[(u32, u32)], low: u32, high: u32) -> u64 {
     let mut clamped: Vec<(u32, u32)> = ranges
         .iter()
-        .map(|&(a, b)| (a.min(b).max(low), a.max(b).min(high)))
-        .filter(|(a, b)| a <= b)
+        .map(|&range| within(range, low, high))
+        .filter(|r| !r.is_empty())
+        .map(|r| (*r.start(), *r.end()))
         .collect();
     clamped.sort_unstable();
     let mut total = 0;

@@ -61,8 +61,7 @@ fn request_to_wit(request: &FolderRequest) -> sync::SyncRequest {
     }
 }
 
-/// The host's own page, from this version's (see [`super::v0_2_0::checked_page`]). A count
-/// is taken only where the contract puts it: on a page that ends a folder's sync.
+/// The host's own page, from this version's (see [`super::v0_2_0::checked_page`]).
 fn page_from_wit(
     store: &mut Store<JobState>,
     page: sync::Page,
@@ -76,8 +75,6 @@ fn page_from_wit(
         page.state,
         (page.backfilled, page.more),
     );
-    if page.backfilled && !page.more && !page.reset {
-        host_page.server_count = page.server_count;
-    }
+    host_page.server_count = page.server_count;
     checked_page(store, host_page, messages, limits)
 }
