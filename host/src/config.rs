@@ -162,6 +162,15 @@ pub struct NetConfig {
     /// The largest HTTP request body a connector may send, and what one job's requests in
     /// flight may hold together, in MiB. Default 64.
     pub http_max_request_mib: u64,
+    /// Logged-in connections kept for an account between its jobs (connectors of
+    /// `mailroom:connector@0.7.0` on give theirs back), so that a sync finds its server
+    /// connection open. Default 2; 0 keeps none.
+    pub keep_per_account: usize,
+    /// Kept connections in all; the longest idle is closed first. Default 1,000.
+    pub keep_total: usize,
+    /// How long a kept connection may idle before it is closed, in seconds. Default 600,
+    /// well inside the 30 minutes an IMAP server lets a session idle (RFC 9051).
+    pub keep_idle_secs: u64,
 }
 
 impl Default for NetConfig {
@@ -174,6 +183,9 @@ impl Default for NetConfig {
             http_granted_private: false,
             http_max_response_mib: 96,
             http_max_request_mib: 64,
+            keep_per_account: 2,
+            keep_total: 1_000,
+            keep_idle_secs: 600,
         }
     }
 }

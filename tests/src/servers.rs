@@ -253,6 +253,23 @@ impl MailServers {
         }
     }
 
+    /// Has Dovecot end every IMAP session of `local`'s mailbox (`doveadm kick`), as a server
+    /// does when a session idled too long or its user's password changed.
+    pub fn kick(&self, local: &str) {
+        let output = Command::new("doveadm")
+            .arg("-c")
+            .arg(self.path("dovecot.conf"))
+            .arg("kick")
+            .arg(format!("{local}@{DOMAIN}"))
+            .output()
+            .expect("doveadm runs");
+        assert!(
+            output.status.success(),
+            "doveadm kick failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// Dovecot's log so far.
     pub fn dovecot_log(&self) -> String {
         fs::read_to_string(self.path("dovecot.log")).unwrap_or_default()

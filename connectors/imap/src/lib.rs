@@ -1,9 +1,10 @@
 //! Mailroom's IMAP + SMTP connector, a `wasm32-wasip2` component of the
-//! `mailroom:connector@0.6.0` world.
+//! `mailroom:connector@0.7.0` world.
 //!
 //! It speaks the protocols; the host does everything else. Connections are opened by the
 //! host (`net`), which also does TLS; logins are run by the host (`auth`), so no password ever
-//! reaches this code. The connector keeps no state between jobs.
+//! reaches this code. The connector keeps no state between jobs: the IMAP connection it ends
+//! a job with goes back to the host (`keep`), with a note of the session, for the next job.
 
 mod error;
 mod imap;
@@ -11,7 +12,7 @@ mod smtp;
 mod transport;
 
 wit_bindgen::generate!({
-    world: "mailroom:connector/mail-connector@0.6.0",
+    world: "mailroom:connector/mail-connector@0.7.0",
     path: [
         "../../wit/0.1.0",
         "../../wit/0.2.0",
@@ -19,17 +20,19 @@ wit_bindgen::generate!({
         "../../wit/0.4.0",
         "../../wit/0.5.0",
         "../../wit/0.6.0",
+        "../../wit/0.7.0",
     ],
-    // The interfaces 0.6.0 takes from earlier versions are generated here too.
+    // The interfaces 0.7.0 takes from earlier versions are generated here too.
     generate_all,
 });
 
 use error::{Failure, fail};
-use exports::mailroom::connector0_6_0::connector::{AuthKind, Guest, GuestSession, Info};
+use exports::mailroom::connector0_7_0::connector::{AuthKind, Guest, GuestSession, Info};
 use mailroom::connector0_1_0::types::{Account, Error, ErrorKind, Folder, Server};
 use mailroom::connector0_2_0::mail::MessageFlags;
 use mailroom::connector0_3_0::changes::{Applied, Change, Delivery, Envelope, Target};
 use mailroom::connector0_6_0::sync::{Page, SyncRequest};
+use mailroom::connector0_7_0::keep;
 use std::cell::RefCell;
 use transport::HostConnection;
 
@@ -53,7 +56,7 @@ impl Guest for Connector {
 }
 
 /// One job's work for one account. The IMAP connection made by `check` is reused by the
-/// calls that follow it in the same job.
+/// calls that follow it in the same job, and kept by the host for the next one.
 struct Session {
     account: Account,
     imap: RefCell<Option<imap::Client<HostConnection>>>,
@@ -83,8 +86,16 @@ impl Session {
         let mut slot = self.imap.borrow_mut();
         if slot.is_none() {
             let server = self.server("imap")?;
-            let connection = HostConnection::connect(server)?;
-            *slot = Some(imap::Client::login(connection, server.encryption).at("imap")?);
+            let kept = keep::reuse(&server.host, server.port, server.encryption).and_then(
+                |(connection, note)| imap::Client::resume(HostConnection::from(connection), &note),
+            );
+            *slot = Some(match kept {
+                Some(client) => client,
+                None => {
+                    let connection = HostConnection::connect(server)?;
+                    imap::Client::login(connection, server.encryption).at("imap")?
+                }
+            });
         }
         let client = slot.as_mut().expect("connected above");
         let result = f(client);
@@ -93,6 +104,15 @@ impl Session {
             *slot = None;
         }
         result
+    }
+}
+
+impl Drop for Session {
+    /// The IMAP connection, idle now, goes back to the host for the account's next job.
+    fn drop(&mut self) {
+        if let Some((connection, note)) = self.imap.take().and_then(imap::Client::into_kept) {
+            keep::keep(connection.into(), &note);
+        }
     }
 }
 

@@ -24,6 +24,19 @@ impl HostConnection {
     }
 }
 
+/// A connection the host kept from an earlier job.
+impl From<net::Connection> for HostConnection {
+    fn from(connection: net::Connection) -> Self {
+        Self(connection)
+    }
+}
+
+impl From<HostConnection> for net::Connection {
+    fn from(connection: HostConnection) -> Self {
+        connection.0
+    }
+}
+
 /// How much to ask the host for at once.
 const READ_CHUNK: u32 = 64 * 1024;
 

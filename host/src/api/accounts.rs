@@ -539,6 +539,7 @@ pub async fn delete(app: &App, caller: &Caller, id: &str) -> Result<Response, Ap
     let account = managed(app, user, id).await?;
     app.store.delete_account(&account.id).await?;
     app.oauth.forget(&account.id);
+    app.runtime.kept().forget(&account.id);
     Ok(super::no_content())
 }
 
@@ -614,6 +615,8 @@ pub async fn reconnect(
     })
     .await?;
     announce_state(app, before, &account).await;
+    // Connections kept under the old settings are not used again.
+    app.runtime.kept().forget(&account.id);
     // It resumes from the folder states it had: nothing is fetched twice.
     app.scheduler.request(&account.id);
     Ok(json(&respond(app, user, &account).await?))

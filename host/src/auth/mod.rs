@@ -22,6 +22,7 @@ pub mod smtp;
 
 use crate::connector::{ConnectorError, ErrorKind};
 use crate::net::Connection;
+use crate::net::connection::LoggedIn;
 use crate::net::preauth::Protocol;
 use crate::secret::Secret;
 use secrecy::zeroize::Zeroizing;
@@ -31,6 +32,18 @@ use secrecy::zeroize::Zeroizing;
 pub struct Credentials {
     pub login: String,
     pub password: Secret,
+}
+
+impl Credentials {
+    /// A digest that tells these credentials from others without holding them.
+    pub fn digest(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(self.login.as_bytes());
+        hash.update([0]);
+        hash.update(self.password.expose().as_bytes());
+        hash.finalize().into()
+    }
 }
 
 /// Where an OAuth account's access tokens come from: the host adds them to a connector's
@@ -102,6 +115,12 @@ pub async fn authenticate(
         Protocol::Smtp => smtp::authenticate(conn, mechanisms, credentials).await,
         Protocol::Pop3 => pop3::authenticate(conn, mechanisms, credentials).await,
     };
+    if result.is_ok() {
+        conn.logged_in = Some(LoggedIn {
+            protocol,
+            credentials: credentials.digest(),
+        });
+    }
     result
         .map(|line| redact(&line, credentials))
         .map_err(|mut error| {

@@ -7,7 +7,7 @@
 use super::policy::{NetPolicy, resolve};
 use crate::connector::{ConnectorError, ErrorKind};
 use crate::endpoint::{Encryption, ServerSpec};
-use crate::net::preauth::PreAuthGuard;
+use crate::net::preauth::{PreAuthGuard, Protocol};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use std::io;
@@ -147,6 +147,16 @@ pub struct Connection {
     io_timeout: Duration,
     /// What the connector has written, as far as authentication needs to know.
     pub guard: PreAuthGuard,
+    /// Who the host logged in as on this connection, once a login succeeded.
+    pub logged_in: Option<LoggedIn>,
+}
+
+/// A login the host ran on a connection: the protocol, and a digest of the credentials
+/// (never the credentials), so that a kept connection goes only to jobs logging in alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedIn {
+    pub protocol: Protocol,
+    pub credentials: [u8; 32],
 }
 
 impl Connection {
@@ -167,6 +177,7 @@ impl Connection {
             connect_timeout: policy.connect_timeout,
             io_timeout: policy.io_timeout,
             guard: PreAuthGuard::default(),
+            logged_in: None,
         };
         if implicit_tls {
             connection.start_tls().await?;
@@ -249,6 +260,23 @@ impl Connection {
             }
             self.buffer.extend_from_slice(&chunk[..n]);
         }
+    }
+
+    /// Reads and throws away `n` bytes (an IMAP literal the host does not need).
+    pub async fn skip(&mut self, mut n: usize) -> Result<(), ConnectorError> {
+        let buffered = n.min(self.buffer.len());
+        self.buffer.drain(..buffered);
+        n -= buffered;
+        let mut chunk = vec![0; n.min(64 * 1024)];
+        while n > 0 {
+            let take = n.min(chunk.len());
+            let read = self.read_some(&mut chunk[..take]).await?;
+            if read == 0 {
+                return Err(self.closed());
+            }
+            n -= read;
+        }
+        Ok(())
     }
 
     pub async fn write_all(&mut self, data: &[u8]) -> Result<(), ConnectorError> {

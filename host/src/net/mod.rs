@@ -6,11 +6,13 @@
 
 pub mod connection;
 pub mod http;
+pub mod kept;
 pub mod policy;
 pub mod preauth;
 pub mod tls;
 
 pub use connection::Connection;
 pub use http::PlainHttp;
+pub use kept::Kept;
 pub use policy::NetPolicy;
 pub use tls::TlsPolicy;

@@ -18,7 +18,7 @@ pub mod sink;
 mod sync;
 mod wit;
 
-pub use sync::{FolderTask, HeldIdsLookup, HeldLookup, KnownLookup, Step, SyncDriver};
+pub use sync::{FolderTask, HeldIdsLookup, HeldLookup, KnownLookup, Lookups, Step, SyncDriver};
 
 use crate::account::ConnectionSpec;
 use crate::auth::Credentials;
@@ -27,8 +27,9 @@ use crate::connector::{ConnectorError, ConnectorInfo, ErrorKind};
 use crate::folder::Folder;
 use crate::metrics::Metrics;
 use crate::net::http::{HttpClient, Origin, PlainHttp};
+use crate::net::kept::KeepLimits;
 use crate::net::policy::AllowList;
-use crate::net::{NetPolicy, TlsPolicy};
+use crate::net::{Kept, NetPolicy, TlsPolicy};
 use anyhow::{Context, bail};
 use futures::future::BoxFuture;
 use sandbox::{
@@ -126,6 +127,8 @@ pub struct Runtime {
     ticker_stop: Arc<AtomicBool>,
     /// Where jobs stopped by the sandbox are counted.
     metrics: Arc<Metrics>,
+    /// Logged-in connections kept between an account's jobs.
+    kept: Arc<Kept>,
 }
 
 /// How connectors' HTTP requests are sent.
@@ -190,6 +193,25 @@ impl Runtime {
                 })?;
         }
 
+        let kept = Arc::new(Kept::new(KeepLimits {
+            per_account: net.keep_per_account,
+            total: net.keep_total,
+            idle: Duration::from_secs(net.keep_idle_secs.max(1)),
+        }));
+        // Connections idle past their time are closed even while no job asks for one.
+        {
+            let kept = Arc::downgrade(&kept);
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(15));
+                loop {
+                    every.tick().await;
+                    match kept.upgrade() {
+                        Some(kept) => kept.expire(),
+                        None => break,
+                    }
+                }
+            });
+        }
         let runtime = Self {
             engine,
             linker,
@@ -234,6 +256,7 @@ impl Runtime {
             max_component_bytes: connectors.max_upload_mib << 20,
             ticker_stop,
             metrics,
+            kept,
         };
         for (name, bytes) in builtin::CONNECTORS {
             runtime
@@ -452,6 +475,11 @@ impl Runtime {
         )
     }
 
+    /// The connections kept between accounts' jobs.
+    pub fn kept(&self) -> &Kept {
+        &self.kept
+    }
+
     /// The client connectors' HTTP requests go through, for the host's own requests too.
     pub fn http_client(&self) -> HttpClient {
         self.http.client.clone()
@@ -595,6 +623,7 @@ impl Runtime {
             problem: std::sync::Mutex::new(None),
         };
         JobAccount {
+            keep: None,
             allow,
             credentials,
             allow_insecure_certificate: spec.allow_insecure_certificate,

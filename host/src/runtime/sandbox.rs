@@ -11,7 +11,7 @@ use super::output::CappedOutput;
 use super::sink::SinkPool;
 use crate::auth::Credentials;
 use crate::net::policy::AllowList;
-use crate::net::{NetPolicy, TlsPolicy};
+use crate::net::{Kept, NetPolicy, TlsPolicy};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -26,6 +26,8 @@ pub const TICK: Duration = Duration::from_millis(5);
 
 /// The account a job serves: where it may connect and what the host logs in with.
 pub struct JobAccount {
+    /// Where a sync job's connector keeps its connections for the account's next jobs.
+    pub keep: Option<KeepSlot>,
     pub allow: AllowList,
     pub credentials: Option<Credentials>,
     pub allow_insecure_certificate: bool,
@@ -39,6 +41,12 @@ pub struct JobAccount {
     pub http: Arc<HttpAccess>,
     /// The provider's API base URL, as `provider.api-url` tells the connector.
     pub api_url: Option<String>,
+}
+
+/// The account's share of the kept connections.
+pub struct KeepSlot {
+    pub kept: Arc<Kept>,
+    pub account: String,
 }
 
 pub struct JobState {

@@ -3,7 +3,7 @@
 //! commits it before the next is asked for.
 
 use super::Runtime;
-use super::sandbox::{JobAccount, JobState};
+use super::sandbox::{JobAccount, JobState, KeepSlot};
 use super::wit::{Fetched, FolderRequest, Instance};
 use crate::account::ConnectionSpec;
 use crate::connector::ConnectorError;
@@ -66,25 +66,35 @@ pub trait SyncDriver: Send + 'static {
     ) -> Result<(), ConnectorError>;
 }
 
+/// How a sync job's connector asks what the host holds.
+pub struct Lookups {
+    pub held: HeldLookup,
+    pub known: KnownLookup,
+    pub held_ids: HeldIdsLookup,
+}
+
 impl Runtime {
     /// Runs one sync job for the account `spec` describes. The driver commits each page as
     /// it arrives, so whatever ends the job (an error, a trap, the timeout) loses nothing
     /// that was committed.
     pub async fn sync(
         &self,
+        account_id: &str,
         spec: &ConnectionSpec,
-        held: HeldLookup,
-        known: KnownLookup,
-        held_ids: HeldIdsLookup,
+        lookups: Lookups,
         limits: PageLimits,
         driver: impl SyncDriver,
     ) -> Result<(), ConnectorError> {
         let connector = self.loaded(&spec.connector)?;
         let spec = spec.clone();
         let job = JobAccount {
-            held: Some(held),
-            known: Some(known),
-            held_ids: Some(held_ids),
+            keep: Some(KeepSlot {
+                kept: self.kept.clone(),
+                account: account_id.to_owned(),
+            }),
+            held: Some(lookups.held),
+            known: Some(lookups.known),
+            held_ids: Some(lookups.held_ids),
             ..self.job_account(&connector, &spec)
         };
         self.run(

@@ -18,7 +18,7 @@ use crate::mail::PageLimits;
 use crate::mail::held_ranges;
 use crate::metrics::Metrics;
 use crate::oauth::Oauth;
-use crate::runtime::{HeldIdsLookup, HeldLookup, KnownLookup, Runtime};
+use crate::runtime::{HeldIdsLookup, HeldLookup, KnownLookup, Lookups, Runtime};
 use crate::store::Store;
 use crate::vault::Vault;
 use completeness::Spacing;
@@ -386,9 +386,11 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
         report.clone(),
         Pusher::new(inner.store.clone(), files_sent, inner.metrics.clone()),
     );
-    let held = held_lookup(inner.store.clone(), account_id.to_owned());
-    let known = known_lookup(inner.store.clone(), account_id.to_owned());
-    let held_ids = held_ids_lookup(inner.store.clone(), account_id.to_owned());
+    let lookups = Lookups {
+        held: held_lookup(inner.store.clone(), account_id.to_owned()),
+        known: known_lookup(inner.store.clone(), account_id.to_owned()),
+        held_ids: held_ids_lookup(inner.store.clone(), account_id.to_owned()),
+    };
     let limits = PageLimits {
         max_messages: inner.config.page_messages.max(1),
         max_bytes: (inner.config.page_kib.max(1)) * 1024,
@@ -408,7 +410,7 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
     }
     let result = inner
         .runtime
-        .sync(&spec, held, known, held_ids, limits, driver)
+        .sync(account_id, &spec, lookups, limits, driver)
         .await;
     let report = std::mem::take(&mut *report.lock().expect("sync report poisoned"));
     inner
@@ -492,6 +494,8 @@ async fn failed(inner: &Inner, account: &Account, error: ConnectorError, oauth: 
     };
     match error.kind.remedy() {
         Remedy::Reconnect => {
+            // An account waiting to be re-connected holds no connection.
+            inner.runtime.kept().forget(account_id);
             let server = match (error.server.as_deref(), host) {
                 (Some(role), Some(host)) => format!("{role} server {host}"),
                 (Some(role), None) => format!("{role} server"),

@@ -4,7 +4,7 @@
 use mailroom_tests::imap::message;
 use mailroom_tests::mailbox::{Setup, days_ago, rfc2822_days_ago};
 use mailroom_tests::servers::Options;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
@@ -133,10 +133,14 @@ async fn changes_by_another_client_appear(options: Options) {
     imap.append("INBOX", "", &days_ago(0), &raw).await;
     imap.logout().await;
 
-    // The other client's session has ended (and been logged) before the sync starts.
+    // The other client's session, and the one Mailroom kept from its last sync, have ended
+    // (and been logged) before the sync starts; the sync's own is ended after it, so that
+    // Dovecot logs what it served.
+    setup.servers.kick("alice");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let log_before = setup.servers.dovecot_log().len();
     setup.mailroom.sync(&account).await;
+    setup.servers.kick("alice");
     // Only the new message was downloaded: the moved one was recognised by its Message-ID
     // and size before its body was fetched.
     assert_eq!(bodies_fetched_since(&setup, log_before).await, 1);
@@ -380,6 +384,82 @@ async fn a_uidvalidity_reset_keeps_ids_and_adds_no_duplicates() {
     assert_eq!(after, kept);
 }
 
+/// Logins into alice's mailbox Dovecot logged.
+fn logins(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("imap-login") && l.contains("Login: user=<alice@example.test>"))
+        .count()
+}
+
+/// Waits until Dovecot logged `expected` logins into alice's mailbox (its log is written by
+/// its own process, a moment after the fact), and says how many it logged.
+async fn logins_reach(setup: &Setup, expected: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let seen = logins(&setup.servers.dovecot_log());
+        if seen >= expected || std::time::Instant::now() > deadline {
+            return seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_sync_finds_its_connection_open_and_replaces_one_the_server_closed() {
+    let setup = Setup::start().await;
+    seed_ages(&setup, &[1, 2]).await;
+    let account = setup.connect("alice", "1_month", json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before = logins(&setup.servers.dovecot_log());
+
+    // Syncs with nothing to do log in no more: the first sync's session is still open.
+    for _ in 0..3 {
+        let synced = setup.mailroom.sync(&account).await;
+        assert_eq!(synced["state"], "active", "{synced}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(logins(&setup.servers.dovecot_log()), before);
+
+    // The server ends that session while it idles, and mail arrives meanwhile (through
+    // another client, which logs in once).
+    setup.servers.kick("alice");
+    seed_ages(&setup, &[0]).await;
+    let synced = setup.mailroom.sync(&account).await;
+    assert_eq!(synced["state"], "active", "{synced}");
+    assert_eq!(synced["state_reason"], Value::Null, "{synced}");
+    assert_eq!(setup.subjects(&account, "").await, subjects_of(&[0, 1, 2]));
+    assert_eq!(
+        logins_reach(&setup, before + 2).await,
+        before + 2,
+        "the other client's login and one new session of Mailroom's:\n{}",
+        setup.servers.dovecot_log()
+    );
+
+    // The new session is kept in turn.
+    setup.mailroom.sync(&account).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(logins(&setup.servers.dovecot_log()), before + 2);
+
+    // A deleted account's session ends with it.
+    let offset = setup.servers.dovecot_log().len();
+    let deleted = setup
+        .mailroom
+        .call(Method::DELETE, &format!("/v1/accounts/{account}"), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !setup.servers.dovecot_log()[offset..]
+        .lines()
+        .any(|l| l.contains("imap(alice@example.test)") && l.contains("Disconnected"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session was not closed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_refused_login_stops_the_account_until_it_is_reconnected() {
     let setup = Setup::start().await;
@@ -397,7 +477,9 @@ async fn a_refused_login_stops_the_account_until_it_is_reconnected() {
         .unwrap()
         .to_owned();
 
+    // The server ends the sessions of a user whose password changed.
     setup.servers.set_password("alice", "pw-changed");
+    setup.servers.kick("alice");
     let logins_before = failed_logins(&setup.servers.dovecot_log());
     let stopped = setup
         .mailroom

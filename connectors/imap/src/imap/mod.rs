@@ -16,6 +16,9 @@ use crate::mailroom::connector0_1_0::types::{Encryption, Error, ErrorKind, Folde
 use crate::transport::{Transport, wants_starttls};
 use reply::{Code, Reader, Reply, Status};
 
+/// The first line of a kept connection's note: the note's format.
+const NOTE_VERSION: &str = "mailroom-imap-note 1";
+
 pub struct Client<T: Transport> {
     transport: T,
     reader: Reader,
@@ -70,6 +73,50 @@ impl<T: Transport> Client<T> {
             client.refresh_capabilities()?;
         }
         Ok(client)
+    }
+
+    /// A client on a connection an earlier job kept, from the note it kept with it
+    /// ([`Client::into_kept`]); none when the note is not one this connector wrote.
+    pub fn resume(transport: T, note: &[u8]) -> Option<Self> {
+        let note = std::str::from_utf8(note).ok()?;
+        let mut lines = note.lines();
+        if lines.next()? != NOTE_VERSION {
+            return None;
+        }
+        let qresync = match lines.next()? {
+            "qresync" => Some(true),
+            "no-qresync" => Some(false),
+            "qresync-untried" => None,
+            _ => return None,
+        };
+        let capabilities: Vec<String> = lines.next()?.split(' ').map(str::to_owned).collect();
+        Some(Self {
+            transport,
+            reader: Reader::default(),
+            next_tag: 0,
+            capabilities,
+            qresync,
+        })
+    }
+
+    /// The connection and a note of the session (capabilities, QRESYNC enabled or not), for
+    /// the host to keep for the account's next job; none when replies are left unread.
+    pub fn into_kept(self) -> Option<(T, Vec<u8>)> {
+        // ENABLE is refused once a mailbox is selected: a connection that never tried it
+        // is not worth keeping where the server has QRESYNC.
+        if !self.reader.is_drained() || (self.qresync.is_none() && self.has_capability("QRESYNC")) {
+            return None;
+        }
+        let qresync = match self.qresync {
+            Some(true) => "qresync",
+            Some(false) => "no-qresync",
+            None => "qresync-untried",
+        };
+        let note = format!(
+            "{NOTE_VERSION}\n{qresync}\n{}\n",
+            self.capabilities.join(" ")
+        );
+        Some((self.transport, note.into_bytes()))
     }
 
     pub fn list_folders(&mut self) -> Result<Vec<Folder>, Error> {

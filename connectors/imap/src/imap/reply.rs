@@ -89,6 +89,11 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// Whether every byte read from the server has been handed out as a reply.
+    pub fn is_drained(&self) -> bool {
+        self.start == self.buffer.len()
+    }
+
     pub fn next(&mut self, transport: &mut impl Transport) -> Result<Reply, Error> {
         loop {
             // Parse only once a whole response is buffered: a large literal arrives in many

@@ -14,6 +14,7 @@ pub mod v0_3_0;
 pub mod v0_4_0;
 pub mod v0_5_0;
 pub mod v0_6_0;
+pub mod v0_7_0;
 
 use super::sandbox::JobState;
 use crate::account::ConnectionSpec;
@@ -26,7 +27,7 @@ use wasmtime::Store;
 use wasmtime::component::{InstancePre, Linker};
 
 /// The newest version the host speaks.
-pub const NEWEST: &str = v0_6_0::VERSION;
+pub const NEWEST: &str = v0_7_0::VERSION;
 
 /// Whether connectors of this world version may use outgoing HTTP (`wasi:http`).
 pub fn speaks_http(version: &str) -> bool {
@@ -38,7 +39,8 @@ pub fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
     v0_1_0::add_to_linker(linker)?;
     v0_2_0::add_to_linker(linker)?;
     v0_4_0::add_to_linker(linker)?;
-    v0_5_0::add_to_linker(linker)
+    v0_5_0::add_to_linker(linker)?;
+    v0_7_0::add_to_linker(linker)
 }
 
 /// What a connector says about itself, whatever its version.
@@ -62,6 +64,7 @@ pub enum Compiled {
     V0_4(v0_4_0::Pre),
     V0_5(v0_5_0::Pre),
     V0_6(v0_6_0::Pre),
+    V0_7(v0_7_0::Pre),
 }
 
 /// A running instance of a connector.
@@ -72,6 +75,7 @@ pub enum Instance {
     V0_4(v0_4_0::MailConnector),
     V0_5(v0_5_0::MailConnector),
     V0_6(v0_6_0::MailConnector),
+    V0_7(v0_7_0::MailConnector),
 }
 
 /// A session of a connector that can sync.
@@ -81,6 +85,7 @@ pub enum Session<'a> {
     V0_4(v0_4_0::Session<'a>),
     V0_5(v0_5_0::Session<'a>),
     V0_6(v0_6_0::Session<'a>),
+    V0_7(v0_7_0::Session<'a>),
 }
 
 /// One page of a folder asked for.
@@ -105,6 +110,9 @@ pub enum Fetched {
 impl Compiled {
     /// The component compiled for the newest version it exports, and that version.
     pub fn new(pre: InstancePre<JobState>) -> anyhow::Result<(Self, &'static str)> {
+        if let Ok(pre) = v0_7_0::Pre::new(pre.clone()) {
+            return Ok((Self::V0_7(pre), v0_7_0::VERSION));
+        }
         if let Ok(pre) = v0_6_0::Pre::new(pre.clone()) {
             return Ok((Self::V0_6(pre), v0_6_0::VERSION));
         }
@@ -136,6 +144,7 @@ impl Compiled {
             Self::V0_4(pre) => Instance::V0_4(pre.instantiate_async(store).await?),
             Self::V0_5(pre) => Instance::V0_5(pre.instantiate_async(store).await?),
             Self::V0_6(pre) => Instance::V0_6(pre.instantiate_async(store).await?),
+            Self::V0_7(pre) => Instance::V0_7(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -149,6 +158,7 @@ impl Instance {
             Self::V0_4(instance) => v0_4_0::describe(instance, store).await,
             Self::V0_5(instance) => v0_5_0::describe(instance, store).await,
             Self::V0_6(instance) => v0_6_0::describe(instance, store).await,
+            Self::V0_7(instance) => v0_7_0::describe(instance, store).await,
         }
     }
 
@@ -165,6 +175,7 @@ impl Instance {
             Self::V0_4(instance) => v0_4_0::test(instance, store, spec).await,
             Self::V0_5(instance) => v0_5_0::test(instance, store, spec).await,
             Self::V0_6(instance) => v0_6_0::test(instance, store, spec).await,
+            Self::V0_7(instance) => v0_7_0::test(instance, store, spec).await,
         }
     }
 
@@ -196,6 +207,9 @@ impl Instance {
             Self::V0_6(instance) => {
                 Session::V0_6(v0_6_0::Session::open(instance, store, spec).await?)
             }
+            Self::V0_7(instance) => {
+                Session::V0_7(v0_7_0::Session::open(instance, store, spec).await?)
+            }
         }))
     }
 }
@@ -211,6 +225,7 @@ impl Session<'_> {
             Self::V0_4(session) => session.list_folders(store).await,
             Self::V0_5(session) => session.list_folders(store).await,
             Self::V0_6(session) => session.list_folders(store).await,
+            Self::V0_7(session) => session.list_folders(store).await,
         }
     }
 
@@ -225,6 +240,7 @@ impl Session<'_> {
             Self::V0_4(session) => session.sync_folder(store, request).await,
             Self::V0_5(session) => session.sync_folder(store, request).await,
             Self::V0_6(session) => session.sync_folder(store, request).await,
+            Self::V0_7(session) => session.sync_folder(store, request).await,
         }
     }
 
@@ -243,6 +259,7 @@ impl Session<'_> {
             Self::V0_4(session) => session.work(store, work).await,
             Self::V0_5(session) => session.work(store, work).await,
             Self::V0_6(session) => session.work(store, work).await,
+            Self::V0_7(session) => session.work(store, work).await,
         }
     }
 
@@ -253,6 +270,7 @@ impl Session<'_> {
             Self::V0_4(session) => session.close(store).await,
             Self::V0_5(session) => session.close(store).await,
             Self::V0_6(session) => session.close(store).await,
+            Self::V0_7(session) => session.close(store).await,
         }
     }
 }

@@ -9,7 +9,7 @@ use super::super::host::{escape_controls, truncate};
 use super::super::sandbox::{JobState, OutputCaps};
 use crate::account::ConnectionSpec;
 use crate::connector::{ConnectorError, ErrorKind};
-use crate::endpoint::Encryption;
+use crate::endpoint::{Encryption, ServerSpec};
 use crate::folder::{Folder, FolderRole};
 use crate::net::Connection;
 use crate::net::preauth::Protocol;
@@ -68,6 +68,22 @@ impl JobState {
         port: u16,
         encryption: types::Encryption,
     ) -> Result<Connection, ConnectorError> {
+        let server = self.connectable(host, port)?;
+        let allow_insecure_certificate = self
+            .account
+            .as_ref()
+            .is_some_and(|a| a.allow_insecure_certificate);
+        let role = server.role.clone();
+        self.last_server = Some(role.clone());
+        let tls_config = self.tls.client_config(allow_insecure_certificate);
+        let implicit_tls = matches!(encryption, types::Encryption::Ssl);
+        Connection::open(server, implicit_tls, tls_config, &self.net)
+            .await
+            .map_err(|e| e.on_server(role))
+    }
+
+    /// The account's server at `host`:`port`, if the job may open one more connection.
+    pub(super) fn connectable(&self, host: &str, port: u16) -> Result<ServerSpec, ConnectorError> {
         let account = self
             .account
             .as_ref()
@@ -84,16 +100,10 @@ impl JobState {
                 format!("a job may hold at most {MAX_CONNECTIONS} connections"),
             ));
         }
-        let role = server.role.clone();
-        self.last_server = Some(role.clone());
-        let tls_config = self.tls.client_config(account.allow_insecure_certificate);
-        let implicit_tls = matches!(encryption, types::Encryption::Ssl);
-        Connection::open(server, implicit_tls, tls_config, &self.net)
-            .await
-            .map_err(|e| e.on_server(role))
+        Ok(server)
     }
 
-    fn connection(
+    pub(super) fn connection(
         &mut self,
         connection: &Resource<Connection>,
     ) -> wasmtime::Result<&mut Connection> {

@@ -50,7 +50,7 @@ super::session_calls!(mailroom_connector0_6_0_connector, request_to_wit);
 super::work_calls!();
 
 /// A page asked for, in this version's terms: 0.2.0's request and whether to count.
-fn request_to_wit(request: &FolderRequest) -> sync::SyncRequest {
+pub(super) fn request_to_wit(request: &FolderRequest) -> sync::SyncRequest {
     let earlier = v0_2_0::request_to_wit(request);
     sync::SyncRequest {
         folder: earlier.folder,
@@ -62,7 +62,7 @@ fn request_to_wit(request: &FolderRequest) -> sync::SyncRequest {
 }
 
 /// The host's own page, from this version's (see [`super::v0_2_0::checked_page`]).
-fn page_from_wit(
+pub(super) fn page_from_wit(
     store: &mut Store<JobState>,
     page: sync::Page,
     limits: PageLimits,
