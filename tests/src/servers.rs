@@ -241,6 +241,11 @@ impl MailServers {
     /// Stops Dovecot: IMAP (and LMTP delivery) are down until
     /// [`MailServers::start_dovecot_again`].
     pub fn stop_dovecot(&mut self) {
+        // The master leaves the sessions it started running when it stops; a server that
+        // goes down takes them with it.
+        if self.dovecot.is_some() {
+            let _ = self.doveadm_kick("*");
+        }
         if let Some(child) = self.dovecot.take() {
             stop(child, "dovecot");
         }
@@ -256,18 +261,22 @@ impl MailServers {
     /// Has Dovecot end every IMAP session of `local`'s mailbox (`doveadm kick`), as a server
     /// does when a session idled too long or its user's password changed.
     pub fn kick(&self, local: &str) {
-        let output = Command::new("doveadm")
-            .arg("-c")
-            .arg(self.path("dovecot.conf"))
-            .arg("kick")
-            .arg(format!("{local}@{DOMAIN}"))
-            .output()
-            .expect("doveadm runs");
+        let output = self.doveadm_kick(&format!("{local}@{DOMAIN}"));
         assert!(
             output.status.success(),
             "doveadm kick failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    fn doveadm_kick(&self, mask: &str) -> std::process::Output {
+        Command::new("doveadm")
+            .arg("-c")
+            .arg(self.path("dovecot.conf"))
+            .arg("kick")
+            .arg(mask)
+            .output()
+            .expect("doveadm runs")
     }
 
     /// Dovecot's log so far.
