@@ -38,7 +38,7 @@ impl From<HostConnection> for net::Connection {
 }
 
 /// How much to ask the host for at once.
-const READ_CHUNK: u32 = 64 * 1024;
+const READ_CHUNK: u32 = 256 * 1024;
 
 /// How much of a message to hand the host at once when writing it.
 pub const WRITE_CHUNK: usize = 64 * 1024;

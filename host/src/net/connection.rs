@@ -229,9 +229,14 @@ impl Connection {
             let n = max.min(self.buffer.len());
             return Ok(self.buffer.drain(..n).collect());
         }
-        let mut chunk = vec![0; max];
-        let n = self.read_some(&mut chunk).await?;
-        chunk.truncate(n);
+        // Read into spare capacity: a buffer zeroed first would be written twice.
+        let mut chunk = Vec::with_capacity(max);
+        let io_timeout = self.io_timeout;
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(self.closed());
+        };
+        let result = timed(io_timeout, stream.read_buf(&mut chunk)).await;
+        result.map_err(|e| self.io_error("reading from", e))?;
         Ok(chunk)
     }
 

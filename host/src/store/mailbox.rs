@@ -142,7 +142,7 @@ pub(super) fn insert(
     raw: &[u8],
 ) -> Result<()> {
     let account = message.account_id.as_str();
-    BODIES.put(txn, &id_key(&message.id), &raw.to_vec())?;
+    BODIES.put_slice(txn, &id_key(&message.id), raw)?;
     IDENTITIES.put(txn, &identity_key(account, &message.identity), &message.id)?;
     TIMELINE.put(
         txn,

@@ -24,6 +24,7 @@ use crate::mailroom::connector0_2_0::mail::{
 use crate::mailroom::connector0_5_0::sync::{Body, Message};
 use crate::mailroom::connector0_6_0::sync::{Page, SyncRequest};
 use crate::transport::Transport;
+use std::collections::HashMap;
 
 /// The part size for messages fetched in parts.
 const PART_BYTES: u32 = 4 * 1024 * 1024;
@@ -46,21 +47,36 @@ pub struct Selected {
 pub struct JobMemory {
     /// The folders whose changes were already checked in this job.
     checked: Vec<String>,
-    /// The backfill's remaining UIDs (ascending) for the folder named, from one `SEARCH`.
-    backfill: Option<(String, Vec<u32>)>,
+    /// The backfill of one folder, as far as this job went.
+    backfill: Option<Backfill>,
 }
+
+/// A folder's backfill in one job: the UIDs left to take (ascending) from one `SEARCH`, and
+/// the metadata fetched ahead for the next pages, so that a page costs one `FETCH` of bodies
+/// rather than one of metadata too. Flags fetched ahead are no older than the folder state's
+/// MODSEQ, which moves only at a job's first look at the folder, so a later change is found.
+struct Backfill {
+    folder: String,
+    pending: Vec<u32>,
+    /// None for a UID the server no longer has.
+    metas: HashMap<u32, Option<Meta>>,
+}
+
+/// How many of the backfill's next UIDs have their metadata fetched at once.
+const METAS_AHEAD: usize = 2_000;
 
 impl JobMemory {
     /// Forgets what the job learnt of `folder`.
     fn forget(&mut self, folder: &str) {
         self.checked.retain(|f| f != folder);
-        if self.backfill.as_ref().is_some_and(|(f, _)| f == folder) {
+        if self.backfill.as_ref().is_some_and(|b| b.folder == folder) {
             self.backfill = None;
         }
     }
 }
 
 /// A message's metadata, fetched before its body to fit the page.
+#[derive(Clone)]
 struct Meta {
     uid: u32,
     flags: MessageFlags,
@@ -423,7 +439,7 @@ impl<T: Transport> Client<T> {
         memory: &mut JobMemory,
         page: &mut Page,
     ) -> Result<(), Error> {
-        if memory.backfill.as_ref().map(|(f, _)| f.as_str()) != Some(folder) {
+        if memory.backfill.as_ref().map(|b| b.folder.as_str()) != Some(folder) {
             let uids = if state.low <= 1 {
                 Vec::new()
             } else {
@@ -440,18 +456,42 @@ impl<T: Transport> Client<T> {
                     .filter(|&uid| !held_in(&held, uid))
                     .collect()
             };
-            memory.backfill = Some((folder.to_owned(), uids));
+            memory.backfill = Some(Backfill {
+                folder: folder.to_owned(),
+                pending: uids,
+                metas: HashMap::new(),
+            });
         }
-        let pending = &mut memory.backfill.as_mut().expect("set above").1;
+        let Backfill {
+            pending,
+            metas: ahead,
+            ..
+        } = memory.backfill.as_mut().expect("set above");
         let window = pending.len().saturating_sub(budget.messages as usize);
         let candidates = pending[window..].to_vec();
         if candidates.is_empty() {
             state.backfilled = true;
             return Ok(());
         }
-        let mut metas: Vec<Meta> = self
-            .metas(&uid_set(&candidates))?
-            .into_iter()
+        if candidates.iter().any(|uid| !ahead.contains_key(uid)) {
+            let from = pending
+                .len()
+                .saturating_sub(METAS_AHEAD.max(candidates.len()));
+            let wanted: Vec<u32> = pending[from..]
+                .iter()
+                .copied()
+                .filter(|uid| !ahead.contains_key(uid))
+                .collect();
+            let mut fetched: HashMap<u32, Meta> = self
+                .metas(&uid_set(&wanted))?
+                .into_iter()
+                .map(|m| (m.uid, m))
+                .collect();
+            ahead.extend(wanted.iter().map(|uid| (*uid, fetched.remove(uid))));
+        }
+        let mut metas: Vec<Meta> = candidates
+            .iter()
+            .filter_map(|uid| ahead.get(uid).cloned().flatten())
             .filter(|m| m.received_at >= since)
             .collect();
         metas.sort_unstable_by_key(|m| std::cmp::Reverse(m.uid));
@@ -464,6 +504,7 @@ impl<T: Transport> Client<T> {
             taken.last().map(|m| m.uid).unwrap_or(state.low)
         };
         pending.retain(|&uid| uid < done_from);
+        ahead.retain(|&uid, _| uid < done_from);
         state.low = done_from;
         if pending.is_empty() {
             state.backfilled = true;
