@@ -375,15 +375,16 @@ impl<T: Transport> Client<T> {
             return Ok(());
         };
         let span = format!("{}:{}", first.first, last.last.min(state.high as u64 - 1));
-        let (present, flag_sets) = if condstore {
-            (self.search(&format!("UID {span}"))?, None)
+        let present = self.search(&format!("UID {span}"))?;
+        let flag_sets = if condstore {
+            None
         } else {
-            // Five searches in one round trip.
-            let [present, seen, flagged, answered, draft] = self.search_all(
-                ["", " SEEN", " FLAGGED", " ANSWERED", " DRAFT"]
-                    .map(|flag| format!("UID {span}{flag}")),
-            )?;
-            (present, Some([seen, flagged, answered, draft]))
+            Some([
+                self.search(&format!("UID {span} SEEN"))?,
+                self.search(&format!("UID {span} FLAGGED"))?,
+                self.search(&format!("UID {span} ANSWERED"))?,
+                self.search(&format!("UID {span} DRAFT"))?,
+            ])
         };
         for range in &held {
             for uid in range.first..=range.last.min(state.high as u64 - 1) {
@@ -413,44 +414,20 @@ impl<T: Transport> Client<T> {
 
     /// `UID SEARCH` as sorted ranges (with `ESEARCH` when the server has it).
     pub(super) fn search(&mut self, criteria: &str) -> Result<Vec<(u32, u32)>, Error> {
-        let [ranges] = self.search_all([criteria.to_owned()])?;
-        Ok(ranges)
-    }
-
-    /// Several `UID SEARCH`es sent at once, their answers read in turn: a server answers
-    /// pipelined searches in order (RFC 9051, 5.5), each before its completion.
-    fn search_all<const N: usize>(
-        &mut self,
-        criteria: [String; N],
-    ) -> Result<[Vec<(u32, u32)>; N], Error> {
-        let esearch = self.has_capability("ESEARCH");
-        let mut tags = Vec::with_capacity(N);
-        for criteria in &criteria {
-            let command = if esearch {
-                format!("UID SEARCH RETURN (ALL) {criteria}")
-            } else {
-                format!("UID SEARCH {criteria}")
-            };
-            tags.push(self.send(&command)?);
-        }
-        let mut found: [Vec<(u32, u32)>; N] = std::array::from_fn(|_| Vec::new());
-        // Every completion is read, even after a failure, so the connection stays in step.
-        let mut failed = None;
-        for (tag, ranges) in tags.iter().zip(found.iter_mut()) {
-            let done = self.complete(tag, |reply| {
-                if let Reply::Search(hits) = reply {
-                    ranges.extend(hits);
-                }
-            })?;
-            if let Err(error) = done.ok("UID SEARCH") {
-                failed.get_or_insert(error);
+        let command = if self.has_capability("ESEARCH") {
+            format!("UID SEARCH RETURN (ALL) {criteria}")
+        } else {
+            format!("UID SEARCH {criteria}")
+        };
+        let mut ranges = Vec::new();
+        self.run_with(&command, |reply| {
+            if let Reply::Search(found) = reply {
+                ranges.extend(found);
             }
-            ranges.sort_unstable();
-        }
-        match failed {
-            Some(error) => Err(error),
-            None => Ok(found),
-        }
+        })?
+        .ok("UID SEARCH")?;
+        ranges.sort_unstable();
+        Ok(ranges)
     }
 
     fn backfill(
@@ -851,8 +828,9 @@ mod tests {
     use crate::imap::reply::Reader;
     use crate::transport::script::Dialogue;
 
-    fn client(replies: &[&'static str]) -> (Client<Dialogue>, crate::transport::script::Log) {
-        let (transport, log) = Dialogue::new(replies);
+    #[test]
+    fn a_kept_connection_carries_its_session_in_its_note() {
+        let (transport, _) = Dialogue::new(&[]);
         let client = Client {
             transport,
             reader: Reader::default(),
@@ -860,51 +838,12 @@ mod tests {
             capabilities: vec!["ESEARCH".to_owned()],
             qresync: Some(false),
         };
-        (client, log)
-    }
-
-    #[test]
-    fn pipelined_searches_are_sent_at_once_and_answered_in_turn() {
-        let (mut client, log) = client(&[
-            "* ESEARCH (TAG \"m1\") UID ALL 1:3,7\r\nm1 OK done\r\n* ESEARCH (TAG \"m2\") UID ALL 2\r\n",
-            "m2 OK done\r\nm3 OK done\r\n",
-        ]);
-        let [all, seen, flagged] = client
-            .search_all(["UID 1:9", "UID 1:9 SEEN", "UID 1:9 FLAGGED"].map(str::to_owned))
-            .unwrap();
-        assert_eq!(all, [(1, 3), (7, 7)]);
-        assert_eq!(seen, [(2, 2)]);
-        assert!(flagged.is_empty());
-        let written: Vec<String> = log.borrow().iter().take(3).cloned().collect();
-        assert_eq!(
-            written,
-            [
-                "C: m1 UID SEARCH RETURN (ALL) UID 1:9\r\n",
-                "C: m2 UID SEARCH RETURN (ALL) UID 1:9 SEEN\r\n",
-                "C: m3 UID SEARCH RETURN (ALL) UID 1:9 FLAGGED\r\n",
-            ],
-            "all three written before the first answer is read"
-        );
-    }
-
-    #[test]
-    fn a_kept_connection_carries_its_session_in_its_note() {
-        let (client, _) = client(&[]);
         let (transport, note) = client.into_kept().expect("an idle client is kept");
         let resumed = Client::resume(transport, &note).expect("its own note");
         assert_eq!(resumed.capabilities, ["ESEARCH"]);
         assert_eq!(resumed.qresync, Some(false));
         let (other, _) = Dialogue::new(&[]);
         assert!(Client::resume(other, b"a note of another kind").is_none());
-    }
-
-    #[test]
-    fn a_failed_search_among_pipelined_ones_is_an_error_after_all_are_read() {
-        let (mut client, _) = client(&["m1 NO no such thing\r\nm2 OK done\r\n", "m3 OK\r\n"]);
-        let failed = client.search_all(["a", "b"].map(str::to_owned));
-        assert!(failed.is_err());
-        // The connection is in step: the next command's answer is its own.
-        assert!(client.search("c").unwrap().is_empty());
     }
 
     #[test]
