@@ -218,23 +218,33 @@ async fn changes_by_another_client_appear(options: Options) {
 /// Message bodies Dovecot served to the sync job(s) whose sessions ended after `offset` in
 /// its log (each session logs `body_count=` when it ends).
 async fn bodies_fetched_since(setup: &Setup, offset: usize) -> u64 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let log = setup.servers.dovecot_log();
-        let sessions: Vec<u64> = log[offset..]
+    let sessions = |log: &str| -> Vec<u64> {
+        log[offset..]
             .lines()
             .filter(|l| l.contains("imap(alice@example.test)") && l.contains("Disconnected"))
             .filter_map(|l| l.split("body_count=").nth(1))
             .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
-            .collect();
-        if !sessions.is_empty() {
-            return sessions.iter().sum();
+            .collect()
+    };
+    let log = dovecot_log_once(setup, |log| !sessions(log).is_empty()).await;
+    let ended = sessions(&log);
+    assert!(
+        !ended.is_empty(),
+        "no sync session ended:\n{}",
+        &log[offset..]
+    );
+    ended.iter().sum()
+}
+
+/// Dovecot's log once `done` holds for it, or as it is after 5 s: Dovecot writes its log
+/// from a process of its own, a moment after the fact.
+async fn dovecot_log_once(setup: &Setup, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let log = setup.servers.dovecot_log();
+        if done(&log) || std::time::Instant::now() > deadline {
+            return log;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no sync session ended:\n{}",
-            &log[offset..]
-        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
@@ -391,19 +401,6 @@ fn logins(log: &str) -> usize {
         .count()
 }
 
-/// Waits until Dovecot logged `expected` logins into alice's mailbox (its log is written by
-/// its own process, a moment after the fact), and says how many it logged.
-async fn logins_reach(setup: &Setup, expected: usize) -> usize {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let seen = logins(&setup.servers.dovecot_log());
-        if seen >= expected || std::time::Instant::now() > deadline {
-            return seen;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_sync_finds_its_connection_open_and_replaces_one_the_server_closed() {
     let setup = Setup::start().await;
@@ -428,11 +425,11 @@ async fn a_sync_finds_its_connection_open_and_replaces_one_the_server_closed() {
     assert_eq!(synced["state"], "active", "{synced}");
     assert_eq!(synced["state_reason"], Value::Null, "{synced}");
     assert_eq!(setup.subjects(&account, "").await, subjects_of(&[0, 1, 2]));
+    let log = dovecot_log_once(&setup, |log| logins(log) >= before + 2).await;
     assert_eq!(
-        logins_reach(&setup, before + 2).await,
+        logins(&log),
         before + 2,
-        "the other client's login and one new session of Mailroom's:\n{}",
-        setup.servers.dovecot_log()
+        "the other client's login and one new session of Mailroom's:\n{log}"
     );
 
     // The new session is kept in turn.
@@ -447,17 +444,17 @@ async fn a_sync_finds_its_connection_open_and_replaces_one_the_server_closed() {
         .call(Method::DELETE, &format!("/v1/accounts/{account}"), None)
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !setup.servers.dovecot_log()[offset..]
-        .lines()
-        .any(|l| l.contains("imap(alice@example.test)") && l.contains("Disconnected"))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the session was not closed"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let closed = |log: &str| {
+        log[offset..]
+            .lines()
+            .any(|l| l.contains("imap(alice@example.test)") && l.contains("Disconnected"))
+    };
+    let log = dovecot_log_once(&setup, closed).await;
+    assert!(
+        closed(&log),
+        "the session was not closed:\n{}",
+        &log[offset..]
+    );
 }
 
 #[tokio::test]
