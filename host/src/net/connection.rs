@@ -8,6 +8,7 @@ use super::policy::{NetPolicy, resolve};
 use crate::connector::{ConnectorError, ErrorKind};
 use crate::endpoint::{Encryption, ServerSpec};
 use crate::net::preauth::{PreAuthGuard, Protocol};
+use bytes::BufMut;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use std::io;
@@ -225,36 +226,29 @@ impl Connection {
     /// At most `max` bytes (at least one), or none when the server closed the connection.
     pub async fn read(&mut self, max: usize) -> Result<Vec<u8>, ConnectorError> {
         let max = max.clamp(1, MAX_READ);
-        if !self.buffer.is_empty() {
-            let n = max.min(self.buffer.len());
-            return Ok(self.buffer.drain(..n).collect());
+        if self.buffer.is_empty() {
+            self.fill(max).await?;
+            return Ok(std::mem::take(&mut self.buffer));
         }
-        // Read into spare capacity: a buffer zeroed first would be written twice.
-        let mut chunk = Vec::with_capacity(max);
-        let io_timeout = self.io_timeout;
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(self.closed());
-        };
-        let result = timed(io_timeout, stream.read_buf(&mut chunk)).await;
-        result.map_err(|e| self.io_error("reading from", e))?;
-        Ok(chunk)
+        let n = max.min(self.buffer.len());
+        Ok(self.buffer.drain(..n).collect())
     }
 
     /// One line from the server, with its line ending; for the host's own exchanges.
     pub async fn read_line(&mut self, max_len: usize) -> Result<Vec<u8>, ConnectorError> {
+        let mut searched = 0;
         loop {
-            if let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
-                return Ok(self.buffer.drain(..=end).collect());
+            if let Some(end) = self.buffer[searched..].iter().position(|&b| b == b'\n') {
+                return Ok(self.buffer.drain(..=searched + end).collect());
             }
+            searched = self.buffer.len();
             if self.buffer.len() > max_len {
                 return Err(ConnectorError::new(
                     ErrorKind::Protocol,
                     "the server sent an over-long line",
                 ));
             }
-            let mut chunk = vec![0; 16 * 1024];
-            let n = self.read_some(&mut chunk).await?;
-            if n == 0 {
+            if self.fill(16 * 1024).await? == 0 {
                 return Err(ConnectorError::new(
                     ErrorKind::Connect,
                     format!(
@@ -263,25 +257,22 @@ impl Connection {
                     ),
                 ));
             }
-            self.buffer.extend_from_slice(&chunk[..n]);
         }
     }
 
     /// Reads and throws away `n` bytes (an IMAP literal the host does not need).
     pub async fn skip(&mut self, mut n: usize) -> Result<(), ConnectorError> {
-        let buffered = n.min(self.buffer.len());
-        self.buffer.drain(..buffered);
-        n -= buffered;
-        let mut chunk = vec![0; n.min(64 * 1024)];
-        while n > 0 {
-            let take = n.min(chunk.len());
-            let read = self.read_some(&mut chunk[..take]).await?;
-            if read == 0 {
+        loop {
+            let buffered = n.min(self.buffer.len());
+            self.buffer.drain(..buffered);
+            n -= buffered;
+            if n == 0 {
+                return Ok(());
+            }
+            if self.fill(n.min(64 * 1024)).await? == 0 {
                 return Err(self.closed());
             }
-            n -= read;
         }
-        Ok(())
     }
 
     pub async fn write_all(&mut self, data: &[u8]) -> Result<(), ConnectorError> {
@@ -297,12 +288,17 @@ impl Connection {
         result.map_err(|e| self.io_error("writing to", e))
     }
 
-    async fn read_some(&mut self, chunk: &mut [u8]) -> Result<usize, ConnectorError> {
+    /// Reads at most `max` more bytes onto the end of the buffer, into its spare capacity
+    /// (a buffer zeroed first would be written twice); 0 when the server closed the
+    /// connection.
+    async fn fill(&mut self, max: usize) -> Result<usize, ConnectorError> {
         let io_timeout = self.io_timeout;
         let Some(stream) = self.stream.as_mut() else {
             return Err(self.closed());
         };
-        let result = timed(io_timeout, stream.read(chunk)).await;
+        self.buffer.reserve(max);
+        let mut spare = (&mut self.buffer).limit(max);
+        let result = timed(io_timeout, stream.read_buf(&mut spare)).await;
         result.map_err(|e| self.io_error("reading from", e))
     }
 

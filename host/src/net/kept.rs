@@ -14,7 +14,7 @@ use super::preauth::Protocol;
 use crate::connector::ConnectorError;
 use crate::endpoint::Encryption;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long the server may take to answer the check before the connection is given up.
@@ -22,7 +22,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest line the check reads (an untagged reply the server queued meanwhile).
 const MAX_LINE: usize = 1 << 20;
 /// The most a connector's note may hold.
-pub const MAX_NOTE: usize = 4096;
+const MAX_NOTE: usize = 4096;
 
 #[derive(Debug, Clone, Copy)]
 pub struct KeepLimits {
@@ -88,8 +88,6 @@ impl Kept {
             return false;
         }
         let mut accounts = self.accounts();
-        let now = Instant::now();
-        expire(&mut accounts, now, self.limits.idle);
         let entries = accounts.entry(account.to_owned()).or_default();
         if entries.len() >= self.limits.per_account {
             entries.remove(0);
@@ -97,18 +95,21 @@ impl Kept {
         entries.push(Entry {
             connection,
             note,
-            since: now,
+            since: Instant::now(),
         });
-        while accounts.values().map(Vec::len).sum::<usize>() > self.limits.total {
+        // One connection was added: at most one is over the bound in all, the longest idle.
+        if accounts.values().map(Vec::len).sum::<usize>() > self.limits.total {
             let oldest = accounts
                 .iter()
-                .filter_map(|(id, entries)| entries.first().map(|e| (e.since, id.clone())))
+                .filter_map(|(id, entries)| Some((entries.first()?.since, id.clone())))
                 .min();
-            let Some((_, id)) = oldest else { break };
-            if let Some(entries) = accounts.get_mut(&id) {
+            if let Some((_, id)) = oldest {
+                let entries = accounts.get_mut(&id).expect("found above");
                 entries.remove(0);
+                if entries.is_empty() {
+                    accounts.remove(&id);
+                }
             }
-            accounts.retain(|_, entries| !entries.is_empty());
         }
         true
     }
@@ -119,15 +120,19 @@ impl Kept {
         loop {
             let entry = {
                 let mut accounts = self.accounts();
-                expire(&mut accounts, Instant::now(), self.limits.idle);
                 let entries = accounts.get_mut(account)?;
+                // The sweep closes what idled too long; one due meanwhile is not handed out.
+                let idle = self.limits.idle;
+                entries.retain(|e| e.since.elapsed() < idle);
                 // The most recently kept first: the likeliest to be alive.
-                let at = entries.iter().rposition(|e| e.fits(wanted))?;
-                let entry = entries.remove(at);
+                let entry = entries
+                    .iter()
+                    .rposition(|e| e.fits(wanted))
+                    .map(|at| entries.remove(at));
                 if entries.is_empty() {
                     accounts.remove(account);
                 }
-                entry
+                entry?
             };
             let mut connection = entry.connection;
             match answers(&mut connection).await {
@@ -144,26 +149,31 @@ impl Kept {
         self.accounts().remove(account);
     }
 
+    /// Closes the connections that idled too long every 15 s, even while no job asks for
+    /// one, for as long as `kept` is in use.
+    pub fn sweep(kept: &Arc<Self>) {
+        let kept = Arc::downgrade(kept);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(15));
+            loop {
+                every.tick().await;
+                match kept.upgrade() {
+                    Some(kept) => kept.expire(),
+                    None => break,
+                }
+            }
+        });
+    }
+
     /// Closes the connections idle for longer than allowed.
-    pub fn expire(&self) {
-        expire(&mut self.accounts(), Instant::now(), self.limits.idle);
+    fn expire(&self) {
+        let idle = self.limits.idle;
+        let mut accounts = self.accounts();
+        for entries in accounts.values_mut() {
+            entries.retain(|e| e.since.elapsed() < idle);
+        }
+        accounts.retain(|_, entries| !entries.is_empty());
     }
-
-    /// How many connections are kept now.
-    pub fn len(&self) -> usize {
-        self.accounts().values().map(Vec::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-fn expire(accounts: &mut HashMap<String, Vec<Entry>>, now: Instant, idle: Duration) {
-    for entries in accounts.values_mut() {
-        entries.retain(|e| now.duration_since(e.since) < idle);
-    }
-    accounts.retain(|_, entries| !entries.is_empty());
 }
 
 /// Whether the server answers a no-op command on `connection` as it should, within

@@ -198,20 +198,7 @@ impl Runtime {
             total: net.keep_total,
             idle: Duration::from_secs(net.keep_idle_secs.max(1)),
         }));
-        // Connections idle past their time are closed even while no job asks for one.
-        {
-            let kept = Arc::downgrade(&kept);
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_secs(15));
-                loop {
-                    every.tick().await;
-                    match kept.upgrade() {
-                        Some(kept) => kept.expire(),
-                        None => break,
-                    }
-                }
-            });
-        }
+        Kept::sweep(&kept);
         let runtime = Self {
             engine,
             linker,

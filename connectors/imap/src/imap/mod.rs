@@ -84,9 +84,8 @@ impl<T: Transport> Client<T> {
             return None;
         }
         let qresync = match lines.next()? {
-            "qresync" => Some(true),
-            "no-qresync" => Some(false),
-            "qresync-untried" => None,
+            "qresync" => true,
+            "no-qresync" => false,
             _ => return None,
         };
         let capabilities: Vec<String> = lines.next()?.split(' ').map(str::to_owned).collect();
@@ -95,23 +94,24 @@ impl<T: Transport> Client<T> {
             reader: Reader::default(),
             next_tag: 0,
             capabilities,
-            qresync,
+            qresync: Some(qresync),
         })
     }
 
     /// The connection and a note of the session (capabilities, QRESYNC enabled or not), for
     /// the host to keep for the account's next job; none when replies are left unread.
     pub fn into_kept(self) -> Option<(T, Vec<u8>)> {
-        // ENABLE is refused once a mailbox is selected: a connection that never tried it
-        // is not worth keeping where the server has QRESYNC.
-        if !self.reader.is_drained() || (self.qresync.is_none() && self.has_capability("QRESYNC")) {
+        if !self.reader.is_drained() {
             return None;
         }
+        // ENABLE is refused once a mailbox is selected: a session that never tried it is not
+        // worth keeping where the server has QRESYNC (and without it, there is nothing to try).
         let qresync = match self.qresync {
-            Some(true) => "qresync",
-            Some(false) => "no-qresync",
-            None => "qresync-untried",
+            Some(enabled) => enabled,
+            None if self.has_capability("QRESYNC") => return None,
+            None => false,
         };
+        let qresync = if qresync { "qresync" } else { "no-qresync" };
         let note = format!(
             "{NOTE_VERSION}\n{qresync}\n{}\n",
             self.capabilities.join(" ")

@@ -52,10 +52,7 @@ impl net::Host for JobState {
         encryption: types::Encryption,
     ) -> Wit<Resource<Connection>> {
         match self.open_connection(&host, port, encryption).await {
-            Ok(connection) => {
-                self.open_connections += 1;
-                Ok(Ok(self.table.push(connection)?))
-            }
+            Ok(connection) => Ok(Ok(self.hand_over(connection)?)),
             Err(error) => Ok(Err(error.into())),
         }
     }
@@ -103,6 +100,25 @@ impl JobState {
         Ok(server)
     }
 
+    /// Gives the connector a connection the job holds from now on.
+    pub(super) fn hand_over(
+        &mut self,
+        connection: Connection,
+    ) -> wasmtime::Result<Resource<Connection>> {
+        self.open_connections += 1;
+        Ok(self.table.push(connection)?)
+    }
+
+    /// Takes a connection back from the connector (closed when dropped).
+    pub(super) fn take_back(
+        &mut self,
+        connection: Resource<Connection>,
+    ) -> wasmtime::Result<Connection> {
+        let connection = self.table.delete(connection)?;
+        self.open_connections -= 1;
+        Ok(connection)
+    }
+
     pub(super) fn connection(
         &mut self,
         connection: &Resource<Connection>,
@@ -145,8 +161,7 @@ impl net::HostConnection for JobState {
     }
 
     async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
-        self.table.delete(connection)?;
-        self.open_connections -= 1;
+        self.take_back(connection)?;
         Ok(())
     }
 }
@@ -270,6 +285,16 @@ impl From<types::Error> for ConnectorError {
             message: truncate(error.message, 2000),
             server: error.server.map(|s| truncate(s, 64)),
             retry_after_secs: error.retry_after_secs,
+        }
+    }
+}
+
+impl From<types::Encryption> for Encryption {
+    fn from(encryption: types::Encryption) -> Self {
+        match encryption {
+            types::Encryption::Ssl => Self::Ssl,
+            types::Encryption::Starttls => Self::Starttls,
+            types::Encryption::None => Self::None,
         }
     }
 }

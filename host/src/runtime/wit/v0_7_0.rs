@@ -6,7 +6,6 @@ use self::mailroom::connector0_7_0::keep;
 use super::super::sandbox::JobState;
 use super::v0_1_0::mailroom::connector::types;
 use super::v0_6_0::{page_from_wit, request_to_wit};
-use crate::endpoint::Encryption;
 use crate::net::Connection;
 use crate::net::kept::Wanted;
 use wasmtime::component::{HasSelf, Linker, Resource};
@@ -61,8 +60,7 @@ impl keep::Host for JobState {
         connection: Resource<Connection>,
         note: Vec<u8>,
     ) -> wasmtime::Result<bool> {
-        let connection = self.table.delete(connection)?;
-        self.open_connections -= 1;
+        let connection = self.take_back(connection)?;
         Ok(match self.account.as_ref().and_then(|a| a.keep.as_ref()) {
             Some(slot) => slot.kept.keep(&slot.account, connection, note),
             // A connection test's connections are not kept: it serves no account yet.
@@ -93,18 +91,13 @@ impl keep::Host for JobState {
         let wanted = Wanted {
             host: &server.host,
             port: server.port,
-            encryption: match encryption {
-                types::Encryption::Ssl => Encryption::Ssl,
-                types::Encryption::Starttls => Encryption::Starttls,
-                types::Encryption::None => Encryption::None,
-            },
+            encryption: encryption.into(),
             credentials: digest,
         };
         let Some((connection, note)) = kept.reuse(&owner, &wanted).await else {
             return Ok(None);
         };
-        self.last_server = Some(server.role.clone());
-        self.open_connections += 1;
-        Ok(Some((self.table.push(connection)?, note)))
+        self.last_server = Some(server.role);
+        Ok(Some((self.hand_over(connection)?, note)))
     }
 }
