@@ -24,6 +24,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub connectors: ConnectorsConfig,
     pub sync: SyncConfig,
+    pub push: PushConfig,
     pub oauth: OauthConfig,
     pub webhooks: WebhooksConfig,
     pub metrics: MetricsConfig,
@@ -41,6 +42,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             connectors: ConnectorsConfig::default(),
             sync: SyncConfig::default(),
+            push: PushConfig::default(),
             oauth: OauthConfig::default(),
             webhooks: WebhooksConfig::default(),
             metrics: MetricsConfig::default(),
@@ -291,6 +293,55 @@ impl Default for SyncConfig {
             count_every_mins: 15,
             gap_refetch_mins: 60,
         }
+    }
+}
+
+/// News from the servers as it happens, between the scheduler's syncs (docs/api.md,
+/// "Push").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// Whether accounts whose connector can watch (IMAP: IDLE or NOTIFY) are watched.
+    /// Default true; without it every account is polled every `[sync] interval_secs`.
+    pub enabled: bool,
+    /// How long one IMAP IDLE lasts before it is renewed, in seconds. Default 1,500 (25
+    /// minutes); at most 1,740 (29): servers may end an IDLE after 30 minutes.
+    pub renew_secs: u64,
+    /// Watches started per second at most, so that thousands of accounts coming back after
+    /// a restart (or after their server returned) do not log in all at once. Default 20.
+    pub starts_per_sec: u32,
+    /// The longest wait before a watch that failed starts again, in seconds (the first wait
+    /// is 1 s, doubling). Default 60.
+    pub max_retry_secs: u64,
+    /// How often accounts of a connector that cannot watch are checked, in seconds, by
+    /// connector id; a connector not named here is synced every `[sync] interval_secs`.
+    /// Default `google = 20`, `microsoft = 20`: one `history.list` per Gmail account and
+    /// one delta query per active Outlook folder when nothing changed, far within both
+    /// providers' quotas.
+    pub check_secs: std::collections::BTreeMap<String, u64>,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            renew_secs: 1500,
+            starts_per_sec: 20,
+            max_retry_secs: 60,
+            check_secs: [("google".to_owned(), 20), ("microsoft".to_owned(), 20)]
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
+impl PushConfig {
+    /// The longest IDLE the host asks for: RFC 2177 lets a server end one after 30 minutes.
+    pub const MAX_RENEW_SECS: u64 = 29 * 60;
+
+    /// How long one wait for news lasts before the watch renews it.
+    pub fn renew(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.renew_secs.clamp(1, Self::MAX_RENEW_SECS))
     }
 }
 

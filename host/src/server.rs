@@ -220,8 +220,12 @@ impl Server {
             runtime.clone(),
             vault.clone(),
             oauth.clone(),
-            config.sync.clone(),
-            config.sandbox.max_jobs_per_owner,
+            crate::sync::Settings {
+                sync: config.sync.clone(),
+                push: config.push.clone(),
+                max_jobs: config.sandbox.max_concurrent_jobs,
+                max_jobs_per_owner: config.sandbox.max_jobs_per_owner,
+            },
             metrics.clone(),
         ));
         let deliverer = Arc::new(Deliverer::start(

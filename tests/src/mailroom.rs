@@ -358,7 +358,8 @@ impl Api {
 }
 
 /// The configuration tests start from: loopback on a free port, `data` as the data
-/// directory, short network timeouts and no rate limit to speak of.
+/// directory, short network timeouts, no rate limit to speak of, and no push (jobs run when
+/// a test asks; the push tests turn it on).
 pub fn test_config(data: &std::path::Path) -> Config {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("a valid address"),
@@ -368,6 +369,8 @@ pub fn test_config(data: &std::path::Path) -> Config {
     config.api.connection_tests_per_minute = 1000;
     config.net.connect_timeout_ms = 5_000;
     config.net.io_timeout_ms = 10_000;
+    config.push.enabled = false;
+    config.push.check_secs.clear();
     config
 }
 

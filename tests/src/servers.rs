@@ -279,6 +279,78 @@ impl MailServers {
             .expect("doveadm runs")
     }
 
+    /// How many IMAP sessions of the user Dovecot holds now (`doveadm who`).
+    pub fn imap_sessions(&self, local: &str) -> usize {
+        let output = Command::new("doveadm")
+            .arg("-c")
+            .arg(self.path("dovecot.conf"))
+            .args(["who", "-1"])
+            .arg(format!("{local}@{DOMAIN}"))
+            .output()
+            .expect("doveadm runs");
+        assert!(
+            output.status.success(),
+            "doveadm who failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some("imap"))
+            .count()
+    }
+
+    /// Delivers `raw` to the user's INBOX over LMTP (RFC 2033), as a mail server would; or,
+    /// with `folder`, into that folder (Dovecot's `+detail` delivery).
+    pub fn deliver(&self, local: &str, folder: Option<&str>, raw: &[u8]) {
+        use std::io::Write as _;
+        let stream =
+            TcpStream::connect((Ipv4Addr::LOCALHOST, self.ports.lmtp)).expect("LMTP answers");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("a timeout");
+        let mut reader = BufReader::new(stream.try_clone().expect("a socket handle"));
+        let mut writer = stream;
+        let expect = |reader: &mut BufReader<TcpStream>, code: &str| loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("LMTP replies");
+            assert!(line.starts_with(code), "LMTP said {line:?}, not {code}");
+            if line.as_bytes().get(3) != Some(&b'-') {
+                break;
+            }
+        };
+        expect(&mut reader, "220");
+        let recipient = match folder {
+            Some(folder) => format!("{local}+{folder}@{DOMAIN}"),
+            None => format!("{local}@{DOMAIN}"),
+        };
+        for (command, code) in [
+            ("LHLO tests.example\r\n".to_owned(), "250"),
+            ("MAIL FROM:<sender@elsewhere.test>\r\n".to_owned(), "250"),
+            (format!("RCPT TO:<{recipient}>\r\n"), "250"),
+            ("DATA\r\n".to_owned(), "354"),
+        ] {
+            writer
+                .write_all(command.as_bytes())
+                .expect("LMTP takes commands");
+            expect(&mut reader, code);
+        }
+        let mut data = Vec::with_capacity(raw.len() + 16);
+        for line in raw.split_inclusive(|&b| b == b'\n') {
+            if line.starts_with(b".") {
+                data.push(b'.');
+            }
+            data.extend_from_slice(line);
+        }
+        if !data.ends_with(b"\r\n") {
+            data.extend_from_slice(b"\r\n");
+        }
+        data.extend_from_slice(b".\r\n");
+        writer.write_all(&data).expect("LMTP takes the message");
+        // One reply per recipient.
+        expect(&mut reader, "250");
+        let _ = writer.write_all(b"QUIT\r\n");
+    }
+
     /// Dovecot's log so far.
     pub fn dovecot_log(&self) -> String {
         fs::read_to_string(self.path("dovecot.log")).unwrap_or_default()

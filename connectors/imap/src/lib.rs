@@ -1,10 +1,12 @@
 //! Mailroom's IMAP + SMTP connector, a `wasm32-wasip2` component of the
-//! `mailroom:connector@0.7.0` world.
+//! `mailroom:connector@0.8.0` world.
 //!
 //! It speaks the protocols; the host does everything else. Connections are opened by the
 //! host (`net`), which also does TLS; logins are run by the host (`auth`), so no password ever
 //! reaches this code. The connector keeps no state between jobs: the IMAP connection it ends
 //! a job with goes back to the host (`keep`), with a note of the session, for the next job.
+//! A session the host asks to watch idles on its connection (IDLE, NOTIFY) and waits for
+//! the server in the host (`wait`).
 
 mod error;
 mod imap;
@@ -12,7 +14,7 @@ mod smtp;
 mod transport;
 
 wit_bindgen::generate!({
-    world: "mailroom:connector/mail-connector@0.7.0",
+    world: "mailroom:connector/mail-connector@0.8.0",
     path: [
         "../../wit/0.1.0",
         "../../wit/0.2.0",
@@ -21,13 +23,14 @@ wit_bindgen::generate!({
         "../../wit/0.5.0",
         "../../wit/0.6.0",
         "../../wit/0.7.0",
+        "../../wit/0.8.0",
     ],
-    // The interfaces 0.7.0 takes from earlier versions are generated here too.
+    // The interfaces 0.8.0 takes from earlier versions are generated here too.
     generate_all,
 });
 
 use error::{Failure, fail};
-use exports::mailroom::connector0_7_0::connector::{AuthKind, Guest, GuestSession, Info};
+use exports::mailroom::connector0_8_0::connector::{AuthKind, Guest, GuestSession, Info, Watching};
 use mailroom::connector0_1_0::types::{Account, Error, ErrorKind, Folder, Server};
 use mailroom::connector0_2_0::mail::MessageFlags;
 use mailroom::connector0_3_0::changes::{Applied, Change, Delivery, Envelope, Target};
@@ -158,6 +161,21 @@ impl GuestSession for Session {
         let server = self.server("smtp")?;
         let connection = HostConnection::connect(server)?;
         smtp::send(connection, server.encryption, &envelope, &raw).at("smtp")
+    }
+
+    fn watch(&self, folders: Vec<String>) -> Result<Watching, Error> {
+        self.with_imap(|client| {
+            let watching = client.watch(&folders).at("imap")?;
+            Ok(Watching {
+                folders: watching.folders,
+                method: watching.method.to_owned(),
+            })
+        })
+    }
+
+    fn wait(&self, timeout_secs: u32) -> Result<Vec<String>, Error> {
+        let timeout = std::time::Duration::from_secs(timeout_secs.into());
+        self.with_imap(|client| client.wait(timeout).at("imap"))
     }
 }
 

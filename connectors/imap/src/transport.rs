@@ -6,6 +6,7 @@ use crate::error::error;
 use crate::mailroom::connector0_1_0::auth::{self, Protocol};
 use crate::mailroom::connector0_1_0::net;
 use crate::mailroom::connector0_1_0::types::{Encryption, Error, ErrorKind, Server};
+use crate::mailroom::connector0_8_0::wait;
 
 pub trait Transport {
     /// Some bytes; an error when the server closed the connection.
@@ -14,6 +15,8 @@ pub trait Transport {
     fn start_tls(&mut self) -> Result<(), Error>;
     /// Has the host log in; returns the server's final reply.
     fn authenticate(&mut self, protocol: Protocol, mechanisms: &[String]) -> Result<String, Error>;
+    /// Waits at most `timeout_ms` for the server to say something; whether it did.
+    fn readable(&mut self, timeout_ms: u32) -> Result<bool, Error>;
 }
 
 pub struct HostConnection(net::Connection);
@@ -66,6 +69,10 @@ impl Transport for HostConnection {
     fn authenticate(&mut self, protocol: Protocol, mechanisms: &[String]) -> Result<String, Error> {
         auth::authenticate(&self.0, protocol, mechanisms)
     }
+
+    fn readable(&mut self, timeout_ms: u32) -> Result<bool, Error> {
+        wait::readable(&self.0, timeout_ms)
+    }
 }
 
 /// Whether the account asked for STARTTLS on this server.
@@ -89,6 +96,7 @@ pub mod script {
     pub type Log = Rc<RefCell<Vec<String>>>;
 
     /// Answers each read with the next scripted reply; the connection closes after the last.
+    /// An empty reply is a wait that hears nothing: `readable` says false once.
     pub struct Dialogue {
         replies: VecDeque<&'static str>,
         log: Log,
@@ -129,6 +137,15 @@ pub mod script {
         fn authenticate(&mut self, _: Protocol, _: &[String]) -> Result<String, Error> {
             self.log.borrow_mut().push("C: AUTH".to_owned());
             Ok(String::new())
+        }
+
+        fn readable(&mut self, _: u32) -> Result<bool, Error> {
+            if self.replies.front() == Some(&"") {
+                self.replies.pop_front();
+                self.log.borrow_mut().push("S: (quiet)".to_owned());
+                return Ok(false);
+            }
+            Ok(true)
         }
     }
 }

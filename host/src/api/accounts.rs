@@ -231,7 +231,7 @@ pub(super) async fn managed(app: &App, user: &User, id: &str) -> Result<Account,
     Ok(account)
 }
 
-pub fn view(account: &Account, primary: bool) -> Value {
+pub fn view(app: &App, account: &Account, primary: bool) -> Value {
     let mut body = json!({
         "id": account.id,
         "kind": account.kind,
@@ -265,6 +265,7 @@ pub fn view(account: &Account, primary: bool) -> Value {
             "active": f.active,
         })).collect::<Vec<_>>(),
         "created_at": account.created_at,
+        "push": app.scheduler.push(account),
     });
     for server in &account.servers {
         body[server.role.as_str()] = json!({
@@ -417,7 +418,7 @@ pub async fn create(
     app.store.insert_account(account.clone(), secret).await?;
     // The first sync starts now, not at the scheduler's next look.
     app.scheduler.request(&account.id);
-    Ok((StatusCode::CREATED, view(&account, false)))
+    Ok((StatusCode::CREATED, view(app, &account, false)))
 }
 
 /// `GET /v1/accounts`: what the caller may see, the caller's primary first.
@@ -438,7 +439,7 @@ pub async fn list(
         .map(|a| {
             let is_primary = primary.as_deref() == Some(a.id.as_str());
             let key = format!("{}{}", if is_primary { 0 } else { 1 }, a.id);
-            (key, view(&a, is_primary))
+            (key, view(app, &a, is_primary))
         })
         .collect();
     let mut accounts = accounts;
@@ -453,6 +454,7 @@ pub async fn list(
 pub(super) async fn respond(app: &App, user: &User, account: &Account) -> Result<Value, ApiError> {
     let primary = app.store.primary(&user.id).await?;
     Ok(view(
+        app,
         account,
         primary.as_deref() == Some(account.id.as_str()),
     ))
@@ -548,7 +550,7 @@ pub async fn set_primary(app: &App, caller: &Caller, id: &str) -> Result<Respons
     let user = caller.user()?;
     let account = visible(app, user, id).await?;
     app.store.set_primary(&user.id, Some(&account.id)).await?;
-    Ok(json(&view(&account, true)))
+    Ok(json(&view(app, &account, true)))
 }
 
 /// `DELETE /v1/accounts/{id}/primary`

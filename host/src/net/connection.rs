@@ -23,6 +23,8 @@ use tokio_rustls::client::TlsStream;
 
 /// The most a single read hands to the connector.
 const MAX_READ: usize = 256 * 1024;
+/// What a wait for the server reads at most: one TLS record.
+const WAIT_READ: usize = 16 * 1024;
 
 /// A connection to a server, plain or TLS.
 pub enum Stream {
@@ -232,6 +234,27 @@ impl Connection {
         }
         let n = max.min(self.buffer.len());
         Ok(self.buffer.drain(..n).collect())
+    }
+
+    /// Waits at most `limit` for the server to send something or close the connection;
+    /// whether it did. What arrives is buffered for the next `read`. Waiting without a
+    /// command in flight (IMAP IDLE) is not a stalled server, so the I/O timeout does not
+    /// apply.
+    pub async fn readable(&mut self, limit: Duration) -> Result<bool, ConnectorError> {
+        if !self.buffer.is_empty() {
+            return Ok(true);
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(self.closed());
+        };
+        // One TLS record; a watched connection hears little, and thousands of them wait.
+        self.buffer.reserve(WAIT_READ);
+        let mut spare = (&mut self.buffer).limit(WAIT_READ);
+        match tokio::time::timeout(limit, stream.read_buf(&mut spare)).await {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(error)) => Err(self.io_error("reading from", error)),
+            Err(_) => Ok(false),
+        }
     }
 
     /// One line from the server, with its line ending; for the host's own exchanges.

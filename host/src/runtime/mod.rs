@@ -16,9 +16,12 @@ mod output;
 pub mod sandbox;
 pub mod sink;
 mod sync;
+mod watch;
 mod wit;
 
 pub use sync::{FolderTask, HeldIdsLookup, HeldLookup, KnownLookup, Lookups, Step, SyncDriver};
+pub use watch::WatchNews;
+pub use wit::Watching;
 
 use crate::account::ConnectionSpec;
 use crate::auth::Credentials;
@@ -143,6 +146,8 @@ struct HttpSettings {
 enum Pool {
     Sync,
     Test,
+    /// A watch: no slot (it mostly waits), and time limits of its own (see `watch`).
+    Watch,
 }
 
 type JobFuture<'a, R> = BoxFuture<'a, wasmtime::Result<R>>;
@@ -462,6 +467,12 @@ impl Runtime {
         )
     }
 
+    /// Whether the connector can watch folders (a session's `watch`, from 0.8.0).
+    pub fn watches(&self, id: &str) -> bool {
+        self.connector(id)
+            .is_some_and(|c| wit::watches(&c.info.wit_version))
+    }
+
     /// The connections kept between accounts' jobs.
     pub fn kept(&self) -> &Kept {
         &self.kept
@@ -497,15 +508,19 @@ impl Runtime {
         ) -> JobFuture<'a, Result<R, ConnectorError>>,
     ) -> Result<R, ConnectorError> {
         let id = connector.info.id.as_str();
-        let slots = match pool {
-            Pool::Sync => &self.jobs,
-            Pool::Test => &self.tests,
+        let (slots, limit) = match pool {
+            Pool::Sync => (Some(&self.jobs), self.job_timeout),
+            Pool::Test => (Some(&self.tests), self.job_timeout),
+            Pool::Watch => (None, Duration::MAX),
         };
-        let _turn = slots.acquire().await.map_err(|_| {
-            ConnectorError::new(ErrorKind::Connector, "the runtime is shutting down")
-        })?;
+        let _turn = match slots {
+            Some(slots) => Some(slots.acquire().await.map_err(|_| {
+                ConnectorError::new(ErrorKind::Connector, "the runtime is shutting down")
+            })?),
+            None => None,
+        };
         let mut store = self.store(id, account);
-        let outcome = tokio::time::timeout(self.job_timeout, async {
+        let outcome = tokio::time::timeout(limit, async {
             let instance = connector.compiled.instantiate(&mut store).await?;
             body(&mut store, instance).await
         })
@@ -545,7 +560,7 @@ impl Runtime {
                 self.metrics.connector_failure(id, "timeout");
                 ConnectorError::new(
                     ErrorKind::Timeout,
-                    format!("the connector did not finish within {:?}", self.job_timeout),
+                    format!("the connector did not finish within {limit:?}"),
                 )
             }
         };

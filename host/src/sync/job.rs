@@ -12,7 +12,7 @@ use crate::runtime::{FolderTask, Step, SyncDriver};
 use crate::store::mail::{FolderSync, Incoming, PageWrite};
 use crate::store::{Store, StoreError};
 use async_trait::async_trait;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,6 +24,8 @@ pub struct Report {
     pub planned: usize,
     /// Folders this job brought up to date with the server.
     pub caught_up: usize,
+    /// The job synced only some of the active folders (those a watch saw change).
+    pub partial: bool,
     /// Whether every active folder has finished its first sync.
     pub all_backfilled: bool,
     /// The job ended on its time budget with more to do.
@@ -68,6 +70,8 @@ pub struct Driver {
     /// Folders this job syncs again for a gap: they count as backfilled meanwhile, so the
     /// account does not look as if its first sync were running.
     refetching: std::collections::HashSet<FolderId>,
+    /// The only folders (paths) to sync, when a watch's news is all the job is for.
+    only: Option<BTreeSet<String>>,
 }
 
 impl Driver {
@@ -77,6 +81,7 @@ impl Driver {
         syncs: HashMap<FolderId, FolderSync>,
         report: Arc<Mutex<Report>>,
         outbox: Pusher,
+        only: Option<BTreeSet<String>>,
     ) -> Self {
         Self {
             shared,
@@ -88,6 +93,7 @@ impl Driver {
             outbox,
             looks: HashMap::new(),
             refetching: Default::default(),
+            only,
         }
     }
 
@@ -224,7 +230,7 @@ pub fn reflect_listing(known: &[AccountFolder], listing: &[Folder]) -> Vec<Accou
 }
 
 /// Inbox first, then sent, then the rest by name: what a user looks at first arrives first.
-fn order(folder: &AccountFolder) -> (u8, String) {
+pub(super) fn order(folder: &AccountFolder) -> (u8, String) {
     let rank = match folder.role {
         Some(FolderRole::Inbox) => 0,
         Some(FolderRole::Sent) => 1,
@@ -310,6 +316,7 @@ impl SyncDriver for Driver {
             .folders
             .iter()
             .filter(|f| f.active && f.selectable)
+            .filter(|f| self.only.as_ref().is_none_or(|only| only.contains(&f.path)))
             .collect();
         active.sort_by_key(|f| order(f));
         let tasks: Vec<FolderTask> = active
@@ -335,6 +342,7 @@ impl SyncDriver for Driver {
         let all_backfilled = self.all_backfilled();
         let mut report = self.report();
         report.planned = tasks.len();
+        report.partial = self.only.is_some();
         report.all_backfilled = all_backfilled;
         Ok(tasks)
     }

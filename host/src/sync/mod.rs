@@ -6,12 +6,14 @@
 mod completeness;
 mod job;
 mod outbox;
+mod push;
 
 pub use job::reflect_listing;
 use outbox::Pusher;
+pub use push::{PushState, PushView};
 
 use crate::account::{Account, AccountState};
-use crate::config::SyncConfig;
+use crate::config::{PushConfig, SyncConfig};
 use crate::connector::{AuthKind, ConnectorError, ErrorKind, Remedy};
 use crate::folder::FolderId;
 use crate::mail::PageLimits;
@@ -23,7 +25,7 @@ use crate::store::Store;
 use crate::vault::Vault;
 use completeness::Spacing;
 use job::{Driver, Report, Shared};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,6 +41,11 @@ struct Slot {
     running: bool,
     /// A sync was requested; runs as soon as no job of the account is running.
     requested: bool,
+    /// The folders (paths) a watch saw change, when only watches asked for the requested
+    /// job: it syncs just those. Any other reason for a job makes it sync every folder.
+    only: Option<BTreeSet<String>>,
+    /// The running job is part of the account's first sync.
+    first_sync: bool,
     last_start: Option<Instant>,
     not_before: Option<Instant>,
     failures: u32,
@@ -62,6 +69,14 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Jobs of one owner's personal accounts running at once.
     max_jobs_per_owner: usize,
+    /// Jobs of first syncs running at once: the rest of the runtime's slots stay free for
+    /// the news of accounts already synced, however many first syncs wait.
+    max_first_syncs: usize,
+    /// How often accounts of these connectors are synced, when more often than every
+    /// `config.interval_secs` (`[push] check_secs`).
+    checks: BTreeMap<String, Duration>,
+    /// The accounts' watches.
+    watches: push::Watches,
     slots: Mutex<HashMap<String, Slot>>,
     wake: Notify,
     /// Set when the server stops: running jobs end after their current page.
@@ -73,8 +88,18 @@ struct Inner {
 
 pub struct Scheduler {
     inner: Arc<Inner>,
-    /// The loop that starts jobs; taken when stopping.
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The loops that start jobs and watches; taken when stopping.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// What the scheduler is told besides its services.
+pub struct Settings {
+    pub sync: SyncConfig,
+    pub push: PushConfig,
+    /// The runtime's bound on jobs running at once (`[sandbox] max_concurrent_jobs`).
+    pub max_jobs: usize,
+    /// The bound on one owner's personal accounts' jobs (`[sandbox] max_jobs_per_owner`).
+    pub max_jobs_per_owner: usize,
 }
 
 /// How long stopping waits for running jobs to reach the end of a page.
@@ -86,10 +111,16 @@ impl Scheduler {
         runtime: Arc<Runtime>,
         vault: Arc<Vault>,
         oauth: Arc<Oauth>,
-        config: SyncConfig,
-        max_jobs_per_owner: usize,
+        settings: Settings,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let Settings {
+            sync: config,
+            push,
+            max_jobs,
+            max_jobs_per_owner,
+        } = settings;
+        let max_jobs = max_jobs.max(1);
         let minutes = |m: u64| Duration::from_secs(m.saturating_mul(60));
         let stopping = Arc::new(AtomicBool::new(false));
         let shared = Shared {
@@ -107,16 +138,27 @@ impl Scheduler {
             config,
             metrics,
             max_jobs_per_owner: max_jobs_per_owner.max(1),
+            // A quarter of the slots (at least one) is kept for accounts already synced.
+            max_first_syncs: (max_jobs - (max_jobs / 4).max(1)).max(1),
+            checks: push
+                .check_secs
+                .iter()
+                .map(|(connector, secs)| (connector.clone(), Duration::from_secs((*secs).max(1))))
+                .collect(),
+            watches: push::Watches::new(push),
             slots: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             stopping,
             jobs: Mutex::new(JoinSet::new()),
             shared,
         });
-        let task = tokio::spawn(run(inner.clone()));
+        let tasks = vec![
+            tokio::spawn(run(inner.clone())),
+            tokio::spawn(push::supervise(inner.clone())),
+        ];
         Self {
             inner,
-            task: Mutex::new(Some(task)),
+            tasks: Mutex::new(tasks),
         }
     }
 
@@ -126,15 +168,12 @@ impl Scheduler {
     /// after it, and a job that started before the request reports an earlier one, even
     /// within the same millisecond.
     pub fn request(&self, account_id: &str) -> String {
-        let mut slots = self.inner.slots.lock().expect("scheduler poisoned");
-        let slot = slots.entry(account_id.to_owned()).or_default();
-        let at = crate::clock::now_millis().max(slot.last_spawn_ms + 1);
-        slot.last_request_ms = slot.last_request_ms.max(at);
-        slot.requested = true;
-        slot.not_before = None;
-        drop(slots);
-        self.inner.wake.notify_one();
-        crate::clock::rfc3339_millis(at)
+        request(&self.inner, account_id)
+    }
+
+    /// How the account hears of news (the account's view, `push`).
+    pub fn push(&self, account: &Account) -> PushView {
+        push::view(&self.inner, account)
     }
 
     /// Stops starting jobs and lets running ones end after their current page (each page
@@ -142,11 +181,12 @@ impl Scheduler {
     /// nothing committed.
     pub async fn stop(&self) {
         self.inner.stopping.store(true, Ordering::Relaxed);
-        let task = self.task.lock().expect("scheduler poisoned").take();
-        if let Some(task) = task {
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("scheduler poisoned"));
+        for task in tasks {
             task.abort();
             let _ = task.await;
         }
+        self.inner.watches.clear();
         let mut jobs = std::mem::take(&mut *self.inner.jobs.lock().expect("scheduler poisoned"));
         let drained = tokio::time::timeout(STOP_GRACE, async {
             while jobs.join_next().await.is_some() {}
@@ -160,10 +200,42 @@ impl Scheduler {
 
 impl Drop for Scheduler {
     fn drop(&mut self) {
-        if let Some(task) = self.task.lock().expect("scheduler poisoned").take() {
+        for task in self.tasks.lock().expect("scheduler poisoned").drain(..) {
             task.abort();
         }
+        self.inner.watches.clear();
     }
+}
+
+/// See [`Scheduler::request`].
+fn request(inner: &Inner, account_id: &str) -> String {
+    let mut slots = inner.slots.lock().expect("scheduler poisoned");
+    let slot = slots.entry(account_id.to_owned()).or_default();
+    let at = crate::clock::now_millis().max(slot.last_spawn_ms + 1);
+    slot.last_request_ms = slot.last_request_ms.max(at);
+    slot.requested = true;
+    slot.only = None;
+    slot.not_before = None;
+    drop(slots);
+    inner.wake.notify_one();
+    crate::clock::rfc3339_millis(at)
+}
+
+/// Asks for a sync of these folders (paths) of the account, which a watch saw change: at
+/// once, or right after the running job. Unless something else asks for a sync of the whole
+/// account meanwhile, the job syncs only the folders watches named.
+fn request_folders(inner: &Inner, account_id: &str, folders: Vec<String>) {
+    let mut slots = inner.slots.lock().expect("scheduler poisoned");
+    let slot = slots.entry(account_id.to_owned()).or_default();
+    if !slot.requested {
+        slot.requested = true;
+        slot.only = Some(BTreeSet::new());
+    }
+    if let Some(only) = &mut slot.only {
+        only.extend(folders);
+    }
+    drop(slots);
+    inner.wake.notify_one();
 }
 
 fn may_sync(account: &Account) -> bool {
@@ -196,16 +268,27 @@ async fn run(inner: Arc<Inner>) {
                 {
                     *running.entry(owner).or_default() += 1;
                 }
+                let mut first_syncs = slots.values().filter(|s| s.running && s.first_sync).count();
                 for account in accounts.into_iter().filter(may_sync) {
                     let owner = personal_owner(&account).map(str::to_owned);
+                    let every = inner
+                        .checks
+                        .get(&account.connector)
+                        .map_or(interval, |check| interval.min(*check));
                     let slot = slots.entry(account.id.clone()).or_default();
                     // A failed job is tried again when its backoff ends, before the
                     // interval if that is sooner.
                     let waiting = slot.not_before.is_some_and(|at| now < at);
-                    let due = slot.requested
-                        || slot.failures > 0
-                        || slot.last_start.is_none_or(|at| now >= at + interval);
-                    if slot.running || !due || waiting {
+                    let scheduled =
+                        slot.failures > 0 || slot.last_start.is_none_or(|at| now >= at + every);
+                    if slot.running || !(slot.requested || scheduled) || waiting {
+                        continue;
+                    }
+                    let first_sync = matches!(
+                        account.state,
+                        AccountState::Connecting | AccountState::Syncing
+                    );
+                    if first_sync && first_syncs >= inner.max_first_syncs {
                         continue;
                     }
                     if let Some(owner) = &owner {
@@ -215,15 +298,22 @@ async fn run(inner: Arc<Inner>) {
                         }
                         *count += 1;
                     }
+                    first_syncs += usize::from(first_sync);
+                    slot.first_sync = first_sync;
                     slot.owner = owner;
                     slot.connector = account.connector.clone();
                     let mut started_ms = crate::clock::now_millis();
                     if slot.requested {
                         started_ms = started_ms.max(slot.last_request_ms);
                     }
+                    // Only a job that watches alone asked for syncs just their folders.
+                    let only = slot.only.take().filter(|_| !scheduled);
                     slot.running = true;
                     slot.requested = false;
-                    slot.last_start = Some(now);
+                    // A job for watches' news does not put off the next sync of everything.
+                    if only.is_none() {
+                        slot.last_start = Some(now);
+                    }
                     slot.last_spawn_ms = started_ms;
                     let started_at = crate::clock::rfc3339_millis(started_ms);
                     let mut jobs = inner.jobs.lock().expect("scheduler poisoned");
@@ -236,7 +326,7 @@ async fn run(inner: Arc<Inner>) {
                         connector = %account.connector,
                         kind = "sync"
                     );
-                    jobs.spawn(job(inner.clone(), account.id, started_at).instrument(span));
+                    jobs.spawn(job(inner.clone(), account.id, started_at, only).instrument(span));
                 }
             }
             Err(error) => tracing::error!("the scheduler cannot read accounts: {error}"),
@@ -258,9 +348,14 @@ async fn run(inner: Arc<Inner>) {
 }
 
 /// Runs one job and records its outcome on the account.
-async fn job(inner: Arc<Inner>, account_id: String, started_at: String) {
+async fn job(
+    inner: Arc<Inner>,
+    account_id: String,
+    started_at: String,
+    only: Option<BTreeSet<String>>,
+) {
     let started = Instant::now();
-    let outcome = sync_account(&inner, &account_id, started_at).await;
+    let outcome = sync_account(&inner, &account_id, started_at, only).await;
     let mut slots = inner.slots.lock().expect("scheduler poisoned");
     if let Some(slot) = slots.get_mut(&account_id) {
         slot.running = false;
@@ -308,8 +403,14 @@ enum Outcome {
     Stopped,
 }
 
-/// One job; `started_at` is what it reports as `last_sync_at` when it catches up.
-async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Outcome {
+/// One job; `started_at` is what it reports as `last_sync_at` when it catches up. With
+/// `only`, the job syncs just those folders (paths) and reports no `last_sync_at`.
+async fn sync_account(
+    inner: &Inner,
+    account_id: &str,
+    started_at: String,
+    only: Option<BTreeSet<String>>,
+) -> Outcome {
     let started = Instant::now();
     let account = match inner.store.account(account_id).await {
         Ok(Some(account)) if may_sync(&account) => account,
@@ -334,36 +435,20 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
             }
         }
     }
-    // An OAuth account's secret is its grant, which the host alone uses (see `oauth`).
-    let connector = inner.runtime.connector(&account.connector);
-    let oauth = connector
-        .as_ref()
-        .is_some_and(|c| c.info.auth == AuthKind::Oauth2);
-    let files_sent = connector.as_ref().is_some_and(|c| c.info.files_sent);
-    let password = match inner.store.account_secret(account_id).await {
-        Ok(_) if oauth => None,
-        Ok(Some(sealed)) => match inner.vault.open(account_id, &sealed) {
-            Ok(secret) => Some(secret),
-            Err(error) => {
-                set_state(
-                    inner,
-                    account_id,
-                    AccountState::Error,
-                    Some(format!(
-                        "The stored password cannot be read ({error}); re-connect the account"
-                    )),
-                    None,
-                )
-                .await;
-                return Outcome::Stopped;
-            }
-        },
-        Ok(None) => None,
-        Err(error) => {
-            tracing::error!(account = account_id, "cannot read the secret: {error}");
+    let files_sent = inner
+        .runtime
+        .connector(&account.connector)
+        .is_some_and(|c| c.info.files_sent);
+    let (spec, oauth) = match connection_spec(inner, &account).await {
+        Ok(ready) => ready,
+        Err(NotReady::Store) => {
             return Outcome::Retry {
                 after: backoff(&inner.config, 1),
             };
+        }
+        Err(NotReady::Broken(reason)) => {
+            set_state(inner, account_id, AccountState::Error, Some(reason), None).await;
+            return Outcome::Stopped;
         }
     };
     if account.state == AccountState::Connecting {
@@ -385,6 +470,7 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
         syncs,
         report.clone(),
         Pusher::new(inner.store.clone(), files_sent, inner.metrics.clone()),
+        only,
     );
     let lookups = Lookups {
         held: held_lookup(inner.store.clone(), account_id.to_owned()),
@@ -395,19 +481,6 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
         max_messages: inner.config.page_messages.max(1),
         max_bytes: (inner.config.page_kib.max(1)) * 1024,
     };
-    let mut spec = account.connection(password);
-    if oauth {
-        let Some(bearer) = inner.oauth.bearer(account_id, &account.connector) else {
-            let reason = format!(
-                "No OAuth client is configured for `{}`: the server's configuration needs [oauth.{}]",
-                account.connector, account.connector
-            );
-            set_state(inner, account_id, AccountState::Error, Some(reason), None).await;
-            return Outcome::Stopped;
-        };
-        spec.bearer = Some(bearer);
-        spec.api_url = inner.oauth.provider(&account.connector).map(|p| p.api_url);
-    }
     let result = inner
         .runtime
         .sync(account_id, &spec, lookups, limits, driver)
@@ -421,8 +494,10 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
         .gap_refetched(&account.connector, report.refetched);
     match result {
         Ok(()) => {
-            let complete =
-                !report.stopped && report.failed.is_empty() && report.caught_up == report.planned;
+            let complete = !report.partial
+                && !report.stopped
+                && report.failed.is_empty()
+                && report.caught_up == report.planned;
             // Messages a reset or a vanished folder left in no folder are deleted only once
             // every folder caught up: one that failed may still hold them.
             if complete && let Err(error) = inner.store.finish_job(account_id).await {
@@ -479,6 +554,56 @@ async fn sync_account(inner: &Inner, account_id: &str, started_at: String) -> Ou
         }
         Err(error) => failed(inner, &account, error, oauth).await,
     }
+}
+
+/// Why an account's connection cannot be made ready.
+enum NotReady {
+    /// The store could not be read: try again later.
+    Store,
+    /// Someone must act: the account shows `error` with this reason.
+    Broken(String),
+}
+
+/// How to reach and log in to the account: its servers with its password, or for an OAuth
+/// account (whose secret is its grant, which the host alone uses, see `oauth`) a bearer;
+/// and whether it is an OAuth account.
+async fn connection_spec(
+    inner: &Inner,
+    account: &Account,
+) -> Result<(crate::account::ConnectionSpec, bool), NotReady> {
+    let account_id = account.id.as_str();
+    let oauth = inner
+        .runtime
+        .connector(&account.connector)
+        .is_some_and(|c| c.info.auth == AuthKind::Oauth2);
+    let password = match inner.store.account_secret(account_id).await {
+        Ok(_) if oauth => None,
+        Ok(Some(sealed)) => match inner.vault.open(account_id, &sealed) {
+            Ok(secret) => Some(secret),
+            Err(error) => {
+                return Err(NotReady::Broken(format!(
+                    "The stored password cannot be read ({error}); re-connect the account"
+                )));
+            }
+        },
+        Ok(None) => None,
+        Err(error) => {
+            tracing::error!(account = account_id, "cannot read the secret: {error}");
+            return Err(NotReady::Store);
+        }
+    };
+    let mut spec = account.connection(password);
+    if oauth {
+        let Some(bearer) = inner.oauth.bearer(account_id, &account.connector) else {
+            return Err(NotReady::Broken(format!(
+                "No OAuth client is configured for `{}`: the server's configuration needs [oauth.{}]",
+                account.connector, account.connector
+            )));
+        };
+        spec.bearer = Some(bearer);
+        spec.api_url = inner.oauth.provider(&account.connector).map(|p| p.api_url);
+    }
+    Ok((spec, oauth))
 }
 
 async fn failed(inner: &Inner, account: &Account, error: ConnectorError, oauth: bool) -> Outcome {

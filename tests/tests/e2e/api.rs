@@ -49,7 +49,7 @@ async fn health_and_connectors_answer() {
     assert_eq!(imap["auth"], "password");
     assert_eq!(imap["servers"], json!(["imap", "smtp"]));
     assert_eq!(imap["builtin"], true);
-    assert_eq!(imap["wit_version"], "0.7.0");
+    assert_eq!(imap["wit_version"], "0.8.0");
     assert!(
         imap["digest"].as_str().is_some_and(|d| d.len() == 7 + 64),
         "{imap}"

@@ -15,6 +15,7 @@ mod messages;
 mod metrics;
 mod microsoft;
 mod outbox;
+mod push;
 mod records;
 mod sandbox;
 mod security;

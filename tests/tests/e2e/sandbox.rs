@@ -65,7 +65,7 @@ async fn the_hostile_connector_is_listed_beside_the_built_in_one() {
     assert_eq!(hostile["servers"], json!(["imap"]));
     // Built for the first world version, it still loads beside a connector of the newest.
     assert_eq!(hostile["wit_version"], "0.1.0");
-    assert_eq!(answer.body["items"][2]["wit_version"], "0.7.0");
+    assert_eq!(answer.body["items"][2]["wit_version"], "0.8.0");
     assert!(
         hostile["digest"]
             .as_str()

@@ -225,21 +225,12 @@ fn copy_of(code: &Code, uid: u32) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imap::reply::Reader;
     use crate::transport::script::{Dialogue, Log};
 
     const SELECTED: &str = "* 3 EXISTS\r\n* OK [UIDVALIDITY 9] ok\r\nm1 OK [READ-WRITE] done\r\n";
 
     fn connected(capabilities: &[&str], replies: &[&'static str]) -> (Client<Dialogue>, Log) {
-        let (transport, log) = Dialogue::new(replies);
-        let client = Client {
-            transport,
-            reader: Reader::default(),
-            next_tag: 0,
-            capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
-            qresync: Some(false),
-        };
-        (client, log)
+        crate::imap::scripted(capabilities, replies)
     }
 
     /// The command lines the client wrote.

@@ -7,6 +7,7 @@ mod reply;
 mod state;
 mod sync;
 mod utf7;
+mod watch;
 
 pub use sync::JobMemory;
 
@@ -26,6 +27,8 @@ pub struct Client<T: Transport> {
     capabilities: Vec<String>,
     /// Whether `ENABLE QRESYNC` succeeded; `None` until tried.
     qresync: Option<bool>,
+    /// What the session watches, once it does.
+    watch: Option<watch::Watch>,
 }
 
 impl<T: Transport> Client<T> {
@@ -38,6 +41,7 @@ impl<T: Transport> Client<T> {
             next_tag: 0,
             capabilities: Vec::new(),
             qresync: None,
+            watch: None,
         };
         let preauthenticated = client.greeting()?;
         if client.capabilities.is_empty() {
@@ -95,13 +99,15 @@ impl<T: Transport> Client<T> {
             next_tag: 0,
             capabilities,
             qresync: Some(qresync),
+            watch: None,
         })
     }
 
     /// The connection and a note of the session (capabilities, QRESYNC enabled or not), for
     /// the host to keep for the account's next job; none when replies are left unread.
     pub fn into_kept(self) -> Option<(T, Vec<u8>)> {
-        if !self.reader.is_drained() {
+        // A connection that watched is busy with the server's news.
+        if !self.reader.is_drained() || self.watch.is_some() {
             return None;
         }
         // ENABLE is refused once a mailbox is selected: a session that never tried it is not
@@ -243,6 +249,27 @@ impl<T: Transport> Client<T> {
             reply => Ok(Next::Reply(reply)),
         }
     }
+}
+
+/// A logged-in client on a scripted server, for the protocol modules' tests.
+#[cfg(test)]
+fn scripted(
+    capabilities: &[&str],
+    replies: &[&'static str],
+) -> (
+    Client<crate::transport::script::Dialogue>,
+    crate::transport::script::Log,
+) {
+    let (transport, log) = crate::transport::script::Dialogue::new(replies);
+    let client = Client {
+        transport,
+        reader: Reader::default(),
+        next_tag: 0,
+        capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
+        qresync: Some(false),
+        watch: None,
+    };
+    (client, log)
 }
 
 /// A mailbox name as an IMAP quoted string. A name holding CR, LF or NUL, which no quoted

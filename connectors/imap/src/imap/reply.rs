@@ -41,6 +41,10 @@ pub enum Reply {
     List(ListEntry),
     Fetch(Box<Fetch>),
     Exists(u32),
+    /// `EXPUNGE`: a message left the selected mailbox.
+    Expunge,
+    /// `STATUS` of a mailbox (RFC 3501; sent unasked under NOTIFY, RFC 5465): its name.
+    Status(String),
     /// `VANISHED` (RFC 7162): UIDs gone from the selected mailbox.
     Vanished(Vec<(u32, u32)>),
     /// `SEARCH` numbers, or the `ALL` set of an `ESEARCH` (RFC 4731), as ranges.
@@ -92,6 +96,11 @@ impl Reader {
     /// Whether every byte read from the server has been handed out as a reply.
     pub fn is_drained(&self) -> bool {
         self.start == self.buffer.len()
+    }
+
+    /// Whether a whole reply is buffered: [`Reader::next`] returns it without reading.
+    pub fn has_reply(&self) -> bool {
+        complete_len(&self.buffer[self.start..]).is_some()
     }
 
     pub fn next(&mut self, transport: &mut impl Transport) -> Result<Reply, Error> {
@@ -303,6 +312,10 @@ fn convert(response: Response<'_>) -> Reply {
                 .collect(),
         ),
         Response::MailboxData(MailboxDatum::Exists(n)) => Reply::Exists(n),
+        Response::Expunge(_) => Reply::Expunge,
+        Response::MailboxData(MailboxDatum::Status { mailbox, .. }) => {
+            Reply::Status(mailbox.into_owned())
+        }
         Response::MailboxData(MailboxDatum::Search(numbers)) => {
             let mut numbers = numbers;
             numbers.sort_unstable();
@@ -365,6 +378,9 @@ mod tests {
         }
         fn authenticate(&mut self, _: Protocol, _: &[String]) -> Result<String, Error> {
             Ok(String::new())
+        }
+        fn readable(&mut self, _: u32) -> Result<bool, Error> {
+            Ok(!self.0.is_empty())
         }
     }
 

@@ -825,19 +825,11 @@ fn parse_internal_date(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imap::reply::Reader;
     use crate::transport::script::Dialogue;
 
     #[test]
     fn a_kept_connection_carries_its_session_in_its_note() {
-        let (transport, _) = Dialogue::new(&[]);
-        let client = Client {
-            transport,
-            reader: Reader::default(),
-            next_tag: 0,
-            capabilities: vec!["ESEARCH".to_owned()],
-            qresync: Some(false),
-        };
+        let (client, _) = crate::imap::scripted(&["ESEARCH"], &[]);
         let (transport, note) = client.into_kept().expect("an idle client is kept");
         let resumed = Client::resume(transport, &note).expect("its own note");
         assert_eq!(resumed.capabilities, ["ESEARCH"]);

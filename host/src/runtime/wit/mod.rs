@@ -15,6 +15,7 @@ pub mod v0_4_0;
 pub mod v0_5_0;
 pub mod v0_6_0;
 pub mod v0_7_0;
+pub mod v0_8_0;
 
 use super::sandbox::JobState;
 use crate::account::ConnectionSpec;
@@ -27,11 +28,16 @@ use wasmtime::Store;
 use wasmtime::component::{InstancePre, Linker};
 
 /// The newest version the host speaks.
-pub const NEWEST: &str = v0_7_0::VERSION;
+pub const NEWEST: &str = v0_8_0::VERSION;
 
 /// Whether connectors of this world version may use outgoing HTTP (`wasi:http`).
 pub fn speaks_http(version: &str) -> bool {
     semver::Version::parse(version).is_ok_and(|v| v >= semver::Version::new(0, 5, 0))
+}
+
+/// Whether connectors of this world version can watch folders (`watch` and `wait`).
+pub fn watches(version: &str) -> bool {
+    semver::Version::parse(version).is_ok_and(|v| v >= semver::Version::new(0, 8, 0))
 }
 
 /// Gives the linker every interface a connector of any version may import.
@@ -40,7 +46,8 @@ pub fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
     v0_2_0::add_to_linker(linker)?;
     v0_4_0::add_to_linker(linker)?;
     v0_5_0::add_to_linker(linker)?;
-    v0_7_0::add_to_linker(linker)
+    v0_7_0::add_to_linker(linker)?;
+    v0_8_0::add_to_linker(linker)
 }
 
 /// What a connector says about itself, whatever its version.
@@ -65,6 +72,7 @@ pub enum Compiled {
     V0_5(v0_5_0::Pre),
     V0_6(v0_6_0::Pre),
     V0_7(v0_7_0::Pre),
+    V0_8(v0_8_0::Pre),
 }
 
 /// A running instance of a connector.
@@ -76,6 +84,7 @@ pub enum Instance {
     V0_5(v0_5_0::MailConnector),
     V0_6(v0_6_0::MailConnector),
     V0_7(v0_7_0::MailConnector),
+    V0_8(v0_8_0::MailConnector),
 }
 
 /// A session of a connector that can sync.
@@ -86,6 +95,14 @@ pub enum Session<'a> {
     V0_5(v0_5_0::Session<'a>),
     V0_6(v0_6_0::Session<'a>),
     V0_7(v0_7_0::Session<'a>),
+    V0_8(v0_8_0::Session<'a>),
+}
+
+/// What a session watches, and how (from 0.8.0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watching {
+    pub folders: Vec<String>,
+    pub method: String,
 }
 
 /// One page of a folder asked for.
@@ -110,6 +127,9 @@ pub enum Fetched {
 impl Compiled {
     /// The component compiled for the newest version it exports, and that version.
     pub fn new(pre: InstancePre<JobState>) -> anyhow::Result<(Self, &'static str)> {
+        if let Ok(pre) = v0_8_0::Pre::new(pre.clone()) {
+            return Ok((Self::V0_8(pre), v0_8_0::VERSION));
+        }
         if let Ok(pre) = v0_7_0::Pre::new(pre.clone()) {
             return Ok((Self::V0_7(pre), v0_7_0::VERSION));
         }
@@ -145,6 +165,7 @@ impl Compiled {
             Self::V0_5(pre) => Instance::V0_5(pre.instantiate_async(store).await?),
             Self::V0_6(pre) => Instance::V0_6(pre.instantiate_async(store).await?),
             Self::V0_7(pre) => Instance::V0_7(pre.instantiate_async(store).await?),
+            Self::V0_8(pre) => Instance::V0_8(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -159,6 +180,7 @@ impl Instance {
             Self::V0_5(instance) => v0_5_0::describe(instance, store).await,
             Self::V0_6(instance) => v0_6_0::describe(instance, store).await,
             Self::V0_7(instance) => v0_7_0::describe(instance, store).await,
+            Self::V0_8(instance) => v0_8_0::describe(instance, store).await,
         }
     }
 
@@ -176,6 +198,7 @@ impl Instance {
             Self::V0_5(instance) => v0_5_0::test(instance, store, spec).await,
             Self::V0_6(instance) => v0_6_0::test(instance, store, spec).await,
             Self::V0_7(instance) => v0_7_0::test(instance, store, spec).await,
+            Self::V0_8(instance) => v0_8_0::test(instance, store, spec).await,
         }
     }
 
@@ -210,6 +233,9 @@ impl Instance {
             Self::V0_7(instance) => {
                 Session::V0_7(v0_7_0::Session::open(instance, store, spec).await?)
             }
+            Self::V0_8(instance) => {
+                Session::V0_8(v0_8_0::Session::open(instance, store, spec).await?)
+            }
         }))
     }
 }
@@ -226,6 +252,7 @@ impl Session<'_> {
             Self::V0_5(session) => session.list_folders(store).await,
             Self::V0_6(session) => session.list_folders(store).await,
             Self::V0_7(session) => session.list_folders(store).await,
+            Self::V0_8(session) => session.list_folders(store).await,
         }
     }
 
@@ -241,6 +268,7 @@ impl Session<'_> {
             Self::V0_5(session) => session.sync_folder(store, request).await,
             Self::V0_6(session) => session.sync_folder(store, request).await,
             Self::V0_7(session) => session.sync_folder(store, request).await,
+            Self::V0_8(session) => session.sync_folder(store, request).await,
         }
     }
 
@@ -260,6 +288,37 @@ impl Session<'_> {
             Self::V0_5(session) => session.work(store, work).await,
             Self::V0_6(session) => session.work(store, work).await,
             Self::V0_7(session) => session.work(store, work).await,
+            Self::V0_8(session) => session.work(store, work).await,
+        }
+    }
+
+    /// Starts watching `folders`; a connector before 0.8.0 cannot.
+    pub async fn watch(
+        &self,
+        store: &mut Store<JobState>,
+        folders: &[String],
+    ) -> wasmtime::Result<Result<Watching, ConnectorError>> {
+        match self {
+            Self::V0_8(session) => session.watch(store, folders).await,
+            _ => Ok(Err(ConnectorError::new(
+                ErrorKind::Unsupported,
+                "the connector was built before mailroom:connector@0.8.0, which cannot watch folders",
+            ))),
+        }
+    }
+
+    /// Waits at most `timeout` for news of the watched folders; those that changed.
+    pub async fn wait(
+        &self,
+        store: &mut Store<JobState>,
+        timeout: std::time::Duration,
+    ) -> wasmtime::Result<Result<Vec<String>, ConnectorError>> {
+        match self {
+            Self::V0_8(session) => session.wait(store, timeout).await,
+            _ => Ok(Err(ConnectorError::new(
+                ErrorKind::Unsupported,
+                "the connector was built before mailroom:connector@0.8.0, which cannot watch folders",
+            ))),
         }
     }
 
@@ -271,6 +330,7 @@ impl Session<'_> {
             Self::V0_5(session) => session.close(store).await,
             Self::V0_6(session) => session.close(store).await,
             Self::V0_7(session) => session.close(store).await,
+            Self::V0_8(session) => session.close(store).await,
         }
     }
 }

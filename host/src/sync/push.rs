@@ -1,0 +1,341 @@
+//! Push: news from the servers as it happens. Every account that syncs, and whose connector
+//! can watch (IMAP IDLE or NOTIFY), has a watch running beside the scheduler's jobs: a
+//! connector session that waits on the server, holds no job slot and reports the folders
+//! that changed, each of which the scheduler then syncs at once. The scheduler's interval
+//! stays the backstop, and accounts whose connector cannot watch are checked as often as
+//! `[push] check_secs` says.
+//!
+//! Watches start at a bounded pace (after a restart, thousands of accounts do not log in
+//! at once), start again after a failure with a growing wait, and stop when the account
+//! stops syncing (disabled, deleted, waiting to be re-connected: such an account holds no
+//! connection). A watch is started again when the folders to watch or the account's
+//! connection change.
+
+use super::{Inner, NotReady, may_sync, request, request_folders};
+use crate::account::Account;
+use crate::config::PushConfig;
+use crate::connector::{ConnectorError, ErrorKind, Remedy};
+use crate::endpoint::ServerSpec;
+use crate::folder::FolderId;
+use crate::runtime::WatchNews;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How often the watches are compared with the accounts when nothing wakes the scheduler.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// The first wait after a watch failed; it doubles with each failure in a row.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// How an account hears of news, as its view shows it (docs/api.md, "Push").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PushView {
+    pub state: PushState,
+    /// How the server is watched (`IMAP NOTIFY`, `IMAP IDLE`), while it is.
+    pub method: Option<String>,
+    /// The folders watched, while watching.
+    pub folders: Vec<FolderId>,
+    /// Seconds between checks of an account that is polled.
+    pub check_secs: Option<u64>,
+    /// Why the account is polled, or why its watch is starting again.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushState {
+    /// A watch is connecting, or waits to connect again after it failed.
+    Starting,
+    /// The server tells Mailroom of news as it happens.
+    Watching,
+    /// The account is checked every `check_secs`.
+    Polling,
+    /// The account does not sync (its `state` says why).
+    Off,
+}
+
+impl PushView {
+    fn new(state: PushState, reason: Option<String>) -> Self {
+        Self {
+            state,
+            method: None,
+            folders: Vec::new(),
+            check_secs: None,
+            reason,
+        }
+    }
+}
+
+/// The running watches, by account.
+pub(super) struct Watches {
+    config: PushConfig,
+    table: Mutex<HashMap<String, Watch>>,
+    /// When the next watch may start.
+    next_start: Mutex<Instant>,
+}
+
+struct Watch {
+    key: Key,
+    status: Arc<Mutex<PushView>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watch {
+    /// Ends the watch, closing its connection.
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What a watch depends on: when it changes, the watch starts over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key {
+    /// The folders to watch (paths), the inbox first.
+    folders: Vec<String>,
+    servers: Vec<ServerSpec>,
+    username: Option<String>,
+    /// The account's state changes when it is re-connected (with a new password, perhaps).
+    state_since: String,
+}
+
+impl Key {
+    fn of(account: &Account) -> Self {
+        let mut active: Vec<_> = account
+            .folders
+            .iter()
+            .filter(|f| f.active && f.selectable)
+            .collect();
+        active.sort_by_key(|f| super::job::order(f));
+        Self {
+            folders: active.into_iter().map(|f| f.path.clone()).collect(),
+            servers: account.servers.clone(),
+            username: account.username.clone(),
+            state_since: account.state_since.clone(),
+        }
+    }
+}
+
+impl Watches {
+    pub(super) fn new(config: PushConfig) -> Self {
+        Self {
+            config,
+            table: Mutex::new(HashMap::new()),
+            next_start: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Ends every watch.
+    pub(super) fn clear(&self) {
+        let watches = std::mem::take(&mut *self.table.lock().expect("watches poisoned"));
+        drop(watches);
+    }
+
+    /// Waits for this watch's turn to start.
+    async fn pace(&self) {
+        let gap = Duration::from_secs(1) / self.config.starts_per_sec.max(1);
+        let at = {
+            let mut next = self.next_start.lock().expect("watches poisoned");
+            let at = (*next).max(Instant::now());
+            *next = at + gap;
+            at
+        };
+        tokio::time::sleep_until(at.into()).await;
+    }
+}
+
+/// How the account hears of news.
+pub(super) fn view(inner: &Inner, account: &Account) -> PushView {
+    let polled = |reason: String| {
+        let every = inner
+            .checks
+            .get(&account.connector)
+            .map_or(inner.config.interval_secs, |check| {
+                check.as_secs().min(inner.config.interval_secs)
+            });
+        PushView {
+            check_secs: Some(every.max(1)),
+            ..PushView::new(PushState::Polling, Some(reason))
+        }
+    };
+    if !may_sync(account) {
+        return PushView::new(PushState::Off, None);
+    }
+    if !inner.watches.config.enabled {
+        return polled("Push is turned off in the server's configuration".to_owned());
+    }
+    if !inner.runtime.watches(&account.connector) {
+        return polled(format!(
+            "The connector `{}` cannot watch folders; the account is checked for news",
+            account.connector
+        ));
+    }
+    match inner
+        .watches
+        .table
+        .lock()
+        .expect("watches poisoned")
+        .get(&account.id)
+    {
+        Some(watch) => watch.status.lock().expect("push status poisoned").clone(),
+        None if Key::of(account).folders.is_empty() => polled("No folder is active".to_owned()),
+        None => PushView::new(PushState::Starting, None),
+    }
+}
+
+/// Keeps a watch running for every account that should have one, and none for the others.
+pub(super) async fn supervise(inner: Arc<Inner>) {
+    if !inner.watches.config.enabled {
+        return;
+    }
+    loop {
+        match wanted(&inner).await {
+            Ok(wanted) => {
+                let mut table = inner.watches.table.lock().expect("watches poisoned");
+                table.retain(|id, watch| wanted.get(id) == Some(&watch.key));
+                for (id, key) in wanted {
+                    if table.contains_key(&id) {
+                        continue;
+                    }
+                    let status = Arc::new(Mutex::new(PushView::new(PushState::Starting, None)));
+                    let task = tokio::spawn(watch_account(
+                        inner.clone(),
+                        id.clone(),
+                        key.folders.clone(),
+                        status.clone(),
+                    ));
+                    table.insert(id, Watch { key, status, task });
+                }
+            }
+            Err(error) => tracing::error!("cannot read accounts to watch: {error}"),
+        }
+        let _ = tokio::time::timeout(LOOK_EVERY, inner.wake.notified()).await;
+    }
+}
+
+/// The accounts to watch, and what their watches depend on.
+async fn wanted(inner: &Inner) -> Result<HashMap<String, Key>, crate::store::StoreError> {
+    let accounts = inner.store.accounts().await?;
+    let disabled: HashSet<String> = inner
+        .store
+        .users()
+        .await?
+        .into_iter()
+        .filter(|u| u.disabled)
+        .map(|u| u.id)
+        .collect();
+    Ok(accounts
+        .into_iter()
+        .filter(|a| may_sync(a) && inner.runtime.watches(&a.connector))
+        .filter(|a| super::personal_owner(a).is_none_or(|owner| !disabled.contains(owner)))
+        .map(|a| (a.id.clone(), Key::of(&a)))
+        .filter(|(_, key)| !key.folders.is_empty())
+        .collect())
+}
+
+/// Watches one account until the watch is ended from outside; starts again after failures.
+async fn watch_account(
+    inner: Arc<Inner>,
+    account_id: String,
+    folders: Vec<String>,
+    status: Arc<Mutex<PushView>>,
+) {
+    let set = |view: PushView| *status.lock().expect("push status poisoned") = view;
+    let mut failures = 0u32;
+    loop {
+        inner.watches.pace().await;
+        let error = match watch_once(&inner, &account_id, &folders, &status, failures > 0).await {
+            Ok(()) => return,
+            Err(error) => error,
+        };
+        if error.kind == ErrorKind::Unsupported {
+            // Polled until something the watch depends on changes.
+            let every = inner.config.interval_secs;
+            set(PushView {
+                check_secs: Some(every),
+                ..PushView::new(PushState::Polling, Some(error.message))
+            });
+            return;
+        }
+        failures += 1;
+        let wait = if error.kind.remedy() == Remedy::Reconnect {
+            // The next job meets the refused login too, and stops the account; until then,
+            // no further login.
+            request(&inner, &account_id);
+            Duration::from_secs(inner.watches.config.max_retry_secs.max(1))
+        } else {
+            crate::clock::backoff(
+                FIRST_RETRY.as_secs_f64(),
+                inner.watches.config.max_retry_secs.max(1) as f64,
+                failures,
+            )
+        };
+        tracing::info!(account = %account_id, failures, "the watch ended: {error}");
+        set(PushView::new(
+            PushState::Starting,
+            Some(format!(
+                "The watch ended ({}); it starts again within {} s",
+                error.message,
+                wait.as_secs().max(1)
+            )),
+        ));
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// One watch, from connecting to its end. After a failure (`catch_up`), what changed while
+/// nobody watched is synced as soon as the watch is on.
+async fn watch_once(
+    inner: &Inner,
+    account_id: &str,
+    folders: &[String],
+    status: &Mutex<PushView>,
+    catch_up: bool,
+) -> Result<(), ConnectorError> {
+    let account = match inner.store.account(account_id).await {
+        Ok(Some(account)) if may_sync(&account) => account,
+        // The supervisor forgets this watch at its next look.
+        Ok(_) => return Ok(()),
+        Err(error) => return Err(ConnectorError::new(ErrorKind::Internal, error.to_string())),
+    };
+    let spec = match super::connection_spec(inner, &account).await {
+        Ok((spec, _)) => spec,
+        Err(NotReady::Store) => {
+            return Err(ConnectorError::new(
+                ErrorKind::Internal,
+                "the account's secret cannot be read",
+            ));
+        }
+        // The account's next job says so and stops it.
+        Err(NotReady::Broken(reason)) => {
+            request(inner, account_id);
+            return Err(ConnectorError::new(ErrorKind::Internal, reason));
+        }
+    };
+    let (news, mut heard) = mpsc::unbounded_channel();
+    let renew = inner.watches.config.renew();
+    let watch = inner.runtime.watch(&spec, folders.to_vec(), renew, news);
+    tokio::pin!(watch);
+    loop {
+        tokio::select! {
+            ended = &mut watch => return ended,
+            Some(news) = heard.recv() => match news {
+                WatchNews::Watching(watching) => {
+                    *status.lock().expect("push status poisoned") = PushView {
+                        method: Some(watching.method),
+                        folders: watching.folders.iter().map(|p| FolderId::for_path(p)).collect(),
+                        ..PushView::new(PushState::Watching, None)
+                    };
+                    if catch_up {
+                        request(inner, account_id);
+                    }
+                }
+                WatchNews::Changed(changed) => {
+                    tracing::debug!(account = account_id, ?changed, "news from the server");
+                    request_folders(inner, account_id, changed);
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Push against a real Dovecot: mail delivered over LMTP reaches the API with nobody asking
+//! for a sync (the scheduler's interval is an hour in these tests), the watch comes back
+//! after the server dropped it, follows the folders chosen, and an account waiting to be
+//! re-connected holds no connection at all.
+
+use mailroom_tests::mailbox::{Setup, mail};
+use mailroom_tests::mailroom::ADMIN_TOKEN;
+use mailroom_tests::servers::Options;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// The longest a delivery may take to show: far below the hour between scheduled syncs.
+const NEWS_WITHIN: Duration = Duration::from_secs(10);
+
+async fn start() -> Setup {
+    Setup::start_configured(Options::default(), |config| {
+        config.push.enabled = true;
+    })
+    .await
+}
+
+/// Waits until the account's `push` satisfies `done`; returns the account.
+async fn push_until(setup: &Setup, account: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + NEWS_WITHIN;
+    loop {
+        let body = setup
+            .mailroom
+            .get(&format!("/v1/accounts/{account}"))
+            .await
+            .body;
+        if done(&body["push"]) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "push never got there: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn watching(push: &Value) -> bool {
+    push["state"] == "watching"
+}
+
+/// Waits until a message with `subject` is in the account; returns it.
+async fn arrives(setup: &Setup, account: &str, subject: &str) -> Value {
+    let deadline = Instant::now() + NEWS_WITHIN;
+    loop {
+        let found = setup
+            .mailroom
+            .messages(account, "")
+            .await
+            .into_iter()
+            .find(|m| m["subject"] == subject);
+        if let Some(message) = found {
+            return message;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{subject:?} did not arrive within {NEWS_WITHIN:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn letter(id: &str) -> Vec<u8> {
+    mail(
+        &format!("{id}@elsewhere.test"),
+        id,
+        "sender@elsewhere.test",
+        "alice@example.test",
+        0,
+    )
+}
+
+/// Sync jobs of the IMAP connector that ended well, from the server's metrics.
+async fn sync_jobs(setup: &Setup) -> f64 {
+    let scrape = crate::metrics::scrape(&setup.mailroom, Some(ADMIN_TOKEN)).await;
+    let labels = [("connector", "imap"), ("result", "ok")];
+    crate::metrics::value(&scrape, "mailroom_sync_jobs_total", &labels).unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn delivered_mail_shows_up_in_every_watched_folder_without_a_sync_request() {
+    let setup = start().await;
+    let mut imap = setup.imap("alice").await;
+    imap.run("CREATE Work").await;
+    let account = setup.connect("alice", "1_month", json!({})).await;
+    let inbox = setup.folder_id(&account, "INBOX").await;
+    let work = setup.folder_id(&account, "Work").await;
+
+    let body = push_until(&setup, &account, watching).await;
+    assert_eq!(body["push"]["method"], "IMAP NOTIFY", "{body}");
+    let folders = body["push"]["folders"].as_array().unwrap();
+    assert_eq!(
+        folders[0],
+        inbox.as_str(),
+        "the inbox is watched first: {body}"
+    );
+    assert!(folders.contains(&json!(work)), "{body}");
+    let synced_at = body["last_sync_at"].clone();
+
+    setup
+        .servers
+        .deliver("alice", None, &letter("to the inbox"));
+    let message = arrives(&setup, &account, "to the inbox").await;
+    assert_eq!(message["folder_ids"], json!([inbox]));
+    setup
+        .servers
+        .deliver("alice", Some("Work"), &letter("to work"));
+    let message = arrives(&setup, &account, "to work").await;
+    assert_eq!(message["folder_ids"], json!([work]));
+
+    // A flag another client sets in the inbox shows too.
+    imap.run("SELECT INBOX").await;
+    imap.run("UID STORE 1:* +FLAGS (\\Flagged)").await;
+    let deadline = Instant::now() + NEWS_WITHIN;
+    while !arrives(&setup, &account, "to the inbox").await["flagged"]
+        .as_bool()
+        .unwrap()
+    {
+        assert!(Instant::now() < deadline, "the flag never showed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    imap.logout().await;
+
+    // Jobs for a watch's news sync those folders only: the account's last full sync stays.
+    let body = setup
+        .mailroom
+        .get(&format!("/v1/accounts/{account}"))
+        .await
+        .body;
+    assert_eq!(body["last_sync_at"], synced_at, "{body}");
+}
+
+#[tokio::test]
+async fn the_watch_comes_back_after_the_server_dropped_it() {
+    let setup = start().await;
+    let account = setup.connect("alice", "1_month", json!({})).await;
+    push_until(&setup, &account, watching).await;
+
+    // Dovecot ends every session of the user; mail arrives while nobody watches.
+    setup.servers.kick("alice");
+    setup
+        .servers
+        .deliver("alice", None, &letter("while nobody watched"));
+    arrives(&setup, &account, "while nobody watched").await;
+    push_until(&setup, &account, watching).await;
+
+    // The new watch hears the next delivery as the first one did.
+    setup
+        .servers
+        .deliver("alice", None, &letter("after the watch came back"));
+    arrives(&setup, &account, "after the watch came back").await;
+}
+
+#[tokio::test]
+async fn a_deactivated_folder_is_no_longer_watched() {
+    let setup = start().await;
+    let mut imap = setup.imap("alice").await;
+    imap.run("CREATE Work").await;
+    imap.logout().await;
+    let account = setup.connect("alice", "1_month", json!({})).await;
+    let inbox = setup.folder_id(&account, "INBOX").await;
+    let work = setup.folder_id(&account, "Work").await;
+    push_until(&setup, &account, |push| {
+        watching(push) && push["folders"].as_array().unwrap().contains(&json!(work))
+    })
+    .await;
+
+    let changed = setup
+        .mailroom
+        .call(
+            Method::PATCH,
+            &format!("/v1/accounts/{account}"),
+            Some(json!({"active_folders": [inbox]})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    push_until(&setup, &account, |push| {
+        watching(push) && push["folders"] == json!([inbox])
+    })
+    .await;
+
+    // News of the folder no longer watched starts no job; news of the inbox does.
+    let jobs = sync_jobs(&setup).await;
+    setup
+        .servers
+        .deliver("alice", Some("Work"), &letter("unwatched"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        sync_jobs(&setup).await,
+        jobs,
+        "a job ran for the unwatched folder"
+    );
+    setup.servers.deliver("alice", None, &letter("watched"));
+    arrives(&setup, &account, "watched").await;
+    assert!(sync_jobs(&setup).await > jobs);
+}
+
+#[tokio::test]
+async fn an_account_waiting_to_be_reconnected_holds_no_connection() {
+    let setup = start().await;
+    let account = setup.connect("alice", "1_month", json!({})).await;
+    push_until(&setup, &account, watching).await;
+    assert!(setup.servers.imap_sessions("alice") >= 1);
+
+    // The password changes on the server, which ends the user's sessions: the watch cannot
+    // log in again, and the account stops.
+    setup.servers.set_password("alice", "pw-changed");
+    setup.servers.kick("alice");
+    let stopped = setup
+        .mailroom
+        .wait_for_state(&account, "auth_required", Duration::from_secs(30))
+        .await;
+    assert_eq!(stopped["push"]["state"], "off", "{stopped}");
+    let failed = |log: &str| log.matches("auth failed").count();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let failures = failed(&setup.servers.dovecot_log());
+    assert_eq!(setup.servers.imap_sessions("alice"), 0);
+    // No further login is tried while it waits.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(setup.servers.imap_sessions("alice"), 0);
+    assert_eq!(failed(&setup.servers.dovecot_log()), failures);
+
+    // Re-connected with the new password, it is watched again.
+    let user = setup.servers.user("alice");
+    let reconnected = setup
+        .mailroom
+        .post(
+            &format!("/v1/accounts/{account}/reconnect"),
+            json!({
+                "connector": "imap",
+                "email": user.email,
+                "password": "pw-changed",
+                "imap": {"host": "localhost", "port": setup.servers.imaps_port(), "encryption": "ssl"},
+                "smtp": {"host": "localhost", "port": setup.servers.smtps_port(), "encryption": "ssl"},
+            }),
+        )
+        .await;
+    assert_eq!(reconnected.status, StatusCode::OK, "{}", reconnected.body);
+    push_until(&setup, &account, watching).await;
+    setup
+        .servers
+        .deliver("alice", None, &letter("after reconnecting"));
+    arrives(&setup, &account, "after reconnecting").await;
+}
