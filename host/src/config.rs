@@ -278,6 +278,10 @@ pub struct SyncConfig {
     /// How long after syncing a folder again because the server counted mail it lacks the
     /// same folder may be synced again, in minutes. Default 60.
     pub gap_refetch_mins: u64,
+    /// How often a job lists the account's folders on the server (so new, renamed and
+    /// removed folders show), in seconds; jobs in between sync the folders known, and a sync
+    /// asked for through the API always lists. Default 300.
+    pub list_every_secs: u64,
 }
 
 impl Default for SyncConfig {
@@ -292,6 +296,7 @@ impl Default for SyncConfig {
             error_after_failures: 3,
             count_every_mins: 15,
             gap_refetch_mins: 60,
+            list_every_secs: 300,
         }
     }
 }

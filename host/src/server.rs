@@ -215,6 +215,13 @@ impl Server {
             store.clone(),
             vault.clone(),
         );
+        let deliverer = Arc::new(Deliverer::start(
+            store.clone(),
+            vault.clone(),
+            runtime.http_client(),
+            config.webhooks.clone(),
+            metrics.clone(),
+        ));
         let scheduler = Arc::new(Scheduler::start(
             store.clone(),
             runtime.clone(),
@@ -225,14 +232,11 @@ impl Server {
                 push: config.push.clone(),
                 max_jobs: config.sandbox.max_concurrent_jobs,
                 max_jobs_per_owner: config.sandbox.max_jobs_per_owner,
+                on_events: {
+                    let deliverer = deliverer.clone();
+                    Box::new(move || deliverer.wake())
+                },
             },
-            metrics.clone(),
-        ));
-        let deliverer = Arc::new(Deliverer::start(
-            store.clone(),
-            vault.clone(),
-            runtime.http_client(),
-            config.webhooks.clone(),
             metrics.clone(),
         ));
         let app = Arc::new(App::new(

@@ -513,7 +513,10 @@ async fn main() {
 
     // A server without CONDSTORE: the no-change sync compares UID and flag sets.
     if selected("no_condstore") {
-        let plain = MailServers::start_with(Options { condstore: false });
+        let plain = MailServers::start_with(Options {
+            condstore: false,
+            ..Options::default()
+        });
         let carol = plain.user("carol");
         let big = corpus::small(&real, 2 * count);
         seed(&plain, &carol, "INBOX", &big).await;

@@ -71,11 +71,17 @@ fn imap_login_works(port: u16, login: &str, password: &str) -> bool {
 pub struct Options {
     /// Whether IMAP advertises CONDSTORE and QRESYNC (RFC 7162).
     pub condstore: bool,
+    /// Users besides the test accounts, for benchmarks: `user0@example.test` on (see
+    /// [`MailServers::extra_user`]).
+    pub extra_users: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { condstore: true }
+        Self {
+            condstore: true,
+            extra_users: 0,
+        }
     }
 }
 
@@ -101,6 +107,7 @@ pub struct MailServers {
     cert_path: PathBuf,
     dovecot: Option<Child>,
     smtp: Option<Child>,
+    extra_users: usize,
     // Removed when the fields are dropped, which is after `Drop::drop` has
     // stopped the servers that use it.
     dir: tempfile::TempDir,
@@ -194,14 +201,15 @@ impl MailServers {
     /// Changes a user's password on both servers (each reads its file again when it
     /// changes).
     pub fn set_password(&self, local: &str, password: &str) {
-        let users: Vec<User> = USERS
-            .iter()
-            .map(|user| {
-                let mut user_now = self.user(user);
-                if *user == local {
-                    user_now.password = password.to_owned();
+        let email = format!("{local}@{DOMAIN}");
+        let users: Vec<User> = self
+            .users()
+            .into_iter()
+            .map(|mut user| {
+                if user.email == email {
+                    user.password = password.to_owned();
                 }
-                user_now
+                user
             })
             .collect();
         self.write_users(&users);
@@ -279,13 +287,43 @@ impl MailServers {
             .expect("doveadm runs")
     }
 
+    /// The `n`th of the users [`Options::extra_users`] asked for.
+    pub fn extra_user(&self, n: usize) -> User {
+        assert!(
+            n < self.extra_users,
+            "there are {} extra users",
+            self.extra_users
+        );
+        User {
+            email: format!("user{n}@{DOMAIN}"),
+            password: format!("pw-user{n}"),
+        }
+    }
+
+    /// The test accounts and the extra users.
+    fn users(&self) -> Vec<User> {
+        USERS
+            .iter()
+            .map(|local| self.user(local))
+            .chain((0..self.extra_users).map(|n| self.extra_user(n)))
+            .collect()
+    }
+
     /// How many IMAP sessions of the user Dovecot holds now (`doveadm who`).
     pub fn imap_sessions(&self, local: &str) -> usize {
+        self.sessions(&format!("{local}@{DOMAIN}"))
+    }
+
+    /// How many IMAP sessions Dovecot holds now, of all users.
+    pub fn all_imap_sessions(&self) -> usize {
+        self.sessions("*")
+    }
+
+    fn sessions(&self, mask: &str) -> usize {
         let output = Command::new("doveadm")
             .arg("-c")
             .arg(self.path("dovecot.conf"))
-            .args(["who", "-1"])
-            .arg(format!("{local}@{DOMAIN}"))
+            .args(["who", "-1", mask])
             .output()
             .expect("doveadm runs");
         assert!(
@@ -403,6 +441,7 @@ impl MailServers {
             cert_path,
             dovecot: None,
             smtp: None,
+            extra_users: options.extra_users,
             dir,
         };
 
@@ -452,8 +491,7 @@ impl MailServers {
             "openssl req (creating the test certificate)",
         );
 
-        let users: Vec<User> = USERS.iter().map(|local| self.user(local)).collect();
-        self.write_users(&users);
+        self.write_users(&self.users());
 
         let dir_str = dir
             .to_str()

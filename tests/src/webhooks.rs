@@ -26,6 +26,8 @@ pub struct Received {
     pub body: Bytes,
     /// The status the endpoint answered.
     pub answered: u16,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 impl Received {
@@ -175,6 +177,7 @@ async fn answer(
         headers: parts.headers,
         body,
         answered: status,
+        at: Instant::now(),
     });
     let reply = if (200..300).contains(&status) {
         ""

@@ -49,8 +49,14 @@ pub enum Step {
 /// The host side of a sync job: decides what to sync and commits what arrives.
 #[async_trait]
 pub trait SyncDriver: Send + 'static {
-    /// Given the server's folders, the folders to sync in this job, in order.
-    async fn plan(&mut self, listing: Vec<Folder>) -> Result<Vec<FolderTask>, ConnectorError>;
+    /// Whether this job lists the server's folders before it plans.
+    fn lists(&self) -> bool;
+    /// Given the server's folders when the job listed them, the folders to sync in this
+    /// job, in order.
+    async fn plan(
+        &mut self,
+        listing: Option<Vec<Folder>>,
+    ) -> Result<Vec<FolderTask>, ConnectorError>;
     /// Commits one page of `task`'s folder.
     async fn page(&mut self, task: &FolderTask, page: SyncPage) -> Result<Step, ConnectorError>;
     /// A folder failed. Returns whether the job goes on with the other folders; the error
@@ -125,9 +131,13 @@ async fn drive<D: SyncDriver>(
         Err(error) => return Ok(Err(error)),
     };
     let result = async {
-        let listing = match session.list_folders(store).await? {
-            Ok(folders) => folders,
-            Err(error) => return Ok(Err(error)),
+        let listing = if driver.lists() {
+            match session.list_folders(store).await? {
+                Ok(folders) => Some(folders),
+                Err(error) => return Ok(Err(error)),
+            }
+        } else {
+            None
         };
         let tasks = match driver.plan(listing).await {
             Ok(tasks) => tasks,

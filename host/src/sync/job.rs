@@ -70,8 +70,16 @@ pub struct Driver {
     /// Folders this job syncs again for a gap: they count as backfilled meanwhile, so the
     /// account does not look as if its first sync were running.
     refetching: std::collections::HashSet<FolderId>,
+    scope: Scope,
+}
+
+/// What one job looks at.
+#[derive(Debug, Default)]
+pub struct Scope {
     /// The only folders (paths) to sync, when a watch's news is all the job is for.
-    only: Option<BTreeSet<String>>,
+    pub only: Option<BTreeSet<String>>,
+    /// List the server's folders first (new, renamed and removed folders show).
+    pub list: bool,
 }
 
 impl Driver {
@@ -81,7 +89,7 @@ impl Driver {
         syncs: HashMap<FolderId, FolderSync>,
         report: Arc<Mutex<Report>>,
         outbox: Pusher,
-        only: Option<BTreeSet<String>>,
+        scope: Scope,
     ) -> Self {
         Self {
             shared,
@@ -93,8 +101,32 @@ impl Driver {
             outbox,
             looks: HashMap::new(),
             refetching: Default::default(),
-            only,
+            scope,
         }
+    }
+
+    /// Takes the server's listing into the account's folders (stored when they changed).
+    async fn reflect(&mut self, listing: Vec<Folder>) -> Result<(), ConnectorError> {
+        if reflect_listing(&self.account.folders, &listing) == self.account.folders {
+            return Ok(());
+        }
+        let stored = self
+            .shared
+            .store
+            .modify_account(
+                &self.account.id,
+                Box::new(move |account| {
+                    let folders = reflect_listing(&account.folders, &listing);
+                    let changed = folders != account.folders;
+                    account.folders = folders;
+                    changed
+                }),
+            )
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ConnectorError::new(ErrorKind::NotFound, "the account is gone"))?;
+        self.account = stored;
+        Ok(())
     }
 
     /// Waits for the previous page's commit.
@@ -263,26 +295,16 @@ impl SyncDriver for Driver {
         result
     }
 
-    async fn plan(&mut self, listing: Vec<Folder>) -> Result<Vec<FolderTask>, ConnectorError> {
-        let folders = reflect_listing(&self.account.folders, &listing);
-        if folders != self.account.folders {
-            let listing = listing.clone();
-            let stored = self
-                .shared
-                .store
-                .modify_account(
-                    &self.account.id,
-                    Box::new(move |account| {
-                        let folders = reflect_listing(&account.folders, &listing);
-                        let changed = folders != account.folders;
-                        account.folders = folders;
-                        changed
-                    }),
-                )
-                .await
-                .map_err(store_error)?
-                .ok_or_else(|| ConnectorError::new(ErrorKind::NotFound, "the account is gone"))?;
-            self.account = stored;
+    fn lists(&self) -> bool {
+        self.scope.list
+    }
+
+    async fn plan(
+        &mut self,
+        listing: Option<Vec<Folder>>,
+    ) -> Result<Vec<FolderTask>, ConnectorError> {
+        if let Some(listing) = listing {
+            self.reflect(listing).await?;
         }
         // A folder no longer active (or no longer on the server) leaves the mailbox.
         let stale: Vec<FolderId> = self
@@ -316,7 +338,12 @@ impl SyncDriver for Driver {
             .folders
             .iter()
             .filter(|f| f.active && f.selectable)
-            .filter(|f| self.only.as_ref().is_none_or(|only| only.contains(&f.path)))
+            .filter(|f| {
+                self.scope
+                    .only
+                    .as_ref()
+                    .is_none_or(|only| only.contains(&f.path))
+            })
             .collect();
         active.sort_by_key(|f| order(f));
         let tasks: Vec<FolderTask> = active
@@ -342,7 +369,7 @@ impl SyncDriver for Driver {
         let all_backfilled = self.all_backfilled();
         let mut report = self.report();
         report.planned = tasks.len();
-        report.partial = self.only.is_some();
+        report.partial = self.scope.only.is_some();
         report.all_backfilled = all_backfilled;
         Ok(tasks)
     }

@@ -24,7 +24,7 @@ use crate::runtime::{HeldIdsLookup, HeldLookup, KnownLookup, Lookups, Runtime};
 use crate::store::Store;
 use crate::vault::Vault;
 use completeness::Spacing;
-use job::{Driver, Report, Shared};
+use job::{Driver, Report, Scope, Shared};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,6 +46,8 @@ struct Slot {
     only: Option<BTreeSet<String>>,
     /// The running job is part of the account's first sync.
     first_sync: bool,
+    /// When a job last listed the account's folders.
+    last_listed: Option<Instant>,
     last_start: Option<Instant>,
     not_before: Option<Instant>,
     failures: u32,
@@ -77,6 +79,7 @@ struct Inner {
     checks: BTreeMap<String, Duration>,
     /// The accounts' watches.
     watches: push::Watches,
+    on_events: Box<dyn Fn() + Send + Sync>,
     slots: Mutex<HashMap<String, Slot>>,
     wake: Notify,
     /// Set when the server stops: running jobs end after their current page.
@@ -100,6 +103,9 @@ pub struct Settings {
     pub max_jobs: usize,
     /// The bound on one owner's personal accounts' jobs (`[sandbox] max_jobs_per_owner`).
     pub max_jobs_per_owner: usize,
+    /// Called when a job ended that may have recorded events (the webhook deliverer's
+    /// wake-up, so news goes out at once).
+    pub on_events: Box<dyn Fn() + Send + Sync>,
 }
 
 /// How long stopping waits for running jobs to reach the end of a page.
@@ -119,6 +125,7 @@ impl Scheduler {
             push,
             max_jobs,
             max_jobs_per_owner,
+            on_events,
         } = settings;
         let max_jobs = max_jobs.max(1);
         let minutes = |m: u64| Duration::from_secs(m.saturating_mul(60));
@@ -146,6 +153,7 @@ impl Scheduler {
                 .map(|(connector, secs)| (connector.clone(), Duration::from_secs((*secs).max(1))))
                 .collect(),
             watches: push::Watches::new(push),
+            on_events,
             slots: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             stopping,
@@ -254,6 +262,7 @@ fn personal_owner(account: &Account) -> Option<&str> {
 
 async fn run(inner: Arc<Inner>) {
     let interval = Duration::from_secs(inner.config.interval_secs.max(1));
+    let list_every = Duration::from_secs(inner.config.list_every_secs);
     loop {
         match inner.store.accounts().await {
             Ok(accounts) => {
@@ -306,8 +315,16 @@ async fn run(inner: Arc<Inner>) {
                     if slot.requested {
                         started_ms = started_ms.max(slot.last_request_ms);
                     }
-                    // Only a job that watches alone asked for syncs just their folders.
+                    // A sync asked for through the API lists the folders, as does a job
+                    // when the last listing is old; one that watches alone asked for
+                    // syncs just their folders.
+                    let asked = slot.requested && slot.only.is_none();
                     let only = slot.only.take().filter(|_| !scheduled);
+                    let list = only.is_none()
+                        && (asked || slot.last_listed.is_none_or(|at| now >= at + list_every));
+                    if list {
+                        slot.last_listed = Some(now);
+                    }
                     slot.running = true;
                     slot.requested = false;
                     // A job for watches' news does not put off the next sync of everything.
@@ -326,7 +343,8 @@ async fn run(inner: Arc<Inner>) {
                         connector = %account.connector,
                         kind = "sync"
                     );
-                    jobs.spawn(job(inner.clone(), account.id, started_at, only).instrument(span));
+                    let scope = Scope { only, list };
+                    jobs.spawn(job(inner.clone(), account.id, started_at, scope).instrument(span));
                 }
             }
             Err(error) => tracing::error!("the scheduler cannot read accounts: {error}"),
@@ -348,14 +366,9 @@ async fn run(inner: Arc<Inner>) {
 }
 
 /// Runs one job and records its outcome on the account.
-async fn job(
-    inner: Arc<Inner>,
-    account_id: String,
-    started_at: String,
-    only: Option<BTreeSet<String>>,
-) {
+async fn job(inner: Arc<Inner>, account_id: String, started_at: String, scope: Scope) {
     let started = Instant::now();
-    let outcome = sync_account(&inner, &account_id, started_at, only).await;
+    let outcome = sync_account(&inner, &account_id, started_at, scope).await;
     let mut slots = inner.slots.lock().expect("scheduler poisoned");
     if let Some(slot) = slots.get_mut(&account_id) {
         slot.running = false;
@@ -371,6 +384,7 @@ async fn job(
             Outcome::Done { more } => {
                 slot.failures = 0;
                 slot.requested |= more;
+                (inner.on_events)();
             }
             Outcome::Retry { after } => {
                 slot.failures += 1;
@@ -403,13 +417,13 @@ enum Outcome {
     Stopped,
 }
 
-/// One job; `started_at` is what it reports as `last_sync_at` when it catches up. With
-/// `only`, the job syncs just those folders (paths) and reports no `last_sync_at`.
+/// One job; `started_at` is what it reports as `last_sync_at` when it catches up. A job
+/// for some folders only (`scope.only`) reports no `last_sync_at`.
 async fn sync_account(
     inner: &Inner,
     account_id: &str,
     started_at: String,
-    only: Option<BTreeSet<String>>,
+    scope: Scope,
 ) -> Outcome {
     let started = Instant::now();
     let account = match inner.store.account(account_id).await {
@@ -470,7 +484,7 @@ async fn sync_account(
         syncs,
         report.clone(),
         Pusher::new(inner.store.clone(), files_sent, inner.metrics.clone()),
-        only,
+        scope,
     );
     let lookups = Lookups {
         held: held_lookup(inner.store.clone(), account_id.to_owned()),

@@ -256,7 +256,11 @@ async fn changes_by_another_client_appear_with_qresync() {
 
 #[tokio::test]
 async fn changes_by_another_client_appear_without_condstore() {
-    changes_by_another_client_appear(Options { condstore: false }).await;
+    changes_by_another_client_appear(Options {
+        condstore: false,
+        ..Options::default()
+    })
+    .await;
 }
 
 #[tokio::test]
