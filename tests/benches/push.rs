@@ -142,13 +142,7 @@ async fn imap() -> Vec<Value> {
             folder.push(delay);
         } else {
             inbox.push(delay);
-            let heard = told
-                .lock()
-                .expect("idle client")
-                .iter()
-                .find(|t| **t > at)
-                .copied();
-            dovecot.push(heard.expect("the idle client heard of it") - at);
+            dovecot.push(heard(&told, at).await - at);
         }
         let accepted = receiver
             .wait_for("message.created", Duration::from_secs(60), |a| {
@@ -222,6 +216,27 @@ async fn idle_client(setup: &Setup) -> std::sync::Arc<std::sync::Mutex<Vec<Insta
         }
     });
     told
+}
+
+/// When the idle client heard of news after `at` (waiting for it, at most 10 s).
+async fn heard(told: &std::sync::Mutex<Vec<Instant>>, at: Instant) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let first = told
+            .lock()
+            .expect("idle client")
+            .iter()
+            .find(|t| **t > at)
+            .copied();
+        if let Some(heard) = first {
+            return heard;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the idle client never heard of it"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// Waits until the account is watched.
@@ -337,6 +352,7 @@ mod scale {
     const IDLE_SECS: u64 = 20;
 
     pub async fn run(accounts: usize) -> Vec<Value> {
+        inotify_instances(2 * accounts + 256);
         let servers = MailServers::start_with(Options {
             extra_users: accounts,
             ..Options::default()
@@ -347,6 +363,7 @@ mod scale {
             config.sync.interval_secs = 3600;
             config.push.enabled = true;
             config.api.connection_tests_per_minute = 1_000_000;
+            config.api.max_concurrent_tests_per_caller = CREATING;
         })
         .await;
         let baseline = memory_kib("VmRSS");
@@ -459,6 +476,22 @@ mod scale {
                 Some(next) => cursor = next.to_owned(),
                 None => return count,
             }
+        }
+    }
+
+    /// Dovecot watches a mailbox for an idling session with an inotify instance, all of them
+    /// under its one mail user: the kernel's default of 128 a user would leave most of a
+    /// thousand sessions unwatched (Dovecot then logs "Inotify instance limit ... exceeded"
+    /// and tells them nothing). Raised as a mail server with many idling users must be.
+    fn inotify_instances(wanted: usize) {
+        const LIMIT: &str = "/proc/sys/fs/inotify/max_user_instances";
+        let now: usize = std::fs::read_to_string(LIMIT)
+            .ok()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        if now < wanted {
+            std::fs::write(LIMIT, wanted.to_string())
+                .unwrap_or_else(|e| panic!("cannot raise {LIMIT} to {wanted} (run as root): {e}"));
         }
     }
 

@@ -71,6 +71,10 @@ fn imap_login_works(port: u16, login: &str, password: &str) -> bool {
 pub struct Options {
     /// Whether IMAP advertises CONDSTORE and QRESYNC (RFC 7162).
     pub condstore: bool,
+    /// Whether IMAP advertises IDLE (RFC 2177).
+    pub idle: bool,
+    /// Whether IMAP advertises NOTIFY (RFC 5465).
+    pub notify: bool,
     /// Users besides the test accounts, for benchmarks: `user0@example.test` on (see
     /// [`MailServers::extra_user`]).
     pub extra_users: usize,
@@ -80,17 +84,37 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             condstore: true,
+            idle: true,
+            notify: true,
             extra_users: 0,
         }
     }
 }
 
-/// Dovecot 2.3's capabilities after login, less CONDSTORE and QRESYNC.
-const WITHOUT_CONDSTORE: &str = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE \
-IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND \
-URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 ESEARCH \
-ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY \
-PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE";
+/// Dovecot 2.3's capabilities after login.
+const CAPABILITIES: &str = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY \
+THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT \
+CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES \
+WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE \
+SAVEDATE LITERAL+ NOTIFY SPECIAL-USE";
+
+impl Options {
+    /// The Dovecot setting that advertises what the options leave of its capabilities:
+    /// nothing when they leave all of them.
+    fn imap_capability(&self) -> String {
+        let left_out = |capability: &str| match capability {
+            "CONDSTORE" | "QRESYNC" => !self.condstore,
+            "IDLE" => !self.idle,
+            "NOTIFY" => !self.notify,
+            _ => false,
+        };
+        if !CAPABILITIES.split(' ').any(left_out) {
+            return String::new();
+        }
+        let kept: Vec<&str> = CAPABILITIES.split(' ').filter(|c| !left_out(c)).collect();
+        format!("imap_capability = {}", kept.join(" "))
+    }
+}
 
 /// A test account on the servers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -503,14 +527,7 @@ impl MailServers {
             .replace("{pop3_port}", &self.ports.pop3.to_string())
             .replace("{pop3s_port}", &self.ports.pop3s.to_string())
             .replace("{lmtp_port}", &self.ports.lmtp.to_string())
-            .replace(
-                "{imap_capability}",
-                if options.condstore {
-                    ""
-                } else {
-                    WITHOUT_CONDSTORE
-                },
-            );
+            .replace("{imap_capability}", &options.imap_capability());
         write_file(&self.path("dovecot.conf"), &conf, 0o644);
     }
 

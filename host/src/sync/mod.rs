@@ -194,7 +194,7 @@ impl Scheduler {
             task.abort();
             let _ = task.await;
         }
-        self.inner.watches.clear();
+        self.inner.watches.stop().await;
         let mut jobs = std::mem::take(&mut *self.inner.jobs.lock().expect("scheduler poisoned"));
         let drained = tokio::time::timeout(STOP_GRACE, async {
             while jobs.join_next().await.is_some() {}

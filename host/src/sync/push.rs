@@ -132,6 +132,16 @@ impl Watches {
         drop(watches);
     }
 
+    /// Ends every watch and waits until they are gone (with them, what they hold of the
+    /// store and the runtime).
+    pub(super) async fn stop(&self) {
+        let watches = std::mem::take(&mut *self.table.lock().expect("watches poisoned"));
+        for mut watch in watches.into_values() {
+            watch.task.abort();
+            let _ = (&mut watch.task).await;
+        }
+    }
+
     /// Waits for this watch's turn to start.
     async fn pace(&self) {
         let gap = Duration::from_secs(1) / self.config.starts_per_sec.max(1);

@@ -43,7 +43,11 @@ fn watching(push: &Value) -> bool {
 
 /// Waits until a message with `subject` is in the account; returns it.
 async fn arrives(setup: &Setup, account: &str, subject: &str) -> Value {
-    let deadline = Instant::now() + NEWS_WITHIN;
+    arrives_within(setup, account, subject, NEWS_WITHIN).await
+}
+
+async fn arrives_within(setup: &Setup, account: &str, subject: &str, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
     loop {
         let found = setup
             .mailroom
@@ -56,7 +60,7 @@ async fn arrives(setup: &Setup, account: &str, subject: &str) -> Value {
         }
         assert!(
             Instant::now() < deadline,
-            "{subject:?} did not arrive within {NEWS_WITHIN:?}"
+            "{subject:?} did not arrive within {limit:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -243,4 +247,99 @@ async fn an_account_waiting_to_be_reconnected_holds_no_connection() {
         .servers
         .deliver("alice", None, &letter("after reconnecting"));
     arrives(&setup, &account, "after reconnecting").await;
+}
+
+#[tokio::test]
+async fn idle_alone_watches_the_inbox_and_a_server_without_idle_is_polled() {
+    let setup = Setup::start_configured(
+        Options {
+            notify: false,
+            ..Options::default()
+        },
+        |config| config.push.enabled = true,
+    )
+    .await;
+    let account = setup.connect("alice", "1_month", json!({})).await;
+    let inbox = setup.folder_id(&account, "INBOX").await;
+    let body = push_until(&setup, &account, watching).await;
+    assert_eq!(body["push"]["method"], "IMAP IDLE", "{body}");
+    assert_eq!(body["push"]["folders"], json!([inbox]), "{body}");
+    setup.servers.deliver("alice", None, &letter("idled on"));
+    arrives(&setup, &account, "idled on").await;
+
+    let setup = Setup::start_configured(
+        Options {
+            idle: false,
+            notify: false,
+            ..Options::default()
+        },
+        |config| config.push.enabled = true,
+    )
+    .await;
+    let account = setup.connect("alice", "1_month", json!({})).await;
+    let body = push_until(&setup, &account, |push| push["state"] == "polling").await;
+    let reason = body["push"]["reason"].as_str().unwrap();
+    assert!(reason.contains("does not offer IMAP IDLE"), "{body}");
+    assert_eq!(body["push"]["check_secs"], 3600, "{body}");
+    // Nothing is watching: the sessions left are the kept one of the first sync.
+    assert!(setup.servers.imap_sessions("alice") <= 1);
+}
+
+#[tokio::test]
+async fn first_syncs_leave_a_job_slot_for_news() {
+    // Two job slots: first syncs may take one.
+    let setup = Setup::start_configured(Options::default(), |config| {
+        config.push.enabled = true;
+        config.sandbox.max_concurrent_jobs = 2;
+        config.sync.page_messages = 1;
+    })
+    .await;
+    let alice = setup.connect("alice", "1_month", json!({})).await;
+    push_until(&setup, &alice, watching).await;
+    for local in ["bob", "carol"] {
+        let mut imap = setup.imap(local).await;
+        for i in 0..2000 {
+            let raw = mail(
+                &format!("{local}-{i}@seed.test"),
+                "seed",
+                "x@seed.test",
+                "y@seed.test",
+                1,
+            );
+            imap.append("INBOX", "", &mailroom_tests::mailbox::days_ago(1), &raw)
+                .await;
+        }
+        imap.logout().await;
+    }
+    // Two first syncs of a page a message, which would hold both slots for many seconds.
+    let mut first = Vec::new();
+    for local in ["bob", "carol"] {
+        let user = setup.servers.user(local);
+        let created = setup
+            .mailroom
+            .post(
+                "/v1/accounts",
+                json!({
+                    "connector": "imap", "email": user.email, "password": user.password,
+                    "imap": {"host": "localhost", "port": setup.servers.imaps_port(), "encryption": "ssl"},
+                    "smtp": {"host": "localhost", "port": setup.servers.smtps_port(), "encryption": "ssl"},
+                    "kind": "personal", "sync_from": "1_month",
+                }),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        first.push(created.body["id"].as_str().unwrap().to_owned());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    setup
+        .servers
+        .deliver("alice", None, &letter("while others sync"));
+    arrives_within(&setup, &alice, "while others sync", Duration::from_secs(3)).await;
+    // The first syncs were still under way.
+    let mut syncing = 0;
+    for id in &first {
+        let body = setup.mailroom.get(&format!("/v1/accounts/{id}")).await.body;
+        syncing += usize::from(body["state"] == "syncing");
+    }
+    assert!(syncing >= 1, "the first syncs ended too soon to tell");
 }
