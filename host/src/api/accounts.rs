@@ -617,8 +617,9 @@ pub async fn reconnect(
     })
     .await?;
     announce_state(app, before, &account).await;
-    // Connections kept under the old settings are not used again.
+    // Connections kept under the old settings are not used again, nor is the watch.
     app.runtime.kept().forget(&account.id);
+    app.scheduler.reconnected(&account.id);
     // It resumes from the folder states it had: nothing is fetched twice.
     app.scheduler.request(&account.id);
     Ok(json(&respond(app, user, &account).await?))

@@ -19,8 +19,9 @@ pub enum WatchNews {
     Changed(Vec<String>),
 }
 
-/// How much longer than the wait it asked for a connector may take to answer.
-const WAIT_GRACE: Duration = Duration::from_secs(60);
+/// How much longer than the wait it asked for, and than a reply may take, a connector may
+/// take to answer.
+const WAIT_GRACE: Duration = Duration::from_secs(30);
 
 impl Runtime {
     /// Watches `folders` of the account `spec` describes, each wait lasting at most `renew`,
@@ -37,6 +38,8 @@ impl Runtime {
         let spec = spec.clone();
         let job = self.job_account(&connector, &spec);
         let start_limit = self.job_timeout;
+        // Ending an IDLE waits for the server's reply, which may take the I/O timeout.
+        let wait_limit = renew + self.net.io_timeout + WAIT_GRACE;
         let late = |what: &str, limit: Duration| {
             ConnectorError::new(
                 ErrorKind::Timeout,
@@ -73,7 +76,7 @@ impl Runtime {
                     loop {
                         // Each wait gets the whole CPU budget: the budget bounds a step.
                         store.data_mut().cpu.reset();
-                        let limit = renew + WAIT_GRACE;
+                        let limit = wait_limit;
                         let changed =
                             match tokio::time::timeout(limit, session.wait(store, renew)).await {
                                 Ok(Ok(Ok(changed))) => changed,

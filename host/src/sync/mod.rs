@@ -48,6 +48,8 @@ struct Slot {
     first_sync: bool,
     /// When a job last listed the account's folders.
     last_listed: Option<Instant>,
+    /// Someone asked for a sync that lists the folders (through the API).
+    list_asked: bool,
     last_start: Option<Instant>,
     not_before: Option<Instant>,
     failures: u32,
@@ -184,6 +186,11 @@ impl Scheduler {
         push::view(&self.inner, account)
     }
 
+    /// The account was re-connected: its watch starts over with the new credentials.
+    pub fn reconnected(&self, account_id: &str) {
+        self.inner.watches.forget(account_id);
+    }
+
     /// Stops starting jobs and lets running ones end after their current page (each page
     /// is committed whole); a job still busy after a grace period is cut off, which loses
     /// nothing committed.
@@ -223,6 +230,7 @@ fn request(inner: &Inner, account_id: &str) -> String {
     slot.last_request_ms = slot.last_request_ms.max(at);
     slot.requested = true;
     slot.only = None;
+    slot.list_asked = true;
     slot.not_before = None;
     drop(slots);
     inner.wake.notify_one();
@@ -318,10 +326,11 @@ async fn run(inner: Arc<Inner>) {
                     // A sync asked for through the API lists the folders, as does a job
                     // when the last listing is old; one that watches alone asked for
                     // syncs just their folders.
-                    let asked = slot.requested && slot.only.is_none();
                     let only = slot.only.take().filter(|_| !scheduled);
                     let list = only.is_none()
-                        && (asked || slot.last_listed.is_none_or(|at| now >= at + list_every));
+                        && (slot.list_asked
+                            || slot.last_listed.is_none_or(|at| now >= at + list_every));
+                    slot.list_asked = false;
                     if list {
                         slot.last_listed = Some(now);
                     }
@@ -383,7 +392,12 @@ async fn job(inner: Arc<Inner>, account_id: String, started_at: String, scope: S
         match outcome {
             Outcome::Done { more } => {
                 slot.failures = 0;
-                slot.requested |= more;
+                // What is left to do is the whole account's, whatever a watch asked for
+                // meanwhile.
+                if more {
+                    slot.requested = true;
+                    slot.only = None;
+                }
                 (inner.on_events)();
             }
             Outcome::Retry { after } => {
@@ -527,6 +541,7 @@ async fn sync_account(
                 .first()
                 .map(|(folder, error)| format!("folder {folder}: {}", error.message));
             let counted = report.counted;
+            let partial = report.partial;
             update(inner, account_id, true, move |account| {
                 let mut changed = false;
                 if complete {
@@ -550,7 +565,14 @@ async fn sync_account(
                     .filter(|f| f.server_total.is_some())
                     .map(|f| f.path.as_str())
                     .collect();
-                let reason = failed.clone().or_else(|| completeness::reason(&gaps));
+                // A job for a watch's news speaks for its folders only: the reason of a
+                // healthy account stays what the last whole job found.
+                let kept = partial && failed.is_none() && account.state != AccountState::Error;
+                let reason = if kept {
+                    account.state_reason.clone()
+                } else {
+                    failed.clone().or_else(|| completeness::reason(&gaps))
+                };
                 let before = (account.state, account.state_reason.clone());
                 account.set_state(state, reason);
                 changed |= account.next_retry_at.take().is_some();

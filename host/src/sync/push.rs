@@ -9,7 +9,8 @@
 //! at once), start again after a failure with a growing wait, and stop when the account
 //! stops syncing (disabled, deleted, waiting to be re-connected: such an account holds no
 //! connection). A watch is started again when the folders to watch or the account's
-//! connection change.
+//! servers change, and when the account is re-connected. Once a watch is on, its folders
+//! are synced: what arrived while nobody watched is not left to the next interval.
 
 use super::{Inner, NotReady, may_sync, request, request_folders};
 use crate::account::Account;
@@ -28,6 +29,9 @@ use tokio::sync::mpsc;
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// The first wait after a watch failed; it doubles with each failure in a row.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// How long an account whose server cannot tell news is polled before its server is asked
+/// again (it may have gained IDLE).
+const UNSUPPORTED_RETRY: Duration = Duration::from_secs(3600);
 
 /// How an account hears of news, as its view shows it (docs/api.md, "Push").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,6 +76,8 @@ impl PushView {
 pub(super) struct Watches {
     config: PushConfig,
     table: Mutex<HashMap<String, Watch>>,
+    /// Accounts not watched because their owner is disabled.
+    parked: Mutex<HashSet<String>>,
     /// When the next watch may start.
     next_start: Mutex<Instant>,
 }
@@ -89,15 +95,15 @@ impl Drop for Watch {
     }
 }
 
-/// What a watch depends on: when it changes, the watch starts over.
+/// What a watch depends on: when it changes, the watch starts over (as it does when the
+/// account is re-connected, see [`Watches::forget`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Key {
+    connector: String,
     /// The folders to watch (paths), the inbox first.
     folders: Vec<String>,
     servers: Vec<ServerSpec>,
     username: Option<String>,
-    /// The account's state changes when it is re-connected (with a new password, perhaps).
-    state_since: String,
 }
 
 impl Key {
@@ -109,10 +115,10 @@ impl Key {
             .collect();
         active.sort_by_key(|f| super::job::order(f));
         Self {
+            connector: account.connector.clone(),
             folders: active.into_iter().map(|f| f.path.clone()).collect(),
             servers: account.servers.clone(),
             username: account.username.clone(),
-            state_since: account.state_since.clone(),
         }
     }
 }
@@ -122,8 +128,19 @@ impl Watches {
         Self {
             config,
             table: Mutex::new(HashMap::new()),
+            parked: Mutex::new(HashSet::new()),
             next_start: Mutex::new(Instant::now()),
         }
+    }
+
+    /// Ends the account's watch; the supervisor starts another at its next look.
+    pub(super) fn forget(&self, account_id: &str) {
+        let watch = self
+            .table
+            .lock()
+            .expect("watches poisoned")
+            .remove(account_id);
+        drop(watch);
     }
 
     /// Ends every watch.
@@ -155,21 +172,35 @@ impl Watches {
     }
 }
 
+/// How often an account of `connector` is synced when nothing tells of news.
+fn check_secs(inner: &Inner, connector: &str) -> u64 {
+    let every = inner.config.interval_secs.max(1);
+    inner
+        .checks
+        .get(connector)
+        .map_or(every, |check| check.as_secs().min(every))
+}
+
+/// An account checked every so often, and why.
+fn polled(inner: &Inner, connector: &str, reason: String) -> PushView {
+    PushView {
+        check_secs: Some(check_secs(inner, connector)),
+        ..PushView::new(PushState::Polling, Some(reason))
+    }
+}
+
 /// How the account hears of news.
 pub(super) fn view(inner: &Inner, account: &Account) -> PushView {
-    let polled = |reason: String| {
-        let every = inner
-            .checks
-            .get(&account.connector)
-            .map_or(inner.config.interval_secs, |check| {
-                check.as_secs().min(inner.config.interval_secs)
-            });
-        PushView {
-            check_secs: Some(every.max(1)),
-            ..PushView::new(PushState::Polling, Some(reason))
-        }
+    let polled = |reason: String| polled(inner, &account.connector, reason);
+    let parked = || {
+        inner
+            .watches
+            .parked
+            .lock()
+            .expect("watches poisoned")
+            .contains(&account.id)
     };
-    if !may_sync(account) {
+    if !may_sync(account) || parked() {
         return PushView::new(PushState::Off, None);
     }
     if !inner.watches.config.enabled {
@@ -201,7 +232,8 @@ pub(super) async fn supervise(inner: Arc<Inner>) {
     }
     loop {
         match wanted(&inner).await {
-            Ok(wanted) => {
+            Ok((wanted, parked)) => {
+                *inner.watches.parked.lock().expect("watches poisoned") = parked;
                 let mut table = inner.watches.table.lock().expect("watches poisoned");
                 table.retain(|id, watch| wanted.get(id) == Some(&watch.key));
                 for (id, key) in wanted {
@@ -212,7 +244,7 @@ pub(super) async fn supervise(inner: Arc<Inner>) {
                     let task = tokio::spawn(watch_account(
                         inner.clone(),
                         id.clone(),
-                        key.folders.clone(),
+                        key.clone(),
                         status.clone(),
                     ));
                     table.insert(id, Watch { key, status, task });
@@ -220,12 +252,15 @@ pub(super) async fn supervise(inner: Arc<Inner>) {
             }
             Err(error) => tracing::error!("cannot read accounts to watch: {error}"),
         }
-        let _ = tokio::time::timeout(LOOK_EVERY, inner.wake.notified()).await;
+        tokio::time::sleep(LOOK_EVERY).await;
     }
 }
 
-/// The accounts to watch, and what their watches depend on.
-async fn wanted(inner: &Inner) -> Result<HashMap<String, Key>, crate::store::StoreError> {
+/// The accounts to watch, and what their watches depend on; and the accounts not watched
+/// because their owner is disabled.
+async fn wanted(
+    inner: &Inner,
+) -> Result<(HashMap<String, Key>, HashSet<String>), crate::store::StoreError> {
     let accounts = inner.store.accounts().await?;
     let disabled: HashSet<String> = inner
         .store
@@ -235,73 +270,75 @@ async fn wanted(inner: &Inner) -> Result<HashMap<String, Key>, crate::store::Sto
         .filter(|u| u.disabled)
         .map(|u| u.id)
         .collect();
-    Ok(accounts
+    let (parked, accounts): (Vec<Account>, Vec<Account>) = accounts
         .into_iter()
         .filter(|a| may_sync(a) && inner.runtime.watches(&a.connector))
-        .filter(|a| super::personal_owner(a).is_none_or(|owner| !disabled.contains(owner)))
+        .partition(|a| super::personal_owner(a).is_some_and(|owner| disabled.contains(owner)));
+    let wanted = accounts
+        .into_iter()
         .map(|a| (a.id.clone(), Key::of(&a)))
         .filter(|(_, key)| !key.folders.is_empty())
-        .collect())
+        .collect();
+    Ok((wanted, parked.into_iter().map(|a| a.id).collect()))
 }
 
 /// Watches one account until the watch is ended from outside; starts again after failures.
 async fn watch_account(
     inner: Arc<Inner>,
     account_id: String,
-    folders: Vec<String>,
+    key: Key,
     status: Arc<Mutex<PushView>>,
 ) {
     let set = |view: PushView| *status.lock().expect("push status poisoned") = view;
+    // Failures since the watch was last on.
     let mut failures = 0u32;
     loop {
         inner.watches.pace().await;
-        let error = match watch_once(&inner, &account_id, &folders, &status, failures > 0).await {
-            Ok(()) => return,
-            Err(error) => error,
-        };
-        if error.kind == ErrorKind::Unsupported {
-            // Polled until something the watch depends on changes.
-            let every = inner.config.interval_secs;
-            set(PushView {
-                check_secs: Some(every),
-                ..PushView::new(PushState::Polling, Some(error.message))
-            });
-            return;
-        }
-        failures += 1;
-        let wait = if error.kind.remedy() == Remedy::Reconnect {
-            // The next job meets the refused login too, and stops the account; until then,
-            // no further login.
-            request(&inner, &account_id);
-            Duration::from_secs(inner.watches.config.max_retry_secs.max(1))
+        let error =
+            match watch_once(&inner, &account_id, &key.folders, &status, &mut failures).await {
+                Ok(()) => return,
+                Err(error) => error,
+            };
+        let wait = if error.kind == ErrorKind::Unsupported {
+            set(polled(&inner, &key.connector, error.message.clone()));
+            UNSUPPORTED_RETRY
         } else {
-            crate::clock::backoff(
-                FIRST_RETRY.as_secs_f64(),
-                inner.watches.config.max_retry_secs.max(1) as f64,
-                failures,
-            )
+            failures += 1;
+            let wait = if error.kind.remedy() == Remedy::Reconnect {
+                // The next job meets the refused login too, and stops the account; until
+                // then, no further login.
+                request(&inner, &account_id);
+                Duration::from_secs(inner.watches.config.max_retry_secs.max(1))
+            } else {
+                crate::clock::backoff(
+                    FIRST_RETRY.as_secs_f64(),
+                    inner.watches.config.max_retry_secs.max(1) as f64,
+                    failures,
+                )
+            };
+            set(PushView::new(
+                PushState::Starting,
+                Some(format!(
+                    "The watch ended ({}); it starts again within {} s",
+                    error.message,
+                    wait.as_secs().max(1)
+                )),
+            ));
+            wait
         };
         tracing::info!(account = %account_id, failures, "the watch ended: {error}");
-        set(PushView::new(
-            PushState::Starting,
-            Some(format!(
-                "The watch ended ({}); it starts again within {} s",
-                error.message,
-                wait.as_secs().max(1)
-            )),
-        ));
         tokio::time::sleep(wait).await;
     }
 }
 
-/// One watch, from connecting to its end. After a failure (`catch_up`), what changed while
-/// nobody watched is synced as soon as the watch is on.
+/// One watch, from connecting to its end. What changed while nobody watched is synced as
+/// soon as the watch is on, and `failures` start over.
 async fn watch_once(
     inner: &Inner,
     account_id: &str,
     folders: &[String],
     status: &Mutex<PushView>,
-    catch_up: bool,
+    failures: &mut u32,
 ) -> Result<(), ConnectorError> {
     let account = match inner.store.account(account_id).await {
         Ok(Some(account)) if may_sync(&account) => account,
@@ -332,14 +369,13 @@ async fn watch_once(
             ended = &mut watch => return ended,
             Some(news) = heard.recv() => match news {
                 WatchNews::Watching(watching) => {
+                    *failures = 0;
                     *status.lock().expect("push status poisoned") = PushView {
                         method: Some(watching.method),
                         folders: watching.folders.iter().map(|p| FolderId::for_path(p)).collect(),
                         ..PushView::new(PushState::Watching, None)
                     };
-                    if catch_up {
-                        request(inner, account_id);
-                    }
+                    request_folders(inner, account_id, watching.folders);
                 }
                 WatchNews::Changed(changed) => {
                     tracing::debug!(account = account_id, ?changed, "news from the server");

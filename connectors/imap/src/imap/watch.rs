@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 pub struct Watch {
     /// The examined folder: its news comes as `EXISTS`, `EXPUNGE`, `FETCH` and `VANISHED`.
     selected: String,
-    /// The tag of the IDLE under way, if one is.
-    idling: Option<String>,
 }
 
 /// What is watched, and how.
@@ -46,7 +44,6 @@ impl<T: Transport> Client<T> {
         let notify = self.has_capability("NOTIFY") && self.notify(first, &folders[1..])?;
         self.watch = Some(Watch {
             selected: first.clone(),
-            idling: None,
         });
         Ok(if notify {
             Watching {
@@ -89,10 +86,7 @@ impl<T: Transport> Client<T> {
         };
         let selected = watch.selected.clone();
         let mut changed = BTreeSet::new();
-        let tag = match watch.idling.clone() {
-            Some(tag) => tag,
-            None => self.idle(&selected, &mut changed)?,
-        };
+        let tag = self.idle(&selected, &mut changed)?;
         while changed.is_empty() {
             if !self.reader.has_reply() {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -104,18 +98,15 @@ impl<T: Transport> Client<T> {
             match self.next_reply(&tag)? {
                 Next::Reply(reply) => news(reply, &selected, &mut changed),
                 // The server ended the IDLE itself: the next wait starts another.
-                Next::Done(_) => {
-                    self.set_idling(None);
+                Next::Done(done) => {
+                    done.ok("IDLE")?;
                     return Ok(changed.into_iter().collect());
                 }
             }
         }
         self.transport.write(b"DONE\r\n")?;
-        self.set_idling(None);
-        let done = self.complete(&tag, |reply| news(reply, &selected, &mut changed))?;
-        if !matches!(done.status, Status::Ok) {
-            return Err(protocol(format!("IDLE failed: {}", done.text)));
-        }
+        self.complete(&tag, |reply| news(reply, &selected, &mut changed))?
+            .ok("IDLE")?;
         Ok(changed.into_iter().collect())
     }
 
@@ -124,20 +115,12 @@ impl<T: Transport> Client<T> {
         let tag = self.send("IDLE")?;
         loop {
             match self.next_reply(&tag)? {
-                Next::Reply(Reply::Continue) => break,
+                Next::Reply(Reply::Continue) => return Ok(tag),
                 Next::Reply(reply) => news(reply, selected, changed),
                 Next::Done(done) => {
                     return Err(protocol(format!("IDLE refused: {}", done.text)));
                 }
             }
-        }
-        self.set_idling(Some(tag.clone()));
-        Ok(tag)
-    }
-
-    fn set_idling(&mut self, tag: Option<String>) {
-        if let Some(watch) = self.watch.as_mut() {
-            watch.idling = tag;
         }
     }
 }
@@ -243,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn a_server_without_idle_cannot_be_watched_and_bye_ends_a_watch() {
+    fn a_server_without_idle_cannot_be_watched_and_bye_or_a_refusal_ends_a_watch() {
         let (mut client, _) = connected(&["IMAP4rev1"], &[]);
         let refused = client.watch(&folders(&["INBOX"])).err().expect("no IDLE");
         assert_eq!(refused.kind, ErrorKind::Unsupported);
@@ -255,5 +238,18 @@ mod tests {
         client.watch(&folders(&["INBOX"])).expect("watching");
         let ended = client.wait(Duration::from_secs(1)).expect_err("BYE");
         assert_eq!(ended.kind, ErrorKind::Connect);
+
+        // An IDLE the server ends with a refusal is an error, not a quiet wait.
+        let (mut client, _) = connected(
+            &["IDLE"],
+            &[
+                "m1 OK done\r\n",
+                "+ idling\r\n",
+                "m2 NO [LIMIT] too many idlers\r\n",
+            ],
+        );
+        client.watch(&folders(&["INBOX"])).expect("watching");
+        let refused = client.wait(Duration::from_secs(1)).expect_err("NO");
+        assert_eq!(refused.kind, ErrorKind::Protocol);
     }
 }
