@@ -112,13 +112,7 @@ async fn imap() -> Vec<Value> {
     imap.run("CREATE Work").await;
     imap.logout().await;
     let receiver = Receiver::start(200).await;
-    let registered = api
-        .post(
-            "/v1/webhooks",
-            json!({"url": receiver.url(), "events": ["message.created"]}),
-        )
-        .await;
-    assert!(registered.status.is_success(), "{}", registered.body);
+    receiver.subscribe(api, &["message.created"]).await;
     let account = setup.connect("alice", "1_month", json!({})).await;
     watching(api, &account, Duration::from_secs(30)).await;
     // Another client idling on the inbox: when Dovecot itself tells of each delivery.

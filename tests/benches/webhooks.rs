@@ -26,14 +26,7 @@ async fn main() {
     .await;
     let api = &setup.mailroom;
     let receiver = Receiver::start(503).await;
-    let registered = api
-        .post(
-            "/v1/webhooks",
-            json!({"url": receiver.url(), "events": ["message.created"]}),
-        )
-        .await;
-    assert!(registered.status.is_success(), "{}", registered.body);
-    let webhook = registered.body["id"].as_str().unwrap().to_owned();
+    let webhook = receiver.subscribe(api, &["message.created"]).await;
 
     // A backlog: the mailbox syncs while the receiver is down.
     let mut imap = setup.imap("alice").await;

@@ -106,6 +106,18 @@ impl Receiver {
         format!("http://127.0.0.1:{}/hooks", self.addr.port())
     }
 
+    /// Registers this endpoint with Mailroom for `events`; the webhook's id.
+    pub async fn subscribe(&self, api: &Api, events: &[&str]) -> String {
+        let registered = api
+            .post(
+                "/v1/webhooks",
+                serde_json::json!({"url": self.url(), "events": events}),
+            )
+            .await;
+        assert_eq!(registered.status.as_u16(), 201, "{}", registered.body);
+        registered.body["id"].as_str().expect("an id").to_owned()
+    }
+
     /// The status every request is answered with from now on.
     pub fn answer_with(&self, status: u16) {
         self.state.status.store(status, Ordering::SeqCst);

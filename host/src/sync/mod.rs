@@ -147,8 +147,9 @@ impl Scheduler {
             config,
             metrics,
             max_jobs_per_owner: max_jobs_per_owner.max(1),
-            // A quarter of the slots (at least one) is kept for accounts already synced.
-            max_first_syncs: (max_jobs - (max_jobs / 4).max(1)).max(1),
+            // A quarter of the slots is kept for accounts already synced (none of fewer
+            // than four: the first sync of a new account must not wait behind a few).
+            max_first_syncs: max_jobs - max_jobs / 4,
             checks: push
                 .check_secs
                 .iter()

@@ -301,34 +301,39 @@ async fn idle_alone_watches_the_inbox_and_a_server_without_idle_is_polled() {
 
 #[tokio::test]
 async fn first_syncs_leave_a_job_slot_for_news() {
-    // Two job slots: first syncs may take one.
-    let setup = Setup::start_configured(Options::default(), |config| {
-        config.push.enabled = true;
-        config.sandbox.max_concurrent_jobs = 2;
-        config.sync.page_messages = 1;
-    })
+    // Four job slots: first syncs may take three.
+    let setup = Setup::start_configured(
+        Options {
+            extra_users: 2,
+            ..Options::default()
+        },
+        |config| {
+            config.push.enabled = true;
+            config.sandbox.max_concurrent_jobs = 4;
+            config.sync.page_messages = 1;
+        },
+    )
     .await;
     let alice = setup.connect("alice", "1_month", json!({})).await;
     push_until(&setup, &alice, watching).await;
-    for local in ["bob", "carol"] {
-        let mut imap = setup.imap(local).await;
-        for i in 0..2000 {
-            let raw = mail(
-                &format!("{local}-{i}@seed.test"),
+    // Four first syncs of a page a message, which would hold every slot for many seconds.
+    let users = [
+        setup.servers.user("bob"),
+        setup.servers.user("carol"),
+        setup.servers.extra_user(0),
+        setup.servers.extra_user(1),
+    ];
+    let mut first = Vec::new();
+    for user in &users {
+        setup.servers.fill_inbox(&user.email, 2000, |i| {
+            mail(
+                &format!("{i}@seed.test"),
                 "seed",
                 "x@seed.test",
-                "y@seed.test",
+                &user.email,
                 1,
-            );
-            imap.append("INBOX", "", &mailroom_tests::mailbox::days_ago(1), &raw)
-                .await;
-        }
-        imap.logout().await;
-    }
-    // Two first syncs of a page a message, which would hold both slots for many seconds.
-    let mut first = Vec::new();
-    for local in ["bob", "carol"] {
-        let user = setup.servers.user(local);
+            )
+        });
         let created = setup
             .mailroom
             .post(
@@ -337,7 +342,7 @@ async fn first_syncs_leave_a_job_slot_for_news() {
                     "connector": "imap", "email": user.email, "password": user.password,
                     "imap": {"host": "localhost", "port": setup.servers.imaps_port(), "encryption": "ssl"},
                     "smtp": {"host": "localhost", "port": setup.servers.smtps_port(), "encryption": "ssl"},
-                    "kind": "personal", "sync_from": "1_month",
+                    "kind": "shared", "sync_from": "1_month",
                 }),
             )
             .await;
@@ -355,5 +360,5 @@ async fn first_syncs_leave_a_job_slot_for_news() {
         let body = setup.mailroom.get(&format!("/v1/accounts/{id}")).await.body;
         syncing += usize::from(body["state"] == "syncing");
     }
-    assert!(syncing >= 1, "the first syncs ended too soon to tell");
+    assert!(syncing >= 3, "the first syncs ended too soon to tell");
 }
