@@ -58,10 +58,8 @@ impl Runtime {
                             Ok(session) => session,
                             Err(error) => return Ok(Err(error)),
                         };
-                        Ok(match session.watch(store, &folders).await? {
-                            Ok(watching) => Ok((session, watching)),
-                            Err(error) => Err(error),
-                        })
+                        let watching = session.watch(store, &folders).await?;
+                        Ok(watching.map(|watching| (session, watching)))
                     })
                     .await;
                     let (session, watching) = match started {
@@ -76,16 +74,19 @@ impl Runtime {
                     loop {
                         // Each wait gets the whole CPU budget: the budget bounds a step.
                         store.data_mut().cpu.reset();
-                        let limit = wait_limit;
-                        let changed =
-                            match tokio::time::timeout(limit, session.wait(store, renew)).await {
-                                Ok(Ok(Ok(changed))) => changed,
-                                Ok(Ok(Err(error))) => return Ok(Err(error)),
-                                Ok(Err(trap)) => return Err(trap),
-                                // The instance was cut off in the middle of a call: nothing more
-                                // may be asked of it.
-                                Err(_) => return Ok(Err(late("end its wait", limit))),
-                            };
+                        let changed = match tokio::time::timeout(
+                            wait_limit,
+                            session.wait(store, renew),
+                        )
+                        .await
+                        {
+                            Ok(Ok(Ok(changed))) => changed,
+                            Ok(Ok(Err(error))) => return Ok(Err(error)),
+                            Ok(Err(trap)) => return Err(trap),
+                            // The instance was cut off in the middle of a call: nothing more
+                            // may be asked of it.
+                            Err(_) => return Ok(Err(late("end its wait", wait_limit))),
+                        };
                         let heard =
                             changed.is_empty() || news.send(WatchNews::Changed(changed)).is_ok();
                         if !heard || news.is_closed() {

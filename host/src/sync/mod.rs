@@ -93,8 +93,8 @@ struct Inner {
 
 pub struct Scheduler {
     inner: Arc<Inner>,
-    /// The loops that start jobs and watches; taken when stopping.
-    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The loop that starts jobs and watches; taken when stopping.
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// What the scheduler is told besides its services.
@@ -163,13 +163,10 @@ impl Scheduler {
             jobs: Mutex::new(JoinSet::new()),
             shared,
         });
-        let tasks = vec![
-            tokio::spawn(run(inner.clone())),
-            tokio::spawn(push::supervise(inner.clone())),
-        ];
+        let task = tokio::spawn(run(inner.clone()));
         Self {
             inner,
-            tasks: Mutex::new(tasks),
+            task: Mutex::new(Some(task)),
         }
     }
 
@@ -197,8 +194,8 @@ impl Scheduler {
     /// nothing committed.
     pub async fn stop(&self) {
         self.inner.stopping.store(true, Ordering::Relaxed);
-        let tasks = std::mem::take(&mut *self.tasks.lock().expect("scheduler poisoned"));
-        for task in tasks {
+        let task = self.task.lock().expect("scheduler poisoned").take();
+        if let Some(task) = task {
             task.abort();
             let _ = task.await;
         }
@@ -216,7 +213,7 @@ impl Scheduler {
 
 impl Drop for Scheduler {
     fn drop(&mut self) {
-        for task in self.tasks.lock().expect("scheduler poisoned").drain(..) {
+        if let Some(task) = self.task.lock().expect("scheduler poisoned").take() {
             task.abort();
         }
         self.inner.watches.clear();
@@ -255,6 +252,16 @@ fn request_folders(inner: &Inner, account_id: &str, folders: Vec<String>) {
     inner.wake.notify_one();
 }
 
+/// How often an account of `connector` is synced when nothing asks: the interval, or the
+/// connector's shorter check (`[push] check_secs`).
+fn check_every(inner: &Inner, connector: &str) -> Duration {
+    let interval = Duration::from_secs(inner.config.interval_secs.max(1));
+    inner
+        .checks
+        .get(connector)
+        .map_or(interval, |check| interval.min(*check))
+}
+
 fn may_sync(account: &Account) -> bool {
     account.enabled
         && !matches!(
@@ -270,11 +277,16 @@ fn personal_owner(account: &Account) -> Option<&str> {
 }
 
 async fn run(inner: Arc<Inner>) {
-    let interval = Duration::from_secs(inner.config.interval_secs.max(1));
     let list_every = Duration::from_secs(inner.config.list_every_secs);
+    let mut watches_looked: Option<Instant> = None;
     loop {
         match inner.store.accounts().await {
             Ok(accounts) => {
+                // The watches follow the accounts, on the same reading of them.
+                if watches_looked.is_none_or(|at| at.elapsed() >= push::LOOK_EVERY) {
+                    watches_looked = Some(Instant::now());
+                    push::reconcile(&inner, &accounts).await;
+                }
                 let now = Instant::now();
                 let mut slots = inner.slots.lock().expect("scheduler poisoned");
                 slots.retain(|id, slot| slot.running || accounts.iter().any(|a| &a.id == id));
@@ -289,10 +301,7 @@ async fn run(inner: Arc<Inner>) {
                 let mut first_syncs = slots.values().filter(|s| s.running && s.first_sync).count();
                 for account in accounts.into_iter().filter(may_sync) {
                     let owner = personal_owner(&account).map(str::to_owned);
-                    let every = inner
-                        .checks
-                        .get(&account.connector)
-                        .map_or(interval, |check| interval.min(*check));
+                    let every = check_every(&inner, &account.connector);
                     let slot = slots.entry(account.id.clone()).or_default();
                     // A failed job is tried again when its backoff ends, before the
                     // interval if that is sooner.

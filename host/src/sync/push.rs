@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// How often the watches are compared with the accounts when nothing wakes the scheduler.
-const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// How often the watches are compared with the accounts.
+pub(super) const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// The first wait after a watch failed; it doubles with each failure in a row.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// How long an account whose server cannot tell news is polled before its server is asked
@@ -172,19 +172,10 @@ impl Watches {
     }
 }
 
-/// How often an account of `connector` is synced when nothing tells of news.
-fn check_secs(inner: &Inner, connector: &str) -> u64 {
-    let every = inner.config.interval_secs.max(1);
-    inner
-        .checks
-        .get(connector)
-        .map_or(every, |check| check.as_secs().min(every))
-}
-
 /// An account checked every so often, and why.
 fn polled(inner: &Inner, connector: &str, reason: String) -> PushView {
     PushView {
-        check_secs: Some(check_secs(inner, connector)),
+        check_secs: Some(super::check_every(inner, connector).as_secs()),
         ..PushView::new(PushState::Polling, Some(reason))
     }
 }
@@ -220,66 +211,62 @@ pub(super) fn view(inner: &Inner, account: &Account) -> PushView {
         .get(&account.id)
     {
         Some(watch) => watch.status.lock().expect("push status poisoned").clone(),
-        None if Key::of(account).folders.is_empty() => polled("No folder is active".to_owned()),
+        None if !account.folders.iter().any(|f| f.active && f.selectable) => {
+            polled("No folder is active".to_owned())
+        }
         None => PushView::new(PushState::Starting, None),
     }
 }
 
-/// Keeps a watch running for every account that should have one, and none for the others.
-pub(super) async fn supervise(inner: Arc<Inner>) {
+/// Keeps a watch running for every account in `accounts` that should have one, and none
+/// for the others. Called by the scheduler with the accounts it just read, at most every
+/// [`LOOK_EVERY`].
+pub(super) async fn reconcile(inner: &Arc<Inner>, accounts: &[Account]) {
     if !inner.watches.config.enabled {
         return;
     }
-    loop {
-        match wanted(&inner).await {
-            Ok((wanted, parked)) => {
-                *inner.watches.parked.lock().expect("watches poisoned") = parked;
-                let mut table = inner.watches.table.lock().expect("watches poisoned");
-                table.retain(|id, watch| wanted.get(id) == Some(&watch.key));
-                for (id, key) in wanted {
-                    if table.contains_key(&id) {
-                        continue;
-                    }
-                    let status = Arc::new(Mutex::new(PushView::new(PushState::Starting, None)));
-                    let task = tokio::spawn(watch_account(
-                        inner.clone(),
-                        id.clone(),
-                        key.clone(),
-                        status.clone(),
-                    ));
-                    table.insert(id, Watch { key, status, task });
-                }
-            }
-            Err(error) => tracing::error!("cannot read accounts to watch: {error}"),
+    let disabled: HashSet<String> = match inner.store.users().await {
+        Ok(users) => users
+            .into_iter()
+            .filter(|u| u.disabled)
+            .map(|u| u.id)
+            .collect(),
+        Err(error) => {
+            tracing::error!("cannot read users to watch their accounts: {error}");
+            return;
         }
-        tokio::time::sleep(LOOK_EVERY).await;
+    };
+    let mut wanted = HashMap::new();
+    let mut parked = HashSet::new();
+    for account in accounts {
+        if !may_sync(account) || !inner.runtime.watches(&account.connector) {
+            continue;
+        }
+        if super::personal_owner(account).is_some_and(|owner| disabled.contains(owner)) {
+            parked.insert(account.id.clone());
+            continue;
+        }
+        let key = Key::of(account);
+        if !key.folders.is_empty() {
+            wanted.insert(account.id.clone(), key);
+        }
     }
-}
-
-/// The accounts to watch, and what their watches depend on; and the accounts not watched
-/// because their owner is disabled.
-async fn wanted(
-    inner: &Inner,
-) -> Result<(HashMap<String, Key>, HashSet<String>), crate::store::StoreError> {
-    let accounts = inner.store.accounts().await?;
-    let disabled: HashSet<String> = inner
-        .store
-        .users()
-        .await?
-        .into_iter()
-        .filter(|u| u.disabled)
-        .map(|u| u.id)
-        .collect();
-    let (parked, accounts): (Vec<Account>, Vec<Account>) = accounts
-        .into_iter()
-        .filter(|a| may_sync(a) && inner.runtime.watches(&a.connector))
-        .partition(|a| super::personal_owner(a).is_some_and(|owner| disabled.contains(owner)));
-    let wanted = accounts
-        .into_iter()
-        .map(|a| (a.id.clone(), Key::of(&a)))
-        .filter(|(_, key)| !key.folders.is_empty())
-        .collect();
-    Ok((wanted, parked.into_iter().map(|a| a.id).collect()))
+    *inner.watches.parked.lock().expect("watches poisoned") = parked;
+    let mut table = inner.watches.table.lock().expect("watches poisoned");
+    table.retain(|id, watch| wanted.get(id) == Some(&watch.key));
+    for (id, key) in wanted {
+        if table.contains_key(&id) {
+            continue;
+        }
+        let status = Arc::new(Mutex::new(PushView::new(PushState::Starting, None)));
+        let task = tokio::spawn(watch_account(
+            inner.clone(),
+            id.clone(),
+            key.clone(),
+            status.clone(),
+        ));
+        table.insert(id, Watch { key, status, task });
+    }
 }
 
 /// Watches one account until the watch is ended from outside; starts again after failures.

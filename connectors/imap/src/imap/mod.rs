@@ -27,8 +27,9 @@ pub struct Client<T: Transport> {
     capabilities: Vec<String>,
     /// Whether `ENABLE QRESYNC` succeeded; `None` until tried.
     qresync: Option<bool>,
-    /// What the session watches, once it does.
-    watch: Option<watch::Watch>,
+    /// The folder a watch examined, once the session watches: its news comes as `EXISTS`,
+    /// `EXPUNGE`, `FETCH` and `VANISHED`.
+    watched: Option<String>,
 }
 
 impl<T: Transport> Client<T> {
@@ -41,7 +42,7 @@ impl<T: Transport> Client<T> {
             next_tag: 0,
             capabilities: Vec::new(),
             qresync: None,
-            watch: None,
+            watched: None,
         };
         let preauthenticated = client.greeting()?;
         if client.capabilities.is_empty() {
@@ -99,7 +100,7 @@ impl<T: Transport> Client<T> {
             next_tag: 0,
             capabilities,
             qresync: Some(qresync),
-            watch: None,
+            watched: None,
         })
     }
 
@@ -107,7 +108,7 @@ impl<T: Transport> Client<T> {
     /// the host to keep for the account's next job; none when replies are left unread.
     pub fn into_kept(self) -> Option<(T, Vec<u8>)> {
         // A connection that watched is busy with the server's news.
-        if !self.reader.is_drained() || self.watch.is_some() {
+        if !self.reader.is_drained() || self.watched.is_some() {
             return None;
         }
         // ENABLE is refused once a mailbox is selected: a session that never tried it is not
@@ -267,7 +268,7 @@ fn scripted(
         next_tag: 0,
         capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
         qresync: Some(false),
-        watch: None,
+        watched: None,
     };
     (client, log)
 }

@@ -13,12 +13,6 @@ use crate::transport::Transport;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-/// How a session watches, once it does.
-pub struct Watch {
-    /// The examined folder: its news comes as `EXISTS`, `EXPUNGE`, `FETCH` and `VANISHED`.
-    selected: String,
-}
-
 /// What is watched, and how.
 pub struct Watching {
     pub folders: Vec<String>,
@@ -42,9 +36,7 @@ impl<T: Transport> Client<T> {
         self.run(&format!("EXAMINE {}", quote(first)?))?
             .ok("EXAMINE")?;
         let notify = self.has_capability("NOTIFY") && self.notify(first, &folders[1..])?;
-        self.watch = Some(Watch {
-            selected: first.clone(),
-        });
+        self.watched = Some(first.clone());
         Ok(if notify {
             Watching {
                 folders: folders.to_vec(),
@@ -81,10 +73,9 @@ impl<T: Transport> Client<T> {
     /// (servers end an IDLE after 30 minutes).
     pub fn wait(&mut self, timeout: Duration) -> Result<Vec<String>, Error> {
         let deadline = Instant::now() + timeout;
-        let Some(watch) = self.watch.as_ref() else {
+        let Some(selected) = self.watched.clone() else {
             return Err(error(ErrorKind::Unsupported, "the session watches nothing"));
         };
-        let selected = watch.selected.clone();
         let mut changed = BTreeSet::new();
         let tag = self.idle(&selected, &mut changed)?;
         while changed.is_empty() {
