@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test of Mailroom, on a fresh machine too: installs what the
-# end-to-end tests start (Dovecot, an aiosmtpd SMTP server, openssl) and the wasm target,
-# then checks formatting and lints, runs the whole test suite, and checks the API against
-# its OpenAPI document with Schemathesis.
+# end-to-end tests start (Dovecot, an aiosmtpd SMTP server, openssl, PostgreSQL) and the
+# wasm target, then checks formatting and lints, runs the whole test suite, runs the
+# end-to-end suite again with the state in PostgreSQL, and checks the API against its
+# OpenAPI document with Schemathesis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # A one-off build gains nothing from incremental state; it only costs disk.
@@ -30,6 +31,13 @@ status=0
 cargo test --workspace >"$log" 2>&1 &
 tests=$!
 tail --pid="$tests" -n +1 -f "$log"
+wait "$tests" || status=$?
+# The end-to-end suite once more on the shared backend (the cluster tests, which always
+# use PostgreSQL, ran above).
+MAILROOM_TEST_STORE=postgres cargo test -p mailroom-tests --test e2e -- --skip cluster:: \
+    >>"$log" 2>&1 &
+tests=$!
+tail --pid="$tests" -n 0 -f "$log"
 wait "$tests" || status=$?
 # The API against its own OpenAPI document, every Schemathesis check.
 tests/schemathesis/run.sh target/debug/mailroom || status=$?

@@ -59,20 +59,63 @@ impl Config {
     }
 }
 
-/// The embedded database.
+/// Where Mailroom keeps its state.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
+    /// `redb` (the default): one file in the data directory, for one server. `postgres`: a
+    /// PostgreSQL database that several nodes share (`[store.postgres]`).
+    pub backend: StoreBackend,
     /// redb's page cache, in MiB. Default 16 (redb's own default would be 1 GiB): a first
     /// sync fills a larger cache with message bodies it writes and never reads again (with 64,
     /// the server's peak memory during one was 50 MB higher and the sync no faster), and the
     /// system's file cache serves what the API reads past it.
     pub cache_mib: usize,
+    pub postgres: PostgresConfig,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { cache_mib: 16 }
+        Self {
+            backend: StoreBackend::Redb,
+            cache_mib: 16,
+            postgres: PostgresConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    Redb,
+    Postgres,
+}
+
+/// The shared database (`[store.postgres]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database` (also `--database-url`,
+    /// `MAILROOM_DATABASE_URL`, which win over the file).
+    pub url: Option<String>,
+    /// Connections each node keeps open at most. Default 16: every read and write
+    /// transaction holds one while it runs (a long-polled event request only between its
+    /// looks), and write transactions take turns across the nodes anyway, so more mostly
+    /// serve concurrent API reads. The server's `max_connections` must cover every node's.
+    pub pool_size: usize,
+    /// How long a node's accounts stay its own without a renewal, in seconds (default 30):
+    /// a node renews every sixth of it, and the accounts of a node that died move to the
+    /// others once it has passed.
+    pub lease_secs: u64,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            pool_size: 16,
+            lease_secs: 30,
+        }
     }
 }
 

@@ -39,6 +39,12 @@ pub struct ConnectorInfo {
     pub digest: String,
 }
 
+/// A component's digest as [`ConnectorInfo::digest`] shows it.
+pub fn component_digest(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
 /// What went wrong in a connector job, in terms the caller can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {

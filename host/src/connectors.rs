@@ -3,7 +3,9 @@
 //!
 //! A component is compiled and checked before anything changes; then, one change at a time,
 //! it is kept in the store (so that it loads again at start) and registered with the runtime.
-//! A replaced or removed connector's running jobs finish on the code they hold.
+//! A replaced or removed connector's running jobs finish on the code they hold. Nodes that
+//! share a database follow it ([`follow`]): what one node installs, replaces, grants or
+//! removes reaches the others within seconds.
 
 use crate::account::{Account, AccountState};
 use crate::connector::ConnectorInfo;
@@ -158,6 +160,87 @@ pub async fn load_installed(store: &dyn Store, runtime: &Runtime) -> Result<(), 
         }
     }
     restore_grants(store, runtime).await
+}
+
+/// How often a node compares its uploaded connectors with the store's.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Keeps this node's uploaded connectors as the store holds them, for as long as it runs:
+/// a connector installed or replaced elsewhere is loaded, one removed elsewhere unloaded,
+/// grants made elsewhere applied. `fixed` are the connectors loaded from files at start,
+/// which the store does not hold and which stay.
+pub async fn follow(
+    store: std::sync::Arc<dyn Store>,
+    runtime: std::sync::Arc<Runtime>,
+    fixed: std::collections::HashSet<String>,
+) {
+    loop {
+        tokio::time::sleep(FOLLOW_EVERY).await;
+        if let Err(error) = catch_up(store.as_ref(), &runtime, &fixed).await {
+            tracing::warn!("cannot compare the connectors with the store: {error}");
+        }
+    }
+}
+
+async fn catch_up(
+    store: &dyn Store,
+    runtime: &Runtime,
+    fixed: &std::collections::HashSet<String>,
+) -> Result<(), StoreError> {
+    // Read under the lock: an install on this node is either wholly before or after.
+    let _one_at_a_time = CHANGES.lock().await;
+    let stored = store.connector_digests().await?;
+    for (id, digest) in &stored {
+        let loaded = runtime.connector(id);
+        match &loaded {
+            Some(loaded) if loaded.info.builtin || fixed.contains(id) => continue,
+            Some(loaded) if &loaded.info.digest == digest => {
+                let hosts = store.connector_grants(id).await?;
+                let granted: Vec<String> = hosts
+                    .into_iter()
+                    .filter(|host| loaded.info.hosts.contains(host))
+                    .collect();
+                if granted != loaded.info.granted_hosts {
+                    runtime.grant(id, granted);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let Some(component) = store.connector_component(id).await? else {
+            continue;
+        };
+        let mut prepared = match runtime.prepare(component, false).await {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                tracing::error!(connector = %id, "an uploaded connector did not load: {error}");
+                continue;
+            }
+        };
+        let granted = store.connector_grants(id).await?;
+        prepared.info.granted_hosts = granted
+            .into_iter()
+            .filter(|host| prepared.info.hosts.contains(host))
+            .collect();
+        match runtime.register(prepared, loaded.is_some()) {
+            Ok(info) => tracing::info!(
+                connector = %info.id,
+                version = %info.version,
+                "loaded a connector another node installed"
+            ),
+            Err(error) => {
+                tracing::error!(connector = %id, "an uploaded connector did not load: {error}")
+            }
+        }
+    }
+    for info in runtime.connectors() {
+        let uploaded = !info.builtin && !fixed.contains(&info.id);
+        if uploaded && !stored.iter().any(|(id, _)| *id == info.id) {
+            runtime.unregister(&info.id).ok();
+            tracing::info!(connector = %info.id, "unloaded a connector another node removed");
+        }
+    }
+    Ok(())
 }
 
 async fn accounts_of(store: &dyn Store, connector: &str) -> Result<Vec<Account>, StoreError> {

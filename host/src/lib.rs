@@ -2,7 +2,8 @@
 //!
 //! The folders follow the architecture: [`runtime`] runs connector components in a sandbox;
 //! [`net`] and [`auth`] are what the sandbox lets them reach; [`api`] is the HTTP contract;
-//! [`account`], [`folder`] and [`connector`] are the domain types the rest speak.
+//! [`account`], [`folder`] and [`connector`] are the domain types the rest speak; [`store`]
+//! keeps the state, and [`cluster`] shares its accounts among the nodes of one database.
 
 // The OpenAPI document is one large `json!` literal.
 #![recursion_limit = "256"]
@@ -11,6 +12,7 @@ pub mod account;
 pub mod api;
 pub mod auth;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod connector;
 pub mod connectors;

@@ -3,13 +3,14 @@
 use clap::{Args, Parser, Subcommand};
 
 use mailroom::clock::now_rfc3339;
+use mailroom::config::StoreBackend;
 use mailroom::connector::ConnectorInfo;
 use mailroom::connectors;
 use mailroom::id::new_id;
 use mailroom::net::TlsPolicy;
 use mailroom::runtime::{Runtime, read_component};
 use mailroom::server::open_state;
-use mailroom::store::{RedbStore, Store};
+use mailroom::store::{Store, copy};
 use mailroom::user::{Role, Token, TokenHash, TokenOwner, User, new_token};
 use mailroom::{Bootstrap, Config, Server};
 use std::net::SocketAddr;
@@ -74,6 +75,25 @@ enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Moves a deployment between the embedded store and PostgreSQL.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copies everything from one store into another, empty one, and checks both hold the
+    /// same (entries and a checksum of every table). Each side is a data directory (its
+    /// `mailroom.redb`) or a `postgres://` URL; no server may be running on either. Sealed
+    /// passwords move as they are: the servers on the other side need the same secret key.
+    Copy {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Args)]
@@ -81,6 +101,14 @@ struct StateArgs {
     /// Data directory [default: ./mailroom-data].
     #[arg(long, env = "MAILROOM_DATA", global = true)]
     data: Option<PathBuf>,
+    /// A PostgreSQL database to use instead of the data directory's file.
+    #[arg(
+        long,
+        env = "MAILROOM_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
     /// Configuration file (TOML).
     #[arg(long, env = "MAILROOM_CONFIG", global = true)]
     config: Option<PathBuf>,
@@ -179,6 +207,11 @@ struct ServeArgs {
     /// Data directory [default: ./mailroom-data].
     #[arg(long, env = "MAILROOM_DATA")]
     data: Option<PathBuf>,
+    /// The PostgreSQL database several nodes share (`postgres://user:password@host/db`),
+    /// instead of the embedded file; the same as `[store] backend = "postgres"` with
+    /// `[store.postgres] url`.
+    #[arg(long, env = "MAILROOM_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// Extra trusted certificates (PEM) for mail and API servers.
     #[arg(long, env = "MAILROOM_CA_FILE")]
     ca_file: Option<PathBuf>,
@@ -221,6 +254,7 @@ fn main() -> ExitCode {
                 remote,
             } => connector(command, state, remote).await,
             Command::Secrets { command, state } => secrets(command, state).await,
+            Command::Store { command } => store(command).await,
         }
     });
     match result {
@@ -239,7 +273,11 @@ fn env(name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn load_config(path: Option<&PathBuf>, data: Option<PathBuf>) -> anyhow::Result<Config> {
+fn load_config(
+    path: Option<&PathBuf>,
+    data: Option<PathBuf>,
+    database_url: Option<String>,
+) -> anyhow::Result<Config> {
     let mut config = match path {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
@@ -247,11 +285,15 @@ fn load_config(path: Option<&PathBuf>, data: Option<PathBuf>) -> anyhow::Result<
     if let Some(data) = data {
         config.data = data;
     }
+    if let Some(url) = database_url {
+        config.store.backend = StoreBackend::Postgres;
+        config.store.postgres.url = Some(url);
+    }
     Ok(config)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = load_config(args.config.as_ref(), args.data)?;
+    let mut config = load_config(args.config.as_ref(), args.data, args.database_url)?;
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
@@ -276,8 +318,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// The database of a data directory that no server is running on.
-async fn open(state: &StateArgs) -> anyhow::Result<Arc<RedbStore>> {
-    let config = load_config(state.config.as_ref(), state.data.clone())?;
+async fn open(state: &StateArgs) -> anyhow::Result<Arc<dyn Store>> {
+    let config = load_config(
+        state.config.as_ref(),
+        state.data.clone(),
+        state.database_url.clone(),
+    )?;
     let (store, _) = open_state(&config, env("MAILROOM_SECRET_KEY").as_deref()).await?;
     Ok(store)
 }
@@ -340,7 +386,11 @@ async fn connector_remote(command: ConnectorCommand, url: &str, token: &str) -> 
 
 /// In the data directory, with the same checks as the API.
 async fn connector_local(command: ConnectorCommand, state: &StateArgs) -> anyhow::Result<()> {
-    let config = load_config(state.config.as_ref(), state.data.clone())?;
+    let config = load_config(
+        state.config.as_ref(),
+        state.data.clone(),
+        state.database_url.clone(),
+    )?;
     let (store, _) = open_state(&config, env("MAILROOM_SECRET_KEY").as_deref())
         .await
         .map_err(|e| {
@@ -485,7 +535,11 @@ async fn secrets(command: SecretsCommand, state: StateArgs) -> anyhow::Result<()
     match command {
         SecretsCommand::Rotate => {
             let from_env = env("MAILROOM_SECRET_KEY");
-            let config = load_config(state.config.as_ref(), state.data.clone())?;
+            let config = load_config(
+                state.config.as_ref(),
+                state.data.clone(),
+                state.database_url.clone(),
+            )?;
             // Opening checks the current key, so a wrong one fails before anything changes.
             let (store, _) = open_state(&config, from_env.as_deref()).await?;
             let rotated =
@@ -516,4 +570,60 @@ async fn shutdown_signal() -> anyhow::Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
+}
+
+async fn store(command: StoreCommand) -> anyhow::Result<()> {
+    let StoreCommand::Copy { from, to } = command;
+    let sums = match (Side::of(&from), Side::of(&to)) {
+        (Side::Dir(from), Side::Dir(to)) => copy::copy(&embedded(&from)?, &embedded(&to)?).await?,
+        (Side::Dir(from), Side::Url(to)) => {
+            copy::copy(&embedded(&from)?, &shared(&to).await?).await?
+        }
+        (Side::Url(from), Side::Dir(to)) => {
+            copy::copy(&shared(&from).await?, &embedded(&to)?).await?
+        }
+        (Side::Url(from), Side::Url(to)) => {
+            copy::copy(&shared(&from).await?, &shared(&to).await?).await?
+        }
+    };
+    for sum in &sums {
+        println!(
+            "{:<24} {:>10} entries  sha256 {}",
+            sum.table, sum.entries, sum.sha256
+        );
+    }
+    println!(
+        "copied {} tables, {} entries; both sides hold the same",
+        sums.len(),
+        sums.iter().map(|s| s.entries).sum::<u64>()
+    );
+    Ok(())
+}
+
+/// One side of a copy.
+enum Side {
+    Dir(PathBuf),
+    Url(String),
+}
+
+impl Side {
+    fn of(place: &str) -> Self {
+        if place.starts_with("postgres://") || place.starts_with("postgresql://") {
+            Side::Url(place.to_owned())
+        } else {
+            Side::Dir(PathBuf::from(place))
+        }
+    }
+}
+
+fn embedded(dir: &std::path::Path) -> anyhow::Result<mailroom::store::kv::redb::RedbBackend> {
+    mailroom::server::private_dir(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    Ok(mailroom::store::RedbStore::open(dir, 64 << 20)?.into_backend())
+}
+
+async fn shared(url: &str) -> anyhow::Result<mailroom::store::kv::postgres::PostgresBackend> {
+    Ok(mailroom::store::PostgresStore::connect(url, 4)
+        .await?
+        .into_backend())
 }

@@ -4,7 +4,8 @@
 //! A sign-in starts with a `state` that is random, single-use and expires
 //! (`oauth.state_ttl_secs`); it binds the user who started it and what they asked for, so the
 //! callback (which the browser brings, without the API's token) acts for them alone. Pending
-//! sign-ins live in memory: a restart forgets them and the user starts again.
+//! sign-ins are kept in the store, sealed (the PKCE verifier with them) and by a digest of
+//! their state, so the callback may reach any node and a restart loses none.
 //!
 //! An account's grant — refresh token, current access token and its expiry — is sealed at
 //! rest like a password. Access tokens are refreshed `oauth.refresh_margin_secs` before they
@@ -20,6 +21,7 @@ use crate::connector::{ConnectorError, ErrorKind};
 use crate::net::http::HttpClient;
 use crate::secret::Secret;
 use crate::store::Store;
+use crate::store::sign_ins::{Bounds, PendingSignIn};
 use crate::vault::{Sealed, Vault};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -32,7 +34,7 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Sign-ins under way at once, per user and in all.
 const MAX_PENDING_PER_USER: usize = 10;
@@ -68,7 +70,7 @@ impl OauthError {
 }
 
 /// What a user asked for when starting a sign-in.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignIn {
     pub connector: String,
     pub user_id: String,
@@ -82,11 +84,15 @@ pub struct SignIn {
     pub login_hint: Option<String>,
 }
 
+/// A sign-in under way, as sealed in the store until the callback.
+#[derive(Serialize, Deserialize)]
 struct Pending {
     sign_in: SignIn,
-    verifier: PkceCodeVerifier,
-    expires: Instant,
+    verifier: String,
 }
+
+/// The context sealed sign-ins are bound to.
+const SIGN_IN_CONTEXT: &str = "oauth sign-in";
 
 /// A completed sign-in: the grant and the mailbox address the provider names.
 pub struct Granted {
@@ -115,7 +121,6 @@ pub struct Oauth {
     http: HttpClient,
     store: Arc<dyn Store>,
     vault: Arc<Vault>,
-    pending: Mutex<HashMap<String, Pending>>,
     accounts: Mutex<HashMap<String, Arc<AccountTokens>>>,
 }
 
@@ -133,7 +138,6 @@ impl Oauth {
             http,
             store,
             vault,
-            pending: Mutex::new(HashMap::new()),
             accounts: Mutex::new(HashMap::new()),
         })
     }
@@ -148,8 +152,9 @@ impl Oauth {
         self.config.return_url.as_deref()
     }
 
-    /// Starts a sign-in: the provider's authorization URL, with a new `state`.
-    pub fn start(&self, sign_in: SignIn) -> Result<String, OauthError> {
+    /// Starts a sign-in: the provider's authorization URL, with a new `state`. The sign-in
+    /// is kept in the store, so that the callback may reach any node.
+    pub async fn start(&self, sign_in: SignIn) -> Result<String, OauthError> {
         let provider = self
             .provider(&sign_in.connector)
             .ok_or_else(|| OauthError::NotConfigured(sign_in.connector.clone()))?;
@@ -169,25 +174,33 @@ impl Oauth {
         }
         let (url, state) = request.url();
         let ttl = Duration::from_secs(self.config.state_ttl_secs.clamp(1, 24 * 3600));
-        let mut pending = self.pending.lock().expect("sign-ins poisoned");
-        let now = Instant::now();
-        pending.retain(|_, p| p.expires > now);
-        let user = &sign_in.user_id;
-        let of_user = pending
-            .values()
-            .filter(|p| &p.sign_in.user_id == user)
-            .count();
-        if of_user >= MAX_PENDING_PER_USER || pending.len() >= MAX_PENDING {
+        let user_id = sign_in.user_id.clone();
+        let pending = Pending {
+            sign_in,
+            verifier: verifier.secret().clone(),
+        };
+        let json = serde_json::to_string(&pending).expect("a sign-in serializes");
+        let now_ms = crate::clock::now_millis();
+        let kept = self
+            .store
+            .begin_sign_in(
+                state.secret(),
+                PendingSignIn {
+                    user_id,
+                    expires_ms: now_ms + ttl.as_millis() as i64,
+                    sealed: self.vault.seal(SIGN_IN_CONTEXT, &Secret::new(json)),
+                },
+                now_ms,
+                Bounds {
+                    per_user: MAX_PENDING_PER_USER,
+                    total: MAX_PENDING,
+                },
+            )
+            .await
+            .map_err(|e| OauthError::Failed(format!("cannot keep the sign-in: {e}")))?;
+        if !kept {
             return Err(OauthError::TooMany);
         }
-        pending.insert(
-            state.secret().clone(),
-            Pending {
-                sign_in,
-                verifier,
-                expires: now + ttl,
-            },
-        );
         Ok(url.to_string())
     }
 
@@ -199,12 +212,18 @@ impl Oauth {
         code: Option<&str>,
         error: Option<&str>,
     ) -> Result<Granted, OauthError> {
-        let pending = {
-            let mut pending = self.pending.lock().expect("sign-ins poisoned");
-            pending.remove(state)
-        }
-        .filter(|p| p.expires > Instant::now())
-        .ok_or(OauthError::State)?;
+        let sealed = self
+            .store
+            .take_sign_in(state, crate::clock::now_millis())
+            .await
+            .map_err(|e| OauthError::Failed(format!("cannot read the sign-in: {e}")))?
+            .ok_or(OauthError::State)?;
+        let pending: Pending = self
+            .vault
+            .open(SIGN_IN_CONTEXT, &sealed)
+            .ok()
+            .and_then(|json| serde_json::from_str(json.expose()).ok())
+            .ok_or(OauthError::State)?;
         if let Some(error) = error {
             return Err(OauthError::Denied(Some(error.to_owned())));
         }
@@ -215,7 +234,7 @@ impl Oauth {
         let client = self.client(&provider)?;
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .set_pkce_verifier(pending.verifier)
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier))
             .request_async(&self.token_endpoint())
             .await
             .map_err(|e| {
@@ -627,7 +646,7 @@ mod tests {
     #[tokio::test]
     async fn a_sign_in_asks_for_offline_gmail_access_with_pkce_and_its_state_is_used_once() {
         let oauth = oauth(600);
-        let url = oauth.start(sign_in("google")).unwrap();
+        let url = oauth.start(sign_in("google")).await.unwrap();
         assert!(url.starts_with("https://accounts.example/auth?"), "{url}");
         let query = query(&url);
         assert_eq!(query["client_id"], "client");
@@ -651,15 +670,16 @@ mod tests {
         assert_eq!(OauthError::State.code(), "oauth_state");
     }
 
-    #[test]
-    fn a_microsoft_sign_in_goes_to_the_tenant_with_graph_scopes_and_a_reconnect_names_the_mailbox()
-    {
+    #[tokio::test]
+    async fn a_microsoft_sign_in_goes_to_the_tenant_with_graph_scopes_and_a_reconnect_names_the_mailbox()
+     {
         let oauth = oauth(600);
         let url = oauth
             .start(SignIn {
                 login_hint: Some("ann@contoso.example".into()),
                 ..sign_in("microsoft")
             })
+            .await
             .unwrap();
         assert!(
             url.starts_with(
@@ -691,33 +711,33 @@ mod tests {
         let oauth = oauth(1);
         let forged = oauth.finish("forged", Some("a-code"), None).await;
         assert!(matches!(forged, Err(OauthError::State)));
-        let url = oauth.start(sign_in("google")).unwrap();
+        let url = oauth.start(sign_in("google")).await.unwrap();
         let state = query(&url)["state"].clone();
         std::thread::sleep(Duration::from_millis(1100));
         let late = oauth.finish(&state, Some("a-code"), None).await;
         assert!(matches!(late, Err(OauthError::State)));
     }
 
-    #[test]
-    fn a_user_has_a_bounded_number_of_sign_ins_under_way() {
+    #[tokio::test]
+    async fn a_user_has_a_bounded_number_of_sign_ins_under_way() {
         let oauth = oauth(600);
         for _ in 0..MAX_PENDING_PER_USER {
-            oauth.start(sign_in("google")).unwrap();
+            oauth.start(sign_in("google")).await.unwrap();
         }
         assert!(matches!(
-            oauth.start(sign_in("google")),
+            oauth.start(sign_in("google")).await,
             Err(OauthError::TooMany)
         ));
         let other = SignIn {
             user_id: "usr_2".into(),
             ..sign_in("google")
         };
-        assert!(oauth.start(other).is_ok());
+        assert!(oauth.start(other).await.is_ok());
     }
 
-    #[test]
-    fn a_connector_without_a_configured_provider_cannot_start() {
-        let refused = oauth(600).start(sign_in("outlook"));
+    #[tokio::test]
+    async fn a_connector_without_a_configured_provider_cannot_start() {
+        let refused = oauth(600).start(sign_in("outlook")).await;
         assert!(matches!(refused, Err(OauthError::NotConfigured(_))));
         assert_eq!(refused.map(|_| ()).unwrap_err().code(), "not_configured");
     }

@@ -2,6 +2,7 @@
 
 use crate::api::{self, App, Services};
 use crate::clock::now_rfc3339;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::id::new_id;
 use crate::metrics::Metrics;
@@ -9,7 +10,7 @@ use crate::net::TlsPolicy;
 use crate::oauth::Oauth;
 use crate::runtime::{Runtime, read_component};
 use crate::secret::Secret;
-use crate::store::{RedbStore, Store};
+use crate::store::Store;
 use crate::sync::Scheduler;
 use crate::user::{Role, Token, TokenHash, TokenOwner, User, new_token};
 use crate::vault::{KEY_CHECK_CONTEXT, Vault};
@@ -46,16 +47,19 @@ pub struct Server {
     task: JoinHandle<()>,
     scheduler: Arc<Scheduler>,
     deliverer: Arc<Deliverer>,
+    cluster: Arc<Cluster>,
+    /// Keeps the uploaded connectors as the store holds them.
+    following: JoinHandle<()>,
 }
 
 /// Opens the database and the vault, and checks that the key fits what is stored.
 pub async fn open_state(
     config: &Config,
     secret_key: Option<&str>,
-) -> anyhow::Result<(Arc<RedbStore>, Arc<Vault>)> {
+) -> anyhow::Result<(Arc<dyn Store>, Arc<Vault>)> {
     private_dir(&config.data)
         .with_context(|| format!("cannot create the data directory {}", config.data.display()))?;
-    let store = Arc::new(RedbStore::open(&config.data, config.store.cache_mib << 20)?);
+    let store = crate::store::open(&config.store, &config.data).await?;
     let vault = Arc::new(Vault::load(&config.data, secret_key)?);
     check_key(store.as_ref(), &vault).await?;
     Ok((store, vault))
@@ -189,6 +193,7 @@ impl Server {
             )
             .await?,
         );
+        let mut fixed = std::collections::HashSet::new();
         for path in &config.connectors.files {
             let bytes = read_component(path, runtime.max_component_bytes())?;
             let info = runtime
@@ -196,13 +201,20 @@ impl Server {
                 .await
                 .with_context(|| format!("connector {} was refused", path.display()))?;
             tracing::info!(id = %info.id, version = %info.version, "loaded connector {}", path.display());
+            fixed.insert(info.id);
         }
         crate::connectors::load_installed(store.as_ref(), &runtime).await?;
+        let following = tokio::spawn(crate::connectors::follow(
+            store.clone(),
+            runtime.clone(),
+            fixed,
+        ));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let store: Arc<dyn Store> = store;
+        let cluster = Cluster::join(store.clone(), config.store.postgres.lease_secs).await?;
+        tracing::info!(node = %cluster.node(), "joined the nodes of the store");
         let redirect_url = config
             .oauth
             .redirect_url
@@ -221,6 +233,7 @@ impl Server {
             runtime.http_client(),
             config.webhooks.clone(),
             metrics.clone(),
+            cluster.clone(),
         ));
         let scheduler = Arc::new(Scheduler::start(
             store.clone(),
@@ -236,6 +249,7 @@ impl Server {
                     let deliverer = deliverer.clone();
                     Box::new(move || deliverer.wake())
                 },
+                cluster: cluster.clone(),
             },
             metrics.clone(),
         ));
@@ -268,6 +282,8 @@ impl Server {
             task,
             scheduler,
             deliverer,
+            cluster,
+            following,
         })
     }
 
@@ -295,5 +311,7 @@ impl Server {
             task.abort();
             let _ = task.await;
         }
+        self.following.abort();
+        self.cluster.leave().await;
     }
 }

@@ -11,6 +11,7 @@ pub mod load;
 pub mod mailbox;
 pub mod mailroom;
 pub mod microsoft;
+pub mod postgres;
 pub mod process;
 pub mod provider;
 pub mod servers;

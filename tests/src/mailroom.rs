@@ -359,7 +359,8 @@ impl Api {
 
 /// The configuration tests start from: loopback on a free port, `data` as the data
 /// directory, short network timeouts, no rate limit to speak of, and no push (jobs run when
-/// a test asks; the push tests turn it on).
+/// a test asks; the push tests turn it on). With `MAILROOM_TEST_STORE=postgres`, the state
+/// is in a database of the tests' own PostgreSQL, one for each data directory.
 pub fn test_config(data: &std::path::Path) -> Config {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("a valid address"),
@@ -371,6 +372,13 @@ pub fn test_config(data: &std::path::Path) -> Config {
     config.net.io_timeout_ms = 10_000;
     config.push.enabled = false;
     config.push.check_secs.clear();
+    if crate::postgres::selected() {
+        config.store.backend = mailroom::config::StoreBackend::Postgres;
+        config.store.postgres.url = Some(crate::postgres::database_for(data));
+        config.store.postgres.pool_size = 8;
+        // A server killed by a test hands its accounts to the next within seconds.
+        config.store.postgres.lease_secs = 6;
+    }
     config
 }
 

@@ -3,7 +3,6 @@
 
 use mailroom::folder::FolderId;
 use mailroom::store::mail::{FolderSync, PageWrite};
-use mailroom::store::{MailStore, RedbStore};
 use std::path::Path;
 
 /// Takes the messages `message_ids` out of the account's folder `folder_id` (ids as the API
@@ -17,7 +16,10 @@ pub async fn lose_messages(
     message_ids: &[String],
     state: impl FnOnce(Vec<u8>) -> Vec<u8>,
 ) {
-    let store = RedbStore::open(data, 1 << 20).expect("the store opens");
+    let config = crate::mailroom::test_config(data);
+    let store = mailroom::store::open(&config.store, data)
+        .await
+        .expect("the store opens");
     let folder = FolderId::from_stored(folder_id);
     let mut removed = Vec::new();
     for id in message_ids {

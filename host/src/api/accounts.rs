@@ -141,7 +141,8 @@ async fn run_test(
         .start(&key)
         .ok_or_else(|| ApiError::too_many_requests(TESTS_RUNNING_RETRY_SECS))?;
     app.connection_tests
-        .check(&key)
+        .check(app.store.as_ref(), &key)
+        .await?
         .map_err(ApiError::too_many_requests)?;
     let deadline = app.connection_test_timeout;
     let outcome = tokio::time::timeout(deadline, app.runtime.test_connection(spec))

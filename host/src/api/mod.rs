@@ -95,7 +95,10 @@ impl App {
             services,
             webhooks,
             metrics_public,
-            connection_tests: RateLimiter::per_minute(config.connection_tests_per_minute),
+            connection_tests: RateLimiter::per_minute(
+                "connection_tests",
+                config.connection_tests_per_minute,
+            ),
             tests_running: ConcurrencyLimiter::new(config.max_concurrent_tests_per_caller),
             connection_test_timeout: std::time::Duration::from_secs(
                 config.connection_test_timeout_secs.max(1),

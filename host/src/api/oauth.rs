@@ -80,14 +80,18 @@ pub async fn start(
             }
         }
     };
-    let url = app.oauth.start(sign_in).map_err(oauth_error)?;
+    let url = app.oauth.start(sign_in).await.map_err(oauth_error)?;
     Ok(json(&json!({"authorize_url": url})))
 }
 
 /// `POST /v1/accounts/{id}/reconnect` on an OAuth account: a sign-in that re-connects it,
 /// keeping its kind, date and contact choice.
 pub async fn start_again(app: &App, user: &User, account: Account) -> Result<Response, ApiError> {
-    let url = app.oauth.start(again(user, account)).map_err(oauth_error)?;
+    let url = app
+        .oauth
+        .start(again(user, account))
+        .await
+        .map_err(oauth_error)?;
     Ok(json(&json!({"authorize_url": url})))
 }
 

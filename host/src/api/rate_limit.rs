@@ -1,49 +1,44 @@
-//! A sliding-window limit per caller, for expensive requests such as connection tests.
+//! A sliding-window limit per caller, for expensive requests such as connection tests, and
+//! a bound on each caller's requests under way.
 
-use std::collections::{HashMap, VecDeque};
+use crate::store::{Store, StoreError};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct RateLimiter {
+    /// What is limited: callers' counts are kept apart per kind.
+    kind: &'static str,
     per_window: usize,
     window: Duration,
-    recent: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
 impl RateLimiter {
-    pub fn per_minute(per_window: u32) -> Self {
+    pub fn per_minute(kind: &'static str, per_window: u32) -> Self {
         Self {
+            kind,
             per_window: per_window as usize,
             window: Duration::from_secs(60),
-            recent: Mutex::new(HashMap::new()),
         }
     }
 
     /// Counts one request of `caller` (a user, or a service acting as one: never a token,
-    /// of which a user may mint many), or says in how many seconds they may try again.
-    pub fn check(&self, caller: &str) -> Result<(), u64> {
-        let now = Instant::now();
-        let mut recent = self.recent.lock().expect("rate limiter poisoned");
-        // Forget callers whose window has passed, so the map does not grow without bound.
-        recent.retain(|_, times| {
-            times
-                .back()
-                .is_some_and(|t| now.duration_since(*t) < self.window)
-        });
-        let times = recent.entry(caller.to_owned()).or_default();
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            times.pop_front();
-        }
-        if times.len() >= self.per_window {
-            let oldest = times.front().copied().unwrap_or(now);
-            let wait = self.window.saturating_sub(now.duration_since(oldest));
-            return Err(wait.as_secs().max(1));
-        }
-        times.push_back(now);
-        Ok(())
+    /// of which a user may mint many), or says in how many seconds they may try again. The
+    /// counts are in the store, so the limit holds across every node.
+    pub async fn check(
+        &self,
+        store: &dyn Store,
+        caller: &str,
+    ) -> Result<Result<(), u64>, StoreError> {
+        let counted = store
+            .count_request(
+                &format!("{}:{caller}", self.kind),
+                self.per_window,
+                self.window.as_millis() as i64,
+                crate::clock::now_millis(),
+            )
+            .await?;
+        Ok(counted.map_err(|wait_ms| (wait_ms.max(0) as u64).div_ceil(1000).max(1)))
     }
 }
 
@@ -51,14 +46,15 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_limit_applies_per_caller() {
-        let limiter = RateLimiter::per_minute(2);
-        assert!(limiter.check("a").is_ok());
-        assert!(limiter.check("a").is_ok());
-        let retry = limiter.check("a").unwrap_err();
+    #[tokio::test]
+    async fn the_limit_applies_per_caller() {
+        let store = crate::store::testing::store();
+        let limiter = RateLimiter::per_minute("tests", 2);
+        assert!(limiter.check(&store, "a").await.unwrap().is_ok());
+        assert!(limiter.check(&store, "a").await.unwrap().is_ok());
+        let retry = limiter.check(&store, "a").await.unwrap().unwrap_err();
         assert!((1..=60).contains(&retry));
-        assert!(limiter.check("b").is_ok());
+        assert!(limiter.check(&store, "b").await.unwrap().is_ok());
     }
 }
 

@@ -38,7 +38,6 @@ use futures::future::BoxFuture;
 use sandbox::{
     CpuBudgetExceeded, JobAccount, JobLimits, JobState, MemoryLimitExceeded, OutputCaps, TICK,
 };
-use sha2::{Digest, Sha256};
 use sink::SinkPool;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -289,7 +288,7 @@ impl Runtime {
                 ));
             }
         }
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        let digest = crate::connector::component_digest(&bytes);
         let engine = self.engine.clone();
         let compile = tokio::task::spawn_blocking(move || {
             let compiled = Component::new(&engine, &bytes);

@@ -281,19 +281,31 @@ mod tests {
     #[tokio::test]
     async fn each_endpoint_gets_the_events_it_asked_for_in_order() {
         let store = setup().await;
-        let all = store.read(|txn| page(txn, "whk_all", None, 10)).unwrap();
+        let all = store
+            .read(move |txn| page(txn, "whk_all", None, 10))
+            .await
+            .unwrap();
         let seqs: Vec<u64> = all.items.iter().map(|d| d.event_seq).collect();
         assert_eq!(seqs, [3, 2, 1], "newest first");
-        let sent = store.read(|txn| page(txn, "whk_sent", None, 10)).unwrap();
+        let sent = store
+            .read(move |txn| page(txn, "whk_sent", None, 10))
+            .await
+            .unwrap();
         assert_eq!(sent.items.len(), 1);
         let body: serde_json::Value = serde_json::from_str(&sent.items[0].body).unwrap();
         assert_eq!(body["id"], sent.items[0].id.as_str());
         assert_eq!(body["seq"], 2);
         assert_eq!(body["type"], "message.sent");
         assert_eq!(body["data"]["account_id"], "acc_1");
-        let first = store.read(|txn| page(txn, "whk_all", None, 2)).unwrap();
+        let first = store
+            .read(move |txn| page(txn, "whk_all", None, 2))
+            .await
+            .unwrap();
         assert!(first.more);
-        let rest = store.read(|txn| page(txn, "whk_all", Some(2), 2)).unwrap();
+        let rest = store
+            .read(move |txn| page(txn, "whk_all", Some(2), 2))
+            .await
+            .unwrap();
         assert_eq!(rest.items.len(), 1);
         assert!(!rest.more);
     }
@@ -301,18 +313,17 @@ mod tests {
     #[tokio::test]
     async fn the_next_delivery_waits_for_the_one_before() {
         let store = setup().await;
-        let next_seq = |store: &Memory| {
-            store
-                .read(|txn| next(txn, "whk_all"))
-                .unwrap()
-                .map(|d| d.event_seq)
-        };
-        assert_eq!(next_seq(&store), Some(1));
+        let next_seq = || store.read(|txn| Ok(next(txn, "whk_all")?.map(|d| d.event_seq)));
+        assert_eq!(next_seq().await.unwrap(), Some(1));
         store
             .write(|txn| finish_attempt(txn, "whk_all", 1, attempt(AttemptNext::RetryAt(5_000))))
             .await
             .unwrap();
-        let retried = store.read(|txn| next(txn, "whk_all")).unwrap().unwrap();
+        let retried = store
+            .read(move |txn| next(txn, "whk_all"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (retried.event_seq, retried.attempts, retried.next_attempt_ms),
             (1, 1, 5_000)
@@ -322,14 +333,14 @@ mod tests {
             .write(|txn| finish_attempt(txn, "whk_all", 1, attempt(AttemptNext::Failed)))
             .await
             .unwrap();
-        assert_eq!(next_seq(&store), Some(2));
+        assert_eq!(next_seq().await.unwrap(), Some(2));
         store
             .write(|txn| finish_attempt(txn, "whk_all", 2, attempt(AttemptNext::Delivered)))
             .await
             .unwrap();
-        assert_eq!(next_seq(&store), Some(3));
+        assert_eq!(next_seq().await.unwrap(), Some(3));
         assert_eq!(
-            store.read(pending_count).unwrap(),
+            store.read(pending_count).await.unwrap(),
             2,
             "3 here, 2 for whk_sent"
         );
@@ -343,7 +354,8 @@ mod tests {
             .await
             .unwrap();
         let failed = store
-            .read(|txn| page(txn, "whk_sent", None, 1))
+            .read(move |txn| page(txn, "whk_sent", None, 1))
+            .await
             .unwrap()
             .items[0]
             .clone();
@@ -368,7 +380,12 @@ mod tests {
             (DeliveryState::Pending, 9_000, None)
         );
         assert_eq!(
-            store.read(|txn| next(txn, "whk_sent")).unwrap().unwrap().id,
+            store
+                .read(move |txn| next(txn, "whk_sent"))
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
             failed.id
         );
     }
@@ -388,7 +405,11 @@ mod tests {
             })
             .await
             .unwrap();
-        let endpoint = store.read(|txn| get(txn, "whk_sent")).unwrap().unwrap();
+        let endpoint = store
+            .read(move |txn| get(txn, "whk_sent"))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(!endpoint.enabled);
         assert_eq!(
             endpoint.disabled_reason.as_deref(),
@@ -396,7 +417,8 @@ mod tests {
         );
         assert_eq!(
             store
-                .read(|txn| page(txn, "whk_sent", None, 10))
+                .read(move |txn| page(txn, "whk_sent", None, 10))
+                .await
                 .unwrap()
                 .items
                 .len(),
@@ -404,7 +426,8 @@ mod tests {
         );
         assert_eq!(
             store
-                .read(|txn| page(txn, "whk_all", None, 10))
+                .read(move |txn| page(txn, "whk_all", None, 10))
+                .await
                 .unwrap()
                 .items
                 .len(),
@@ -416,29 +439,45 @@ mod tests {
     async fn deleting_an_endpoint_takes_its_deliveries_and_secret() {
         let store = setup().await;
         let id = store
-            .read(|txn| page(txn, "whk_all", None, 1))
+            .read(move |txn| page(txn, "whk_all", None, 1))
+            .await
             .unwrap()
             .items[0]
             .id
             .clone();
         assert!(store.write(|txn| delete(txn, "whk_all")).await.unwrap());
-        assert!(store.read(|txn| get(txn, "whk_all")).unwrap().is_none());
         assert!(
             store
-                .read(|txn| directory::secret(txn, "whk_all"))
-                .unwrap()
-                .is_none()
-        );
-        assert!(store.read(|txn| next(txn, "whk_all")).unwrap().is_none());
-        assert!(
-            store
-                .read(|txn| DELIVERY_IDS.get(txn, &id_key(&id)))
+                .read(move |txn| get(txn, "whk_all"))
+                .await
                 .unwrap()
                 .is_none()
         );
         assert!(
             store
-                .read(|txn| directory::secret(txn, "whk_sent"))
+                .read(move |txn| directory::secret(txn, "whk_all"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .read(move |txn| next(txn, "whk_all"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .read(move |txn| DELIVERY_IDS.get(txn, &id_key(&id)))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .read(move |txn| directory::secret(txn, "whk_sent"))
+                .await
                 .unwrap()
                 .is_some()
         );

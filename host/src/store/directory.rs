@@ -2,7 +2,7 @@
 //! sealed passwords, each user's primary account, remembered idempotent answers, and the
 //! value that recognises the secret key. Written once, over the storage seam.
 
-use super::kv::{Bytes, Json, Key, Reader, Table, Writer};
+use super::kv::{Bytes, Json, Key, Reader, Table, Text, Writer};
 use super::{Remembered, Result, StoreError};
 use crate::account::Account;
 use crate::user::{Token, TokenHash, TokenOwner, User};
@@ -30,6 +30,9 @@ const SETTINGS: Table<Json<Sealed>> = Table::new("settings");
 const CONNECTORS: Table<Bytes> = Table::new("connectors");
 /// Hosts an admin granted a connector's HTTP requests, by connector id.
 const GRANTS: Table<Json<Vec<String>>> = Table::new("connector_grants");
+/// Each uploaded component's digest, so that every node can tell cheaply whether it runs
+/// the one stored.
+const DIGESTS: Table<Text> = Table::new("connector_digests");
 
 fn id(id: &str) -> Key {
     Key::new().str(id)
@@ -272,12 +275,35 @@ pub fn connector(txn: &dyn Reader, connector_id: &str) -> Result<Option<Vec<u8>>
 }
 
 pub fn put_connector(txn: &mut dyn Writer, connector_id: &str, component: &[u8]) -> Result<()> {
+    DIGESTS.put(
+        txn,
+        &id(connector_id),
+        &crate::connector::component_digest(component),
+    )?;
     CONNECTORS.put_slice(txn, &id(connector_id), component)
 }
 
 pub fn delete_connector(txn: &mut dyn Writer, connector_id: &str) -> Result<bool> {
     GRANTS.delete(txn, &id(connector_id))?;
+    DIGESTS.delete(txn, &id(connector_id))?;
     CONNECTORS.delete(txn, &id(connector_id))
+}
+
+/// Every uploaded connector's id and digest (worked out from the component for one
+/// uploaded before digests were kept).
+pub fn connector_digests(txn: &dyn Reader) -> Result<Vec<(String, String)>> {
+    connector_ids(txn)?
+        .into_iter()
+        .map(|connector_id| {
+            let digest = match DIGESTS.get(txn, &id(&connector_id))? {
+                Some(digest) => digest,
+                None => crate::connector::component_digest(
+                    &CONNECTORS.get(txn, &id(&connector_id))?.unwrap_or_default(),
+                ),
+            };
+            Ok((connector_id, digest))
+        })
+        .collect()
 }
 
 pub fn connector_grants(txn: &dyn Reader, connector_id: &str) -> Result<Vec<String>> {
@@ -407,8 +433,14 @@ pub(super) mod tests {
         })
         .await
         .unwrap();
-        assert_eq!(kv.read(user_count).unwrap(), 2);
-        let ids: Vec<String> = kv.read(users).unwrap().into_iter().map(|u| u.id).collect();
+        assert_eq!(kv.read(user_count).await.unwrap(), 2);
+        let ids: Vec<String> = kv
+            .read(users)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.id)
+            .collect();
         assert_eq!(ids, ["usr_a", "usr_b"]);
     }
 
@@ -441,7 +473,8 @@ pub(super) mod tests {
         .await
         .unwrap();
         let listed: Vec<String> = kv
-            .read(|txn| tokens_of(txn, &ann))
+            .read(move |txn| tokens_of(txn, &ann))
+            .await
             .unwrap()
             .into_iter()
             .map(|t| t.id)
@@ -450,7 +483,10 @@ pub(super) mod tests {
         kv.write(move |txn| token_used(txn, &one, "2026-12-06T10:00:00Z".into()))
             .await
             .unwrap();
-        let used = kv.read(|txn| token(txn, &TokenHash::of("one"))).unwrap();
+        let used = kv
+            .read(move |txn| token(txn, &TokenHash::of("one")))
+            .await
+            .unwrap();
         assert_eq!(
             used.unwrap().last_used_at.as_deref(),
             Some("2026-12-06T10:00:00Z")
@@ -459,7 +495,8 @@ pub(super) mod tests {
         let revoked = kv.write(|txn| delete_token(txn, "tok_1")).await.unwrap();
         assert_eq!(revoked.map(|t| t.id).as_deref(), Some("tok_1"));
         assert!(
-            kv.read(|txn| token(txn, &TokenHash::of("one")))
+            kv.read(move |txn| token(txn, &TokenHash::of("one")))
+                .await
                 .unwrap()
                 .is_none()
         );
@@ -474,7 +511,8 @@ pub(super) mod tests {
             .await
             .unwrap();
         assert!(
-            kv.read(|txn| token(txn, &TokenHash::of("one")))
+            kv.read(move |txn| token(txn, &TokenHash::of("one")))
+                .await
                 .unwrap()
                 .is_none()
         );
@@ -486,7 +524,11 @@ pub(super) mod tests {
         kv.write(|txn| put_account(txn, &an_account("acc_1", "a@x.test"), Some(&sealed("pw"))))
             .await
             .unwrap();
-        let read = kv.read(|txn| account(txn, "acc_1")).unwrap().unwrap();
+        let read = kv
+            .read(move |txn| account(txn, "acc_1"))
+            .await
+            .unwrap()
+            .unwrap();
         let mut first = read.clone();
         first.display_name = Some("First".into());
         kv.write(move |txn| update_account(txn, first, None))
@@ -499,11 +541,15 @@ pub(super) mod tests {
             matches!(refused, Err(StoreError::Conflict(_))),
             "{refused:?}"
         );
-        let stored = kv.read(|txn| account(txn, "acc_1")).unwrap().unwrap();
+        let stored = kv
+            .read(move |txn| account(txn, "acc_1"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.display_name.as_deref(), Some("First"));
         assert_eq!(stored.revision, 1);
         // The password was kept, not cleared, by an update without one.
-        let secret = kv.read(|txn| secret(txn, "acc_1")).unwrap();
+        let secret = kv.read(move |txn| secret(txn, "acc_1")).await.unwrap();
         assert_eq!(secret, Some(sealed("pw")));
 
         let gone = kv
@@ -546,7 +592,7 @@ pub(super) mod tests {
         .unwrap();
         assert!(kv.write(|txn| delete_account(txn, "acc_1")).await.unwrap());
         assert!(!kv.write(|txn| delete_account(txn, "acc_1")).await.unwrap());
-        kv.read(|txn| {
+        kv.read(move |txn| {
             assert_eq!(account(txn, "acc_1")?, None);
             assert_eq!(secret(txn, "acc_1")?, None);
             assert_eq!(primary(txn, "usr_a")?, None);
@@ -555,6 +601,7 @@ pub(super) mod tests {
             assert_eq!(own_addresses(txn)?, ["b@x.test"]);
             Ok(())
         })
+        .await
         .unwrap();
     }
 
@@ -567,7 +614,7 @@ pub(super) mod tests {
         })
         .await
         .unwrap();
-        let secrets_now = kv.read(secrets).unwrap();
+        let secrets_now = kv.read(secrets).await.unwrap();
         assert_eq!(secrets_now, [("acc_1".to_owned(), sealed("old"))]);
         kv.write(|txn| {
             replace_secrets(
@@ -578,9 +625,9 @@ pub(super) mod tests {
         })
         .await
         .unwrap();
-        assert_eq!(kv.read(key_check).unwrap(), Some(sealed("check-new")));
+        assert_eq!(kv.read(key_check).await.unwrap(), Some(sealed("check-new")));
         assert_eq!(
-            kv.read(|txn| secret(txn, "acc_1")).unwrap(),
+            kv.read(move |txn| secret(txn, "acc_1")).await.unwrap(),
             Some(sealed("new"))
         );
     }
@@ -599,12 +646,26 @@ pub(super) mod tests {
         kv.write(move |txn| remember(txn, "k2", &answer(1_000 + 24 * 3600)))
             .await
             .unwrap();
-        assert!(kv.read(|txn| remembered(txn, "k1")).unwrap().is_some());
+        assert!(
+            kv.read(move |txn| remembered(txn, "k1"))
+                .await
+                .unwrap()
+                .is_some()
+        );
         kv.write(move |txn| remember(txn, "k3", &answer(1_001 + 24 * 3600)))
             .await
             .unwrap();
-        assert!(kv.read(|txn| remembered(txn, "k1")).unwrap().is_none());
-        let kept = kv.read(|txn| remembered(txn, "k2")).unwrap().unwrap();
+        assert!(
+            kv.read(move |txn| remembered(txn, "k1"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let kept = kv
+            .read(move |txn| remembered(txn, "k2"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(kept.status, 202);
 
         // A damaged answer is forgotten rather than blocking every later one.
@@ -616,10 +677,16 @@ pub(super) mod tests {
             .await
             .unwrap();
         assert!(
-            kv.read(|txn| RAW.get(txn, &id("broken")))
+            kv.read(move |txn| RAW.get(txn, &id("broken")))
+                .await
                 .unwrap()
                 .is_none()
         );
-        assert!(kv.read(|txn| remembered(txn, "k4")).unwrap().is_some());
+        assert!(
+            kv.read(move |txn| remembered(txn, "k4"))
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 }

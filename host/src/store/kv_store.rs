@@ -10,7 +10,7 @@ use super::records::RecordStore;
 use super::webhooks::{Attempt, Delivery, DeliveryPage, Webhook, WebhookStore};
 use super::{
     AccountChange, Remembered, Result, Store, contacts, deliveries, directory, events, filing,
-    ingest, mailbox, queue,
+    ingest, leases, limits, mailbox, queue, sign_ins,
 };
 use crate::account::Account;
 use crate::folder::FolderId;
@@ -33,12 +33,17 @@ impl<B: Backend> KvStore<B> {
     pub fn new(backend: B) -> Self {
         Self { backend }
     }
+
+    /// The backend alone, for moving its tables (`copy`).
+    pub fn into_backend(self) -> B {
+        self.backend
+    }
 }
 
 #[async_trait]
 impl<B: Backend> Store for KvStore<B> {
     async fn user_count(&self) -> Result<u64> {
-        self.backend.read(directory::user_count)
+        self.backend.read(directory::user_count).await
     }
 
     async fn insert_user(&self, user: User) -> Result<()> {
@@ -54,11 +59,14 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>> {
-        self.backend.read(|txn| directory::user(txn, id))
+        let id = id.to_owned();
+        self.backend
+            .read(move |txn| directory::user(txn, &id))
+            .await
     }
 
     async fn users(&self) -> Result<Vec<User>> {
-        self.backend.read(directory::users)
+        self.backend.read(directory::users).await
     }
 
     async fn insert_token(&self, hash: TokenHash, token: Token) -> Result<()> {
@@ -68,7 +76,10 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     async fn token(&self, hash: &TokenHash) -> Result<Option<Token>> {
-        self.backend.read(|txn| directory::token(txn, hash))
+        let hash = *hash;
+        self.backend
+            .read(move |txn| directory::token(txn, &hash))
+            .await
     }
 
     async fn token_used(&self, hash: &TokenHash, at: String) -> Result<()> {
@@ -79,7 +90,10 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     async fn tokens_of(&self, owner: &TokenOwner) -> Result<Vec<Token>> {
-        self.backend.read(|txn| directory::tokens_of(txn, owner))
+        let owner = owner.clone();
+        self.backend
+            .read(move |txn| directory::tokens_of(txn, &owner))
+            .await
     }
 
     async fn delete_token(&self, id: &str) -> Result<Option<Token>> {
@@ -102,11 +116,14 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     async fn account(&self, id: &str) -> Result<Option<Account>> {
-        self.backend.read(|txn| directory::account(txn, id))
+        let id = id.to_owned();
+        self.backend
+            .read(move |txn| directory::account(txn, &id))
+            .await
     }
 
     async fn accounts(&self) -> Result<Vec<Account>> {
-        self.backend.read(directory::accounts)
+        self.backend.read(directory::accounts).await
     }
 
     async fn delete_account(&self, id: &str) -> Result<bool> {
@@ -129,7 +146,10 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     async fn account_secret(&self, id: &str) -> Result<Option<Sealed>> {
-        self.backend.read(|txn| directory::secret(txn, id))
+        let id = id.to_owned();
+        self.backend
+            .read(move |txn| directory::secret(txn, &id))
+            .await
     }
 
     async fn replace_account_secret(
@@ -145,7 +165,7 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     async fn secrets(&self) -> Result<Vec<(String, Sealed)>> {
-        self.backend.read(directory::secrets)
+        self.backend.read(directory::secrets).await
     }
 
     async fn replace_secrets(
@@ -159,7 +179,10 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     async fn primary(&self, user_id: &str) -> Result<Option<String>> {
-        self.backend.read(|txn| directory::primary(txn, user_id))
+        let user_id = user_id.to_owned();
+        self.backend
+            .read(move |txn| directory::primary(txn, &user_id))
+            .await
     }
 
     async fn set_primary(&self, user_id: &str, account_id: Option<&str>) -> Result<()> {
@@ -170,7 +193,10 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     async fn remembered(&self, key: &str) -> Result<Option<Remembered>> {
-        self.backend.read(|txn| directory::remembered(txn, key))
+        let key = key.to_owned();
+        self.backend
+            .read(move |txn| directory::remembered(txn, &key))
+            .await
     }
 
     async fn remember(&self, key: &str, response: Remembered) -> Result<()> {
@@ -181,7 +207,7 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     async fn key_check(&self) -> Result<Option<Sealed>> {
-        self.backend.read(directory::key_check)
+        self.backend.read(directory::key_check).await
     }
 
     async fn set_key_check(&self, sealed: Sealed) -> Result<()> {
@@ -191,11 +217,14 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     async fn connector_ids(&self) -> Result<Vec<String>> {
-        self.backend.read(directory::connector_ids)
+        self.backend.read(directory::connector_ids).await
     }
 
     async fn connector_component(&self, id: &str) -> Result<Option<Vec<u8>>> {
-        self.backend.read(|txn| directory::connector(txn, id))
+        let id = id.to_owned();
+        self.backend
+            .read(move |txn| directory::connector(txn, &id))
+            .await
     }
 
     async fn put_connector(&self, id: &str, component: Vec<u8>) -> Result<()> {
@@ -205,9 +234,15 @@ impl<B: Backend> Store for KvStore<B> {
             .await
     }
 
+    async fn connector_digests(&self) -> Result<Vec<(String, String)>> {
+        self.backend.read(directory::connector_digests).await
+    }
+
     async fn connector_grants(&self, id: &str) -> Result<Vec<String>> {
+        let id = id.to_owned();
         self.backend
-            .read(|txn| directory::connector_grants(txn, id))
+            .read(move |txn| directory::connector_grants(txn, &id))
+            .await
     }
 
     async fn set_connector_grants(&self, id: &str, hosts: Vec<String>) -> Result<()> {
@@ -223,13 +258,78 @@ impl<B: Backend> Store for KvStore<B> {
             .write(move |txn| directory::delete_connector(txn, &id))
             .await
     }
+
+    async fn renew_leases(&self, renewal: leases::Renewal) -> Result<leases::Held> {
+        self.backend
+            .write(move |txn| leases::renew(txn, &renewal))
+            .await
+    }
+
+    async fn leave(&self, node: &str) -> Result<()> {
+        let node = node.to_owned();
+        self.backend
+            .write(move |txn| leases::leave(txn, &node))
+            .await
+    }
+
+    async fn count_request(
+        &self,
+        key: &str,
+        per_window: usize,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> Result<std::result::Result<(), i64>> {
+        let key = key.to_owned();
+        self.backend
+            .write(move |txn| limits::count(txn, &key, per_window, window_ms, now_ms))
+            .await
+    }
+
+    async fn begin_sign_in(
+        &self,
+        state: &str,
+        pending: sign_ins::PendingSignIn,
+        now_ms: i64,
+        bounds: sign_ins::Bounds,
+    ) -> Result<bool> {
+        let state = state.to_owned();
+        self.backend
+            .write(move |txn| sign_ins::begin(txn, &state, &pending, now_ms, bounds))
+            .await
+    }
+
+    async fn take_sign_in(&self, state: &str, now_ms: i64) -> Result<Option<Sealed>> {
+        let state = state.to_owned();
+        self.backend
+            .write(move |txn| sign_ins::take(txn, &state, now_ms))
+            .await
+    }
+
+    async fn request_sync(&self, account_id: &str, request: leases::SyncRequest) -> Result<()> {
+        let account_id = account_id.to_owned();
+        self.backend
+            .write(move |txn| leases::request_sync(txn, &account_id, request))
+            .await
+    }
+
+    async fn sync_requests(&self) -> Result<Vec<(String, leases::SyncRequest)>> {
+        self.backend.read(leases::sync_requests).await
+    }
+
+    async fn take_sync_requests(&self, taken: Vec<(String, leases::SyncRequest)>) -> Result<()> {
+        self.backend
+            .write(move |txn| leases::take_sync_requests(txn, &taken))
+            .await
+    }
 }
 
 #[async_trait]
 impl<B: Backend> MailStore for KvStore<B> {
     async fn folder_syncs(&self, account_id: &str) -> Result<HashMap<FolderId, FolderSync>> {
+        let account_id = account_id.to_owned();
         self.backend
-            .read(|txn| mailbox::folder_syncs(txn, account_id))
+            .read(move |txn| mailbox::folder_syncs(txn, &account_id))
+            .await
     }
 
     async fn commit_page(&self, page: PageWrite) -> Result<PageOutcome> {
@@ -247,52 +347,67 @@ impl<B: Backend> MailStore for KvStore<B> {
 
     async fn finish_job(&self, account_id: &str) -> Result<usize> {
         // Most jobs leave no orphan: then there is nothing to write (and no fsync to wait for).
-        if !self
-            .backend
-            .read(|txn| mailbox::has_orphans(txn, account_id))?
-        {
+        let account = account_id.to_owned();
+        let orphans = {
+            let account = account.clone();
+            self.backend
+                .read(move |txn| mailbox::has_orphans(txn, &account))
+                .await?
+        };
+        if !orphans {
             return Ok(0);
         }
-        let account = account_id.to_owned();
         self.backend
             .write(move |txn| mailbox::delete_orphans(txn, &account))
             .await
     }
 
     async fn known(&self, account_id: &str, probes: Vec<(String, u64)>) -> Result<Vec<bool>> {
-        self.backend.read(|txn| {
-            probes
-                .iter()
-                .map(|(message_id, size)| {
-                    mailbox::find_known(txn, account_id, message_id, *size)
-                        .map(|found| found.is_some())
-                })
-                .collect()
-        })
+        let account_id = account_id.to_owned();
+        self.backend
+            .read(move |txn| {
+                probes
+                    .iter()
+                    .map(|(message_id, size)| {
+                        mailbox::find_known(txn, &account_id, message_id, *size)
+                            .map(|found| found.is_some())
+                    })
+                    .collect()
+            })
+            .await
     }
 
     async fn held_ids(&self, account_id: &str, ids: Vec<String>) -> Result<Vec<bool>> {
-        self.backend.read(|txn| {
-            let folders = mailbox::synced_folders(txn, account_id)?;
-            ids.iter()
-                .map(|id| {
-                    mailbox::held_by_id(txn, account_id, &folders, id).map(|found| found.is_some())
-                })
-                .collect()
-        })
+        let account_id = account_id.to_owned();
+        self.backend
+            .read(move |txn| {
+                let folders = mailbox::synced_folders(txn, &account_id)?;
+                ids.iter()
+                    .map(|id| {
+                        mailbox::held_by_id(txn, &account_id, &folders, id)
+                            .map(|found| found.is_some())
+                    })
+                    .collect()
+            })
+            .await
     }
 
     async fn held(&self, account_id: &str, folder_id: &FolderId) -> Result<Vec<(u64, Flags)>> {
+        let account_id = account_id.to_owned();
+        let folder_id = folder_id.clone();
         self.backend
-            .read(|txn| mailbox::held(txn, account_id, folder_id))
+            .read(move |txn| mailbox::held(txn, &account_id, &folder_id))
+            .await
     }
 
     async fn message(&self, id: &str) -> Result<Option<Message>> {
-        self.backend.read(|txn| mailbox::load(txn, id))
+        let id = id.to_owned();
+        self.backend.read(move |txn| mailbox::load(txn, &id)).await
     }
 
     async fn raw_message(&self, id: &str) -> Result<Option<Vec<u8>>> {
-        self.backend.read(|txn| mailbox::raw(txn, id))
+        let id = id.to_owned();
+        self.backend.read(move |txn| mailbox::raw(txn, &id)).await
     }
 
     async fn messages(
@@ -300,18 +415,25 @@ impl<B: Backend> MailStore for KvStore<B> {
         account_id: &str,
         query: MessageQuery,
     ) -> Result<(Vec<Message>, bool)> {
+        let account_id = account_id.to_owned();
         self.backend
-            .read(|txn| mailbox::messages(txn, account_id, &query))
+            .read(move |txn| mailbox::messages(txn, &account_id, &query))
+            .await
     }
 
     async fn folder_counts(&self, account_id: &str) -> Result<FolderCounts> {
+        let account_id = account_id.to_owned();
         self.backend
-            .read(|txn| mailbox::folder_counts(txn, account_id))
+            .read(move |txn| mailbox::folder_counts(txn, &account_id))
+            .await
     }
 
     async fn folder_total(&self, account_id: &str, folder_id: &FolderId) -> Result<u64> {
+        let account_id = account_id.to_owned();
+        let folder_id = folder_id.clone();
         self.backend
-            .read(|txn| mailbox::folder_total(txn, account_id, folder_id))
+            .read(move |txn| mailbox::folder_total(txn, &account_id, &folder_id))
+            .await
     }
 
     async fn push_event(&self, kind: &str, data: Value) -> Result<u64> {
@@ -322,11 +444,13 @@ impl<B: Backend> MailStore for KvStore<B> {
     }
 
     async fn events(&self, after: u64, limit: usize) -> Result<(Vec<Event>, u64)> {
-        self.backend.read(|txn| events::after(txn, after, limit))
+        self.backend
+            .read(move |txn| events::after(txn, after, limit))
+            .await
     }
 
     async fn last_event_seq(&self) -> Result<u64> {
-        self.backend.read(events::last_seq)
+        self.backend.read(events::last_seq).await
     }
 }
 
@@ -346,8 +470,10 @@ impl<B: Backend> OutboxStore for KvStore<B> {
     }
 
     async fn next_duty(&self, account_id: &str, after: u64) -> Result<Option<OutboxEntry>> {
+        let account_id = account_id.to_owned();
         self.backend
-            .read(|txn| queue::next_duty(txn, account_id, after))
+            .read(move |txn| queue::next_duty(txn, &account_id, after))
+            .await
     }
 
     async fn change_done(&self, entry: &OutboxEntry, done: ChangeDone) -> Result<()> {
@@ -370,11 +496,17 @@ impl<B: Backend> OutboxStore for KvStore<B> {
     }
 
     async fn outgoing(&self, id: &str) -> Result<Option<Outgoing>> {
-        self.backend.read(|txn| queue::outgoing(txn, id))
+        let id = id.to_owned();
+        self.backend
+            .read(move |txn| queue::outgoing(txn, &id))
+            .await
     }
 
     async fn outgoing_raw(&self, id: &str) -> Result<Option<Vec<u8>>> {
-        self.backend.read(|txn| queue::outgoing_raw(txn, id))
+        let id = id.to_owned();
+        self.backend
+            .read(move |txn| queue::outgoing_raw(txn, &id))
+            .await
     }
 
     async fn file_sent_copy(
@@ -405,12 +537,15 @@ impl<B: Backend> OutboxStore for KvStore<B> {
     }
 
     async fn find_message_id(&self, account_id: &str, message_id: &str) -> Result<Option<String>> {
+        let account_id = account_id.to_owned();
+        let message_id = message_id.to_owned();
         self.backend
-            .read(|txn| mailbox::find_by_message_id(txn, account_id, message_id))
+            .read(move |txn| mailbox::find_by_message_id(txn, &account_id, &message_id))
+            .await
     }
 
     async fn queued_duties(&self) -> Result<u64> {
-        self.backend.read(queue::queued_count)
+        self.backend.read(queue::queued_count).await
     }
 }
 
@@ -423,7 +558,10 @@ impl<B: Backend> RecordStore for KvStore<B> {
     }
 
     async fn record(&self, reference: &RecordRef) -> Result<Option<Record>> {
-        self.backend.read(|txn| filing::record(txn, reference))
+        let reference = reference.clone();
+        self.backend
+            .read(move |txn| filing::record(txn, &reference))
+            .await
     }
 
     async fn delete_record(&self, reference: &RecordRef) -> Result<bool> {
@@ -441,7 +579,8 @@ impl<B: Backend> RecordStore for KvStore<B> {
         limit: usize,
     ) -> Result<(Vec<Record>, bool)> {
         self.backend
-            .read(|txn| filing::records(txn, kind, created_by, after.as_deref(), limit))
+            .read(move |txn| filing::records(txn, kind, created_by, after.as_deref(), limit))
+            .await
     }
 
     async fn timeline(
@@ -451,23 +590,34 @@ impl<B: Backend> RecordStore for KvStore<B> {
         after: Option<(i64, String)>,
         limit: usize,
     ) -> Result<(Vec<Message>, bool)> {
-        let after = after.as_ref().map(|(at, id)| (*at, id.as_str()));
+        let reference = reference.clone();
+        let accounts = accounts.cloned();
         self.backend
-            .read(|txn| filing::timeline(txn, reference, accounts, after, limit))
+            .read(move |txn| {
+                let after = after.as_ref().map(|(at, id)| (*at, id.as_str()));
+                filing::timeline(txn, &reference, accounts.as_ref(), after, limit)
+            })
+            .await
     }
 
     async fn on_timeline(&self, reference: &RecordRef, message_id: &str) -> Result<bool> {
+        let reference = reference.clone();
+        let message_id = message_id.to_owned();
         self.backend
-            .read(|txn| filing::on_timeline(txn, reference, message_id))
+            .read(move |txn| filing::on_timeline(txn, &reference, &message_id))
+            .await
     }
 
     async fn message_records(&self, message_ids: &[String]) -> Result<Vec<Vec<RecordRef>>> {
-        self.backend.read(|txn| {
-            message_ids
-                .iter()
-                .map(|id| filing::filed_as(txn, id))
-                .collect()
-        })
+        let message_ids = message_ids.to_vec();
+        self.backend
+            .read(move |txn| {
+                message_ids
+                    .iter()
+                    .map(|id| filing::filed_as(txn, id))
+                    .collect()
+            })
+            .await
     }
 }
 
@@ -480,11 +630,14 @@ impl<B: Backend> WebhookStore for KvStore<B> {
     }
 
     async fn webhooks(&self) -> Result<Vec<Webhook>> {
-        self.backend.read(deliveries::all)
+        self.backend.read(deliveries::all).await
     }
 
     async fn webhook(&self, id: &str) -> Result<Option<Webhook>> {
-        self.backend.read(|txn| deliveries::get(txn, id))
+        let id = id.to_owned();
+        self.backend
+            .read(move |txn| deliveries::get(txn, &id))
+            .await
     }
 
     async fn update_webhook(&self, webhook: Webhook) -> Result<()> {
@@ -501,7 +654,10 @@ impl<B: Backend> WebhookStore for KvStore<B> {
     }
 
     async fn webhook_secret(&self, id: &str) -> Result<Option<Sealed>> {
-        self.backend.read(|txn| directory::secret(txn, id))
+        let id = id.to_owned();
+        self.backend
+            .read(move |txn| directory::secret(txn, &id))
+            .await
     }
 
     async fn deliveries(
@@ -510,12 +666,17 @@ impl<B: Backend> WebhookStore for KvStore<B> {
         before: Option<u64>,
         limit: usize,
     ) -> Result<DeliveryPage> {
+        let webhook_id = webhook_id.to_owned();
         self.backend
-            .read(|txn| deliveries::page(txn, webhook_id, before, limit))
+            .read(move |txn| deliveries::page(txn, &webhook_id, before, limit))
+            .await
     }
 
     async fn next_delivery(&self, webhook_id: &str) -> Result<Option<Delivery>> {
-        self.backend.read(|txn| deliveries::next(txn, webhook_id))
+        let webhook_id = webhook_id.to_owned();
+        self.backend
+            .read(move |txn| deliveries::next(txn, &webhook_id))
+            .await
     }
 
     async fn finish_attempt(&self, webhook_id: &str, seq: u64, attempt: Attempt) -> Result<()> {
@@ -538,6 +699,6 @@ impl<B: Backend> WebhookStore for KvStore<B> {
     }
 
     async fn pending_deliveries(&self) -> Result<u64> {
-        self.backend.read(deliveries::pending_count)
+        self.backend.read(deliveries::pending_count).await
     }
 }

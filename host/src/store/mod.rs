@@ -6,15 +6,17 @@
 //! * the rules, written once as transaction functions: `directory` (users, tokens,
 //!   accounts), `ingest` (a sync page taken in), `mailbox` (messages and their places),
 //!   `filing` (records and the mail filed under them), `contacts` (contacts created for
-//!   unknown parties), `queue` (the outbox), `events` (the event log) and `deliveries`
-//!   (webhooks and what they are owed);
+//!   unknown parties), `queue` (the outbox), `events` (the event log), `deliveries`
+//!   (webhooks and what they are owed), and `leases` (which node works which account);
 //! * the storage seam, [`kv`]: ordered byte tables in transactions, with a backend for one
-//!   redb file ([`RedbStore`], the embedded default) and one in memory (for the rules' tests).
+//!   redb file ([`RedbStore`], the embedded default), one for a PostgreSQL database shared
+//!   by several nodes ([`PostgresStore`]) and one in memory (for the rules' tests).
 //!
-//! A second backend (PostgreSQL, for more than one machine) implements [`kv::Backend`] and
-//! nothing else.
+//! A further backend implements [`kv::Backend`] and nothing else, and proves it with
+//! [`kv::conformance`]; [`copy`] moves a deployment from one backend to another.
 
 mod contacts;
+pub mod copy;
 mod deliveries;
 mod directory;
 mod events;
@@ -22,12 +24,16 @@ mod filing;
 mod ingest;
 pub mod kv;
 mod kv_store;
+pub mod leases;
+mod limits;
 pub mod mail;
 mod mailbox;
 pub mod outbox;
+mod postgres;
 mod queue;
 pub mod records;
 mod redb;
+pub mod sign_ins;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod webhooks;
@@ -35,15 +41,41 @@ pub mod webhooks;
 pub use self::kv_store::KvStore;
 pub use self::mail::MailStore;
 pub use self::outbox::OutboxStore;
+pub use self::postgres::PostgresStore;
 pub use self::records::RecordStore;
 pub use self::redb::RedbStore;
 pub use self::webhooks::WebhookStore;
 
 use crate::account::Account;
+use crate::config::{StoreBackend, StoreConfig};
 use crate::user::{Token, TokenHash, TokenOwner, User};
 use crate::vault::Sealed;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The table in which each backend keeps the layout version of what it holds (never
+/// copied between backends).
+pub const META_TABLE: &str = "meta";
+
+/// Opens the store the configuration names: the redb file in `data`, or the PostgreSQL
+/// database.
+pub async fn open(config: &StoreConfig, data: &Path) -> Result<Arc<dyn Store>> {
+    Ok(match config.backend {
+        StoreBackend::Redb => Arc::new(RedbStore::open(data, config.cache_mib << 20)?),
+        StoreBackend::Postgres => {
+            let url = config.postgres.url.as_deref().ok_or_else(|| {
+                StoreError::Backend(
+                    "[store] backend = \"postgres\" needs [store.postgres] url (or --database-url, \
+                     MAILROOM_DATABASE_URL)"
+                        .into(),
+                )
+            })?;
+            Arc::new(PostgresStore::connect(url, config.postgres.pool_size).await?)
+        }
+    })
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -146,7 +178,37 @@ pub trait Store:
     /// Keeps an uploaded component under its connector's id, replacing one kept before.
     async fn put_connector(&self, id: &str, component: Vec<u8>) -> Result<()>;
     async fn delete_connector(&self, id: &str) -> Result<bool>;
+    /// Every uploaded connector's id and the digest of its component.
+    async fn connector_digests(&self) -> Result<Vec<(String, String)>>;
     /// The hosts an admin granted a connector.
     async fn connector_grants(&self, id: &str) -> Result<Vec<String>>;
     async fn set_connector_grants(&self, id: &str, hosts: Vec<String>) -> Result<()>;
+
+    /// Renews a node's heartbeat and balances the accounts' leases (`leases`).
+    async fn renew_leases(&self, renewal: leases::Renewal) -> Result<leases::Held>;
+    /// Hands back everything a stopping node holds.
+    async fn leave(&self, node: &str) -> Result<()>;
+    /// Counts a request of `key` in a sliding window (`limits`): `Err` with the milliseconds
+    /// until the next is allowed when `per_window` were made in the last `window_ms`.
+    async fn count_request(
+        &self,
+        key: &str,
+        per_window: usize,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> Result<std::result::Result<(), i64>>;
+    /// Keeps an OAuth sign-in under way (`sign_ins`); `false` when too many are.
+    async fn begin_sign_in(
+        &self,
+        state: &str,
+        pending: sign_ins::PendingSignIn,
+        now_ms: i64,
+        bounds: sign_ins::Bounds,
+    ) -> Result<bool>;
+    /// Ends an OAuth sign-in; its sealed particulars unless it is unknown or expired.
+    async fn take_sign_in(&self, state: &str, now_ms: i64) -> Result<Option<Sealed>>;
+    /// Leaves a sync request for the node holding the account.
+    async fn request_sync(&self, account_id: &str, request: leases::SyncRequest) -> Result<()>;
+    async fn sync_requests(&self) -> Result<Vec<(String, leases::SyncRequest)>>;
+    async fn take_sync_requests(&self, taken: Vec<(String, leases::SyncRequest)>) -> Result<()>;
 }

@@ -15,7 +15,7 @@ use super::kv::redb::backend;
 pub const FILE: &str = "mailroom.redb";
 
 /// The layout this code writes. Bump it with a migration step in [`migrate`].
-const SCHEMA_VERSION: u64 = 6;
+pub(super) const SCHEMA_VERSION: u64 = 6;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -83,7 +83,9 @@ fn migrate(txn: &WriteTransaction) -> Result<()> {
     }
     meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())
         .map_err(backend)?;
-    Ok(())
+    // The file has one opener at a time: leases left in it by a process that was killed
+    // are nobody's.
+    super::leases::clear(&mut RedbWriter::new(txn))
 }
 
 /// Moves the typed table `name` into the seam's table of that name, entry by entry, with

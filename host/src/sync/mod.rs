@@ -13,6 +13,7 @@ use outbox::Pusher;
 pub use push::{PushState, PushView};
 
 use crate::account::{Account, AccountState};
+use crate::cluster::Cluster;
 use crate::config::{PushConfig, SyncConfig};
 use crate::connector::{AuthKind, ConnectorError, ErrorKind, Remedy};
 use crate::folder::FolderId;
@@ -22,10 +23,11 @@ use crate::metrics::Metrics;
 use crate::oauth::Oauth;
 use crate::runtime::{HeldIdsLookup, HeldLookup, KnownLookup, Lookups, Runtime};
 use crate::store::Store;
+use crate::store::leases::SyncRequest;
 use crate::vault::Vault;
 use completeness::Spacing;
 use job::{Driver, Report, Scope, Shared};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -81,6 +83,8 @@ struct Inner {
     checks: BTreeMap<String, Duration>,
     /// The accounts' watches.
     watches: push::Watches,
+    /// Which accounts this node works.
+    cluster: Arc<Cluster>,
     on_events: Box<dyn Fn() + Send + Sync>,
     slots: Mutex<HashMap<String, Slot>>,
     wake: Notify,
@@ -108,6 +112,9 @@ pub struct Settings {
     /// Called when a job ended that may have recorded events (the webhook deliverer's
     /// wake-up, so news goes out at once).
     pub on_events: Box<dyn Fn() + Send + Sync>,
+    /// This node among those sharing the store: jobs and watches run for the accounts it
+    /// holds.
+    pub cluster: Arc<Cluster>,
 }
 
 /// How long stopping waits for running jobs to reach the end of a page.
@@ -128,6 +135,7 @@ impl Scheduler {
             max_jobs,
             max_jobs_per_owner,
             on_events,
+            cluster,
         } = settings;
         let max_jobs = max_jobs.max(1);
         let minutes = |m: u64| Duration::from_secs(m.saturating_mul(60));
@@ -156,6 +164,7 @@ impl Scheduler {
                 .map(|(connector, secs)| (connector.clone(), Duration::from_secs((*secs).max(1))))
                 .collect(),
             watches: push::Watches::new(push),
+            cluster: cluster.clone(),
             on_events,
             slots: Mutex::new(HashMap::new()),
             wake: Notify::new(),
@@ -163,6 +172,23 @@ impl Scheduler {
             jobs: Mutex::new(JoinSet::new()),
             shared,
         });
+        // The leases of accounts with a job or a watch under way are kept until they end.
+        let busy = Arc::downgrade(&inner);
+        cluster.set_busy(Box::new(move || {
+            let Some(inner) = busy.upgrade() else {
+                return HashSet::new();
+            };
+            let mut busy: HashSet<String> = inner
+                .slots
+                .lock()
+                .expect("scheduler poisoned")
+                .iter()
+                .filter(|(_, slot)| slot.running)
+                .map(|(id, _)| id.clone())
+                .collect();
+            busy.extend(inner.watches.accounts());
+            busy
+        }));
         let task = tokio::spawn(run(inner.clone()));
         Self {
             inner,
@@ -175,8 +201,32 @@ impl Scheduler {
     /// time (RFC 3339, milliseconds): the job that serves it reports a `last_sync_at` at or
     /// after it, and a job that started before the request reports an earlier one, even
     /// within the same millisecond.
+    ///
+    /// An account another node holds is asked for through the store: its node syncs it at
+    /// its next look (within a second).
     pub fn request(&self, account_id: &str) -> String {
-        request(&self.inner, account_id)
+        if self.inner.cluster.holds(account_id) {
+            return request(&self.inner, account_id);
+        }
+        let at = crate::clock::now_millis();
+        self.ask_holder(
+            account_id,
+            SyncRequest {
+                at_ms: at,
+                reconnected: false,
+            },
+        );
+        crate::clock::rfc3339_millis(at)
+    }
+
+    /// Leaves a request in the store for the node that holds the account.
+    fn ask_holder(&self, account_id: &str, request: SyncRequest) {
+        let (store, id) = (self.inner.store.clone(), account_id.to_owned());
+        tokio::spawn(async move {
+            if let Err(error) = store.request_sync(&id, request).await {
+                tracing::error!(account = %id, "cannot pass a sync request on: {error}");
+            }
+        });
     }
 
     /// How the account hears of news (the account's view, `push`).
@@ -186,7 +236,18 @@ impl Scheduler {
 
     /// The account was re-connected: its watch starts over with the new credentials.
     pub fn reconnected(&self, account_id: &str) {
-        self.inner.watches.forget(account_id);
+        if self.inner.cluster.holds(account_id) {
+            self.inner.watches.forget(account_id);
+        } else {
+            let at_ms = crate::clock::now_millis();
+            self.ask_holder(
+                account_id,
+                SyncRequest {
+                    at_ms,
+                    reconnected: true,
+                },
+            );
+        }
     }
 
     /// Stops starting jobs and lets running ones end after their current page (each page
@@ -217,6 +278,38 @@ impl Drop for Scheduler {
             task.abort();
         }
         self.inner.watches.clear();
+    }
+}
+
+/// Takes the requests other nodes left for the accounts this node holds.
+async fn take_requests(inner: &Inner) {
+    let waiting = match inner.store.sync_requests().await {
+        Ok(waiting) => waiting,
+        Err(error) => {
+            tracing::error!("cannot read the sync requests of other nodes: {error}");
+            return;
+        }
+    };
+    let mine: Vec<(String, SyncRequest)> = waiting
+        .into_iter()
+        .filter(|(id, _)| inner.cluster.holds(id))
+        .collect();
+    if mine.is_empty() {
+        return;
+    }
+    if let Err(error) = inner.store.take_sync_requests(mine.clone()).await {
+        tracing::error!("cannot take the sync requests of other nodes: {error}");
+        return;
+    }
+    for (id, asked) in mine {
+        if asked.reconnected {
+            inner.watches.forget(&id);
+        }
+        let mut slots = inner.slots.lock().expect("scheduler poisoned");
+        let slot = slots.entry(id.clone()).or_default();
+        slot.last_request_ms = slot.last_request_ms.max(asked.at_ms);
+        drop(slots);
+        request(inner, &id);
     }
 }
 
@@ -280,6 +373,7 @@ async fn run(inner: Arc<Inner>) {
     let list_every = Duration::from_secs(inner.config.list_every_secs);
     let mut watches_looked: Option<Instant> = None;
     loop {
+        take_requests(&inner).await;
         match inner.store.accounts().await {
             Ok(accounts) => {
                 // The watches follow the accounts, on the same reading of them.
@@ -299,7 +393,10 @@ async fn run(inner: Arc<Inner>) {
                     *running.entry(owner).or_default() += 1;
                 }
                 let mut first_syncs = slots.values().filter(|s| s.running && s.first_sync).count();
-                for account in accounts.into_iter().filter(may_sync) {
+                let held = accounts
+                    .into_iter()
+                    .filter(|a| may_sync(a) && inner.cluster.holds(&a.id));
+                for account in held {
                     let owner = personal_owner(&account).map(str::to_owned);
                     let every = check_every(&inner, &account.connector);
                     let slot = slots.entry(account.id.clone()).or_default();

@@ -133,6 +133,12 @@ impl Watches {
         }
     }
 
+    /// The accounts being watched.
+    pub(super) fn accounts(&self) -> Vec<String> {
+        let table = self.table.lock().expect("watches poisoned");
+        table.keys().cloned().collect()
+    }
+
     /// Ends the account's watch; the supervisor starts another at its next look.
     pub(super) fn forget(&self, account_id: &str) {
         let watch = self
@@ -203,6 +209,12 @@ pub(super) fn view(inner: &Inner, account: &Account) -> PushView {
             account.connector
         ));
     }
+    if !inner.cluster.holds(&account.id) {
+        return PushView::new(
+            PushState::Starting,
+            Some("Another node works this account: its watch is known there".to_owned()),
+        );
+    }
     match inner
         .watches
         .table
@@ -239,7 +251,10 @@ pub(super) async fn reconcile(inner: &Arc<Inner>, accounts: &[Account]) {
     let mut wanted = HashMap::new();
     let mut parked = HashSet::new();
     for account in accounts {
-        if !may_sync(account) || !inner.runtime.watches(&account.connector) {
+        if !may_sync(account)
+            || !inner.cluster.holds(&account.id)
+            || !inner.runtime.watches(&account.connector)
+        {
             continue;
         }
         if super::personal_owner(account).is_some_and(|owner| disabled.contains(owner)) {

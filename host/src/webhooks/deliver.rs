@@ -7,6 +7,7 @@
 //! a crash repeats at most the attempt under way (receivers de-duplicate by `webhook-id`).
 
 use super::{secret_key, signature};
+use crate::cluster::Cluster;
 use crate::config::WebhooksConfig;
 use crate::metrics::Metrics;
 use crate::net::PlainHttp;
@@ -37,6 +38,8 @@ struct Inner {
     client: HttpClient,
     config: WebhooksConfig,
     metrics: Arc<Metrics>,
+    /// Delivers only while this node holds the webhooks' lease.
+    cluster: Arc<Cluster>,
     /// Endpoints with a task posting.
     busy: Mutex<HashSet<String>>,
     /// Each endpoint's connection between its tasks, while the endpoint keeps it open.
@@ -60,6 +63,7 @@ impl Deliverer {
         mut client: HttpClient,
         config: WebhooksConfig,
         metrics: Arc<Metrics>,
+        cluster: Arc<Cluster>,
     ) -> Self {
         client.net.allow_private_networks = config.allow_private_networks;
         client.plain = if config.allow_http {
@@ -74,6 +78,7 @@ impl Deliverer {
             client,
             config,
             metrics,
+            cluster,
             busy: Mutex::new(HashSet::new()),
             idle: Mutex::new(HashMap::new()),
             wake: Notify::new(),
@@ -116,6 +121,10 @@ async fn run(inner: Arc<Inner>) {
 
 /// Starts a task for every enabled endpoint whose next delivery is due and has none.
 async fn start_due(inner: &Arc<Inner>) -> anyhow::Result<()> {
+    // One node delivers at a time, so each endpoint's deliveries keep their order.
+    if !inner.cluster.delivers_webhooks() {
+        return Ok(());
+    }
     let now = crate::clock::now_millis();
     let webhooks = inner.store.webhooks().await?;
     inner

@@ -76,6 +76,7 @@ fn start_server(data: &Path, ca: &Path) -> (ServerProcess, Api) {
         ])
         .env(DATA_ENV, data)
         .env(CA_ENV, ca)
+        .envs(mailroom_tests::postgres::child_env())
         .stdout(Stdio::piped())
         .spawn()
         .expect("the server process starts");

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod api;
+mod cluster;
 mod completeness;
 mod connection;
 mod connectors;

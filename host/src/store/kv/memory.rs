@@ -3,6 +3,7 @@
 
 use super::{Backend, Reader, Result, Visit, Writer};
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
@@ -101,8 +102,17 @@ impl Writer for Transaction {
 }
 
 impl Backend for MemoryBackend {
-    fn read<T>(&self, f: impl FnOnce(&dyn Reader) -> Result<T>) -> Result<T> {
-        f(&*self.snapshot())
+    fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Reader) -> Result<T> + Send + 'static,
+    ) -> impl Future<Output = Result<T>> + Send {
+        std::future::ready(f(&*self.snapshot()))
+    }
+
+    fn tables(&self) -> impl Future<Output = Result<Vec<String>>> + Send {
+        let mut names: Vec<String> = self.snapshot().keys().map(|t| t.to_string()).collect();
+        names.sort();
+        std::future::ready(Ok(names))
     }
 
     // Like the others, the transaction runs when the future is awaited.
@@ -124,7 +134,7 @@ impl Backend for MemoryBackend {
 mod tests {
     #[tokio::test]
     async fn keeps_ordered_tables_in_transactions() {
-        super::super::tests::a_backend_keeps_ordered_tables_in_transactions(
+        super::super::conformance::a_backend_keeps_ordered_tables_in_transactions(
             super::MemoryBackend::new(),
         )
         .await;

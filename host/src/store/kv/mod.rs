@@ -8,7 +8,8 @@
 //! this seam, as such functions; a backend is tables, encoding and transactions.
 //!
 //! Transaction functions are synchronous: the embedded backend runs them on its writer
-//! thread; a networked one runs them on a blocking thread, each primitive a round trip.
+//! thread (reads where they are asked for); a networked one runs them on a blocking
+//! thread, each read a round trip and the writes sent together at commit.
 //!
 //! What a backend must guarantee: write transactions run **one at a time** (the rules count
 //! on it: the next event number, the outbox's numbering, unique external ids and one
@@ -19,7 +20,9 @@
 //! encoding is a prefix of every longer tuple that starts with it; values are typed by their
 //! table ([`Table`]).
 
+pub mod conformance;
 pub mod memory;
+pub mod postgres;
 pub mod redb;
 
 use super::{Result, StoreError};
@@ -58,7 +61,12 @@ pub trait Writer: Reader {
 /// A place that keeps tables.
 pub trait Backend: Send + Sync + 'static {
     /// Runs `f` over a snapshot of every table.
-    fn read<T>(&self, f: impl FnOnce(&dyn Reader) -> Result<T>) -> Result<T>;
+    fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Reader) -> Result<T> + Send + 'static,
+    ) -> impl Future<Output = Result<T>> + Send;
+    /// The names of the tables that may hold anything (those ever written).
+    fn tables(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// Runs `f` in a write transaction, one at a time; commits when it returns `Ok`.
     fn write<T: Send + 'static>(
         &self,
@@ -557,82 +565,5 @@ pub(crate) mod tests {
         assert_eq!(reader.text().unwrap(), "a\0b");
         assert!(matches!(reader.text().unwrap(), Cow::Borrowed("cd")));
         assert_eq!(reader.u64().unwrap(), 1);
-    }
-
-    /// What every backend must do, run against each of them.
-    pub(crate) async fn a_backend_keeps_ordered_tables_in_transactions(backend: impl Backend) {
-        const T: Table<Json<u32>> = Table::new("numbers");
-        const OTHER: Table<Unit> = Table::new("other");
-        let key = |s: &str| Key::new().str("p").str(s);
-        backend
-            .write(move |txn| {
-                for (i, name) in ["b", "a", "c", "d"].iter().enumerate() {
-                    T.put(txn, &key(name), &(i as u32))?;
-                }
-                T.put(txn, &Key::new().str("q"), &9)?;
-                OTHER.put(txn, &key("a"), &())?;
-                // Reads inside see the transaction's own writes.
-                assert_eq!(T.get(txn, &key("c"))?, Some(2));
-                Ok(())
-            })
-            .await
-            .unwrap();
-        let names = |reverse| {
-            backend
-                .read(|txn| {
-                    let mut seen = Vec::new();
-                    T.scan_prefix(txn, &Key::new().str("p"), reverse, |mut rest, value| {
-                        seen.push((rest.str()?, value));
-                        Ok(seen.len() < 3)
-                    })?;
-                    Ok(seen)
-                })
-                .unwrap()
-        };
-        assert_eq!(
-            names(false),
-            [
-                ("a".to_owned(), 1),
-                ("b".to_owned(), 0),
-                ("c".to_owned(), 2)
-            ]
-        );
-        assert_eq!(names(true)[0], ("d".to_owned(), 3));
-
-        // A failed transaction leaves nothing behind.
-        let failed = backend
-            .write(move |txn| {
-                T.put(txn, &key("e"), &5)?;
-                T.delete(txn, &key("a"))?;
-                Err::<(), _>(StoreError::Conflict("no".into()))
-            })
-            .await;
-        assert!(matches!(failed, Err(StoreError::Conflict(_))));
-        backend
-            .read(|txn| {
-                assert_eq!(T.get(txn, &key("e"))?, None);
-                assert_eq!(T.get(txn, &key("a"))?, Some(1));
-                assert!(OTHER.contains(txn, &key("a"))?);
-                assert!(!OTHER.contains(txn, &key("b"))?);
-                Ok(())
-            })
-            .unwrap();
-
-        // Deletes, takes and prefix deletes.
-        let removed = backend
-            .write(move |txn| {
-                assert_eq!(T.take(txn, &key("b"))?, Some(0));
-                assert!(!T.delete(txn, &key("b"))?);
-                T.delete_prefix(txn, &Key::new().str("p"))
-            })
-            .await
-            .unwrap();
-        assert_eq!(removed, 3);
-        let left = backend.read(|txn| T.values(txn)).unwrap();
-        assert_eq!(left, [9]);
-        let empty = backend
-            .read(|txn| Table::<Bytes>::new("never written").values(txn))
-            .unwrap();
-        assert!(empty.is_empty());
     }
 }

@@ -146,8 +146,22 @@ impl RedbBackend {
 }
 
 impl Backend for RedbBackend {
-    fn read<T>(&self, f: impl FnOnce(&dyn Reader) -> Result<T>) -> Result<T> {
-        self.read_txn(|txn| f(&RedbReader::new(txn)))
+    /// Reads where they are asked for: redb's read transactions never wait for the writer.
+    fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Reader) -> Result<T> + Send + 'static,
+    ) -> impl Future<Output = Result<T>> + Send {
+        std::future::ready(self.read_txn(|txn| f(&RedbReader::new(txn))))
+    }
+
+    fn tables(&self) -> impl Future<Output = Result<Vec<String>>> + Send {
+        std::future::ready(self.read_txn(|txn| {
+            Ok(txn
+                .list_tables()
+                .map_err(backend)?
+                .map(|table| redb::TableHandle::name(&table).to_owned())
+                .collect())
+        }))
     }
 
     fn write<T: Send + 'static>(
@@ -316,7 +330,7 @@ mod tests {
     async fn keeps_ordered_tables_in_transactions() {
         let dir = tempfile::tempdir().unwrap();
         let backend = RedbBackend::open(&dir.path().join("kv.redb"), 1 << 20, |_| Ok(())).unwrap();
-        super::super::tests::a_backend_keeps_ordered_tables_in_transactions(backend).await;
+        super::super::conformance::a_backend_keeps_ordered_tables_in_transactions(backend).await;
     }
 
     #[tokio::test]
@@ -335,7 +349,7 @@ mod tests {
             .await
             .expect("the writer still writes");
         assert_eq!(
-            backend.read(|txn| txn.get("t", b"k")).unwrap(),
+            backend.read(move |txn| txn.get("t", b"k")).await.unwrap(),
             Some(b"v".to_vec())
         );
     }
