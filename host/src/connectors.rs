@@ -174,9 +174,11 @@ pub async fn follow(
     runtime: std::sync::Arc<Runtime>,
     fixed: std::collections::HashSet<String>,
 ) {
+    // Components that did not load here, by id: tried again only once replaced.
+    let mut refused = std::collections::HashMap::new();
     loop {
         tokio::time::sleep(FOLLOW_EVERY).await;
-        if let Err(error) = catch_up(store.as_ref(), &runtime, &fixed).await {
+        if let Err(error) = catch_up(store.as_ref(), &runtime, &fixed, &mut refused).await {
             tracing::warn!("cannot compare the connectors with the store: {error}");
         }
     }
@@ -186,6 +188,7 @@ async fn catch_up(
     store: &dyn Store,
     runtime: &Runtime,
     fixed: &std::collections::HashSet<String>,
+    refused: &mut std::collections::HashMap<String, String>,
 ) -> Result<(), StoreError> {
     // Read under the lock: an install on this node is either wholly before or after.
     let _one_at_a_time = CHANGES.lock().await;
@@ -205,6 +208,7 @@ async fn catch_up(
                 }
                 continue;
             }
+            _ if refused.get(id) == Some(digest) => continue,
             _ => {}
         }
         let Some(component) = store.connector_component(id).await? else {
@@ -214,6 +218,7 @@ async fn catch_up(
             Ok(prepared) => prepared,
             Err(error) => {
                 tracing::error!(connector = %id, "an uploaded connector did not load: {error}");
+                refused.insert(id.clone(), digest.clone());
                 continue;
             }
         };
@@ -229,7 +234,8 @@ async fn catch_up(
                 "loaded a connector another node installed"
             ),
             Err(error) => {
-                tracing::error!(connector = %id, "an uploaded connector did not load: {error}")
+                tracing::error!(connector = %id, "an uploaded connector did not load: {error}");
+                refused.insert(id.clone(), digest.clone());
             }
         }
     }

@@ -178,6 +178,32 @@ async fn a_deployment_moves_to_postgres_and_back_without_a_new_sync() {
         40,
         "nothing fetched twice"
     );
+
+    // A changed flag rewrites the message's own small row, never a row of a body.
+    let database = url.rsplit('/').next().unwrap();
+    let versions = |table: &str| {
+        postgres::cluster().sql(
+            database,
+            &format!(
+                "SELECT string_agg(xmin::text, ',' ORDER BY k) FROM mailroom_kv \
+                 WHERE tbl = '{table}'"
+            ),
+        )
+    };
+    let (bodies, messages) = (versions("bodies"), versions("messages"));
+    let first = before.1[&account][0]["id"].as_str().unwrap().to_owned();
+    let marked = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/messages/{first}"),
+            Some(json!({"seen": true, "flagged": true})),
+        )
+        .await;
+    assert_eq!(marked.status, StatusCode::OK, "{}", marked.body);
+    assert_ne!(versions("messages"), messages, "the message's row changed");
+    assert_eq!(versions("bodies"), bodies, "no body was written again");
+    api.sync(&account).await;
+    let before = contents(&api).await;
     server.stop().await;
 
     // And back into a new data directory (given the key file).
@@ -529,6 +555,37 @@ async fn two_nodes_share_the_accounts_and_one_takes_over_from_a_killed_one() {
     let (b, api_b) = Node::start(b_dir.path(), &url, servers.cert_path());
     let rebalanced = wait_for_leases(&database, &[10, 10], Duration::from_secs(30)).await;
     assert_eq!(contents(&api_a).await, contents(&api_b).await);
+
+    // A connector uploaded through one node is loaded by the other; removed, it is gone
+    // from both.
+    let component = std::fs::read(mailroom_tests::mailroom::http_probe_connector()).unwrap();
+    let uploaded = api_a.upload_connector(component, false).await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
+    let connector = uploaded.body["id"].as_str().unwrap().to_owned();
+    let on_b = |present: bool| {
+        let (api_b, connector) = (api_b.clone(), connector.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let shown = api_b.get(&format!("/v1/connectors/{connector}")).await;
+                if (shown.status == StatusCode::OK) == present {
+                    return shown.body;
+                }
+                assert!(Instant::now() < deadline, "node B: {}", shown.body);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(on_b(true).await["digest"], uploaded.body["digest"]);
+    let removed = api_a
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/connectors/{connector}"),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.body);
+    on_b(false).await;
     println!(
         "two nodes: took over {ACCOUNTS} accounts {took_over:?} after the kill (lease {LEASE_SECS} s), \
          rebalanced {rebalanced:?} after the restart, {delivered} deliveries meanwhile, sends {outcomes:?}"
