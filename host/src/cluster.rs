@@ -27,6 +27,8 @@ pub struct Cluster {
     state: Mutex<State>,
     /// The accounts with a running job, from the scheduler once it runs.
     busy: OnceLock<Busy>,
+    /// Renews at once (an account this node does not hold yet was asked for).
+    wake: Notify,
     stop: Notify,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -50,6 +52,7 @@ impl Cluster {
             lease: Duration::from_secs(lease_secs.max(3)),
             state: Mutex::new(State::default()),
             busy: OnceLock::new(),
+            wake: Notify::new(),
             stop: Notify::new(),
             task: Mutex::new(None),
         });
@@ -77,6 +80,12 @@ impl Cluster {
             .is_some_and(|until| Instant::now() < until)
             && state.held.accounts.contains(account_id)
             && !state.set_aside.contains(account_id)
+    }
+
+    /// Renews now rather than at the next turn: a new account is taken by a node at once
+    /// (by this one, when it is under its share).
+    pub fn renew_soon(&self) {
+        self.wake.notify_one();
     }
 
     /// Whether this node delivers the webhooks now.
@@ -108,9 +117,11 @@ impl Cluster {
 
     async fn renew(&self) -> crate::store::Result<()> {
         let started = Instant::now();
+        // Asked before taking the state's lock: the scheduler asks whether this node holds
+        // an account while holding its own.
+        let busy = self.busy.get().map(|busy| busy()).unwrap_or_default();
         let (release, aside) = {
             let state = self.state.lock().expect("cluster poisoned");
-            let busy = self.busy.get().map(|busy| busy()).unwrap_or_default();
             let release: Vec<String> = state
                 .set_aside
                 .iter()
@@ -169,6 +180,7 @@ async fn renewing(cluster: Arc<Cluster>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(cluster.every()) => {}
+            _ = cluster.wake.notified() => {}
             _ = cluster.stop.notified() => return,
         }
         if let Err(error) = cluster.renew().await {

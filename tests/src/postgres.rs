@@ -147,16 +147,16 @@ impl Cluster {
         cluster
     }
 
+    /// One of PostgreSQL's client programs, pointed at this cluster.
+    fn tool(&self, program: &str) -> Command {
+        let mut command = Command::new(self.bin.join(program));
+        let port = self.port.to_string();
+        command.args(["-h", "127.0.0.1", "-p", &port, "-U", "mailroom"]);
+        command
+    }
+
     fn ready(&self) -> bool {
-        Command::new(self.bin.join("pg_isready"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "mailroom",
-            ])
+        self.tool("pg_isready")
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
@@ -164,16 +164,9 @@ impl Cluster {
 
     /// The URL of the database `name`, created when missing.
     pub fn database(&self, name: &str) -> String {
-        let output = Command::new(self.bin.join("createdb"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "mailroom",
-                name,
-            ])
+        let output = self
+            .tool("createdb")
+            .arg(name)
             .output()
             .expect("createdb runs");
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -190,15 +183,8 @@ impl Cluster {
 
     /// Runs SQL in a database with `psql`; returns what it printed (unaligned, tuples only).
     pub fn sql(&self, database: &str, sql: &str) -> String {
-        let output = Command::new(self.bin.join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "mailroom",
-            ])
+        let output = self
+            .tool("psql")
             .args(["-d", database, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
             .output()
             .expect("psql runs");

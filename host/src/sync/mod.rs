@@ -216,6 +216,8 @@ impl Scheduler {
                 reconnected: false,
             },
         );
+        // A new account is nobody's until a node renews its leases.
+        self.inner.cluster.renew_soon();
         crate::clock::rfc3339_millis(at)
     }
 

@@ -42,14 +42,15 @@ async fn postgres_keeps_the_seams_promises() {
     conformance::a_backend_keeps_ordered_tables_in_transactions(store.into_backend()).await;
 }
 
-/// A server on `data` (trusting `ca`) with the given store, the test tokens and `key` as the secret key.
+/// A server on `data` (trusting `ca`) with the given store, the test tokens and `key` as
+/// the secret key, and its API.
 async fn start_on(
     data: &Path,
     ca: &Path,
     backend: StoreBackend,
     url: Option<&str>,
     key: Option<&str>,
-) -> Result<Server, String> {
+) -> Result<(Server, Api), String> {
     let mut config = test_config(data);
     config.ca_file = Some(ca.to_owned());
     config.store.backend = backend;
@@ -63,6 +64,10 @@ async fn start_on(
         },
     )
     .await
+    .map(|server| {
+        let api = Api::new(&format!("http://{}", server.addr()));
+        (server, api)
+    })
     .map_err(|e| format!("{e:#}"))
 }
 
@@ -100,7 +105,7 @@ async fn a_deployment_moves_to_postgres_and_back_without_a_new_sync() {
             .await;
     }
     let embedded = tempfile::tempdir().unwrap();
-    let server = start_on(
+    let (server, api) = start_on(
         embedded.path(),
         servers.cert_path(),
         StoreBackend::Redb,
@@ -109,7 +114,6 @@ async fn a_deployment_moves_to_postgres_and_back_without_a_new_sync() {
     )
     .await
     .unwrap();
-    let api = Api::new(&format!("http://{}", server.addr()));
     let account = connect(&api, &servers, "alice", "1_month").await;
     api.sync(&account).await;
     let before = contents(&api).await;
@@ -160,7 +164,7 @@ async fn a_deployment_moves_to_postgres_and_back_without_a_new_sync() {
     assert!(refusal.contains("does not fit"), "{refusal}");
 
     // The old data directory's key file goes with it.
-    let server = start_on(
+    let (server, api) = start_on(
         embedded.path(),
         servers.cert_path(),
         StoreBackend::Postgres,
@@ -169,7 +173,6 @@ async fn a_deployment_moves_to_postgres_and_back_without_a_new_sync() {
     )
     .await
     .unwrap();
-    let api = Api::new(&format!("http://{}", server.addr()));
     assert_eq!(contents(&api).await, before);
     let synced = api.sync(&account).await;
     assert_eq!(synced["state"], "active", "{synced}");
@@ -230,7 +233,7 @@ async fn a_deployment_moves_to_postgres_and_back_without_a_new_sync() {
             .any(|s| s.table == "messages" && s.entries == 40),
         "{sums_back:?}"
     );
-    let server = start_on(
+    let (server, api) = start_on(
         back.path(),
         servers.cert_path(),
         StoreBackend::Redb,
@@ -239,7 +242,6 @@ async fn a_deployment_moves_to_postgres_and_back_without_a_new_sync() {
     )
     .await
     .unwrap();
-    let api = Api::new(&format!("http://{}", server.addr()));
     let after = contents(&api).await;
     assert_eq!(after.1, before.1);
     server.stop().await;
@@ -379,7 +381,7 @@ async fn wait_for_leases(database: &str, wanted: &[usize], limit: Duration) -> D
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_the_accounts_and_one_takes_over_from_a_killed_one() {
     const ACCOUNTS: usize = 20;
-    const EACH: usize = 150;
+    const EACH: usize = 300;
     let servers = Arc::new(MailServers::start_with(Options {
         extra_users: ACCOUNTS,
         ..Options::default()
@@ -459,9 +461,11 @@ async fn two_nodes_share_the_accounts_and_one_takes_over_from_a_killed_one() {
             .iter()
             .filter(|a| a["state"] == "syncing" || a["state"] == "connecting")
             .count();
-        let held = api_a.messages(&accounts[1], "").await.len()
-            + api_a.messages(&accounts[3], "").await.len();
-        if held >= 20 {
+        let mut held = 0;
+        for account in &accounts {
+            held += api_a.messages(account, "").await.len();
+        }
+        if held >= 200 {
             assert!(
                 syncing >= 4,
                 "the first syncs ended before the kill ({syncing} left)"
@@ -556,6 +560,51 @@ async fn two_nodes_share_the_accounts_and_one_takes_over_from_a_killed_one() {
     let rebalanced = wait_for_leases(&database, &[10, 10], Duration::from_secs(30)).await;
     assert_eq!(contents(&api_a).await, contents(&api_b).await);
 
+    // A long poll on one node wakes for an event written through the other.
+    let last = all_events(&api_b).await.last().unwrap()["seq"].clone();
+    let poll = {
+        let api_b = api_b.clone();
+        tokio::spawn(async move {
+            let page = api_b
+                .call_as(
+                    SERVICE_TOKEN,
+                    None,
+                    reqwest::Method::GET,
+                    &format!("/v1/events?after={last}&wait=30"),
+                    None,
+                )
+                .await;
+            (page, Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let message = api_a.messages(&accounts[0], "").await[0]["id"].clone();
+    let changed_at = Instant::now();
+    let marked = api_a
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/messages/{}", message.as_str().unwrap()),
+            Some(json!({"flagged": true})),
+        )
+        .await;
+    assert_eq!(marked.status, StatusCode::OK, "{}", marked.body);
+    let (page, woke_at) = poll.await.unwrap();
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let woke = woke_at.duration_since(changed_at);
+    assert!(
+        page.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "message.updated" && e["data"]["message_id"] == message),
+        "{}",
+        page.body
+    );
+    assert!(
+        woke < Duration::from_secs(2),
+        "woke {woke:?} after the change"
+    );
+
     // A connector uploaded through one node is loaded by the other; removed, it is gone
     // from both.
     let component = std::fs::read(mailroom_tests::mailroom::http_probe_connector()).unwrap();
@@ -588,7 +637,8 @@ async fn two_nodes_share_the_accounts_and_one_takes_over_from_a_killed_one() {
     on_b(false).await;
     println!(
         "two nodes: took over {ACCOUNTS} accounts {took_over:?} after the kill (lease {LEASE_SECS} s), \
-         rebalanced {rebalanced:?} after the restart, {delivered} deliveries meanwhile, sends {outcomes:?}"
+         rebalanced {rebalanced:?} after the restart, {delivered} deliveries meanwhile, sends {outcomes:?}, \
+         a long poll on B woke {woke:?} after a change through A"
     );
     a.kill();
     b.kill();
