@@ -83,7 +83,9 @@ impl PostgresBackend {
         let created = async {
             client
                 .batch_execute(
-                    "CREATE TABLE IF NOT EXISTS mailroom_kv (
+                    // Quiet: the server's notice that the table exists is not news.
+                    "SET client_min_messages = warning;
+                     CREATE TABLE IF NOT EXISTS mailroom_kv (
                          tbl text NOT NULL,
                          k bytea NOT NULL,
                          v bytea NOT NULL,
