@@ -42,6 +42,13 @@ struct State {
     valid_until: Option<Instant>,
 }
 
+impl State {
+    /// Whether the latest renewal still lets this node work what it holds.
+    fn working(&self) -> bool {
+        self.valid_until.is_some_and(|until| Instant::now() < until)
+    }
+}
+
 impl Cluster {
     /// Joins the nodes of `store` (the first renewal happens before this returns) and keeps
     /// renewing until [`Cluster::leave`].
@@ -75,9 +82,7 @@ impl Cluster {
     /// Whether this node works the account now.
     pub fn holds(&self, account_id: &str) -> bool {
         let state = self.state.lock().expect("cluster poisoned");
-        state
-            .valid_until
-            .is_some_and(|until| Instant::now() < until)
+        state.working()
             && state.held.accounts.contains(account_id)
             && !state.set_aside.contains(account_id)
     }
@@ -91,10 +96,7 @@ impl Cluster {
     /// Whether this node delivers the webhooks now.
     pub fn delivers_webhooks(&self) -> bool {
         let state = self.state.lock().expect("cluster poisoned");
-        state
-            .valid_until
-            .is_some_and(|until| Instant::now() < until)
-            && state.held.roles.contains(WEBHOOKS)
+        state.working() && state.held.roles.contains(WEBHOOKS)
     }
 
     /// Stops renewing and hands everything back.
@@ -120,15 +122,14 @@ impl Cluster {
         // Asked before taking the state's lock: the scheduler asks whether this node holds
         // an account while holding its own.
         let busy = self.busy.get().map(|busy| busy()).unwrap_or_default();
-        let (release, aside) = {
+        let release: Vec<String> = {
             let state = self.state.lock().expect("cluster poisoned");
-            let release: Vec<String> = state
+            state
                 .set_aside
                 .iter()
                 .filter(|id| !busy.contains(*id))
                 .cloned()
-                .collect();
-            (release, state.set_aside.clone())
+                .collect()
         };
         // The heartbeat ends a sixth before the lease time, so that another node, looking
         // a sixth later at most, takes the accounts within the lease time.
@@ -145,19 +146,9 @@ impl Cluster {
             .await?;
         let mut state = self.state.lock().expect("cluster poisoned");
         let before = (state.held.accounts.len(), state.held.nodes);
-        // Those still over the share stay aside; more are set aside when the share fell.
-        let mut set_aside: BTreeSet<String> = aside
-            .into_iter()
-            .filter(|id| held.accounts.contains(id))
-            .collect();
+        // The accounts over the share, the last by id, are handed back once idle.
         let over = held.accounts.len().saturating_sub(held.share);
-        for id in held.accounts.iter().rev() {
-            if set_aside.len() >= over {
-                break;
-            }
-            set_aside.insert(id.clone());
-        }
-        set_aside = set_aside.into_iter().take(over).collect();
+        let set_aside = held.accounts.iter().rev().take(over).cloned().collect();
         if before != (held.accounts.len(), held.nodes) {
             tracing::info!(
                 node = %self.node,

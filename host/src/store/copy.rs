@@ -28,14 +28,24 @@ pub struct TableSum {
 /// Copies every table of `from` into `to` (which must be empty) and checks that both now
 /// hold the same entries; returns what each table held.
 pub async fn copy(from: &impl Backend, to: &impl Backend) -> Result<Vec<TableSum>> {
-    let held: Vec<String> = to
-        .tables()
-        .await?
-        .into_iter()
-        .filter(|t| t != META_TABLE)
-        .collect();
-    for table in &held {
-        if table_sum(to, table).await?.entries > 0 {
+    for table in data_tables(to).await? {
+        let holds_any = to
+            .read(move |txn| {
+                let mut any = false;
+                txn.scan(
+                    table,
+                    Bound::Unbounded,
+                    Bound::Unbounded,
+                    false,
+                    &mut |_, _| {
+                        any = true;
+                        Ok(false)
+                    },
+                )?;
+                Ok(any)
+            })
+            .await?;
+        if holds_any {
             return Err(StoreError::Conflict(format!(
                 "the destination already holds data (table {table}); copy into an empty one"
             )));
@@ -111,8 +121,7 @@ fn batch(
 }
 
 /// Counts and checksums one table.
-pub async fn table_sum(backend: &impl Backend, table: &str) -> Result<TableSum> {
-    let name: &'static str = Box::leak(table.to_owned().into_boxed_str());
+pub async fn table_sum(backend: &impl Backend, name: &'static str) -> Result<TableSum> {
     backend
         .read(move |txn| {
             let mut hash = Sha256::new();

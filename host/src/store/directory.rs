@@ -124,6 +124,11 @@ pub fn accounts(txn: &dyn Reader) -> Result<Vec<Account>> {
     ACCOUNTS.values(txn)
 }
 
+/// Every account's id, in order, without reading the accounts.
+pub fn account_ids(txn: &dyn Reader) -> Result<Vec<String>> {
+    ACCOUNTS.keys(txn, &Key::new(), |key| key.str())
+}
+
 /// Writes an account, and its sealed password when given.
 pub fn put_account(txn: &mut dyn Writer, account: &Account, secret: Option<&Sealed>) -> Result<()> {
     ACCOUNTS.put(txn, &id(&account.id), account)?;

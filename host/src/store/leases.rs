@@ -216,10 +216,7 @@ pub fn clear(txn: &mut dyn Writer) -> Result<()> {
 }
 
 fn account_ids(txn: &dyn Reader) -> Result<BTreeSet<String>> {
-    Ok(super::directory::accounts(txn)?
-        .into_iter()
-        .map(|account| account.id)
-        .collect())
+    Ok(super::directory::account_ids(txn)?.into_iter().collect())
 }
 
 #[cfg(test)]

@@ -15,14 +15,14 @@ use mailroom_tests::imap::{ImapClient, message};
 use mailroom_tests::mailbox::rfc2822_days_ago;
 use mailroom_tests::mailroom::{ADMIN_TOKEN, Api, SERVICE_TOKEN, test_config};
 use mailroom_tests::postgres;
+use mailroom_tests::process::ChildServer;
 use mailroom_tests::servers::{MailServers, Options};
 use mailroom_tests::webhooks::Receiver;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -309,48 +309,16 @@ async fn node_process() {
     std::future::pending::<()>().await;
 }
 
-/// A node's process; killed when dropped, so a failing test leaves none behind.
-struct Node(Child);
-
-impl Node {
-    fn start(data: &Path, url: &str, ca: &Path) -> (Self, Api) {
-        let mut child = Command::new(std::env::current_exe().expect("the test binary"))
-            .args([
-                "cluster::node_process",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(DATA_ENV, data)
-            .env(URL_ENV, url)
-            .env(CA_ENV, ca)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the node starts");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let node = Node(child);
-        for line in stdout.lines() {
-            let line = line.expect("the node's output");
-            if let Some((_, addr)) = line.split_once("listening on ") {
-                return (node, Api::new(&format!("http://{addr}")));
-            }
-        }
-        panic!("the node ended before listening");
-    }
-
-    /// SIGKILL, and the process reaped.
-    fn kill(mut self) {
-        self.0.kill().expect("SIGKILL");
-        self.0.wait().expect("the killed node is reaped");
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// Starts a node on `data` and the database at `url`; returns it and its API.
+fn start_node(data: &Path, url: &str, ca: &Path) -> (ChildServer, Api) {
+    ChildServer::start(
+        "cluster::node_process",
+        [
+            (DATA_ENV, data.as_os_str()),
+            (URL_ENV, OsStr::new(url)),
+            (CA_ENV, ca.as_os_str()),
+        ],
+    )
 }
 
 /// How many accounts each node holds, as the database says.
@@ -400,8 +368,8 @@ async fn two_nodes_share_the_accounts_and_one_takes_over_from_a_killed_one() {
     let database = url.rsplit('/').next().unwrap().to_owned();
     let receiver = Receiver::start(200).await;
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (a, api_a) = Node::start(a_dir.path(), &url, servers.cert_path());
-    let (b, api_b) = Node::start(b_dir.path(), &url, servers.cert_path());
+    let (a, api_a) = start_node(a_dir.path(), &url, servers.cert_path());
+    let (b, api_b) = start_node(b_dir.path(), &url, servers.cert_path());
     receiver.subscribe(&api_a, &["*"]).await;
     let mut accounts = Vec::new();
     for n in 0..ACCOUNTS {
@@ -556,7 +524,7 @@ async fn two_nodes_share_the_accounts_and_one_takes_over_from_a_killed_one() {
     );
 
     // B comes back: the accounts are balanced again, and both nodes show the same.
-    let (b, api_b) = Node::start(b_dir.path(), &url, servers.cert_path());
+    let (b, api_b) = start_node(b_dir.path(), &url, servers.cert_path());
     let rebalanced = wait_for_leases(&database, &[10, 10], Duration::from_secs(30)).await;
     assert_eq!(contents(&api_a).await, contents(&api_b).await);
 

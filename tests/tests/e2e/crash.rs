@@ -10,14 +10,13 @@ use crate::webhooks::{all_events, assert_carries};
 use mailroom_tests::imap::{ImapClient, message};
 use mailroom_tests::mailbox::{days_ago, rfc2822_days_ago};
 use mailroom_tests::mailroom::{Api, launch, test_config};
+use mailroom_tests::process::ChildServer;
 use mailroom_tests::servers::MailServers;
 use mailroom_tests::webhooks::{Receiver, deliveries};
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -45,51 +44,12 @@ async fn server_process() {
     std::future::pending::<()>().await;
 }
 
-/// The server process of one test. Killed when dropped, so that a failing test leaves no
-/// server behind holding the test run's output open.
-struct ServerProcess(Child);
-
-impl ServerProcess {
-    /// SIGKILL, and the process reaped.
-    fn kill(mut self) {
-        self.0.kill().expect("SIGKILL");
-        self.0.wait().expect("the killed server is reaped");
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts the server process; returns it and its API.
-fn start_server(data: &Path, ca: &Path) -> (ServerProcess, Api) {
-    let mut child = Command::new(std::env::current_exe().expect("the test binary"))
-        .args([
-            "crash::server_process",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(DATA_ENV, data)
-        .env(CA_ENV, ca)
-        .envs(mailroom_tests::postgres::child_env())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the server process starts");
-    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let server = ServerProcess(child);
-    for line in stdout.lines() {
-        let line = line.expect("the server's output");
-        // The harness may print the test's name on the same line first.
-        if let Some((_, addr)) = line.split_once("listening on ") {
-            return (server, Api::new(&format!("http://{addr}")));
-        }
-    }
-    panic!("the server process ended before listening");
+fn start_server(data: &Path, ca: &Path) -> (ChildServer, Api) {
+    ChildServer::start(
+        "crash::server_process",
+        [(DATA_ENV, data.as_os_str()), (CA_ENV, ca.as_os_str())],
+    )
 }
 
 /// Connects alice's mailbox; returns the account id.
