@@ -508,7 +508,7 @@ async fn two_nodes_share_the_accounts_and_one_takes_over_from_a_killed_one() {
     // arrived twice.
     let events = all_events(&api_a).await;
     receiver
-        .wait_for("every event", Duration::from_secs(60), |accepted| {
+        .wait_for("every event", Duration::from_secs(180), |accepted| {
             let ids: BTreeSet<String> = accepted.iter().map(|r| r.id()).collect();
             ids.len() >= events.len()
         })
