@@ -54,6 +54,10 @@ struct Slot {
     list_asked: bool,
     last_start: Option<Instant>,
     not_before: Option<Instant>,
+    /// A watch came on since the last job started: the server answers and let the account
+    /// in, so a failed job's backoff is not waited out (a server that restarted cut off the
+    /// job and the watch alike).
+    server_back: bool,
     failures: u32,
     /// The time given to the latest request and to the latest job's start, in Unix
     /// milliseconds: a job reports its start as `last_sync_at`, a request answers
@@ -347,6 +351,15 @@ fn request_folders(inner: &Inner, account_id: &str, folders: Vec<String>) {
     inner.wake.notify_one();
 }
 
+/// A watch of the account came on: syncs the folders it watches at once (what arrived while
+/// nobody watched), without waiting out the backoff of a job that failed before.
+fn watch_came_on(inner: &Inner, account_id: &str, folders: Vec<String>) {
+    let mut slots = inner.slots.lock().expect("scheduler poisoned");
+    slots.entry(account_id.to_owned()).or_default().server_back = true;
+    drop(slots);
+    request_folders(inner, account_id, folders);
+}
+
 /// How often an account of `connector` is synced when nothing asks: the interval, or the
 /// connector's shorter check (`[push] check_secs`).
 fn check_every(inner: &Inner, connector: &str) -> Duration {
@@ -404,7 +417,7 @@ async fn run(inner: Arc<Inner>) {
                     let slot = slots.entry(account.id.clone()).or_default();
                     // A failed job is tried again when its backoff ends, before the
                     // interval if that is sooner.
-                    let waiting = slot.not_before.is_some_and(|at| now < at);
+                    let waiting = !slot.server_back && slot.not_before.is_some_and(|at| now < at);
                     let scheduled =
                         slot.failures > 0 || slot.last_start.is_none_or(|at| now >= at + every);
                     if slot.running || !(slot.requested || scheduled) || waiting {
@@ -445,6 +458,8 @@ async fn run(inner: Arc<Inner>) {
                     }
                     slot.running = true;
                     slot.requested = false;
+                    slot.not_before = None;
+                    slot.server_back = false;
                     // A job for watches' news does not put off the next sync of everything.
                     if only.is_none() {
                         slot.last_start = Some(now);

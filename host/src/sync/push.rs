@@ -10,9 +10,10 @@
 //! stops syncing (disabled, deleted, waiting to be re-connected: such an account holds no
 //! connection). A watch is started again when the folders to watch or the account's
 //! servers change, and when the account is re-connected. Once a watch is on, its folders
-//! are synced: what arrived while nobody watched is not left to the next interval.
+//! are synced: what arrived while nobody watched is not left to the next interval, and a
+//! job the same outage cut off does not wait out its backoff.
 
-use super::{Inner, NotReady, may_sync, request, request_folders};
+use super::{Inner, NotReady, may_sync, request, request_folders, watch_came_on};
 use crate::account::Account;
 use crate::config::PushConfig;
 use crate::connector::{ConnectorError, ErrorKind, Remedy};
@@ -377,7 +378,7 @@ async fn watch_once(
                         folders: watching.folders.iter().map(|p| FolderId::for_path(p)).collect(),
                         ..PushView::new(PushState::Watching, None)
                     };
-                    request_folders(inner, account_id, watching.folders);
+                    watch_came_on(inner, account_id, watching.folders);
                 }
                 WatchNews::Changed(changed) => {
                     tracing::debug!(account = account_id, ?changed, "news from the server");

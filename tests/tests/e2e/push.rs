@@ -1,7 +1,7 @@
 //! Push against a real Dovecot: mail delivered over LMTP reaches the API with nobody asking
 //! for a sync (the scheduler's interval is an hour in these tests), the watch comes back
-//! after the server dropped it, follows the folders chosen, and an account waiting to be
-//! re-connected holds no connection at all.
+//! after the server dropped it (and with it a job the server cut off), follows the folders
+//! chosen, and an account waiting to be re-connected holds no connection at all.
 
 use mailroom_tests::mailbox::{Setup, mail};
 use mailroom_tests::mailroom::ADMIN_TOKEN;
@@ -168,6 +168,83 @@ async fn the_watch_comes_back_after_the_server_dropped_it() {
         .servers
         .deliver("alice", None, &letter("after the watch came back"));
     arrives(&setup, &account, "after the watch came back").await;
+}
+
+#[tokio::test]
+async fn a_first_sync_the_server_cut_off_goes_on_as_soon_as_the_watch_is_back() {
+    const SEEDED: usize = 600;
+    let mut setup = Setup::start_configured(Options::default(), |config| {
+        config.push.enabled = true;
+        // A failed job waits most of a minute, unless a watch finds the server back.
+        config.sync.first_retry_secs = 60;
+    })
+    .await;
+    let user = setup.servers.user("alice");
+    setup.servers.fill_inbox(&user.email, SEEDED, |i| {
+        mail(
+            &format!("{i}@seed.test"),
+            "seed",
+            "x@seed.test",
+            &user.email,
+            1,
+        )
+    });
+    let created = setup
+        .mailroom
+        .post(
+            "/v1/accounts",
+            json!({
+                "connector": "imap", "email": user.email, "password": user.password,
+                "imap": {"host": "localhost", "port": setup.servers.imaps_port(), "encryption": "ssl"},
+                "smtp": {"host": "localhost", "port": setup.servers.smtps_port(), "encryption": "ssl"},
+                "kind": "personal", "sync_from": "1_month",
+            }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let account = created.body["id"].as_str().unwrap().to_owned();
+
+    // The server goes down once the first pages are in, and comes back.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = setup
+            .mailroom
+            .get(&format!("/v1/accounts/{account}/messages?limit=1"))
+            .await;
+        if !page.body["items"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no message within 30 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    setup.servers.stop_dovecot();
+    let cut = setup
+        .mailroom
+        .get(&format!("/v1/accounts/{account}"))
+        .await
+        .body;
+    assert_eq!(
+        cut["state"], "syncing",
+        "the first sync ended too soon to tell"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    setup.servers.start_dovecot_again();
+
+    // The watch logs in again within seconds, and the first sync goes on with it: well
+    // before the failed job's backoff would have ended.
+    let done = setup
+        .mailroom
+        .wait_for_state(&account, "active", Duration::from_secs(25))
+        .await;
+    assert_eq!(done["push"]["state"], "watching", "{done}");
+    assert_eq!(setup.mailroom.messages(&account, "").await.len(), SEEDED);
+    let scrape = crate::metrics::scrape(&setup.mailroom, Some(ADMIN_TOKEN)).await;
+    let labels = [("connector", "imap"), ("result", "failed")];
+    let failed = crate::metrics::value(&scrape, "mailroom_sync_jobs_total", &labels);
+    assert!(
+        failed.is_some_and(|n| n >= 1.0),
+        "the outage cut no job off: {failed:?}"
+    );
 }
 
 #[tokio::test]
