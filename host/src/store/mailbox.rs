@@ -469,8 +469,12 @@ pub fn messages(
         .after
         .as_ref()
         .map(|(at, id)| timeline_key(account, *at, id));
-    let mut found = Vec::new();
-    let mut more = false;
+    let mut page = Page {
+        found: Vec::new(),
+        more: false,
+    };
+    // Ids from the timeline, loaded together once they could fill the page.
+    let mut ids = Vec::new();
     TIMELINE.scan_between(
         txn,
         &prefix,
@@ -479,21 +483,43 @@ pub fn messages(
         true,
         |mut key, ()| {
             key.i64()?;
-            let Some(message) = load(txn, &key.str()?)? else {
-                return Ok(true);
-            };
-            if !matches(&message, query) {
+            ids.push(id_key(&key.str()?));
+            if page.found.len() + ids.len() <= query.limit {
                 return Ok(true);
             }
-            if found.len() == query.limit {
-                more = true;
-                return Ok(false);
-            }
-            found.push(message);
-            Ok(true)
+            page.take(txn, std::mem::take(&mut ids), query)?;
+            Ok(!page.more)
         },
     )?;
-    Ok((found, more))
+    if !page.more {
+        page.take(txn, ids, query)?;
+    }
+    Ok((page.found, page.more))
+}
+
+/// A page of messages being filled.
+struct Page {
+    found: Vec<Message>,
+    /// A match was found past the page's end.
+    more: bool,
+}
+
+impl Page {
+    /// Loads the messages `ids` name, in order, and takes those that match until the page
+    /// is full.
+    fn take(&mut self, txn: &dyn Reader, ids: Vec<Key>, query: &MessageQuery) -> Result<()> {
+        for message in MESSAGES.get_many(txn, &ids)?.into_iter().flatten() {
+            if !matches(&message, query) {
+                continue;
+            }
+            if self.found.len() == query.limit {
+                self.more = true;
+                break;
+            }
+            self.found.push(message);
+        }
+        Ok(())
+    }
 }
 
 /// Per folder of the account: unread and total messages.

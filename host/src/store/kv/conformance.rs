@@ -112,6 +112,11 @@ async fn many_keys_scan_in_order_with_the_transactions_own_changes(backend: &imp
             expected.insert(n, value);
         }
     }
+    // Keys read together: changed, added, removed, untouched and never written ones, out of
+    // order and one twice.
+    let asked = [2998u64, 1, 3, 0, 14, 5000, 4, 3, 7];
+    let many_keys = move || asked.map(key).to_vec();
+    let many_values = asked.map(|n| expected.get(&n).copied()).to_vec();
     let scan = |txn: &dyn super::Reader, reverse: bool| -> crate::store::Result<Vec<(u64, u64)>> {
         let mut seen = Vec::new();
         T.scan_prefix(txn, &Key::new().str("m"), reverse, |mut rest, value| {
@@ -122,7 +127,7 @@ async fn many_keys_scan_in_order_with_the_transactions_own_changes(backend: &imp
     };
     let forward: Vec<(u64, u64)> = expected.iter().map(|(k, v)| (*k, *v)).collect();
     let backward: Vec<(u64, u64)> = forward.iter().rev().copied().collect();
-    let (inside_forward, inside_backward) = backend
+    let (inside_forward, inside_backward, inside_together) = backend
         .write(move |txn| {
             for n in 0..3000u64 {
                 match (n % 2, n % 3, n % 7) {
@@ -135,7 +140,11 @@ async fn many_keys_scan_in_order_with_the_transactions_own_changes(backend: &imp
             // A removed key is gone, and removing it again says so.
             assert!(!T.delete(txn, &key(0))?);
             assert_eq!(T.get(txn, &key(3))?, Some(1_000_003));
-            Ok((scan(txn, false)?, scan(txn, true)?))
+            Ok((
+                scan(txn, false)?,
+                scan(txn, true)?,
+                T.get_many(txn, &many_keys())?,
+            ))
         })
         .await
         .unwrap();
@@ -147,12 +156,21 @@ async fn many_keys_scan_in_order_with_the_transactions_own_changes(backend: &imp
         inside_backward, backward,
         "a reverse scan inside the transaction"
     );
+    assert_eq!(
+        inside_together, many_values,
+        "keys read together inside the transaction"
+    );
     let (after_forward, after_backward) = backend
         .read(move |txn| Ok((scan(txn, false)?, scan(txn, true)?)))
         .await
         .unwrap();
     assert_eq!(after_forward, forward, "a forward scan after the commit");
     assert_eq!(after_backward, backward, "a reverse scan after the commit");
+    let together = backend
+        .read(move |txn| T.get_many(txn, &many_keys()))
+        .await
+        .unwrap();
+    assert_eq!(together, many_values, "keys read together after the commit");
     // A scan that stops early, from the middle.
     let middle = backend
         .read(move |txn| {

@@ -39,6 +39,11 @@ pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
 /// Reads of one transaction: a snapshot that later writes do not change.
 pub trait Reader {
     fn get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// The values of `keys`, in the order asked, `None` where a key is absent: one read for
+    /// a backend where each read is a round trip.
+    fn get_many(&self, table: &'static str, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        keys.iter().map(|key| self.get(table, key)).collect()
+    }
     /// Visits the entries of `table` with keys within `from..to`, in key order or reversed,
     /// until `visit` returns `false`.
     fn scan(
@@ -310,6 +315,15 @@ impl<C: Codec> Table<C> {
         txn.get(self.name, key.as_bytes())?
             .map(|bytes| C::decode(&bytes))
             .transpose()
+    }
+
+    /// The values of `keys`, in their order, `None` where a key is absent.
+    pub fn get_many(&self, txn: &dyn Reader, keys: &[Key]) -> Result<Vec<Option<C::Value>>> {
+        let keys: Vec<&[u8]> = keys.iter().map(Key::as_bytes).collect();
+        txn.get_many(self.name, &keys)?
+            .into_iter()
+            .map(|bytes| bytes.map(|bytes| C::decode(&bytes)).transpose())
+            .collect()
     }
 
     pub fn contains(&self, txn: &dyn Reader, key: &Key) -> Result<bool> {

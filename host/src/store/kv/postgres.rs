@@ -244,6 +244,25 @@ impl Reader for Snapshot<'_> {
         Ok(row.map(|row| row.get(0)))
     }
 
+    fn get_many(&self, table: &'static str, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        match keys {
+            [] => return Ok(Vec::new()),
+            [key] => return Ok(vec![self.get(table, key)?]),
+            _ => {}
+        }
+        let statement = wait(
+            self.handle,
+            self.txn
+                .prepare_cached("SELECT k, v FROM mailroom_kv WHERE tbl = $1 AND k = ANY($2)"),
+        )?;
+        let rows = wait(self.handle, self.txn.query(&statement, &[&table, &keys]))?;
+        let found: HashMap<Vec<u8>, Vec<u8>> = rows
+            .into_iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        Ok(keys.iter().map(|key| found.get(*key).cloned()).collect())
+    }
+
     fn scan(
         &self,
         table: &'static str,
@@ -318,6 +337,24 @@ impl Reader for Overlay<'_> {
             Some(changed) => Ok(changed.clone()),
             None => self.read.get(table, key),
         }
+    }
+
+    fn get_many(&self, table: &'static str, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        let Some(changes) = self.tables.get(table) else {
+            return self.read.get_many(table, keys);
+        };
+        let stored: Vec<&[u8]> = keys
+            .iter()
+            .filter(|key| !changes.contains_key(**key))
+            .copied()
+            .collect();
+        let mut stored = self.read.get_many(table, &stored)?.into_iter();
+        keys.iter()
+            .map(|key| match changes.get(*key) {
+                Some(changed) => Ok(changed.clone()),
+                None => Ok(stored.next().flatten()),
+            })
+            .collect()
     }
 
     fn scan(
