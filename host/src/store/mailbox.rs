@@ -537,3 +537,62 @@ pub fn folder_counts(txn: &dyn Reader, account: &str) -> Result<FolderCounts> {
     })?;
     Ok(counts)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::mail::Flags;
+    use crate::store::MailStore;
+    use crate::store::mail::MessageQuery;
+    use crate::store::testing::{account, fetched, ingest, simple, store};
+
+    /// A filtered list read page by page, each from the last one's cursor, is the filtered
+    /// timeline cut in pieces: newest first, none missed, none twice, and every page but
+    /// the last full.
+    #[tokio::test]
+    async fn filtered_pages_cover_the_timeline_once() {
+        let store = store();
+        account(&store, "acc_1", "me@x.test", false).await;
+        let incoming = (1..=23)
+            .map(|n| {
+                let raw = simple("a@y.test", "me@x.test", &format!("{n}@y.test"));
+                let flags = Flags {
+                    seen: n % 3 == 0,
+                    ..Flags::default()
+                };
+                fetched(&n.to_string(), &raw, flags)
+            })
+            .collect();
+        ingest(&store, "acc_1", "inbox", incoming).await;
+        for (unread, expected) in [(None, 23), (Some(true), 16), (Some(false), 7)] {
+            for limit in [1, 4, 7, 16, 30] {
+                let mut after = None;
+                let mut listed = Vec::new();
+                loop {
+                    let query = MessageQuery {
+                        unread,
+                        after: after.clone(),
+                        limit,
+                        ..MessageQuery::default()
+                    };
+                    let (page, more) = store.messages("acc_1", query).await.unwrap();
+                    assert!(
+                        page.iter().all(|m| unread != Some(m.flags.seen)),
+                        "unread {unread:?}"
+                    );
+                    listed.extend(page.iter().map(|m| (m.received_at, m.id.clone())));
+                    if !more {
+                        break;
+                    }
+                    assert_eq!(page.len(), limit, "a page with more after it is full");
+                    let last = page.last().unwrap();
+                    after = Some((last.received_at, last.id.clone()));
+                }
+                assert_eq!(listed.len(), expected, "unread {unread:?}, limit {limit}");
+                assert!(
+                    listed.windows(2).all(|w| w[0] > w[1]),
+                    "newest first, once each"
+                );
+            }
+        }
+    }
+}
