@@ -5,7 +5,7 @@
 
 use mailroom_tests::mailbox::{Setup, mail};
 use mailroom_tests::mailroom::ADMIN_TOKEN;
-use mailroom_tests::servers::Options;
+use mailroom_tests::servers::{Options, User};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -74,6 +74,34 @@ fn letter(id: &str) -> Vec<u8> {
         "alice@example.test",
         0,
     )
+}
+
+/// Puts `count` messages of a day ago into the user's inbox and creates their account
+/// (`kind`), without waiting for its first sync; returns its id.
+async fn seeded_account(setup: &Setup, user: &User, count: usize, kind: &str) -> String {
+    setup.servers.fill_inbox(&user.email, count, |i| {
+        mail(
+            &format!("{i}@seed.test"),
+            "seed",
+            "x@seed.test",
+            &user.email,
+            1,
+        )
+    });
+    let created = setup
+        .mailroom
+        .post(
+            "/v1/accounts",
+            json!({
+                "connector": "imap", "email": user.email, "password": user.password,
+                "imap": {"host": "localhost", "port": setup.servers.imaps_port(), "encryption": "ssl"},
+                "smtp": {"host": "localhost", "port": setup.servers.smtps_port(), "encryption": "ssl"},
+                "kind": kind, "sync_from": "1_month",
+            }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    created.body["id"].as_str().unwrap().to_owned()
 }
 
 /// Sync jobs of the IMAP connector that ended well, from the server's metrics.
@@ -180,29 +208,7 @@ async fn a_first_sync_the_server_cut_off_goes_on_as_soon_as_the_watch_is_back() 
     })
     .await;
     let user = setup.servers.user("alice");
-    setup.servers.fill_inbox(&user.email, SEEDED, |i| {
-        mail(
-            &format!("{i}@seed.test"),
-            "seed",
-            "x@seed.test",
-            &user.email,
-            1,
-        )
-    });
-    let created = setup
-        .mailroom
-        .post(
-            "/v1/accounts",
-            json!({
-                "connector": "imap", "email": user.email, "password": user.password,
-                "imap": {"host": "localhost", "port": setup.servers.imaps_port(), "encryption": "ssl"},
-                "smtp": {"host": "localhost", "port": setup.servers.smtps_port(), "encryption": "ssl"},
-                "kind": "personal", "sync_from": "1_month",
-            }),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let account = created.body["id"].as_str().unwrap().to_owned();
+    let account = seeded_account(&setup, &user, SEEDED, "personal").await;
 
     // The server goes down once the first pages are in, and comes back.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -402,29 +408,7 @@ async fn first_syncs_leave_a_job_slot_for_news() {
     ];
     let mut first = Vec::new();
     for user in &users {
-        setup.servers.fill_inbox(&user.email, 2000, |i| {
-            mail(
-                &format!("{i}@seed.test"),
-                "seed",
-                "x@seed.test",
-                &user.email,
-                1,
-            )
-        });
-        let created = setup
-            .mailroom
-            .post(
-                "/v1/accounts",
-                json!({
-                    "connector": "imap", "email": user.email, "password": user.password,
-                    "imap": {"host": "localhost", "port": setup.servers.imaps_port(), "encryption": "ssl"},
-                    "smtp": {"host": "localhost", "port": setup.servers.smtps_port(), "encryption": "ssl"},
-                    "kind": "shared", "sync_from": "1_month",
-                }),
-            )
-            .await;
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-        first.push(created.body["id"].as_str().unwrap().to_owned());
+        first.push(seeded_account(&setup, user, 2000, "shared").await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     setup
