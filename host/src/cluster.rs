@@ -13,7 +13,7 @@
 use crate::store::Store;
 use crate::store::leases::{Held, Renewal, WEBHOOKS};
 use std::collections::{BTreeSet, HashSet};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -64,7 +64,7 @@ impl Cluster {
             task: Mutex::new(None),
         });
         cluster.renew().await?;
-        let task = tokio::spawn(renewing(cluster.clone()));
+        let task = tokio::spawn(renewing(Arc::downgrade(&cluster)));
         *cluster.task.lock().expect("cluster poisoned") = Some(task);
         Ok(cluster)
     }
@@ -167,8 +167,10 @@ impl Cluster {
     }
 }
 
-async fn renewing(cluster: Arc<Cluster>) {
-    loop {
+/// Renews every [`Cluster::every`] until the node leaves, or nothing else holds the
+/// cluster any more.
+async fn renewing(cluster: Weak<Cluster>) {
+    while let Some(cluster) = cluster.upgrade() {
         tokio::select! {
             _ = tokio::time::sleep(cluster.every()) => {}
             _ = cluster.wake.notified() => {}

@@ -64,13 +64,12 @@ pub async fn install(
             true
         }
     };
-    store.put_connector(&id, prepared.take_component()).await?;
+    let digest = prepared.info.digest.clone();
+    store
+        .put_connector(&id, prepared.take_component(), &digest)
+        .await?;
     // What an admin granted an earlier version holds for this one, as far as it asks.
-    let granted = store.connector_grants(&id).await?;
-    prepared.info.granted_hosts = granted
-        .into_iter()
-        .filter(|host| prepared.info.hosts.contains(host))
-        .collect();
+    prepared.info.granted_hosts = granted(store, &prepared.info).await?;
     let info = runtime.register(prepared, replaced)?;
     tracing::info!(connector = %info.id, version = %info.version, digest = %info.digest, replaced, "connector installed");
     Ok(Installed { info, replaced })
@@ -124,6 +123,15 @@ pub async fn grant(
     }
     store.set_connector_grants(id, hosts.clone()).await?;
     runtime.grant(id, hosts).ok_or(InstallError::NotFound)
+}
+
+/// The hosts kept granted to the connector that this version of it asks for.
+async fn granted(store: &dyn Store, info: &ConnectorInfo) -> Result<Vec<String>, StoreError> {
+    let hosts = store.connector_grants(&info.id).await?;
+    Ok(hosts
+        .into_iter()
+        .filter(|host| info.hosts.contains(host))
+        .collect())
 }
 
 /// Gives every loaded connector the grants kept for it.
@@ -198,11 +206,7 @@ async fn catch_up(
         match &loaded {
             Some(loaded) if loaded.info.builtin || fixed.contains(id) => continue,
             Some(loaded) if &loaded.info.digest == digest => {
-                let hosts = store.connector_grants(id).await?;
-                let granted: Vec<String> = hosts
-                    .into_iter()
-                    .filter(|host| loaded.info.hosts.contains(host))
-                    .collect();
+                let granted = granted(store, &loaded.info).await?;
                 if granted != loaded.info.granted_hosts {
                     runtime.grant(id, granted);
                 }
@@ -222,11 +226,7 @@ async fn catch_up(
                 continue;
             }
         };
-        let granted = store.connector_grants(id).await?;
-        prepared.info.granted_hosts = granted
-            .into_iter()
-            .filter(|host| prepared.info.hosts.contains(host))
-            .collect();
+        prepared.info.granted_hosts = granted(store, &prepared.info).await?;
         match runtime.register(prepared, loaded.is_some()) {
             Ok(info) => tracing::info!(
                 connector = %info.id,

@@ -204,17 +204,17 @@ impl Server {
             fixed.insert(info.id);
         }
         crate::connectors::load_installed(store.as_ref(), &runtime).await?;
-        let following = tokio::spawn(crate::connectors::follow(
-            store.clone(),
-            runtime.clone(),
-            fixed,
-        ));
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let cluster = Cluster::join(store.clone(), config.store.postgres.lease_secs).await?;
         tracing::info!(node = %cluster.node(), "joined the nodes of the store");
+        let following = tokio::spawn(crate::connectors::follow(
+            store.clone(),
+            runtime.clone(),
+            fixed,
+        ));
         let redirect_url = config
             .oauth
             .redirect_url

@@ -418,7 +418,7 @@ pub async fn create(
     account.folders = folders;
     app.store.insert_account(account.clone(), secret).await?;
     // The first sync starts now, not at the scheduler's next look.
-    app.scheduler.request(&account.id);
+    app.scheduler.added(&account.id);
     Ok((StatusCode::CREATED, view(app, &account, false)))
 }
 

@@ -206,7 +206,11 @@ async fn finish(app: &App, query: &HashMap<String, String>) -> Result<(Value, bo
         None => (create(app, &user, &granted).await?, true),
     };
     // The first sync (or the resumed one) starts now.
-    app.scheduler.request(&account.id);
+    if created {
+        app.scheduler.added(&account.id);
+    } else {
+        app.scheduler.request(&account.id);
+    }
     Ok((respond(app, &user, &account).await?, created))
 }
 

@@ -6,7 +6,7 @@
 //! opener; the nodes of a shared database must be stopped), and the destination must hold
 //! nothing yet.
 
-use super::kv::{Backend, Reader, Visit};
+use super::kv::{Backend, Bytes, Key, Reader, Table, Visit};
 use super::{META_TABLE, Result, StoreError};
 use sha2::{Digest, Sha256};
 use std::ops::Bound;
@@ -30,21 +30,9 @@ pub struct TableSum {
 pub async fn copy(from: &impl Backend, to: &impl Backend) -> Result<Vec<TableSum>> {
     for table in data_tables(to).await? {
         let holds_any = to
-            .read(move |txn| {
-                let mut any = false;
-                txn.scan(
-                    table,
-                    Bound::Unbounded,
-                    Bound::Unbounded,
-                    false,
-                    &mut |_, _| {
-                        any = true;
-                        Ok(false)
-                    },
-                )?;
-                Ok(any)
-            })
-            .await?;
+            .read(move |txn| Table::<Bytes>::new(table).first_key(txn, &Key::new(), false))
+            .await?
+            .is_some();
         if holds_any {
             return Err(StoreError::Conflict(format!(
                 "the destination already holds data (table {table}); copy into an empty one"

@@ -79,8 +79,8 @@ fn trim(txn: &mut dyn Writer, webhook: &str, horizon: u64) -> Result<()> {
         },
     )?;
     for (seq, id) in old {
-        DELIVERIES.delete(txn, &delivery_key(webhook, seq))?;
-        DELIVERY_IDS.delete(txn, &id_key(&id))?;
+        DELIVERIES.remove(txn, &delivery_key(webhook, seq))?;
+        DELIVERY_IDS.remove(txn, &id_key(&id))?;
     }
     Ok(())
 }
@@ -113,7 +113,7 @@ pub fn delete(txn: &mut dyn Writer, id: &str) -> Result<bool> {
     let prefix = id_key(id);
     let ids = DELIVERIES.prefixed(txn, &prefix)?;
     for (_, delivery) in ids {
-        DELIVERY_IDS.delete(txn, &id_key(&delivery.id))?;
+        DELIVERY_IDS.remove(txn, &id_key(&delivery.id))?;
     }
     DELIVERIES.delete_prefix(txn, &prefix)?;
     PENDING.delete_prefix(txn, &prefix)?;
@@ -186,7 +186,7 @@ pub fn finish_attempt(
         }
     }
     if delivery.state != DeliveryState::Pending {
-        PENDING.delete(txn, &key)?;
+        PENDING.remove(txn, &key)?;
     }
     DELIVERIES.put(txn, &key, &delivery)
 }

@@ -71,7 +71,7 @@ pub fn put_user(txn: &mut dyn Writer, user: &User) -> Result<()> {
         )));
     }
     if let Some(old) = previous.as_ref().and_then(|p| p.external_id.as_deref()) {
-        USERS_BY_EXTERNAL_ID.delete(txn, &id(old))?;
+        USERS_BY_EXTERNAL_ID.remove(txn, &id(old))?;
     }
     if let Some(external_id) = &user.external_id {
         USERS_BY_EXTERNAL_ID.put(txn, &id(external_id), &user.id)?;
@@ -187,7 +187,7 @@ pub fn delete_account(txn: &mut dyn Writer, account_id: &str) -> Result<bool> {
         Ok(true)
     })?;
     for user in choosers {
-        PRIMARIES.delete(txn, &id(&user))?;
+        PRIMARIES.remove(txn, &id(&user))?;
     }
     Ok(existed)
 }
@@ -202,8 +202,8 @@ pub fn put_secret(txn: &mut dyn Writer, owner: &str, sealed: &Sealed) -> Result<
     SECRETS.put(txn, &id(owner), sealed)
 }
 
-pub fn delete_secret(txn: &mut dyn Writer, owner: &str) -> Result<bool> {
-    SECRETS.delete(txn, &id(owner))
+pub fn delete_secret(txn: &mut dyn Writer, owner: &str) -> Result<()> {
+    SECRETS.remove(txn, &id(owner))
 }
 
 /// Every sealed secret, by the id of what it belongs to (accounts and webhooks).
@@ -235,7 +235,7 @@ pub fn primary(txn: &dyn Reader, user_id: &str) -> Result<Option<String>> {
 pub fn set_primary(txn: &mut dyn Writer, user_id: &str, account_id: Option<&str>) -> Result<()> {
     match account_id {
         Some(account) => PRIMARIES.put(txn, &id(user_id), &account.to_owned()),
-        None => PRIMARIES.delete(txn, &id(user_id)).map(|_| ()),
+        None => PRIMARIES.remove(txn, &id(user_id)),
     }
 }
 
@@ -258,7 +258,7 @@ pub fn remember(txn: &mut dyn Writer, key: &str, response: &Remembered) -> Resul
         Ok(true)
     })?;
     for stale in expired {
-        IDEMPOTENCY.delete(txn, &id(&stale))?;
+        IDEMPOTENCY.remove(txn, &id(&stale))?;
     }
     IDEMPOTENCY.put(txn, &id(key), response)
 }
@@ -279,36 +279,44 @@ pub fn connector(txn: &dyn Reader, connector_id: &str) -> Result<Option<Vec<u8>>
     CONNECTORS.get(txn, &id(connector_id))
 }
 
-pub fn put_connector(txn: &mut dyn Writer, connector_id: &str, component: &[u8]) -> Result<()> {
-    DIGESTS.put(
-        txn,
-        &id(connector_id),
-        &crate::connector::component_digest(component),
-    )?;
+/// Keeps `component` (whose digest is `digest`) as the connector's.
+pub fn put_connector(
+    txn: &mut dyn Writer,
+    connector_id: &str,
+    component: &[u8],
+    digest: &str,
+) -> Result<()> {
+    DIGESTS.put(txn, &id(connector_id), &digest.to_owned())?;
     CONNECTORS.put_slice(txn, &id(connector_id), component)
 }
 
 pub fn delete_connector(txn: &mut dyn Writer, connector_id: &str) -> Result<bool> {
-    GRANTS.delete(txn, &id(connector_id))?;
-    DIGESTS.delete(txn, &id(connector_id))?;
+    GRANTS.remove(txn, &id(connector_id))?;
+    DIGESTS.remove(txn, &id(connector_id))?;
     CONNECTORS.delete(txn, &id(connector_id))
 }
 
-/// Every uploaded connector's id and digest (worked out from the component for one
-/// uploaded before digests were kept).
+/// Every uploaded connector's id and digest, without reading the components.
 pub fn connector_digests(txn: &dyn Reader) -> Result<Vec<(String, String)>> {
-    connector_ids(txn)?
-        .into_iter()
-        .map(|connector_id| {
-            let digest = match DIGESTS.get(txn, &id(&connector_id))? {
-                Some(digest) => digest,
-                None => crate::connector::component_digest(
-                    &CONNECTORS.get(txn, &id(&connector_id))?.unwrap_or_default(),
-                ),
-            };
-            Ok((connector_id, digest))
-        })
-        .collect()
+    let mut digests = Vec::new();
+    DIGESTS.scan_prefix(txn, &Key::new(), false, |mut key, digest| {
+        digests.push((key.str()?, digest));
+        Ok(true)
+    })?;
+    Ok(digests)
+}
+
+/// Keeps the digest of every connector uploaded before digests were kept (a migration).
+pub(super) fn digest_connectors(txn: &mut dyn Writer) -> Result<()> {
+    for connector_id in connector_ids(txn)? {
+        if DIGESTS.contains(txn, &id(&connector_id))? {
+            continue;
+        }
+        let component = CONNECTORS.get(txn, &id(&connector_id))?.unwrap_or_default();
+        let digest = crate::connector::component_digest(&component);
+        DIGESTS.put(txn, &id(&connector_id), &digest)?;
+    }
+    Ok(())
 }
 
 pub fn connector_grants(txn: &dyn Reader, connector_id: &str) -> Result<Vec<String>> {

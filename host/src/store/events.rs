@@ -56,7 +56,7 @@ pub fn push(txn: &mut dyn Writer, kind: &str, data: Value) -> Result<u64> {
             },
         )?;
         for seq in old {
-            EVENTS.delete(txn, &seq_key(seq))?;
+            EVENTS.remove(txn, &seq_key(seq))?;
         }
     }
     Ok(seq)

@@ -165,8 +165,8 @@ fn refile(
         let now = records_for(txn, &named)?;
         let before: BTreeSet<RecordRef> = filed_as(txn, &id)?.into_iter().collect();
         for gone in before.difference(&now) {
-            FILED.delete(txn, &filed_key(gone, message.received_at, &id))?;
-            FILING.delete(txn, &filing_key(&id, gone))?;
+            FILED.remove(txn, &filed_key(gone, message.received_at, &id))?;
+            FILING.remove(txn, &filing_key(&id, gone))?;
         }
         for new in now.difference(&before) {
             FILED.put(txn, &filed_key(new, message.received_at, &id), &())?;
@@ -206,14 +206,14 @@ pub fn file_all(txn: &mut dyn Writer) -> Result<()> {
 pub fn unfile(txn: &mut dyn Writer, message: &Message) -> Result<()> {
     let id = message.id.as_str();
     for address in &addresses(message) {
-        ADDRESSES.delete(txn, &pair(address, id))?;
+        ADDRESSES.remove(txn, &pair(address, id))?;
         // Another address of the message may share the domain: removing twice is harmless.
-        DOMAINS.delete(txn, &pair(domain_of(address), id))?;
+        DOMAINS.remove(txn, &pair(domain_of(address), id))?;
     }
-    COPIES.delete(txn, &pair(&message.identity, id))?;
+    COPIES.remove(txn, &pair(&message.identity, id))?;
     for record in filed_as(txn, id)? {
-        FILED.delete(txn, &filed_key(&record, message.received_at, id))?;
-        FILING.delete(txn, &filing_key(id, &record))?;
+        FILED.remove(txn, &filed_key(&record, message.received_at, id))?;
+        FILING.remove(txn, &filing_key(id, &record))?;
     }
     Ok(())
 }
@@ -286,7 +286,7 @@ fn index_record(txn: &mut dyn Writer, record: &Record, add: bool) -> Result<()> 
         if add {
             table.put(txn, &key, &())
         } else {
-            table.delete(txn, &key).map(|_| ())
+            table.remove(txn, &key)
         }
     };
     match record {
@@ -333,7 +333,7 @@ pub fn replace_record(
     match new {
         Some(record) => RECORDS.put(txn, &record_key(reference), record)?,
         None => {
-            RECORDS.delete(txn, &record_key(reference))?;
+            RECORDS.remove(txn, &record_key(reference))?;
         }
     }
     if let Some(new) = new {

@@ -85,7 +85,7 @@ pub fn commit(txn: &mut dyn Writer, page: PageWrite) -> Result<PageOutcome> {
             };
             settle(&mut message);
             set_flags(txn, &mut message, flags)?;
-            ORPHANS.delete(txn, &orphan_key(account, &id))?;
+            ORPHANS.remove(txn, &orphan_key(account, &id))?;
             outcome.matched += 1;
             events::push(txn, "message.updated", updated(&message))?;
             continue;

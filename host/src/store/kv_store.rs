@@ -227,10 +227,10 @@ impl<B: Backend> Store for KvStore<B> {
             .await
     }
 
-    async fn put_connector(&self, id: &str, component: Vec<u8>) -> Result<()> {
-        let id = id.to_owned();
+    async fn put_connector(&self, id: &str, component: Vec<u8>, digest: &str) -> Result<()> {
+        let (id, digest) = (id.to_owned(), digest.to_owned());
         self.backend
-            .write(move |txn| directory::put_connector(txn, &id, &component))
+            .write(move |txn| directory::put_connector(txn, &id, &component, &digest))
             .await
     }
 
@@ -348,12 +348,11 @@ impl<B: Backend> MailStore for KvStore<B> {
     async fn finish_job(&self, account_id: &str) -> Result<usize> {
         // Most jobs leave no orphan: then there is nothing to write (and no fsync to wait for).
         let account = account_id.to_owned();
-        let orphans = {
-            let account = account.clone();
-            self.backend
-                .read(move |txn| mailbox::has_orphans(txn, &account))
-                .await?
-        };
+        let probe = account.clone();
+        let orphans = self
+            .backend
+            .read(move |txn| mailbox::has_orphans(txn, &probe))
+            .await?;
         if !orphans {
             return Ok(0);
         }

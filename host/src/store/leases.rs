@@ -88,10 +88,10 @@ pub fn renew(txn: &mut dyn Writer, renewal: &Renewal) -> Result<Held> {
         Ok(true)
     })?;
     for id in &dead {
-        NODES.delete(txn, &Key::new().str(id))?;
+        NODES.remove(txn, &Key::new().str(id))?;
     }
 
-    let accounts = account_ids(txn)?;
+    let accounts: BTreeSet<String> = super::directory::account_ids(txn)?.into_iter().collect();
     let mut holders: HashMap<String, String> = HashMap::new();
     let mut stale = Vec::new();
     LEASES.scan_prefix(txn, &Key::new().str("account"), false, |mut key, holder| {
@@ -104,7 +104,7 @@ pub fn renew(txn: &mut dyn Writer, renewal: &Renewal) -> Result<Held> {
         Ok(true)
     })?;
     for account in &stale {
-        LEASES.delete(txn, &account_key(account))?;
+        LEASES.remove(txn, &account_key(account))?;
     }
 
     let share = accounts.len().div_ceil(live.len());
@@ -115,7 +115,7 @@ pub fn renew(txn: &mut dyn Writer, renewal: &Renewal) -> Result<Held> {
         .collect();
     for account in &renewal.release {
         if mine.len() > share && mine.remove(account) {
-            LEASES.delete(txn, &account_key(account))?;
+            LEASES.remove(txn, &account_key(account))?;
         }
     }
     for account in &accounts {
@@ -185,7 +185,7 @@ pub fn take_sync_requests(txn: &mut dyn Writer, taken: &[(String, SyncRequest)])
     for (account_id, request) in taken {
         let key = Key::new().str(account_id);
         if REQUESTS.get(txn, &key)?.as_ref() == Some(request) {
-            REQUESTS.delete(txn, &key)?;
+            REQUESTS.remove(txn, &key)?;
         }
     }
     Ok(())
@@ -193,7 +193,7 @@ pub fn take_sync_requests(txn: &mut dyn Writer, taken: &[(String, SyncRequest)])
 
 /// A node that stops hands everything back at once, rather than when its heartbeat ends.
 pub fn leave(txn: &mut dyn Writer, node: &str) -> Result<()> {
-    NODES.delete(txn, &Key::new().str(node))?;
+    NODES.remove(txn, &Key::new().str(node))?;
     let mut held = Vec::new();
     LEASES.scan_prefix(txn, &Key::new(), false, |mut key, holder| {
         if holder == node {
@@ -202,7 +202,7 @@ pub fn leave(txn: &mut dyn Writer, node: &str) -> Result<()> {
         Ok(true)
     })?;
     for key in &held {
-        LEASES.delete(txn, key)?;
+        LEASES.remove(txn, key)?;
     }
     Ok(())
 }
@@ -213,10 +213,6 @@ pub fn clear(txn: &mut dyn Writer) -> Result<()> {
     NODES.delete_prefix(txn, &Key::new())?;
     LEASES.delete_prefix(txn, &Key::new())?;
     Ok(())
-}
-
-fn account_ids(txn: &dyn Reader) -> Result<BTreeSet<String>> {
-    Ok(super::directory::account_ids(txn)?.into_iter().collect())
 }
 
 #[cfg(test)]

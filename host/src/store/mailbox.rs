@@ -297,14 +297,14 @@ pub(super) fn delete_message(txn: &mut dyn Writer, message: &Message) -> Result<
     }
     let identity = identity_key(account, &message.identity);
     if IDENTITIES.get(txn, &identity)?.as_deref() == Some(message.id.as_str()) {
-        IDENTITIES.delete(txn, &identity)?;
+        IDENTITIES.remove(txn, &identity)?;
     }
     TIMELINE.delete(
         txn,
         &timeline_key(account, message.received_at, &message.id),
     )?;
-    BODIES.delete(txn, &id_key(&message.id))?;
-    MESSAGES.delete(txn, &id_key(&message.id))?;
+    BODIES.remove(txn, &id_key(&message.id))?;
+    MESSAGES.remove(txn, &id_key(&message.id))?;
     Ok(())
 }
 
@@ -359,7 +359,7 @@ pub fn forget_folder(txn: &mut dyn Writer, account: &str, folder: &FolderId) -> 
             leave_folder(txn, &mut message, folder, None)?;
         }
     }
-    FOLDER_SYNCS.delete(txn, &prefix)?;
+    FOLDER_SYNCS.remove(txn, &prefix)?;
     Ok(())
 }
 

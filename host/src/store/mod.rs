@@ -175,8 +175,9 @@ pub trait Store:
     async fn connector_ids(&self) -> Result<Vec<String>>;
     /// An uploaded connector's component, as it was uploaded.
     async fn connector_component(&self, id: &str) -> Result<Option<Vec<u8>>>;
-    /// Keeps an uploaded component under its connector's id, replacing one kept before.
-    async fn put_connector(&self, id: &str, component: Vec<u8>) -> Result<()>;
+    /// Keeps an uploaded component (with its digest) under its connector's id, replacing
+    /// one kept before.
+    async fn put_connector(&self, id: &str, component: Vec<u8>, digest: &str) -> Result<()>;
     async fn delete_connector(&self, id: &str) -> Result<bool>;
     /// Every uploaded connector's id and the digest of its component.
     async fn connector_digests(&self) -> Result<Vec<(String, String)>>;

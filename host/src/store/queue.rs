@@ -46,7 +46,7 @@ pub fn queued_count(txn: &dyn Reader) -> Result<u64> {
 }
 
 fn dequeue(txn: &mut dyn Writer, entry: &OutboxEntry) -> Result<()> {
-    OUTBOX.delete(txn, &duty_key(&entry.account_id, entry.seq))?;
+    OUTBOX.remove(txn, &duty_key(&entry.account_id, entry.seq))?;
     Ok(())
 }
 
@@ -304,7 +304,7 @@ pub fn drop_duty(txn: &mut dyn Writer, entry: &OutboxEntry) -> Result<()> {
 /// Removes an account's queue and send records (the account is being deleted).
 pub fn delete_account_outbox(txn: &mut dyn Writer, account: &str) -> Result<()> {
     OUTBOX.delete_prefix(txn, &Key::new().str(account))?;
-    OUTBOX_LAST.delete(txn, &id_key(account))?;
+    OUTBOX_LAST.remove(txn, &id_key(account))?;
     let mut ids = Vec::new();
     OUTGOING.scan_prefix(txn, &Key::new(), false, |mut key, record| {
         if record.account_id == account {
@@ -313,8 +313,8 @@ pub fn delete_account_outbox(txn: &mut dyn Writer, account: &str) -> Result<()> 
         Ok(true)
     })?;
     for id in ids {
-        OUTGOING.delete(txn, &id_key(&id))?;
-        OUTGOING_RAW.delete(txn, &id_key(&id))?;
+        OUTGOING.remove(txn, &id_key(&id))?;
+        OUTGOING_RAW.remove(txn, &id_key(&id))?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 use super::kv::Key;
 use super::kv::redb::{RedbBackend, RedbWriter};
 use super::kv_store::KvStore;
-use super::{Result, StoreError, filing};
+use super::{Result, StoreError, directory, filing};
 use redb::{AccessGuard, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use std::path::Path;
@@ -15,9 +15,9 @@ use super::kv::redb::backend;
 pub const FILE: &str = "mailroom.redb";
 
 /// The layout this code writes. Bump it with a migration step in [`migrate`].
-pub(super) const SCHEMA_VERSION: u64 = 6;
+pub(super) const SCHEMA_VERSION: u64 = 7;
 
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new(super::META_TABLE);
 
 /// The store in one redb file.
 pub type RedbStore = KvStore<RedbBackend>;
@@ -28,7 +28,12 @@ impl KvStore<RedbBackend> {
         Ok(Self::new(RedbBackend::open(
             &data.join(FILE),
             cache_bytes,
-            migrate,
+            |txn| {
+                migrate(txn)?;
+                // The file has one opener at a time: leases left in it by a process that
+                // was killed are nobody's.
+                super::leases::clear(&mut RedbWriter::new(txn))
+            },
         )?))
     }
 }
@@ -57,7 +62,7 @@ fn migrate(txn: &WriteTransaction) -> Result<()> {
             known: SCHEMA_VERSION,
         });
     }
-    if (1..SCHEMA_VERSION).contains(&found) {
+    if (1..6).contains(&found) {
         let key_check = meta
             .remove("key_check")
             .map_err(backend)?
@@ -81,11 +86,13 @@ fn migrate(txn: &WriteTransaction) -> Result<()> {
             filing::file_all(&mut seam)?;
         }
     }
+    if (1..7).contains(&found) {
+        // Version 7: every uploaded connector's digest kept beside it.
+        directory::digest_connectors(&mut RedbWriter::new(txn))?;
+    }
     meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())
         .map_err(backend)?;
-    // The file has one opener at a time: leases left in it by a process that was killed
-    // are nobody's.
-    super::leases::clear(&mut RedbWriter::new(txn))
+    Ok(())
 }
 
 /// Moves the typed table `name` into the seam's table of that name, entry by entry, with
@@ -487,5 +494,37 @@ Message-ID: <m1@client.test>\r\n\r\nHello\r\n";
         let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(store.users().await.unwrap().len(), 1);
         assert!(store.record(&ann).await.unwrap().is_some());
+    }
+    #[tokio::test]
+    async fn a_version_6_file_gains_its_connectors_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let component = b"an uploaded component".to_vec();
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        store
+            .put_connector("acme", component.clone(), "sha256:ignored")
+            .await
+            .unwrap();
+        drop(store);
+        // Version 6 kept no digests.
+        {
+            let db = redb::Database::open(dir.path().join(FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            let key = Key::new().str("acme");
+            txn.open_table(crate::store::kv::redb::definition("connector_digests"))
+                .unwrap()
+                .remove(key.as_bytes())
+                .unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("schema_version", 6u64.to_be_bytes().as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        let digest = crate::connector::component_digest(&component);
+        assert_eq!(
+            store.connector_digests().await.unwrap(),
+            [("acme".to_owned(), digest)]
+        );
     }
 }

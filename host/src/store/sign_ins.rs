@@ -50,7 +50,7 @@ pub fn begin(
         Ok(true)
     })?;
     for digest in &expired {
-        SIGN_INS.delete(txn, &Key::new().bytes(digest))?;
+        SIGN_INS.remove(txn, &Key::new().bytes(digest))?;
     }
     if of_user >= bounds.per_user || total >= bounds.total {
         return Ok(false);

@@ -54,10 +54,10 @@ struct Slot {
     list_asked: bool,
     last_start: Option<Instant>,
     not_before: Option<Instant>,
-    /// A watch came on since the last job started: the server answers and let the account
-    /// in, so a failed job's backoff is not waited out (a server that restarted cut off the
-    /// job and the watch alike).
-    server_back: bool,
+    /// Someone asked for a job since the last one started: the API, or a watch that just
+    /// found the server answering (a server that restarted cut off the job and the watch
+    /// alike). A failure before it is not waited out.
+    skip_backoff: bool,
     failures: u32,
     /// The time given to the latest request and to the latest job's start, in Unix
     /// milliseconds: a job reports its start as `last_sync_at`, a request answers
@@ -220,9 +220,14 @@ impl Scheduler {
                 reconnected: false,
             },
         );
-        // A new account is nobody's until a node renews its leases.
-        self.inner.cluster.renew_soon();
         crate::clock::rfc3339_millis(at)
+    }
+
+    /// A new account: its first sync starts now, on the node that takes it at the lease
+    /// renewal this asks for (a new account is nobody's until a node renews).
+    pub fn added(&self, account_id: &str) {
+        self.inner.cluster.renew_soon();
+        self.request(account_id);
     }
 
     /// Leaves a request in the store for the node that holds the account.
@@ -311,24 +316,28 @@ async fn take_requests(inner: &Inner) {
         if asked.reconnected {
             inner.watches.forget(&id);
         }
-        let mut slots = inner.slots.lock().expect("scheduler poisoned");
-        let slot = slots.entry(id.clone()).or_default();
-        slot.last_request_ms = slot.last_request_ms.max(asked.at_ms);
-        drop(slots);
-        request(inner, &id);
+        request_at(inner, &id, asked.at_ms);
     }
 }
 
 /// See [`Scheduler::request`].
 fn request(inner: &Inner, account_id: &str) -> String {
+    request_at(inner, account_id, 0)
+}
+
+/// A request made at `at_ms` (or now, when later): the job that serves it reports a
+/// `last_sync_at` at or after it.
+fn request_at(inner: &Inner, account_id: &str, at_ms: i64) -> String {
     let mut slots = inner.slots.lock().expect("scheduler poisoned");
     let slot = slots.entry(account_id.to_owned()).or_default();
-    let at = crate::clock::now_millis().max(slot.last_spawn_ms + 1);
+    let at = crate::clock::now_millis()
+        .max(slot.last_spawn_ms + 1)
+        .max(at_ms);
     slot.last_request_ms = slot.last_request_ms.max(at);
     slot.requested = true;
     slot.only = None;
     slot.list_asked = true;
-    slot.not_before = None;
+    slot.skip_backoff = true;
     drop(slots);
     inner.wake.notify_one();
     crate::clock::rfc3339_millis(at)
@@ -355,7 +364,7 @@ fn request_folders(inner: &Inner, account_id: &str, folders: Vec<String>) {
 /// nobody watched), without waiting out the backoff of a job that failed before.
 fn watch_came_on(inner: &Inner, account_id: &str, folders: Vec<String>) {
     let mut slots = inner.slots.lock().expect("scheduler poisoned");
-    slots.entry(account_id.to_owned()).or_default().server_back = true;
+    slots.entry(account_id.to_owned()).or_default().skip_backoff = true;
     drop(slots);
     request_folders(inner, account_id, folders);
 }
@@ -387,8 +396,13 @@ fn personal_owner(account: &Account) -> Option<&str> {
 async fn run(inner: Arc<Inner>) {
     let list_every = Duration::from_secs(inner.config.list_every_secs);
     let mut watches_looked: Option<Instant> = None;
+    let mut requests_looked: Option<Instant> = None;
     loop {
-        take_requests(&inner).await;
+        // Other nodes' requests are looked for once a tick, however often the loop wakes.
+        if requests_looked.is_none_or(|at| at.elapsed() >= TICK) {
+            requests_looked = Some(Instant::now());
+            take_requests(&inner).await;
+        }
         match inner.store.accounts().await {
             Ok(accounts) => {
                 // The watches follow the accounts, on the same reading of them.
@@ -417,7 +431,7 @@ async fn run(inner: Arc<Inner>) {
                     let slot = slots.entry(account.id.clone()).or_default();
                     // A failed job is tried again when its backoff ends, before the
                     // interval if that is sooner.
-                    let waiting = !slot.server_back && slot.not_before.is_some_and(|at| now < at);
+                    let waiting = !slot.skip_backoff && slot.not_before.is_some_and(|at| now < at);
                     let scheduled =
                         slot.failures > 0 || slot.last_start.is_none_or(|at| now >= at + every);
                     if slot.running || !(slot.requested || scheduled) || waiting {
@@ -459,7 +473,7 @@ async fn run(inner: Arc<Inner>) {
                     slot.running = true;
                     slot.requested = false;
                     slot.not_before = None;
-                    slot.server_back = false;
+                    slot.skip_backoff = false;
                     // A job for watches' news does not put off the next sync of everything.
                     if only.is_none() {
                         slot.last_start = Some(now);

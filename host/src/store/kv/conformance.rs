@@ -76,6 +76,20 @@ pub async fn a_backend_keeps_ordered_tables_in_transactions(backend: impl Backen
     assert_eq!(removed, 3);
     let left = backend.read(move |txn| T.values(txn)).await.unwrap();
     assert_eq!(left, [9]);
+    // A removal, of a key there or not, needs no answer; the key is gone at once.
+    backend
+        .write(move |txn| {
+            T.put(txn, &key("r"), &7)?;
+            T.remove(txn, &key("r"))?;
+            T.remove(txn, &key("never"))?;
+            T.remove(txn, &Key::new().str("q"))?;
+            assert_eq!(T.get(txn, &Key::new().str("q"))?, None);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let left = backend.read(move |txn| T.values(txn)).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
     let empty = backend
         .read(move |txn| Table::<Bytes>::new("never written").values(txn))
         .await

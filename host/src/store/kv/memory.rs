@@ -110,8 +110,7 @@ impl Backend for MemoryBackend {
     }
 
     fn tables(&self) -> impl Future<Output = Result<Vec<String>>> + Send {
-        let mut names: Vec<String> = self.snapshot().keys().map(|t| t.to_string()).collect();
-        names.sort();
+        let names = self.snapshot().keys().map(|t| t.to_string()).collect();
         std::future::ready(Ok(names))
     }
 

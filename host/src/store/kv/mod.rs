@@ -61,6 +61,10 @@ pub trait Writer: Reader {
     fn put(&mut self, table: &'static str, key: &[u8], value: &[u8]) -> Result<()>;
     /// Removes a key; returns whether it was there.
     fn delete(&mut self, table: &'static str, key: &[u8]) -> Result<bool>;
+    /// Removes a key, there or not: no read for a backend where a read is a round trip.
+    fn remove(&mut self, table: &'static str, key: &[u8]) -> Result<()> {
+        self.delete(table, key).map(drop)
+    }
 }
 
 /// A place that keeps tables.
@@ -334,8 +338,14 @@ impl<C: Codec> Table<C> {
         txn.put(self.name, key.as_bytes(), &C::encode(value)?)
     }
 
+    /// Removes a key; returns whether it was there.
     pub fn delete(&self, txn: &mut dyn Writer, key: &Key) -> Result<bool> {
         txn.delete(self.name, key.as_bytes())
+    }
+
+    /// Removes a key, there or not.
+    pub fn remove(&self, txn: &mut dyn Writer, key: &Key) -> Result<()> {
+        txn.remove(self.name, key.as_bytes())
     }
 
     /// Visits the entries whose keys start with `prefix` with their stored bytes, not
@@ -376,7 +386,7 @@ impl<C: Codec> Table<C> {
     pub fn take(&self, txn: &mut dyn Writer, key: &Key) -> Result<Option<C::Value>> {
         let value = self.get(txn, key)?;
         if value.is_some() {
-            txn.delete(self.name, key.as_bytes())?;
+            txn.remove(self.name, key.as_bytes())?;
         }
         Ok(value)
     }
@@ -503,7 +513,7 @@ impl<C: Codec> Table<C> {
             },
         )?;
         for key in &keys {
-            txn.delete(self.name, key)?;
+            txn.remove(self.name, key)?;
         }
         Ok(keys.len())
     }

@@ -383,12 +383,18 @@ impl Writer for Overlay<'_> {
     fn delete(&mut self, table: &'static str, key: &[u8]) -> Result<bool> {
         let existed = self.get(table, key)?.is_some();
         if existed {
-            self.tables
-                .entry(table)
-                .or_default()
-                .insert(key.to_vec(), None);
+            self.remove(table, key)?;
         }
         Ok(existed)
+    }
+
+    /// Sent as a delete at commit, which finds nothing to do for a key never stored.
+    fn remove(&mut self, table: &'static str, key: &[u8]) -> Result<()> {
+        self.tables
+            .entry(table)
+            .or_default()
+            .insert(key.to_vec(), None);
+        Ok(())
     }
 }
 
