@@ -8,18 +8,17 @@
 //! `MAILROOM_BENCH_MESSAGES` changes the messages per mailbox (default 500).
 
 use mailroom::config::StoreBackend;
-use mailroom::{Bootstrap, Config, Server};
+use mailroom::{Config, Server};
 use mailroom_tests::bench::{self, round};
 use mailroom_tests::load::percentile;
-use mailroom_tests::mailroom::{ADMIN_TOKEN, Api, SERVICE_TOKEN, test_config};
+use mailroom_tests::mailbox::create_account;
+use mailroom_tests::mailroom::{Api, SHARED_KEY, bootstrap, test_config};
 use mailroom_tests::postgres;
 use mailroom_tests::servers::{MailServers, Options};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
 const ACCOUNTS: usize = 20;
-/// One key for every node.
-const KEY: &str = "bWFpbHJvb20tdGVzdC1zaGFyZWQta2V5LTMyYnl0ZXM=";
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
@@ -63,34 +62,12 @@ async fn main() {
         let mut accounts = Vec::new();
         for n in 0..ACCOUNTS {
             let user = servers.extra_user(n);
-            let created = apis[n % nodes]
-                .post(
-                    "/v1/accounts",
-                    json!({"connector": "imap", "email": user.email, "password": user.password,
-                           "imap": {"host": "localhost", "port": servers.imaps_port(), "encryption": "ssl"},
-                           "smtp": {"host": "localhost", "port": servers.smtps_port(), "encryption": "ssl"},
-                           "kind": "shared", "sync_from": "6_months"}),
-                )
-                .await;
-            assert!(created.status.is_success(), "{}", created.body);
-            accounts.push(created.body["id"].as_str().unwrap().to_owned());
+            let fields = json!({"kind": "shared", "sync_from": "6_months"});
+            accounts.push(create_account(&apis[n % nodes], &servers, &user, fields).await);
         }
-        loop {
-            let listed = apis[0].get("/v1/accounts?limit=500").await.body["items"].clone();
-            let done = listed
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|a| a["state"] == "active")
-                .count();
-            if done == ACCOUNTS {
-                break;
-            }
-            assert!(
-                began.elapsed() < Duration::from_secs(1800),
-                "the first syncs did not end"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        for account in &accounts {
+            let left = Duration::from_secs(1800).saturating_sub(began.elapsed());
+            apis[0].wait_for_state(account, "active", left).await;
         }
         let seconds = began.elapsed().as_secs_f64();
         let held: usize = {
@@ -139,14 +116,7 @@ async fn main() {
 }
 
 async fn start(config: &Config) -> Server {
-    Server::start(
-        config,
-        &Bootstrap {
-            admin_token: Some(ADMIN_TOKEN.into()),
-            service_token: Some(SERVICE_TOKEN.into()),
-            secret_key: Some(KEY.into()),
-        },
-    )
-    .await
-    .expect("the server starts")
+    Server::start(config, &bootstrap(Some(SHARED_KEY)))
+        .await
+        .expect("the server starts")
 }

@@ -2,8 +2,8 @@
 //! dates tests seed mail with.
 
 use crate::imap::ImapClient;
-use crate::mailroom::Mailroom;
-use crate::servers::{MailServers, Options};
+use crate::mailroom::{Api, Mailroom};
+use crate::servers::{MailServers, Options, User};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -47,22 +47,12 @@ impl Setup {
 
     /// Connects `local`'s mailbox and waits for its first sync.
     pub async fn connect(&self, local: &str, sync_from: &str, extra: Value) -> String {
-        let user = self.servers.user(local);
-        let mut body = json!({
-            "connector": "imap",
-            "email": user.email,
-            "password": user.password,
-            "imap": {"host": "localhost", "port": self.servers.imaps_port(), "encryption": "ssl"},
-            "smtp": {"host": "localhost", "port": self.servers.smtps_port(), "encryption": "ssl"},
-            "kind": "personal",
-            "sync_from": sync_from,
-        });
+        let mut fields = json!({"sync_from": sync_from});
         for (key, value) in extra.as_object().into_iter().flatten() {
-            body[key] = value.clone();
+            fields[key] = value.clone();
         }
-        let created = self.mailroom.post("/v1/accounts", body).await;
-        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-        let id = created.body["id"].as_str().expect("an id").to_owned();
+        let user = self.servers.user(local);
+        let id = create_account(&self.mailroom, &self.servers, &user, fields).await;
         self.mailroom.sync(&id).await;
         id
     }
@@ -79,6 +69,32 @@ impl Setup {
     pub async fn folder_id(&self, account: &str, name: &str) -> String {
         self.mailroom.folder_id(account, name).await
     }
+}
+
+/// Creates the account of `user`'s mailbox on `servers` (IMAP and SMTP over TLS, a
+/// personal account synced from a month ago, unless `fields` say otherwise), without waiting
+/// for a sync; returns its id.
+pub async fn create_account(
+    api: &Api,
+    servers: &MailServers,
+    user: &User,
+    fields: Value,
+) -> String {
+    let mut body = json!({
+        "connector": "imap",
+        "email": user.email,
+        "password": user.password,
+        "imap": {"host": "localhost", "port": servers.imaps_port(), "encryption": "ssl"},
+        "smtp": {"host": "localhost", "port": servers.smtps_port(), "encryption": "ssl"},
+        "kind": "personal",
+        "sync_from": "1_month",
+    });
+    for (key, value) in fields.as_object().into_iter().flatten() {
+        body[key] = value.clone();
+    }
+    let created = api.post("/v1/accounts", body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    created.body["id"].as_str().expect("an id").to_owned()
 }
 
 /// An IMAP date-time `days` ago.

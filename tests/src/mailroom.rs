@@ -271,18 +271,23 @@ impl Api {
     /// Waits until the outbox entry ends `sent` or `failed`, as `state` says (failing when it
     /// ends the other way); returns it.
     pub async fn wait_for_outbox(&self, outbox_id: &str, state: &str) -> Value {
+        let entry = self.wait_for_outbox_end(outbox_id).await;
+        assert_eq!(entry["state"], state, "not {state}: {entry}");
+        entry
+    }
+
+    /// Waits until the outbox entry ends, `sent` or `failed`; returns it.
+    pub async fn wait_for_outbox_end(&self, outbox_id: &str) -> Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let entry = self.get(&format!("/v1/outbox/{outbox_id}")).await;
             assert_eq!(entry.status, StatusCode::OK, "{}", entry.body);
-            if entry.body["state"] == state {
+            if ["sent", "failed"].contains(&entry.body["state"].as_str().unwrap_or("")) {
                 return entry.body;
             }
-            let ended = ["sent", "failed"].contains(&entry.body["state"].as_str().unwrap_or(""));
-            assert!(!ended, "not {state}: {}", entry.body);
             assert!(
                 std::time::Instant::now() < deadline,
-                "not {state} within 60 s: {}",
+                "not sent or failed within 60 s: {}",
                 entry.body
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -382,14 +387,22 @@ pub fn test_config(data: &std::path::Path) -> Config {
     config
 }
 
-/// Starts a server with the test tokens.
-pub async fn launch(config: &Config) -> Server {
-    let setup = Bootstrap {
+/// A secret key (base64 of 32 bytes) for servers that must share one, such as the nodes
+/// of one database.
+pub const SHARED_KEY: &str = "bWFpbHJvb20tdGVzdC1zaGFyZWQta2V5LTMyYnl0ZXM=";
+
+/// The test tokens, and `secret_key` when given (otherwise the data directory's key).
+pub fn bootstrap(secret_key: Option<&str>) -> Bootstrap {
+    Bootstrap {
         admin_token: Some(ADMIN_TOKEN.to_owned()),
         service_token: Some(SERVICE_TOKEN.to_owned()),
-        secret_key: None,
-    };
-    Server::start(config, &setup)
+        secret_key: secret_key.map(str::to_owned),
+    }
+}
+
+/// Starts a server with the test tokens.
+pub async fn launch(config: &Config) -> Server {
+    Server::start(config, &bootstrap(None))
         .await
         .expect("the server starts")
 }

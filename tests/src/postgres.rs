@@ -5,9 +5,10 @@
 //! The end-to-end suite runs against it when `MAILROOM_TEST_STORE=postgres`
 //! (`scripts/test.sh` runs the suite once on each backend).
 
+use crate::servers::{free_ports, run};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Whether this run's Mailroom servers keep their state in PostgreSQL.
@@ -24,7 +25,7 @@ pub struct Cluster {
     /// The cluster's files and the shell that stops the server when this end of its input
     /// closes (when the process ends, however it ends); none in a child process, which
     /// uses its parent's cluster.
-    _owned: Option<(tempfile::TempDir, Mutex<(Child, ChildStdin)>)>,
+    _owned: Option<(tempfile::TempDir, Child, ChildStdin)>,
 }
 
 /// The cluster of this test process (or of the test that started it): for speed, it
@@ -92,20 +93,26 @@ impl Cluster {
                 std::os::unix::fs::PermissionsExt::from_mode(0o755),
             )
             .expect("a readable directory");
-            run(Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&data));
+            run(
+                Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(&data),
+                "hand the cluster's files to postgres",
+            );
         }
-        run(command(as_root, &bin.join("initdb"))
-            .args([
-                "--auth=trust",
-                "--username=mailroom",
-                "--encoding=UTF8",
-                "--no-sync",
-            ])
-            .arg("-D")
-            .arg(&data));
-        let port = free_port();
+        run(
+            command(as_root, &bin.join("initdb"))
+                .args([
+                    "--auth=trust",
+                    "--username=mailroom",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                ])
+                .arg("-D")
+                .arg(&data),
+            "initdb",
+        );
+        let [port] = free_ports();
         let quick = if durable {
             ""
         } else {
@@ -134,7 +141,7 @@ impl Cluster {
         let cluster = Self {
             port,
             bin,
-            _owned: Some((dir, Mutex::new((keeper, stdin)))),
+            _owned: Some((dir, keeper, stdin)),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !cluster.ready() {
@@ -230,20 +237,4 @@ fn command(as_root: bool, program: &Path) -> Command {
     } else {
         Command::new(program)
     }
-}
-
-fn run(command: &mut Command) {
-    let output = command.output().expect("the command runs");
-    assert!(
-        output.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }

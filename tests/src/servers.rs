@@ -699,7 +699,7 @@ fn stop(mut child: Child, what: &str) {
 
 /// Distinct ports that were free a moment ago: all are held at once so the
 /// kernel cannot hand out one twice.
-fn free_ports<const N: usize>() -> [u16; N] {
+pub(crate) fn free_ports<const N: usize>() -> [u16; N] {
     let listeners: Vec<TcpListener> = (0..N)
         .map(|_| {
             TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -744,7 +744,7 @@ fn dovecot_binary() -> PathBuf {
 }
 
 /// Runs a setup command to completion, panicking with its output on failure.
-fn run(command: &mut Command, what: &str) {
+pub(crate) fn run(command: &mut Command, what: &str) {
     let output = match command.output() {
         Ok(output) => output,
         Err(e) if e.kind() == ErrorKind::NotFound => {

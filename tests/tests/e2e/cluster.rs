@@ -7,13 +7,13 @@
 //! started again to run only `node_process`), so that one can be killed with SIGKILL.
 
 use crate::webhooks::all_events;
+use mailroom::Server;
 use mailroom::config::StoreBackend;
 use mailroom::store::kv::conformance;
 use mailroom::store::{PostgresStore, RedbStore, copy};
-use mailroom::{Bootstrap, Server};
 use mailroom_tests::imap::{ImapClient, message};
-use mailroom_tests::mailbox::rfc2822_days_ago;
-use mailroom_tests::mailroom::{ADMIN_TOKEN, Api, SERVICE_TOKEN, test_config};
+use mailroom_tests::mailbox::{create_account, rfc2822_days_ago};
+use mailroom_tests::mailroom::{Api, SERVICE_TOKEN, SHARED_KEY, bootstrap, test_config};
 use mailroom_tests::postgres;
 use mailroom_tests::process::ChildServer;
 use mailroom_tests::servers::{MailServers, Options};
@@ -27,8 +27,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// The secret key every node of the two-node test is given (base64 of 32 bytes).
-const SHARED_KEY: &str = "bWFpbHJvb20tdGVzdC1zaGFyZWQta2V5LTMyYnl0ZXM=";
 const DATA_ENV: &str = "MAILROOM_NODE_TEST_DATA";
 const URL_ENV: &str = "MAILROOM_NODE_TEST_DATABASE";
 const CA_ENV: &str = "MAILROOM_NODE_TEST_CA";
@@ -42,33 +40,23 @@ async fn postgres_keeps_the_seams_promises() {
     conformance::a_backend_keeps_ordered_tables_in_transactions(store.into_backend()).await;
 }
 
-/// A server on `data` (trusting `ca`) with the given store, the test tokens and `key` as
-/// the secret key, and its API.
-async fn start_on(
-    data: &Path,
-    ca: &Path,
-    backend: StoreBackend,
-    url: Option<&str>,
-    key: Option<&str>,
-) -> Result<(Server, Api), String> {
+/// A server on `data` (trusting `ca`) with the test tokens, its state in the database at
+/// `url` or else in the data directory, and its API.
+async fn start_on(data: &Path, ca: &Path, url: Option<&str>) -> Result<(Server, Api), String> {
     let mut config = test_config(data);
     config.ca_file = Some(ca.to_owned());
-    config.store.backend = backend;
+    config.store.backend = match url {
+        Some(_) => StoreBackend::Postgres,
+        None => StoreBackend::Redb,
+    };
     config.store.postgres.url = url.map(str::to_owned);
-    Server::start(
-        &config,
-        &Bootstrap {
-            admin_token: Some(ADMIN_TOKEN.into()),
-            service_token: Some(SERVICE_TOKEN.into()),
-            secret_key: key.map(str::to_owned),
-        },
-    )
-    .await
-    .map(|server| {
-        let api = Api::new(&format!("http://{}", server.addr()));
-        (server, api)
-    })
-    .map_err(|e| format!("{e:#}"))
+    Server::start(&config, &bootstrap(None))
+        .await
+        .map(|server| {
+            let api = Api::new(&format!("http://{}", server.addr()));
+            (server, api)
+        })
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// What the API shows of a deployment: its accounts, without what changes with every sync
@@ -105,16 +93,11 @@ async fn a_deployment_moves_to_postgres_and_back_without_a_new_sync() {
             .await;
     }
     let embedded = tempfile::tempdir().unwrap();
-    let (server, api) = start_on(
-        embedded.path(),
-        servers.cert_path(),
-        StoreBackend::Redb,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
-    let account = connect(&api, &servers, "alice", "1_month").await;
+    let (server, api) = start_on(embedded.path(), servers.cert_path(), None)
+        .await
+        .unwrap();
+    let alice = servers.user("alice");
+    let account = create_account(&api, &servers, &alice, json!({"kind": "shared"})).await;
     api.sync(&account).await;
     let before = contents(&api).await;
     assert_eq!(before.1[&account].len(), 40);
@@ -126,53 +109,30 @@ async fn a_deployment_moves_to_postgres_and_back_without_a_new_sync() {
         .await
         .unwrap()
         .into_backend();
-    let sums = copy::copy(
-        &RedbStore::open(embedded.path(), 1 << 20)
-            .unwrap()
-            .into_backend(),
-        &to,
-    )
-    .await
-    .expect("the copy checks out");
+    let from = RedbStore::open(embedded.path(), 1 << 20)
+        .unwrap()
+        .into_backend();
+    let sums = copy::copy(&from, &to).await.expect("the copy checks out");
     assert!(
         sums.iter()
             .any(|s| s.table == "messages" && s.entries == 40),
         "{sums:?}"
     );
     // A second copy into it is refused: it holds data now.
-    let again = copy::copy(
-        &RedbStore::open(embedded.path(), 1 << 20)
-            .unwrap()
-            .into_backend(),
-        &to,
-    )
-    .await;
+    let again = copy::copy(&from, &to).await;
     assert!(again.is_err());
-    drop(to);
+    drop((from, to));
 
     // Another key cannot open what was sealed under this one.
     let other_dir = tempfile::tempdir().unwrap();
-    let refused = start_on(
-        other_dir.path(),
-        servers.cert_path(),
-        StoreBackend::Postgres,
-        Some(&url),
-        None,
-    )
-    .await;
+    let refused = start_on(other_dir.path(), servers.cert_path(), Some(&url)).await;
     let refusal = refused.err().expect("refused");
     assert!(refusal.contains("does not fit"), "{refusal}");
 
     // The old data directory's key file goes with it.
-    let (server, api) = start_on(
-        embedded.path(),
-        servers.cert_path(),
-        StoreBackend::Postgres,
-        Some(&url),
-        None,
-    )
-    .await
-    .unwrap();
+    let (server, api) = start_on(embedded.path(), servers.cert_path(), Some(&url))
+        .await
+        .unwrap();
     assert_eq!(contents(&api).await, before);
     let synced = api.sync(&account).await;
     assert_eq!(synced["state"], "active", "{synced}");
@@ -233,46 +193,12 @@ async fn a_deployment_moves_to_postgres_and_back_without_a_new_sync() {
             .any(|s| s.table == "messages" && s.entries == 40),
         "{sums_back:?}"
     );
-    let (server, api) = start_on(
-        back.path(),
-        servers.cert_path(),
-        StoreBackend::Redb,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
+    let (server, api) = start_on(back.path(), servers.cert_path(), None)
+        .await
+        .unwrap();
     let after = contents(&api).await;
     assert_eq!(after.1, before.1);
     server.stop().await;
-}
-
-/// Connects a mailbox (`local` of the test domain, or an extra user's address); returns the
-/// account id.
-async fn connect(api: &Api, servers: &MailServers, local: &str, sync_from: &str) -> String {
-    let user = if local.contains('@') {
-        let n: usize = local
-            .trim_start_matches("user")
-            .split('@')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        servers.extra_user(n)
-    } else {
-        servers.user(local)
-    };
-    let created = api
-        .post(
-            "/v1/accounts",
-            json!({"connector": "imap", "email": user.email, "password": user.password,
-                   "imap": {"host": "localhost", "port": servers.imaps_port(), "encryption": "ssl"},
-                   "smtp": {"host": "localhost", "port": servers.smtps_port(), "encryption": "ssl"},
-                   "kind": "shared", "sync_from": sync_from}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    created.body["id"].as_str().unwrap().to_owned()
 }
 
 /// A node of the test below, in its own process. Does nothing when run on its own.
@@ -295,16 +221,9 @@ async fn node_process() {
     // Small pages: many commits, so the kill lands between two of them.
     config.sync.page_messages = 10;
     config.webhooks.first_retry_secs = 1.0;
-    let server = Server::start(
-        &config,
-        &Bootstrap {
-            admin_token: Some(ADMIN_TOKEN.into()),
-            service_token: Some(SERVICE_TOKEN.into()),
-            secret_key: Some(SHARED_KEY.into()),
-        },
-    )
-    .await
-    .expect("the node starts");
+    let server = Server::start(&config, &bootstrap(Some(SHARED_KEY)))
+        .await
+        .expect("the node starts");
     println!("listening on {}", server.addr());
     std::future::pending::<()>().await;
 }
@@ -375,7 +294,8 @@ async fn two_nodes_share_the_accounts_and_one_takes_over_from_a_killed_one() {
     for n in 0..ACCOUNTS {
         // Either node takes the request.
         let api = if n % 2 == 0 { &api_a } else { &api_b };
-        accounts.push(connect(api, &servers, &format!("user{n}@x"), "1_month").await);
+        let user = servers.extra_user(n);
+        accounts.push(create_account(api, &servers, &user, json!({"kind": "shared"})).await);
     }
     wait_for_leases(&database, &[10, 10], Duration::from_secs(30)).await;
 
@@ -474,25 +394,18 @@ async fn two_nodes_share_the_accounts_and_one_takes_over_from_a_killed_one() {
 
     // Nothing was sent twice: every send is sent (or failed, when the kill interrupted it),
     // and bob holds each message at most once, a sent one exactly once.
+    let mut ended = Vec::new();
+    for (outbox, _) in &sends {
+        ended.push(api_a.wait_for_outbox_end(outbox).await);
+    }
     let mut bob_imap = ImapClient::login(servers.imap_port(), &bob.email, &bob.password).await;
+    let at_bob = bob_imap.message_ids("INBOX").await;
     let mut outcomes = BTreeMap::<String, usize>::new();
-    for (outbox, message_id) in &sends {
-        let entry = loop {
-            let entry = api_a.get(&format!("/v1/outbox/{outbox}")).await.body;
-            if entry["state"] == "sent" || entry["state"] == "failed" {
-                break entry;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+    for ((_, message_id), entry) in sends.iter().zip(ended) {
         *outcomes
             .entry(entry["state"].as_str().unwrap().to_owned())
             .or_default() += 1;
-        let copies = bob_imap
-            .message_ids("INBOX")
-            .await
-            .iter()
-            .filter(|id| *id == message_id)
-            .count();
+        let copies = at_bob.iter().filter(|id| *id == message_id).count();
         let wanted = if entry["state"] == "sent" { 1 } else { 0 };
         assert!(
             copies <= 1 && copies >= wanted,

@@ -8,7 +8,7 @@
 
 use crate::webhooks::{all_events, assert_carries};
 use mailroom_tests::imap::{ImapClient, message};
-use mailroom_tests::mailbox::{days_ago, rfc2822_days_ago};
+use mailroom_tests::mailbox::{create_account, days_ago, rfc2822_days_ago};
 use mailroom_tests::mailroom::{Api, launch, test_config};
 use mailroom_tests::process::ChildServer;
 use mailroom_tests::servers::MailServers;
@@ -55,17 +55,7 @@ fn start_server(data: &Path, ca: &Path) -> (ChildServer, Api) {
 /// Connects alice's mailbox; returns the account id.
 async fn connect_alice(api: &Api, servers: &MailServers, sync_from: &str) -> String {
     let alice = servers.user("alice");
-    let created = api
-        .post(
-            "/v1/accounts",
-            json!({"connector": "imap", "email": alice.email, "password": alice.password,
-                   "imap": {"host": "localhost", "port": servers.imaps_port(), "encryption": "ssl"},
-                   "smtp": {"host": "localhost", "port": servers.smtps_port(), "encryption": "ssl"},
-                   "kind": "personal", "sync_from": sync_from}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    created.body["id"].as_str().unwrap().to_owned()
+    create_account(api, servers, &alice, json!({"sync_from": sync_from})).await
 }
 
 async fn message_ids(api: &Api, account: &str) -> Vec<String> {

@@ -3,7 +3,7 @@
 //! after the server dropped it (and with it a job the server cut off), follows the folders
 //! chosen, and an account waiting to be re-connected holds no connection at all.
 
-use mailroom_tests::mailbox::{Setup, mail};
+use mailroom_tests::mailbox::{Setup, create_account, mail};
 use mailroom_tests::mailroom::ADMIN_TOKEN;
 use mailroom_tests::servers::{Options, User};
 use reqwest::{Method, StatusCode};
@@ -88,35 +88,23 @@ async fn seeded_account(setup: &Setup, user: &User, count: usize, kind: &str) ->
             1,
         )
     });
-    let created = setup
-        .mailroom
-        .post(
-            "/v1/accounts",
-            json!({
-                "connector": "imap", "email": user.email, "password": user.password,
-                "imap": {"host": "localhost", "port": setup.servers.imaps_port(), "encryption": "ssl"},
-                "smtp": {"host": "localhost", "port": setup.servers.smtps_port(), "encryption": "ssl"},
-                "kind": kind, "sync_from": "1_month",
-            }),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    created.body["id"].as_str().unwrap().to_owned()
+    create_account(&setup.mailroom, &setup.servers, user, json!({"kind": kind})).await
 }
 
-/// Sync jobs of the IMAP connector that ended well, from the server's metrics.
-async fn sync_jobs(setup: &Setup) -> f64 {
+/// Sync jobs of the IMAP connector that ended with `result` (`ok`, `failed`), from the
+/// server's metrics.
+async fn sync_jobs(setup: &Setup, result: &str) -> f64 {
     let scrape = crate::metrics::scrape(&setup.mailroom, Some(ADMIN_TOKEN)).await;
-    let labels = [("connector", "imap"), ("result", "ok")];
+    let labels = [("connector", "imap"), ("result", result)];
     crate::metrics::value(&scrape, "mailroom_sync_jobs_total", &labels).unwrap_or(0.0)
 }
 
 /// The count of sync jobs once no job has ended for half a second.
 async fn settled_jobs(setup: &Setup) -> f64 {
-    let mut jobs = sync_jobs(setup).await;
+    let mut jobs = sync_jobs(setup, "ok").await;
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = sync_jobs(setup).await;
+        let now = sync_jobs(setup, "ok").await;
         if now == jobs {
             return jobs;
         }
@@ -211,18 +199,7 @@ async fn a_first_sync_the_server_cut_off_goes_on_as_soon_as_the_watch_is_back() 
     let account = seeded_account(&setup, &user, SEEDED, "personal").await;
 
     // The server goes down once the first pages are in, and comes back.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let page = setup
-            .mailroom
-            .get(&format!("/v1/accounts/{account}/messages?limit=1"))
-            .await;
-        if !page.body["items"].as_array().unwrap().is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no message within 30 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    arrives_within(&setup, &account, "seed", Duration::from_secs(30)).await;
     setup.servers.stop_dovecot();
     let cut = setup
         .mailroom
@@ -244,13 +221,8 @@ async fn a_first_sync_the_server_cut_off_goes_on_as_soon_as_the_watch_is_back() 
         .await;
     assert_eq!(done["push"]["state"], "watching", "{done}");
     assert_eq!(setup.mailroom.messages(&account, "").await.len(), SEEDED);
-    let scrape = crate::metrics::scrape(&setup.mailroom, Some(ADMIN_TOKEN)).await;
-    let labels = [("connector", "imap"), ("result", "failed")];
-    let failed = crate::metrics::value(&scrape, "mailroom_sync_jobs_total", &labels);
-    assert!(
-        failed.is_some_and(|n| n >= 1.0),
-        "the outage cut no job off: {failed:?}"
-    );
+    let failed = sync_jobs(&setup, "failed").await;
+    assert!(failed >= 1.0, "the outage cut no job off: {failed}");
 }
 
 #[tokio::test]
@@ -289,13 +261,13 @@ async fn a_deactivated_folder_is_no_longer_watched() {
         .deliver("alice", Some("Work"), &letter("unwatched"));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        sync_jobs(&setup).await,
+        sync_jobs(&setup, "ok").await,
         jobs,
         "a job ran for the unwatched folder"
     );
     setup.servers.deliver("alice", None, &letter("watched"));
     arrives(&setup, &account, "watched").await;
-    assert!(sync_jobs(&setup).await > jobs);
+    assert!(sync_jobs(&setup, "ok").await > jobs);
 }
 
 #[tokio::test]
