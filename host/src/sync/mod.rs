@@ -316,7 +316,16 @@ async fn take_requests(inner: &Inner) {
         if asked.reconnected {
             inner.watches.forget(&id);
         }
-        request_at(inner, &id, asked.at_ms);
+        // A job that started since the request was made serves it.
+        let served = inner
+            .slots
+            .lock()
+            .expect("scheduler poisoned")
+            .get(&id)
+            .is_some_and(|slot| slot.last_spawn_ms >= asked.at_ms);
+        if !served {
+            request_at(inner, &id, asked.at_ms);
+        }
     }
 }
 
